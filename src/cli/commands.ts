@@ -1,0 +1,7 @@
+// The command table: name -> module. Modules load lazily so `kiln parse` never pays for
+// the registry client, and so on.
+import type { Command } from './command.js';
+
+export const commands: Record<string, () => Promise<{ default: Command }>> = {
+  version: () => import('./cmd-version.js'),
+};
