@@ -1,0 +1,320 @@
+// The content store: blobs, snapshots, cache records and refs under one root folder.
+// Every write is staged in tmp/ and renamed into place, so a kill -9 at any moment leaves
+// the store valid, and several kiln processes can share one root.
+
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile, readdir, open } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import ssri from 'ssri';
+import type { Digest } from '../graph/ops.js';
+import { hexOf, isDigest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+import { sweepStaleTemp } from './sweep.js';
+import { unmountAllUnder } from './mounts.js';
+
+export interface SnapshotMeta {
+  id: string;
+  createdAt: string;
+  /** What made it: a RUN, a COPY-like file op, or an extracted image layer. */
+  source: 'exec' | 'file' | 'layer';
+  /** Uncompressed layer digest, once the layer tar has been made (or known from the image). */
+  diffId?: Digest;
+  /** Compressed forms of this snapshot's layer already in blobs/, by compression name. */
+  blobs?: Partial<Record<LayerCompression, { digest: Digest; size: number; mediaType: string }>>;
+  /** Bytes of the uncompressed layer tar. */
+  size?: number;
+  /** True when the layer has no entries (a RUN that changed nothing). */
+  empty?: boolean;
+}
+
+export type LayerCompression = 'gzip' | 'zstd' | 'uncompressed';
+
+export interface CacheRecord {
+  key: Digest;
+  /** The op's output snapshot; null when the step changed nothing. */
+  snapshot: string | null;
+  createdAt: string;
+  /** Free-form description of the inputs, for --explain. */
+  explain?: unknown;
+}
+
+export interface RefRecord {
+  name: string;
+  digest: Digest;
+  updatedAt: string;
+}
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+/** `cache/` in the checkout when kiln runs from one; KILN_ROOT overrides. */
+export function defaultStoreRoot(): string {
+  if (process.env.KILN_ROOT) return process.env.KILN_ROOT;
+  return fileURLToPath(new URL('../../../cache/', import.meta.url));
+}
+
+export function digestToSri(d: Digest): string {
+  return `sha256-${Buffer.from(hexOf(d), 'hex').toString('base64')}`;
+}
+
+export class Store {
+  private constructor(readonly root: string) {}
+
+  static async open(root: string = defaultStoreRoot()): Promise<Store> {
+    const s = new Store(root);
+    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'refs', 'mounts', 'tmp']) {
+      await mkdir(join(root, d), { recursive: true });
+    }
+    await sweepStaleTemp(join(root, 'tmp'));
+    return s;
+  }
+
+  path(...parts: string[]): string {
+    return join(this.root, ...parts);
+  }
+
+  /** A fresh staging folder under tmp/. Its name starts with our pid so a later kiln can sweep it. */
+  async tempDir(prefix: string): Promise<string> {
+    const dir = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-${prefix}`);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  // ------------------------------------------------------------ blobs
+
+  blobPath(d: Digest): string {
+    return join(this.root, 'blobs', 'sha256', hexOf(d));
+  }
+
+  async hasBlob(d: Digest): Promise<boolean> {
+    try {
+      await stat(this.blobPath(d));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async blobSize(d: Digest): Promise<number> {
+    return (await stat(this.blobPath(d))).size;
+  }
+
+  /** The whole blob, checked against its digest. */
+  async readBlob(d: Digest): Promise<Buffer> {
+    let data: Buffer;
+    try {
+      data = await readFile(this.blobPath(d));
+    } catch (err) {
+      throw new KilnError(`blob ${d} is not in the store`, { cause: err });
+    }
+    if (!ssri.checkData(data, digestToSri(d))) throw new KilnError(`blob ${d} in the store is corrupt`);
+    return data;
+  }
+
+  /** A stream of the blob that errors at the end if its bytes do not match the digest. */
+  blobStream(d: Digest): Readable {
+    return createReadStream(this.blobPath(d)).pipe(ssri.integrityStream({ integrity: digestToSri(d) }));
+  }
+
+  async writeBlob(data: Uint8Array | string, expected?: Digest): Promise<BlobInfo> {
+    const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const digest = `sha256:${createHash('sha256').update(buf).digest('hex')}` as Digest;
+    if (expected && expected !== digest) throw new KilnError(`content does not match digest ${expected} (got ${digest})`);
+    if (!(await this.hasBlob(digest))) {
+      const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-blob`);
+      await writeFile(tmp, buf);
+      await rename(tmp, this.blobPath(digest));
+    }
+    return { digest, size: buf.length };
+  }
+
+  /** Streams into tmp/ while hashing; renamed in only when the digest matches `expected` (if given). */
+  async ingestStream(source: Readable, expected?: Digest): Promise<BlobInfo> {
+    const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-ingest`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        size += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(source, counter, createWriteStream(tmp));
+      const digest = `sha256:${hash.digest('hex')}` as Digest;
+      if (expected && expected !== digest) {
+        throw new KilnError(`content for ${expected} does not match its digest (got ${digest})`);
+      }
+      await rename(tmp, this.blobPath(digest));
+      return { digest, size };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Moves a file that is already under tmp/ into blobs/, hashing it first. */
+  async ingestFile(tmpFile: string, expected?: Digest): Promise<BlobInfo> {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of createReadStream(tmpFile) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    const digest = `sha256:${hash.digest('hex')}` as Digest;
+    if (expected && expected !== digest) {
+      await rm(tmpFile, { force: true });
+      throw new KilnError(`content for ${expected} does not match its digest (got ${digest})`);
+    }
+    await rename(tmpFile, this.blobPath(digest));
+    return { digest, size };
+  }
+
+  async listBlobs(): Promise<Digest[]> {
+    const names = await readdir(join(this.root, 'blobs', 'sha256'));
+    return names.map((n) => `sha256:${n}` as Digest).filter(isDigest);
+  }
+
+  // ------------------------------------------------------------ snapshots
+
+  snapshotDir(id: string): string {
+    return join(this.root, 'snapshots', id);
+  }
+
+  /** The folder holding the snapshot's files (overlay format: whiteouts are 0/0 char devices). */
+  snapshotFs(id: string): string {
+    return join(this.root, 'snapshots', id, 'fs');
+  }
+
+  async getSnapshot(id: string): Promise<SnapshotMeta | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.snapshotDir(id), 'meta.json'), 'utf8')) as SnapshotMeta;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Makes `stagedFs` (a folder under tmp/) the snapshot `id` by rename. If another process
+   * committed the same id first, ours is discarded: identical ids mean identical contents.
+   */
+  async commitSnapshot(id: string, stagedFs: string, meta: Omit<SnapshotMeta, 'id' | 'createdAt'>): Promise<SnapshotMeta> {
+    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw new Error(`bad snapshot id ${id}`);
+    const full: SnapshotMeta = { ...meta, id, createdAt: new Date().toISOString() };
+    const staging = await this.tempDir(`snap-${id.slice(0, 12)}`);
+    await rename(stagedFs, join(staging, 'fs'));
+    await writeFile(join(staging, 'meta.json'), JSON.stringify(full));
+    try {
+      await rename(staging, this.snapshotDir(id));
+      return full;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      await removeTree(staging);
+      const existing = await this.getSnapshot(id);
+      if (!existing) throw new KilnError(`snapshot ${id} exists without metadata`);
+      return existing;
+    }
+  }
+
+  async updateSnapshotMeta(id: string, patch: Partial<SnapshotMeta>): Promise<SnapshotMeta> {
+    const cur = await this.getSnapshot(id);
+    if (!cur) throw new Error(`no snapshot ${id}`);
+    const next = { ...cur, ...patch, id };
+    await this.writeFileAtomic(join(this.snapshotDir(id), 'meta.json'), JSON.stringify(next));
+    return next;
+  }
+
+  async listSnapshots(): Promise<string[]> {
+    return (await readdir(join(this.root, 'snapshots'))).sort();
+  }
+
+  // ------------------------------------------------------------ cache records
+
+  private cachePath(key: Digest): string {
+    return join(this.root, 'cache', hexOf(key));
+  }
+
+  async getCacheRecord(key: Digest): Promise<CacheRecord | undefined> {
+    let rec: CacheRecord;
+    try {
+      rec = JSON.parse(await readFile(this.cachePath(key), 'utf8')) as CacheRecord;
+    } catch {
+      return undefined;
+    }
+    // A record whose snapshot was pruned is a miss, not an error.
+    if (rec.snapshot !== null && !(await this.getSnapshot(rec.snapshot))) return undefined;
+    return rec;
+  }
+
+  async putCacheRecord(rec: CacheRecord): Promise<void> {
+    await this.writeFileAtomic(this.cachePath(rec.key), JSON.stringify(rec));
+  }
+
+  // ------------------------------------------------------------ refs (the local image list)
+
+  private refPath(name: string): string {
+    return join(this.root, 'refs', encodeURIComponent(name));
+  }
+
+  async setRef(name: string, digest: Digest): Promise<void> {
+    const rec: RefRecord = { name, digest, updatedAt: new Date().toISOString() };
+    await this.writeFileAtomic(this.refPath(name), JSON.stringify(rec));
+  }
+
+  async getRef(name: string): Promise<RefRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(this.refPath(name), 'utf8')) as RefRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async deleteRef(name: string): Promise<boolean> {
+    try {
+      await rm(this.refPath(name));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async listRefs(): Promise<RefRecord[]> {
+    const out: RefRecord[] = [];
+    for (const n of (await readdir(join(this.root, 'refs'))).sort()) {
+      const r = await this.getRef(decodeURIComponent(n));
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  /** Write to tmp/, fsync, rename over the target: readers see the old or the new file, never half. */
+  async writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+    const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-write`);
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await mkdir(dirname(target), { recursive: true });
+    await rename(tmp, target);
+  }
+}
+
+/** Removes a staged tree; refuses to cross into anything mounted below it. */
+export async function removeTree(dir: string): Promise<void> {
+  const stuck = unmountAllUnder(dir);
+  if (stuck.length > 0) throw new Error(`cannot remove ${dir}: still mounted at ${stuck.join(', ')}`);
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,35 @@
+// tmp/ entries are named `<pid>-<random>-<what>`. An entry whose process is gone was left by
+// a kiln that crashed or was killed; the next kiln to open the store removes it.
+
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { unmountAllUnder } from './mounts.js';
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function sweepStaleTemp(tmpDir: string): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(tmpDir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const pid = Number(name.split('-')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && processAlive(pid))) continue;
+    if (pid === process.pid) continue;
+    const p = join(tmpDir, name);
+    if (unmountAllUnder(p).length > 0) continue; // never delete through a mount
+    await rm(p, { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}

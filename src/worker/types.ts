@@ -1,0 +1,46 @@
+// The contract between the solver and the workers: one op plus its resolved inputs in,
+// one snapshot out. Workers know nothing of the graph beyond the op they are given.
+
+import type { Store } from '../store/store.js';
+
+/** A filesystem: snapshot ids bottom (base) to top, each folder in overlay format. */
+export interface StateInput {
+  kind: 'state';
+  layers: string[];
+}
+
+/** A host folder (the build context), seen through its ignore patterns. */
+export interface ContextInput {
+  kind: 'context';
+  dir: string;
+  excludePatterns: string[];
+}
+
+export type ResolvedInput = StateInput | ContextInput;
+
+export interface ResourceLimits {
+  memoryBytes?: number;
+  pids?: number;
+  cpus?: number;
+}
+
+export interface WorkerContext {
+  store: Store;
+  /** `--secret id=...` contents by id. Never written into a layer, a key or a log. */
+  secrets: Map<string, Buffer>;
+  /** `--ssh id=socket` agent sockets by id (`default` from $SSH_AUTH_SOCK). */
+  sshAgents: Map<string, string>;
+  limits: ResourceLimits;
+  /** `--allow security.insecure` was given. */
+  allowInsecure: boolean;
+  /** SOURCE_DATE_EPOCH in seconds, when set. */
+  sourceDateEpoch?: number;
+  signal: AbortSignal;
+  /** The step's output as it comes, for progress and for the failure message. */
+  onOutput(chunk: Buffer, stream: 'stdout' | 'stderr'): void;
+}
+
+export interface StepOutput {
+  /** The new layer's snapshot id (the id the solver asked for), or null when nothing changed. */
+  snapshot: string | null;
+}
