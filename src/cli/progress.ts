@@ -1,0 +1,154 @@
+// Progress on screen, from solver events: plain (BuildKit's `#N` lines), tty (a live view
+// redrawn in place), json (one event per line), quiet (nothing but errors).
+
+import type { BuildEvent, EventSink, StepState } from '../solver/events.js';
+import { KilnError } from '../util/errors.js';
+
+export type ProgressMode = 'auto' | 'tty' | 'plain' | 'json' | 'quiet';
+
+export interface Progress {
+  sink: EventSink;
+  /** Flushes what is pending (the last tty frame). */
+  close(): void;
+}
+
+export function parseProgressMode(value: string | undefined): ProgressMode {
+  const v = value ?? 'auto';
+  if (v === 'auto' || v === 'tty' || v === 'plain' || v === 'json' || v === 'quiet') return v;
+  throw new KilnError(`--progress: expected auto, tty, plain, json or quiet, got "${v}"`, { exitCode: 2 });
+}
+
+export function makeProgress(mode: ProgressMode, out: NodeJS.WriteStream = process.stderr): Progress {
+  const chosen = mode === 'auto' ? (out.isTTY ? 'tty' : 'plain') : mode;
+  switch (chosen) {
+    case 'quiet':
+      return { sink: () => {}, close: () => {} };
+    case 'json':
+      return { sink: (e) => out.write(JSON.stringify(e) + '\n'), close: () => {} };
+    case 'tty':
+      return ttyProgress(out);
+    default:
+      return plainProgress(out);
+  }
+}
+
+function seconds(ms: number | undefined): string {
+  return `${((ms ?? 0) / 1000).toFixed(1)}s`;
+}
+
+function plainProgress(out: NodeJS.WriteStream): Progress {
+  const started = new Set<number>();
+  const partial = new Map<number, string>();
+  const t0 = Date.now();
+  const header = (seq: number, name: string) => {
+    if (started.has(seq)) return;
+    started.add(seq);
+    out.write(`\n#${seq} ${name}\n`);
+  };
+  const sink: EventSink = (e: BuildEvent) => {
+    switch (e.type) {
+      case 'step':
+        if (e.state === 'waiting') return;
+        header(e.seq, e.name);
+        if (e.state === 'cached') out.write(`#${e.seq} CACHED\n`);
+        else if (e.state === 'done') out.write(`#${e.seq} DONE ${seconds(e.durationMs)}\n`);
+        else if (e.state === 'error') out.write(`#${e.seq} ERROR: ${e.error ?? 'failed'}\n`);
+        return;
+      case 'log': {
+        const text = (partial.get(e.seq) ?? '') + e.data;
+        const lines = text.split('\n');
+        partial.set(e.seq, lines.pop() ?? '');
+        const at = ((Date.now() - t0) / 1000).toFixed(3);
+        for (const l of lines) out.write(`#${e.seq} ${at} ${l}\n`);
+        return;
+      }
+      case 'explain':
+        header(e.seq, e.name);
+        for (const r of e.reasons) out.write(`#${e.seq} cache miss: ${r}\n`);
+        return;
+      case 'message':
+        out.write(`${e.level === 'warning' ? 'WARNING: ' : ''}${e.text}\n`);
+        return;
+    }
+  };
+  return { sink, close: () => {} };
+}
+
+interface Row {
+  seq: number;
+  name: string;
+  state: StepState;
+  startedAt?: number;
+  durationMs?: number;
+  tail: string[];
+}
+
+const STATE_LABEL: Record<StepState, string> = {
+  waiting: 'waiting',
+  running: 'running',
+  cached: 'CACHED',
+  done: 'done',
+  error: 'ERROR',
+};
+
+function ttyProgress(out: NodeJS.WriteStream): Progress {
+  const rows = new Map<number, Row>();
+  const messages: string[] = [];
+  let drawnLines = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const t0 = Date.now();
+
+  const frame = (): string[] => {
+    const width = out.columns || 100;
+    const lines: string[] = [];
+    for (const r of [...rows.values()].sort((a, b) => a.seq - b.seq)) {
+      const elapsed = r.durationMs ?? (r.startedAt !== undefined ? Date.now() - t0 - r.startedAt : 0);
+      const time = r.state === 'waiting' || r.state === 'cached' ? '' : ` ${seconds(elapsed)}`;
+      lines.push(clip(`#${r.seq} ${STATE_LABEL[r.state].padEnd(7)} ${r.name}${time}`, width));
+      if (r.state === 'running' || r.state === 'error') for (const t of r.tail.slice(-3)) lines.push(clip(`     > ${t}`, width));
+    }
+    return [...messages, ...lines];
+  };
+  const draw = () => {
+    timer = undefined;
+    const lines = frame();
+    let s = drawnLines > 0 ? `\x1b[${drawnLines}F` : '';
+    s += lines.map((l) => `\x1b[2K${l}\n`).join('');
+    if (drawnLines > lines.length) s += '\x1b[J';
+    out.write(s);
+    drawnLines = lines.length;
+  };
+  const schedule = () => {
+    timer ??= setTimeout(draw, 100);
+  };
+  const sink: EventSink = (e) => {
+    if (e.type === 'message') messages.push(`${e.level === 'warning' ? 'WARNING: ' : ''}${e.text}`);
+    else if (e.type === 'explain') messages.push(...e.reasons.map((r) => `cache miss: ${r}`));
+    else {
+      const row = rows.get(e.seq) ?? { seq: e.seq, name: '', state: 'waiting' as StepState, tail: [] };
+      if (e.type === 'step') {
+        row.name = e.name;
+        row.state = e.state;
+        if (e.state === 'running') row.startedAt = e.at;
+        if (e.durationMs !== undefined) row.durationMs = e.durationMs;
+        if (e.error) row.tail.push(...e.error.split('\n').slice(-3));
+      } else {
+        row.tail.push(...e.data.split('\n').filter((l) => l.trim() !== ''));
+        row.tail.splice(0, Math.max(0, row.tail.length - 20));
+      }
+      rows.set(e.seq, row);
+    }
+    schedule();
+  };
+  return {
+    sink,
+    close: () => {
+      if (timer) clearTimeout(timer);
+      draw();
+    },
+  };
+}
+
+function clip(s: string, width: number): string {
+  return s.length > width ? s.slice(0, Math.max(0, width - 1)) + '…' : s;
+}

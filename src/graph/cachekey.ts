@@ -1,0 +1,36 @@
+// Cache keys: the sha256 of an op's canonical JSON joined with its inputs' keys and, for ops
+// that read files (COPY, ADD, bind mounts), the checksum of exactly the files they select.
+// Identical keys mean identical results, so anything that does not change the result stays
+// out: secret contents, resource limits, proxy variables, mtimes.
+
+import type { Digest, ExecOp, Op } from './ops.js';
+import { canonicalJson, sha256 } from '../util/digest.js';
+
+/** Bump when the meaning of a key changes, so old records stop matching. */
+const KEY_VERSION = 1;
+
+export function cacheKey(op: Op, inputKeys: Digest[], contentKeys: Digest[] = []): Digest {
+  return sha256(canonicalJson({ v: KEY_VERSION, op: keyedOp(op), inputs: inputKeys, content: contentKeys }));
+}
+
+/** The part of an op that decides its result. */
+export function keyedOp(op: Op): unknown {
+  switch (op.kind) {
+    case 'exec':
+      return keyedExec(op);
+    case 'source.image':
+      // The digest pins the content; the name it was reached by does not matter.
+      return { kind: op.kind, digest: op.digest, platform: op.platform };
+    case 'source.context':
+      return { kind: op.kind, name: op.name };
+    default:
+      return op;
+  }
+}
+
+function keyedExec(op: ExecOp): unknown {
+  const proxy = new Set(op.proxyEnv ?? []);
+  const env = op.env.filter((e) => !proxy.has(e.slice(0, e.indexOf('=') >>> 0)));
+  const { proxyEnv: _omit, ...rest } = op;
+  return { ...rest, env };
+}

@@ -1,0 +1,44 @@
+// What the solver tells the outside world while it works. Progress printers (plain, tty,
+// json) and --explain read only these events.
+
+export type StepState = 'waiting' | 'running' | 'cached' | 'done' | 'error';
+
+export interface StepEvent {
+  type: 'step';
+  /** Graph node id. */
+  id: string;
+  /** 1-based number in display order (BuildKit's `#N`). */
+  seq: number;
+  name: string;
+  state: StepState;
+  /** Milliseconds since the build started. */
+  at: number;
+  durationMs?: number;
+  error?: string;
+}
+
+export interface LogEvent {
+  type: 'log';
+  id: string;
+  seq: number;
+  stream: 'stdout' | 'stderr';
+  data: string;
+}
+
+export interface ExplainEvent {
+  type: 'explain';
+  id: string;
+  seq: number;
+  name: string;
+  reasons: string[];
+}
+
+export interface MessageEvent {
+  type: 'message';
+  level: 'info' | 'warning';
+  text: string;
+}
+
+export type BuildEvent = StepEvent | LogEvent | ExplainEvent | MessageEvent;
+
+export type EventSink = (e: BuildEvent) => void;

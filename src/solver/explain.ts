@@ -1,0 +1,153 @@
+// --explain: for a step that ran although the previous build of the same Dockerfile had it
+// cached, say what changed. Each build records, per step, what its key was made of; a miss
+// is then explained by comparing the parts.
+
+import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Digest, ExecOp, FileOp, GraphNode } from '../graph/ops.js';
+import type { Store } from '../store/store.js';
+import type { ResolvedInput, WorkerContext } from '../worker/types.js';
+import { canonicalJson, hexOf, sha256 } from '../util/digest.js';
+
+/** One selected source file, as a file op's content key saw it. */
+export interface ContentEntry {
+  path: string;
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  linkTarget?: string;
+  digest?: string;
+}
+
+export interface StepRecord {
+  name: string;
+  instruction?: string;
+  key: Digest;
+  op: ExecOp | FileOp;
+  inputKeys: Digest[];
+  inputNames: string[];
+  contentKeys: Digest[];
+  /** The files a COPY selected, when the worker can list them. */
+  content?: ContentEntry[];
+}
+
+/** Optional capability of the file worker: the file list behind fileContentKey. */
+export type ContentLister = (op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext) => Promise<ContentEntry[]>;
+
+function dirFor(store: Store, identity: string): string {
+  return store.path('explain', hexOf(sha256(identity)));
+}
+
+export async function describeSteps(store: Store, identity: string): Promise<Map<string, StepRecord>> {
+  const out = new Map<string, StepRecord>();
+  const dir = dirFor(store, identity);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const rec = JSON.parse(await readFile(join(dir, n), 'utf8')) as StepRecord;
+      out.set(rec.name, rec);
+    } catch {
+      // A record being replaced right now by another build: skip it.
+    }
+  }
+  return out;
+}
+
+export async function recordStep(store: Store, identity: string, node: GraphNode, rec: StepRecord, content?: ContentEntry[]): Promise<void> {
+  const dir = dirFor(store, identity);
+  await mkdir(dir, { recursive: true });
+  const full: StepRecord = content ? { ...rec, content } : rec;
+  await store.writeFileAtomic(join(dir, hexOf(sha256(node.name))), JSON.stringify(full));
+}
+
+/** Reasons a step missed the cache, or undefined when there is no earlier build to compare with. */
+export function explainDifference(prev: StepRecord | undefined, cur: StepRecord, buildArgNames: Set<string>): string[] | undefined {
+  if (!prev || prev.key === cur.key) return undefined;
+  const reasons: string[] = [];
+  const label = cur.instruction ?? cur.name;
+  // A parent that changed explains everything below it; say that first and only that.
+  if (prev.inputKeys[0] !== cur.inputKeys[0]) {
+    return [`${label}: parent step changed (${cur.inputNames[0] ?? 'base'})`];
+  }
+  for (let i = 1; i < cur.inputKeys.length; i++) {
+    if (prev.inputKeys[i] !== cur.inputKeys[i]) reasons.push(`${label}: source ${cur.inputNames[i]} changed`);
+  }
+  if (canonicalJson(prev.op) !== canonicalJson(cur.op)) reasons.push(...opDifferences(label, prev.op, cur.op, buildArgNames));
+  if (canonicalJson(prev.contentKeys) !== canonicalJson(cur.contentKeys)) {
+    const files = contentDifferences(prev.content, cur.content);
+    reasons.push(files ? `${label}: ${files}` : `${label}: source files changed`);
+  }
+  if (reasons.length === 0) reasons.push(`${label}: cache key changed (kiln version or cache format)`);
+  return reasons;
+}
+
+function opDifferences(label: string, a: ExecOp | FileOp, b: ExecOp | FileOp, buildArgNames: Set<string>): string[] {
+  if (a.kind !== 'exec' || b.kind !== 'exec') return [`${label}: instruction changed`];
+  const out: string[] = [];
+  const envA = envMap(a.env);
+  const envB = envMap(b.env);
+  for (const k of new Set([...envA.keys(), ...envB.keys()])) {
+    const va = envA.get(k);
+    const vb = envB.get(k);
+    if (va === vb) continue;
+    const what = buildArgNames.has(k) ? 'build arg' : 'environment variable';
+    if (va === undefined) out.push(`${label}: ${what} ${k} added (${vb})`);
+    else if (vb === undefined) out.push(`${label}: ${what} ${k} removed (was ${va})`);
+    else out.push(`${label}: ${what} ${k} changed ${va} -> ${vb}`);
+  }
+  if (canonicalJson(a.args) !== canonicalJson(b.args)) out.push(`${label}: command changed`);
+  if (a.cwd !== b.cwd) out.push(`${label}: working directory changed ${a.cwd} -> ${b.cwd}`);
+  if (a.user !== b.user) out.push(`${label}: user changed ${a.user || 'root'} -> ${b.user || 'root'}`);
+  if (a.network !== b.network) out.push(`${label}: network changed ${a.network} -> ${b.network}`);
+  if (a.security !== b.security) out.push(`${label}: security changed ${a.security} -> ${b.security}`);
+  if (canonicalJson(a.mounts) !== canonicalJson(b.mounts)) out.push(`${label}: mounts changed`);
+  if (canonicalJson(a.files) !== canonicalJson(b.files)) out.push(`${label}: heredoc script changed`);
+  return out;
+}
+
+function envMap(env: string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const e of env) {
+    const i = e.indexOf('=');
+    m.set(i < 0 ? e : e.slice(0, i), i < 0 ? '' : e.slice(i + 1));
+  }
+  return m;
+}
+
+function octal(mode: number): string {
+  return (mode & 0o7777).toString(8);
+}
+
+/** `3 files changed: a (content), b (mode 644 -> 755), c (added)`. */
+export function contentDifferences(prev?: ContentEntry[], cur?: ContentEntry[]): string | undefined {
+  if (!prev || !cur) return undefined;
+  const before = new Map(prev.map((e) => [e.path, e]));
+  const after = new Map(cur.map((e) => [e.path, e]));
+  const changes: string[] = [];
+  for (const [p, e] of after) {
+    const o = before.get(p);
+    if (!o) {
+      changes.push(`${p} (added)`);
+      continue;
+    }
+    const parts: string[] = [];
+    if (o.type !== e.type) parts.push(`type ${o.type} -> ${e.type}`);
+    else if (o.digest !== e.digest) parts.push('content');
+    if (octal(o.mode) !== octal(e.mode)) parts.push(`mode ${octal(o.mode)} -> ${octal(e.mode)}`);
+    if (o.uid !== e.uid || o.gid !== e.gid) parts.push(`owner ${o.uid}:${o.gid} -> ${e.uid}:${e.gid}`);
+    if (o.linkTarget !== e.linkTarget) parts.push(`link ${o.linkTarget ?? ''} -> ${e.linkTarget ?? ''}`);
+    if (parts.length) changes.push(`${p} (${parts.join(', ')})`);
+  }
+  for (const p of before.keys()) if (!after.has(p)) changes.push(`${p} (removed)`);
+  if (changes.length === 0) return undefined;
+  changes.sort();
+  const shown = changes.slice(0, 20);
+  const more = changes.length > shown.length ? `, and ${changes.length - shown.length} more` : '';
+  return `${changes.length} file${changes.length === 1 ? '' : 's'} changed: ${shown.join(', ')}${more}`;
+}

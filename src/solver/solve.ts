@@ -1,0 +1,297 @@
+// The solver: walks the build graph from the target back to its sources, runs each op at
+// most once (not at all when the store holds its key), and runs independent ops side by side.
+
+import pLimit from 'p-limit';
+import type { BuildGraph, Digest, ExecOp, FileOp, GraphNode, Op } from '../graph/ops.js';
+import { cacheKey } from '../graph/cachekey.js';
+import type { HistoryEntry } from '../image/types.js';
+import type { Store } from '../store/store.js';
+import type { ResolvedInput, StepOutput, WorkerContext } from '../worker/types.js';
+import { KilnError, errorMessage } from '../util/errors.js';
+import { hexOf, sha256 } from '../util/digest.js';
+import type { EventSink, StepState } from './events.js';
+import { withKeyLock } from './keylock.js';
+import { describeSteps, recordStep, explainDifference, type ContentLister, type StepRecord } from './explain.js';
+
+/** What the solver needs from the stations below it; the CLI wires the real ones. */
+export interface Workers {
+  /** Layers (snapshot ids, bottom to top) and history of a base image. */
+  loadImage(digest: Digest): Promise<{ layers: string[]; history: HistoryEntry[] }>;
+  runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerContext, snapshotId: string): Promise<StepOutput>;
+  runFile(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext, snapshotId: string): Promise<StepOutput>;
+  fileContentKey(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<Digest>;
+  /** The files behind fileContentKey, so --explain can name what changed. */
+  listContent?: ContentLister;
+}
+
+export type WorkerSettings = Omit<WorkerContext, 'store' | 'signal' | 'onOutput'>;
+
+export interface SolveOptions {
+  store: Store;
+  workers: Workers;
+  contextDir: string;
+  settings: WorkerSettings;
+  jobs: number;
+  noCache: boolean;
+  /** Stage indexes whose steps ignore the cache (--no-cache-filter). */
+  noCacheStages: Set<number>;
+  /** Identifies "the same Dockerfile" across builds, for --explain. */
+  buildIdentity: string;
+  explain: boolean;
+  emit: EventSink;
+  signal: AbortSignal;
+}
+
+export interface NodeResult {
+  key: Digest;
+  /** The filesystem after this node: snapshot ids, bottom to top. */
+  layers: string[];
+  /** This node's own layer (null: it changed nothing, or it is a source). */
+  own: string | null;
+  cached: boolean;
+}
+
+export interface StageImage {
+  layers: string[];
+  history: HistoryEntry[];
+}
+
+export interface SolveResult {
+  nodes: Map<string, NodeResult>;
+  /** Per needed stage (by Dockerfile index): its layers and full history, base included. */
+  stages: Map<number, StageImage>;
+  /** Node ids that ran (not cached), in completion order. */
+  ran: string[];
+}
+
+export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<SolveResult> {
+  const started = Date.now();
+  const limit = pLimit(Math.max(1, opts.jobs));
+  const results = new Map<string, Promise<NodeResult>>();
+  const byKey = new Map<Digest, Promise<NodeResult>>();
+  const done = new Map<string, NodeResult>();
+  const ran: string[] = [];
+  const seqOf = numberNodes(graph);
+  const locksDir = opts.store.path('locks');
+  const previous = opts.explain ? await describeSteps(opts.store, opts.buildIdentity) : new Map<string, StepRecord>();
+
+  const emitStep = (node: GraphNode, state: StepState, extra: { durationMs?: number; error?: string } = {}) => {
+    opts.emit({ type: 'step', id: node.id, seq: seqOf.get(node.id) ?? 0, name: node.name, state, at: Date.now() - started, ...extra });
+  };
+
+  const inputOf = (node: GraphNode, r: NodeResult, idx: number): ResolvedInput => {
+    const inNode = graph.nodes[node.inputs[idx]!]!;
+    if (inNode.op.kind === 'source.context') {
+      return { kind: 'context', dir: opts.contextDir, excludePatterns: inNode.op.excludePatterns };
+    }
+    return { kind: 'state', layers: r.layers };
+  };
+
+  const workerCtx = (node: GraphNode): WorkerContext => ({
+    ...opts.settings,
+    store: opts.store,
+    signal: opts.signal,
+    onOutput: (chunk, stream) =>
+      opts.emit({ type: 'log', id: node.id, seq: seqOf.get(node.id) ?? 0, stream, data: chunk.toString('utf8') }),
+  });
+
+  const resolve = (id: string): Promise<NodeResult> => {
+    let p = results.get(id);
+    if (!p) {
+      p = resolveNode(id);
+      results.set(id, p);
+    }
+    return p;
+  };
+
+  const resolveNode = async (id: string): Promise<NodeResult> => {
+    const node = graph.nodes[id];
+    if (!node) throw new Error(`graph has no node ${id}`);
+    const inputResults = await Promise.all(node.inputs.map(resolve));
+    opts.signal.throwIfAborted();
+    const inputs = inputResults.map((r, i) => inputOf(node, r, i));
+    const op = node.op;
+    if (op.kind === 'source.scratch') return { key: sha256('scratch'), layers: [], own: null, cached: true };
+    if (op.kind === 'source.context') return { key: cacheKey(op, []), layers: [], own: null, cached: true };
+    if (op.kind === 'source.image') {
+      emitStep(node, 'running');
+      const t0 = Date.now();
+      const img = await limit(() => opts.workers.loadImage(op.digest));
+      emitStep(node, 'done', { durationMs: Date.now() - t0 });
+      imageHistory.set(id, img.history);
+      return { key: cacheKey(op, []), layers: img.layers, own: null, cached: true };
+    }
+    const ctx = workerCtx(node);
+    const contentKeys = await contentKeysOf(op, inputs, ctx, opts.workers);
+    const key = cacheKey(op, inputResults.map((r) => r.key), contentKeys);
+    // Identical ops in one build (same key) run once.
+    let shared = byKey.get(key);
+    if (!shared) {
+      shared = runOrReuse(node, op, key, inputs, inputResults, ctx, contentKeys);
+      byKey.set(key, shared);
+    }
+    const r = await shared;
+    done.set(id, r);
+    return r;
+  };
+
+  const runOrReuse = async (
+    node: GraphNode,
+    op: ExecOp | FileOp,
+    key: Digest,
+    inputs: ResolvedInput[],
+    inputResults: NodeResult[],
+    ctx: WorkerContext,
+    contentKeys: Digest[],
+  ): Promise<NodeResult> => {
+    const base = inputResults[0]?.layers ?? [];
+    const useCache = !opts.noCache && !(node.stage !== undefined && opts.noCacheStages.has(node.stage));
+    const stepRecord: StepRecord = {
+      name: node.name,
+      instruction: node.instruction,
+      key,
+      op,
+      inputKeys: inputResults.map((r) => r.key),
+      inputNames: node.inputs.map((i) => graph.nodes[i]?.name ?? i),
+      contentKeys,
+    };
+    const finish = (own: string | null, cached: boolean): NodeResult => ({
+      key,
+      layers: own ? [...base, own] : base,
+      own,
+      cached,
+    });
+    emitStep(node, 'waiting');
+    return limit(() =>
+      withKeyLock(locksDir, hexOf(key), opts.signal, async () => {
+        if (useCache) {
+          const rec = await opts.store.getCacheRecord(key);
+          if (rec) {
+            emitStep(node, 'cached');
+            if (previous.get(node.name)?.key !== key) await record(node, stepRecord, op, inputs, ctx);
+            return finish(rec.snapshot, true);
+          }
+        }
+        const content = await record(node, stepRecord, op, inputs, ctx);
+        if (opts.explain) {
+          const reasons = explainDifference(previous.get(node.name), { ...stepRecord, content }, argNames(node));
+          if (reasons) opts.emit({ type: 'explain', id: node.id, seq: seqOf.get(node.id) ?? 0, name: node.name, reasons });
+        }
+        emitStep(node, 'running');
+        const t0 = Date.now();
+        // A fresh id when the cache is bypassed: the step may give a different result this time.
+        const snapshotId = useCache ? hexOf(key) : `${hexOf(key)}-${Date.now().toString(36)}`;
+        let out: StepOutput;
+        try {
+          out = op.kind === 'exec'
+            ? await opts.workers.runExec(op, inputs, ctx, snapshotId)
+            : await opts.workers.runFile(op, inputs, ctx, snapshotId);
+        } catch (err) {
+          emitStep(node, 'error', { durationMs: Date.now() - t0, error: errorMessage(err) });
+          throw withLocation(node, err);
+        }
+        await opts.store.putCacheRecord({ key, snapshot: out.snapshot, createdAt: new Date().toISOString() });
+        ran.push(node.id);
+        emitStep(node, 'done', { durationMs: Date.now() - t0 });
+        return finish(out.snapshot, false);
+      }),
+    );
+  };
+
+  // Records what this step's key was made of, for the next build's --explain.
+  const record = async (node: GraphNode, rec: StepRecord, op: ExecOp | FileOp, inputs: ResolvedInput[], ctx: WorkerContext) => {
+    const lister = opts.workers.listContent;
+    const content = op.kind === 'file' && lister && rec.contentKeys.length > 0 ? await lister(op, inputs, ctx) : undefined;
+    await recordStep(opts.store, opts.buildIdentity, node, rec, content);
+    return content;
+  };
+
+  // Variables a RUN sees that the image does not keep are build args.
+  const argNames = (node: GraphNode): Set<string> => {
+    const stage = graph.stages.find((s) => s.index === node.stage);
+    const kept = new Set((stage?.config.Env ?? []).map((e) => e.slice(0, e.indexOf('=') >>> 0)));
+    const op = node.op;
+    const names = op.kind === 'exec' ? op.env.map((e) => e.slice(0, e.indexOf('=') >>> 0)) : [];
+    return new Set(names.filter((n) => !kept.has(n)));
+  };
+
+  const imageHistory = new Map<string, HistoryEntry[]>();
+  const stages = new Map<number, StageImage>();
+  const stageImage = async (index: number): Promise<StageImage> => {
+    const cachedImage = stages.get(index);
+    if (cachedImage) return cachedImage;
+    const stage = graph.stages.find((s) => s.index === index);
+    if (!stage) throw new Error(`stage ${index} is not in the graph`);
+    const baseNode = graph.nodes[stage.base]!;
+    let history: HistoryEntry[] = [];
+    if (baseNode.op.kind === 'source.image') history = [...(imageHistory.get(baseNode.id) ?? [])];
+    else if (baseNode.stage !== undefined && baseNode.stage !== index) history = [...(await stageImage(baseNode.stage)).history];
+    const baseResult = await resolve(stage.base);
+    const layers = [...baseResult.layers];
+    for (const h of stage.history) {
+      const own = h.nodeId ? (await resolve(h.nodeId)).own : null;
+      if (own) layers.push(own);
+      history.push({ created_by: h.createdBy, ...(h.comment ? { comment: h.comment } : {}), ...(own ? {} : { empty_layer: true }) });
+    }
+    const img = { layers, history };
+    stages.set(index, img);
+    return img;
+  };
+
+  try {
+    const target = graph.stages.find((s) => s.index === graph.target);
+    if (!target) throw new Error('the graph has no target stage');
+    // Every needed stage is solved concurrently; the target's image needs them all anyway.
+    await Promise.all(graph.stages.map((s) => resolve(s.root)));
+    for (const s of graph.stages) await stageImage(s.index);
+  } catch (err) {
+    // Let steps already running finish or fail before reporting, so nothing is left half-made.
+    await Promise.allSettled(results.values());
+    throw err;
+  }
+  const nodes = new Map<string, NodeResult>();
+  for (const [id, p] of results) nodes.set(id, await p);
+  for (const [id, r] of done) nodes.set(id, r);
+  return { nodes, stages, ran };
+}
+
+async function contentKeysOf(op: Op, inputs: ResolvedInput[], ctx: WorkerContext, workers: Workers): Promise<Digest[]> {
+  if (op.kind === 'file') {
+    const readsFiles = op.actions.some((a) => a.action === 'copy' || a.action === 'download');
+    return readsFiles ? [await workers.fileContentKey(op, inputs, ctx)] : [];
+  }
+  if (op.kind === 'exec') {
+    // A bind mount of the context reads files that no input key covers.
+    const keys: Digest[] = [];
+    for (const m of op.mounts) {
+      if ((m.type === 'bind' || m.type === 'cache') && m.from !== undefined && inputs[m.from]?.kind === 'context') {
+        const probe: FileOp = {
+          kind: 'file',
+          actions: [{ action: 'copy', from: m.from, src: [m.source || '/'], dest: '/', link: false, parents: false, exclude: [], add: false }],
+        };
+        keys.push(await workers.fileContentKey(probe, inputs, ctx));
+      }
+    }
+    return keys;
+  }
+  return [];
+}
+
+function withLocation(node: GraphNode, err: unknown): Error {
+  if (err instanceof KilnError && err.location) return err;
+  const where = node.location ? { file: node.location.file, line: node.location.line } : undefined;
+  const text = `${node.name}: ${errorMessage(err)}`;
+  return new KilnError(text, { location: where, cause: err, exitCode: err instanceof KilnError ? err.exitCode : 1 });
+}
+
+/** BuildKit-like numbering: stages in order, their nodes in insertion order. */
+function numberNodes(graph: BuildGraph): Map<string, number> {
+  const seq = new Map<string, number>();
+  let n = 0;
+  for (const id of Object.keys(graph.nodes)) {
+    const op = graph.nodes[id]!.op;
+    if (op.kind === 'source.context' || op.kind === 'source.scratch') continue;
+    seq.set(id, ++n);
+  }
+  return seq;
+}
