@@ -5,4 +5,5 @@ import type { Command } from './command.js';
 export const commands: Record<string, () => Promise<{ default: Command }>> = {
   version: () => import('./cmd-version.js'),
   parse: () => import('./cmd-parse.js'),
+  context: () => import('./cmd-context.js'),
 };
