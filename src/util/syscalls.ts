@@ -1,0 +1,126 @@
+// Host calls Node lacks, bound with koffi to the system libc: extended attributes on the
+// link itself (never following a symlink), and mknod for overlay whiteouts and device nodes.
+// Other engineers may add bindings here (mount, umount2, flock); keep one libc handle.
+
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+const c = {
+  lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, uintptr_t size)'),
+  llistxattr: libc.func('intptr_t llistxattr(const char *path, _Out_ uint8_t *list, uintptr_t size)'),
+  lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, uintptr_t size, int flags)'),
+  lremovexattr: libc.func('int lremovexattr(const char *path, const char *name)'),
+  mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
+};
+
+export { libc };
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE',
+  61: 'ENODATA', 95: 'EOPNOTSUPP', 30: 'EROFS', 7: 'E2BIG',
+};
+
+export class SyscallError extends Error {
+  constructor(
+    readonly syscall: string,
+    readonly errno: number,
+    readonly path: string,
+  ) {
+    const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+    super(`${syscall} ${path}: ${code}`);
+    this.name = 'SyscallError';
+  }
+  get code(): string {
+    return ERRNO_NAMES[this.errno] ?? `E${this.errno}`;
+  }
+}
+
+function fail(syscall: string, path: string): never {
+  throw new SyscallError(syscall, koffi.errno(), path);
+}
+
+/** Names of the extended attributes on `path` itself (a symlink is not followed). */
+export function listXattrs(path: string): string[] {
+  for (;;) {
+    const size = Number(c.llistxattr(path, null, 0));
+    if (size < 0) {
+      const e = koffi.errno();
+      if (e === 95) return []; // the filesystem has no xattrs at all
+      fail('llistxattr', path);
+    }
+    if (size === 0) return [];
+    const buf = Buffer.alloc(size);
+    const got = Number(c.llistxattr(path, buf, size));
+    if (got < 0) {
+      if (koffi.errno() === 34) continue; // grew between the two calls
+      fail('llistxattr', path);
+    }
+    return buf
+      .subarray(0, got)
+      .toString('latin1')
+      .split('\0')
+      .filter((n) => n.length > 0);
+  }
+}
+
+/** The attribute's raw bytes, or undefined when it is not set. */
+export function getXattr(path: string, name: string): Buffer | undefined {
+  for (;;) {
+    const size = Number(c.lgetxattr(path, name, null, 0));
+    if (size < 0) {
+      const e = koffi.errno();
+      if (e === 61 || e === 95) return undefined;
+      fail('lgetxattr', path);
+    }
+    const buf = Buffer.alloc(size);
+    if (size === 0) return buf;
+    const got = Number(c.lgetxattr(path, name, buf, size));
+    if (got < 0) {
+      if (koffi.errno() === 34) continue;
+      fail('lgetxattr', path);
+    }
+    return buf.subarray(0, got);
+  }
+}
+
+export function setXattr(path: string, name: string, value: Uint8Array): void {
+  if (c.lsetxattr(path, name, value, value.byteLength, 0) !== 0) fail('lsetxattr', path);
+}
+
+export function removeXattr(path: string, name: string): void {
+  if (c.lremovexattr(path, name) !== 0) {
+    if (koffi.errno() === 61) return;
+    fail('lremovexattr', path);
+  }
+}
+
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+/** Linux's dev_t encoding (glibc makedev). */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+}
+
+export function devMajor(dev: number): number {
+  const d = BigInt(dev);
+  return Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
+}
+
+export function devMinor(dev: number): number {
+  const d = BigInt(dev);
+  return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
+}
+
+export function mknod(path: string, mode: number, major = 0, minor = 0): void {
+  if (c.mknod(path, mode, makedev(major, minor)) !== 0) fail('mknod', path);
+}
+
+/** An overlayfs whiteout: a character device 0/0. */
+export function makeWhiteout(path: string): void {
+  mknod(path, S_IFCHR | 0o000, 0, 0);
+}

@@ -1,0 +1,273 @@
+// The safe tar extractor. Every entry is checked before anything touches the disk: no absolute
+// names, no `..`, no parent that is a symlink (so nothing is ever written through a link), no
+// relative symlink or hard link whose target leaves the destination. A refused entry is a
+// KilnError and nothing is created outside `destDir`.
+//
+// Whiteouts: 'overlay' keeps them as overlayfs does (char device 0/0, opaque xattr) for snapshot
+// folders; 'apply' carries them out (deletes the named paths) for ADD and filesystem exports.
+
+import { constants as fsc, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, rm, symlink, link, lchown, chmod, lutimes, utimes } from 'node:fs/promises';
+import { posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { KilnError } from '../errors.js';
+import { makeWhiteout, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO, SyscallError } from '../syscalls.js';
+import { patchTarStreamPax, XATTR_PREFIX } from './pax.js';
+import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX } from './write.js';
+
+export type WhiteoutMode = 'overlay' | 'apply';
+
+export interface ExtractOptions {
+  whiteouts: WhiteoutMode;
+  /** Shown in errors: which archive this was. */
+  label?: string;
+}
+
+export interface ExtractStats {
+  /** Entries read, whiteout markers included. */
+  entries: number;
+}
+
+/** Splits an entry name into clean components, or explains why it may not be extracted. */
+export function cleanEntryPath(name: string): string[] | string {
+  if (name.startsWith('/')) return 'absolute path';
+  const parts: string[] = [];
+  for (const p of name.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') return 'path with ..';
+    parts.push(p);
+  }
+  return parts;
+}
+
+const isRoot = process.getuid?.() === 0;
+
+export async function extractTar(input: Readable, destDir: string, opts: ExtractOptions): Promise<ExtractStats> {
+  patchTarStreamPax();
+  const root = posix.resolve(destDir);
+  const label = opts.label ?? 'archive';
+  const knownDirs = new Set<string>(['']);
+  /** Paths this archive created, so an opaque marker in apply mode spares them. */
+  const written = new Set<string>();
+  const dirTimes: Array<{ path: string; mtime: Date }> = [];
+  let entries = 0;
+
+  const refuse = (entry: string, why: string): never => {
+    throw new KilnError(`${label}: refusing to extract "${entry}": ${why}`);
+  };
+
+  const abs = (rel: string) => (rel === '' ? root : `${root}/${rel}`);
+
+  const lstatOrNull = async (p: string): Promise<Stats | null> => {
+    try {
+      return await lstat(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  };
+
+  /** Makes sure every parent of `parts` is a real directory inside root, creating missing ones. */
+  const ensureParents = async (entry: string, parts: string[], create: boolean): Promise<boolean> => {
+    let rel = '';
+    for (const p of parts.slice(0, -1)) {
+      rel = rel === '' ? p : `${rel}/${p}`;
+      if (knownDirs.has(rel)) continue;
+      const st = await lstatOrNull(abs(rel));
+      if (st === null) {
+        if (!create) return false;
+        await mkdir(abs(rel), { mode: 0o755 });
+        written.add(rel);
+      } else if (st.isSymbolicLink()) {
+        refuse(entry, `its parent ${rel} is a symlink (writing through it could leave the destination)`);
+      } else if (!st.isDirectory()) {
+        if (opts.whiteouts === 'apply' && create) {
+          await rm(abs(rel), { force: true });
+          await mkdir(abs(rel), { mode: 0o755 });
+          written.add(rel);
+        } else {
+          refuse(entry, `its parent ${rel} is not a directory`);
+        }
+      }
+      knownDirs.add(rel);
+    }
+    return true;
+  };
+
+  const removeExisting = async (rel: string): Promise<void> => {
+    await rm(abs(rel), { recursive: true, force: true });
+    for (const d of knownDirs) if (d === rel || d.startsWith(rel + '/')) knownDirs.delete(d);
+  };
+
+  const setOwner = async (p: string, uid: number, gid: number) => {
+    try {
+      await lchown(p, uid, gid);
+    } catch (err) {
+      if (isRoot) throw err;
+    }
+  };
+
+  const setXattrs = (p: string, pax: Record<string, string> | null | undefined) => {
+    if (!pax) return;
+    for (const [k, v] of Object.entries(pax)) {
+      if (!k.startsWith(XATTR_PREFIX)) continue;
+      const name = k.slice(XATTR_PREFIX.length);
+      // An archive must not steer overlayfs (redirects, opaque flags): only kiln writes those.
+      if (name.startsWith('trusted.overlay.')) continue;
+      try {
+        setXattr(p, name, Buffer.from(v, 'latin1'));
+      } catch (err) {
+        if (err instanceof SyscallError && (err.code === 'EOPNOTSUPP' || err.code === 'EPERM') && !name.startsWith('security.capability')) continue;
+        throw err;
+      }
+    }
+  };
+
+  const handle = async (h: tar.Header, body: Readable): Promise<void> => {
+    const entry = h.name;
+    const cleaned = cleanEntryPath(entry);
+    if (typeof cleaned === 'string') return refuse(entry, cleaned);
+    if (cleaned.length === 0) return; // the root itself: its attributes belong to the destination
+    const rel = cleaned.join('/');
+    const base = cleaned[cleaned.length - 1]!;
+    const parentRel = cleaned.slice(0, -1).join('/');
+
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      if (!(await ensureParents(entry, cleaned, opts.whiteouts === 'overlay'))) return;
+      if (base === OPAQUE_MARKER) {
+        if (opts.whiteouts === 'overlay') {
+          setXattr(abs(parentRel), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
+        } else {
+          for (const child of await readdir(abs(parentRel))) {
+            const childRel = parentRel === '' ? child : `${parentRel}/${child}`;
+            if (!written.has(childRel)) await removeExisting(childRel);
+          }
+        }
+        return;
+      }
+      const target = base.slice(WHITEOUT_PREFIX.length);
+      if (target === '' || target === '.' || target === '..') return refuse(entry, 'bad whiteout name');
+      const targetRel = parentRel === '' ? target : `${parentRel}/${target}`;
+      await removeExisting(targetRel);
+      if (opts.whiteouts === 'overlay') {
+        makeWhiteout(abs(targetRel));
+        const t = h.mtime ?? new Date(0);
+        await utimes(abs(targetRel), t, t);
+        written.add(targetRel);
+      }
+      return;
+    }
+
+    await ensureParents(entry, cleaned, true);
+    const path = abs(rel);
+    const existing = await lstatOrNull(path);
+    if (existing && !(existing.isDirectory() && h.type === 'directory')) await removeExisting(rel);
+    written.add(rel);
+    const mode = h.mode & 0o7777;
+    const mtime = h.mtime ?? new Date(0);
+
+    switch (h.type) {
+      case 'directory': {
+        if (!existing || !existing.isDirectory()) await mkdir(path, { mode: 0o700 });
+        knownDirs.add(rel);
+        await setOwner(path, h.uid, h.gid);
+        await chmod(path, mode);
+        setXattrs(path, h.pax as Record<string, string> | null);
+        dirTimes.push({ path, mtime });
+        return;
+      }
+      case 'file':
+      case 'contiguous-file': {
+        const fh = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+        try {
+          // tar-stream's entry streams are streamx streams: iterate them rather than pipe.
+          for await (const chunk of body as AsyncIterable<Buffer>) {
+            for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+          }
+          await fh.chown(h.uid, h.gid).catch((err: unknown) => {
+            if (isRoot) throw err;
+          });
+          await fh.chmod(mode); // after chown, which clears setuid/setgid
+          setXattrs(path, h.pax as Record<string, string> | null);
+          await fh.utimes(mtime, mtime);
+        } finally {
+          await fh.close();
+        }
+        return;
+      }
+      case 'symlink': {
+        const target = h.linkname ?? '';
+        if (!target.startsWith('/')) {
+          const resolved = posix.normalize(posix.join(parentRel === '' ? '.' : parentRel, target));
+          if (resolved === '..' || resolved.startsWith('../')) return refuse(entry, `symlink to ${target} points outside the destination`);
+        }
+        await symlink(target, path);
+        await setOwner(path, h.uid, h.gid);
+        setXattrs(path, h.pax as Record<string, string> | null);
+        await lutimes(path, mtime, mtime);
+        return;
+      }
+      case 'link': {
+        const t = cleanEntryPath(h.linkname ?? '');
+        if (typeof t === 'string' || t.length === 0) return refuse(entry, `hard link to ${h.linkname}: ${typeof t === 'string' ? t : 'empty target'}`);
+        if (!(await ensureParents(entry, t, false))) return refuse(entry, `hard link target ${h.linkname} does not exist`);
+        const tst = await lstatOrNull(abs(t.join('/')));
+        if (!tst) return refuse(entry, `hard link target ${h.linkname} does not exist`);
+        if (tst.isDirectory()) return refuse(entry, `hard link to directory ${h.linkname}`);
+        await link(abs(t.join('/')), path);
+        return;
+      }
+      case 'character-device':
+      case 'block-device':
+      case 'fifo': {
+        const kind = h.type === 'fifo' ? S_IFIFO : h.type === 'block-device' ? S_IFBLK : S_IFCHR;
+        mknod(path, kind | mode, h.devmajor ?? 0, h.devminor ?? 0);
+        await setOwner(path, h.uid, h.gid);
+        await chmod(path, mode);
+        setXattrs(path, h.pax as Record<string, string> | null);
+        await utimes(path, mtime, mtime);
+        return;
+      }
+      default:
+        return; // other kinds (global headers, sockets) carry nothing to write
+    }
+  };
+
+  const extract = tar.extract();
+  const done = (async () => {
+    for await (const stream of extract) {
+      const h = stream.header;
+      entries++;
+      try {
+        await handle(h, stream as unknown as Readable);
+      } finally {
+        stream.resume();
+      }
+    }
+  })();
+
+  const piped = pipeline(input, extract);
+  let failure: unknown;
+  try {
+    await done;
+  } catch (err) {
+    failure = err;
+    extract.destroy();
+    input.destroy();
+  }
+  try {
+    await piped;
+  } catch (err) {
+    failure ??= err;
+  }
+  if (failure !== undefined) {
+    if (failure instanceof KilnError) throw failure;
+    const msg = failure instanceof Error ? failure.message : String(failure);
+    throw new KilnError(`${label}: cannot extract: ${msg}`, { cause: failure });
+  }
+  // Creating children changed the directories' mtimes: restore them, deepest first.
+  for (const { path, mtime } of dirTimes.reverse()) await utimes(path, mtime, mtime);
+  return { entries };
+}

@@ -1,0 +1,79 @@
+// PAX extended headers, built and read as bytes. tar-stream handles ustar and its own PAX path
+// records, but decodes every PAX value as UTF-8, which mangles binary xattr values such as
+// security.capability; so kiln writes its PAX records itself and reads xattr values as latin1.
+
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+/** One `"%d %s=%s\n"` record; the leading length counts itself. */
+function record(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length > len) len++;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+
+export function encodePax(records: Array<[string, Buffer | string]>): Buffer {
+  return Buffer.concat(records.map(([k, v]) => record(k, typeof v === 'string' ? Buffer.from(v, 'utf8') : v)));
+}
+
+export const XATTR_PREFIX = 'SCHILY.xattr.';
+
+/**
+ * Parses a PAX body. Values of xattr records come back as latin1 strings (one char per byte) so
+ * Buffer.from(v, 'latin1') restores the exact bytes; every other value is UTF-8.
+ */
+export function decodePaxBytes(buf: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let off = 0;
+  while (off < buf.length) {
+    const sp = buf.indexOf(0x20, off);
+    if (sp < 0) break;
+    const len = parseInt(buf.subarray(off, sp).toString('ascii'), 10);
+    if (!Number.isFinite(len) || len <= 0 || off + len > buf.length) break;
+    const rec = buf.subarray(sp + 1, off + len - 1); // drop the trailing newline
+    const eq = rec.indexOf(0x3d);
+    if (eq >= 0) {
+      const key = rec.subarray(0, eq).toString('utf8');
+      const val = rec.subarray(eq + 1);
+      out[key] = key.startsWith(XATTR_PREFIX) ? val.toString('latin1') : val.toString('utf8');
+    }
+    off += len;
+  }
+  return out;
+}
+
+interface HeadersModule {
+  decodePax: (buf: Buffer) => Record<string, string>;
+  encode: (header: Record<string, unknown>) => Buffer | null;
+}
+
+/** tar-stream's header codec (not in its package exports, so loaded by path). */
+function headersModule(): HeadersModule {
+  const require = createRequire(import.meta.url);
+  return require(join(dirname(require.resolve('tar-stream')), 'headers.js')) as HeadersModule;
+}
+
+/**
+ * The 512-byte header, body and padding of a PAX extended header, for pushing straight into a
+ * tar-stream pack between two entries (tar-stream's pack gives a `pax-header` entry no body).
+ */
+export function paxHeaderBlocks(body: Buffer, mtime: Date): Buffer {
+  const header = headersModule().encode({ name: 'PaxHeader', type: 'pax-header', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime });
+  if (!header) throw new Error('cannot encode a PAX header');
+  const pad = (512 - (body.length % 512)) % 512;
+  return Buffer.concat([header, body, Buffer.alloc(pad)]);
+}
+
+let patched = false;
+
+/**
+ * Makes tar-stream's extractor use decodePaxBytes. Its extractor calls headers.decodePax through
+ * the shared CommonJS module object at run time, so replacing the export takes effect everywhere.
+ */
+export function patchTarStreamPax(): void {
+  if (patched) return;
+  const headers = headersModule();
+  headers.decodePax = (buf: Buffer) => decodePaxBytes(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+  patched = true;
+}

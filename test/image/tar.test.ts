@@ -1,0 +1,216 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createReadStream, existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { mkdir, writeFile, symlink, link, utimes, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import tar from 'tar-stream';
+import { tempDir } from '../helpers/tmp.js';
+import { createLayerTar } from '../../src/util/tar/write.js';
+import { extractTar } from '../../src/util/tar/extract.js';
+import { compressor, detectCompression, openDecompressed, spawnFilter } from '../../src/util/tar/filter.js';
+import { getXattr, listXattrs, makeWhiteout, setXattr } from '../../src/util/syscalls.js';
+import { KilnError } from '../../src/util/errors.js';
+
+async function tarBytes(dir: string, sourceDateEpoch?: number): Promise<Buffer> {
+  const { stream, stats } = createLayerTar(dir, { sourceDateEpoch });
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  await stats;
+  return Buffer.concat(chunks);
+}
+
+const CAP = Buffer.from([1, 0, 0, 2, 0x80, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+
+async function makeSnapshotDir(dir: string, mtime: number): Promise<void> {
+  await mkdir(join(dir, 'etc/app'), { recursive: true });
+  await writeFile(join(dir, 'etc/app/conf'), 'key=value\n');
+  await link(join(dir, 'etc/app/conf'), join(dir, 'etc/app/conf.hard'));
+  await symlink('app/conf', join(dir, 'etc/link'));
+  await writeFile(join(dir, 'bin'), 'binary', { mode: 0o4755 });
+  setXattr(join(dir, 'bin'), 'security.capability', CAP);
+  setXattr(join(dir, 'bin'), 'trusted.overlay.origin', Buffer.from('x'));
+  makeWhiteout(join(dir, 'deleted'));
+  await mkdir(join(dir, 'opaque'));
+  setXattr(join(dir, 'opaque'), 'trusted.overlay.opaque', Buffer.from('y'));
+  await writeFile(join(dir, 'opaque', 'kept'), 'k');
+  const long = join(dir, 'd'.repeat(90), 'e'.repeat(90));
+  await mkdir(long, { recursive: true });
+  await writeFile(join(long, 'f'.repeat(120)), 'long name');
+  await writeFile(join(dir, 'ünicode'), 'u');
+  for (const p of ['etc/app/conf', 'etc/app', 'etc', 'bin', 'opaque/kept', 'opaque', 'ünicode']) await utimes(join(dir, p), mtime, mtime);
+}
+
+test('layer tar: sorted, numeric owners, whiteouts and opaque markers, no overlay xattrs, readable by GNU tar', async () => {
+  const dir = await tempDir();
+  await makeSnapshotDir(join(dir, 'src'), 1_800_000_000);
+  const bytes = await tarBytes(join(dir, 'src'), 1_700_000_000);
+  await writeFile(join(dir, 'layer.tar'), bytes);
+  const listing = execFileSync('tar', ['-tvf', join(dir, 'layer.tar'), '--numeric-owner', '--full-time'], { encoding: 'utf8' });
+  const names = execFileSync('tar', ['-tf', join(dir, 'layer.tar')], { encoding: 'utf8' }).trim().split('\n');
+  assert.ok(names.includes('.wh.deleted'), names.join(','));
+  assert.ok(names.includes('opaque/.wh..wh..opq'));
+  assert.ok(names.includes('etc/app/conf.hard'));
+  assert.ok(names.some((n) => n.endsWith('f'.repeat(120))), 'long names survive via PAX');
+  assert.ok(names.includes('ünicode'));
+  assert.ok(names.indexOf('etc/') < names.indexOf('etc/app/'));
+  assert.match(listing, /hrw-r--r-- 0\/0 +0 .* etc\/app\/conf.hard link to etc\/app\/conf/);
+  assert.match(listing, /-rwsr-xr-x 0\/0 +6 2023-11-14 22:13:20 bin/, 'mtime clamped to SOURCE_DATE_EPOCH');
+  // No user or group names anywhere in the headers.
+  const ex = tar.extract();
+  const seen: tar.Header[] = [];
+  const done = (async () => {
+    for await (const e of ex) {
+      seen.push(e.header);
+      e.resume();
+    }
+  })();
+  await pipeline(Readable.from([bytes]), ex);
+  await done;
+  for (const h of seen) {
+    assert.equal(h.uname ?? '', '', h.name);
+    assert.equal(h.gname ?? '', '', h.name);
+  }
+  const binPax = seen.find((h) => h.name === 'bin')!.pax as Record<string, string>;
+  assert.ok(binPax['SCHILY.xattr.security.capability'] !== undefined);
+  assert.ok(!Object.keys(binPax).some((k) => k.includes('trusted.overlay')));
+});
+
+test('layer tar: same contents with different mtimes and creation order give the same bytes under SOURCE_DATE_EPOCH', async () => {
+  const dir = await tempDir();
+  await makeSnapshotDir(join(dir, 'a'), 1_800_000_000);
+  await makeSnapshotDir(join(dir, 'b'), 1_900_000_000);
+  const a = await tarBytes(join(dir, 'a'), 1_000_000);
+  const b = await tarBytes(join(dir, 'b'), 1_000_000);
+  assert.equal(createHash('sha256').update(a).digest('hex'), createHash('sha256').update(b).digest('hex'));
+  const c = await tarBytes(join(dir, 'a'));
+  assert.notEqual(createHash('sha256').update(a).digest('hex'), createHash('sha256').update(c).digest('hex'));
+});
+
+test('extract overlay: round trip keeps types, modes, links, binary xattrs, whiteouts and opaque dirs', async () => {
+  const dir = await tempDir();
+  await makeSnapshotDir(join(dir, 'src'), 1_500_000_000);
+  const bytes = await tarBytes(join(dir, 'src'));
+  await mkdir(join(dir, 'out'));
+  await extractTar(Readable.from([bytes]), join(dir, 'out'), { whiteouts: 'overlay' });
+  const out = join(dir, 'out');
+  assert.equal(lstatSync(join(out, 'deleted')).isCharacterDevice(), true);
+  assert.equal(lstatSync(join(out, 'deleted')).rdev, 0);
+  assert.equal(getXattr(join(out, 'opaque'), 'trusted.overlay.opaque')?.toString(), 'y');
+  assert.deepEqual(getXattr(join(out, 'bin'), 'security.capability'), CAP);
+  assert.ok(!listXattrs(join(out, 'bin')).includes('trusted.overlay.origin'));
+  assert.equal(lstatSync(join(out, 'bin')).mode & 0o7777, 0o4755);
+  assert.equal(lstatSync(join(out, 'etc/app/conf')).ino, lstatSync(join(out, 'etc/app/conf.hard')).ino);
+  assert.equal(readlinkSync(join(out, 'etc/link')), 'app/conf');
+  assert.equal(lstatSync(join(out, 'etc')).mtimeMs, 1_500_000_000_000);
+  // Re-archiving the extracted folder gives the identical tar.
+  assert.deepEqual(await tarBytes(out), bytes);
+});
+
+test('extract apply: whiteouts delete, opaque markers clear lower contents but keep this layer', async () => {
+  const dir = await tempDir();
+  const out = join(dir, 'out');
+  await mkdir(join(out, 'opaque/old'), { recursive: true });
+  await writeFile(join(out, 'deleted'), 'lower');
+  await writeFile(join(out, 'untouched'), 'lower');
+  await makeSnapshotDir(join(dir, 'src'), 1_500_000_000);
+  await extractTar(Readable.from([await tarBytes(join(dir, 'src'))]), out, { whiteouts: 'apply' });
+  assert.equal(existsSync(join(out, 'deleted')), false);
+  assert.deepEqual(await readdir(join(out, 'opaque')), ['kept']);
+  assert.equal(readFileSync(join(out, 'untouched'), 'utf8'), 'lower');
+  assert.ok(!(await readdir(out)).some((n) => n.startsWith('.wh.')));
+});
+
+function evilTar(entries: Array<{ header: tar.Header | Partial<tar.Header> & { name: string }; body?: string }>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const e of entries) pack.entry({ mode: 0o644, mtime: new Date(0), ...e.header }, e.body ?? '');
+  pack.finalize();
+  return (async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
+    return Buffer.concat(chunks);
+  })();
+}
+
+const evilCases: Array<{ name: string; entries: Array<{ header: Partial<tar.Header> & { name: string }; body?: string }>; error: RegExp }> = [
+  { name: 'zip-slip with ..', entries: [{ header: { name: '../../escaped', type: 'file' }, body: 'x' }], error: /path with \.\./ },
+  { name: 'dot-dot in the middle', entries: [{ header: { name: 'a/../../escaped', type: 'file' }, body: 'x' }], error: /path with \.\./ },
+  { name: 'absolute path', entries: [{ header: { name: '/tmp/escaped', type: 'file' }, body: 'x' }], error: /absolute path/ },
+  {
+    name: 'write through an absolute symlink',
+    entries: [
+      { header: { name: 'link', type: 'symlink', linkname: '/OUTSIDE' } },
+      { header: { name: 'link/escaped', type: 'file' }, body: 'x' },
+    ],
+    error: /parent link is a symlink/,
+  },
+  { name: 'relative symlink leading out', entries: [{ header: { name: 'a/up', type: 'symlink', linkname: '../../..' } }], error: /points outside/ },
+  { name: 'hard link to a host file', entries: [{ header: { name: 'hl', type: 'link', linkname: '../../../../etc/passwd' } }], error: /hard link/ },
+  { name: 'hard link to an absolute path', entries: [{ header: { name: 'hl', type: 'link', linkname: '/etc/passwd' } }], error: /hard link/ },
+];
+
+for (const mode of ['overlay', 'apply'] as const) {
+  for (const c of evilCases) {
+    test(`extract ${mode} refuses ${c.name}, writing nothing outside`, async () => {
+      const dir = await tempDir();
+      const dest = join(dir, 'a', 'b', 'dest');
+      await mkdir(dest, { recursive: true });
+      const entries = c.entries.map((e) => ({ header: { ...e.header, linkname: e.header.linkname?.replace('/OUTSIDE', join(dir, 'outside')) } }));
+      const bytes = await evilTar(entries.map((e, i) => ({ header: e.header as tar.Header, body: c.entries[i]!.body })));
+      await assert.rejects(extractTar(Readable.from([bytes]), dest, { whiteouts: mode, label: 'evil.tar' }), (err: unknown) => {
+        assert.ok(err instanceof KilnError);
+        assert.match(err.message, /^evil\.tar: refusing to extract/);
+        assert.match(err.message, c.error);
+        return true;
+      });
+      const outside = execFileSync('find', [dir, '-path', dest, '-prune', '-o', '-print'], { encoding: 'utf8' }).trim().split('\n');
+      assert.deepEqual(outside.sort(), [dir, join(dir, 'a'), join(dir, 'a', 'b')].sort());
+      assert.equal(existsSync('/tmp/escaped'), false);
+    });
+  }
+}
+
+test('compression is detected by content: gzip, bzip2, xz, zstd and plain all extract', async () => {
+  const dir = await tempDir();
+  await makeSnapshotDir(join(dir, 'src'), 1_500_000_000);
+  const plain = await tarBytes(join(dir, 'src'));
+  await writeFile(join(dir, 'layer'), plain);
+  const programs: Array<[string, string[], string]> = [
+    ['gzip', ['-c'], 'gzip'],
+    ['bzip2', ['-c'], 'bzip2'],
+    ['xz', ['-c'], 'xz'],
+    ['zstd', ['-c', '-q'], 'zstd'],
+    ['cat', [], 'none'],
+  ];
+  for (const [prog, args, format] of programs) {
+    const packed = execFileSync(prog, [...args, join(dir, 'layer')], { maxBuffer: 1 << 26 });
+    assert.equal(detectCompression(packed.subarray(0, 8)), format);
+    const out = join(dir, `out-${format}`);
+    await mkdir(out);
+    // A misleading name on purpose: only the bytes decide.
+    await writeFile(join(dir, 'archive.txt'), packed);
+    await extractTar(await openDecompressed(createReadStream(join(dir, 'archive.txt'))), out, { whiteouts: 'overlay' });
+    assert.deepEqual(await tarBytes(out), plain, format);
+  }
+});
+
+test('zstd and gzip compressors are deterministic; a failing decompressor is a KilnError', async () => {
+  const input = Buffer.alloc(1 << 20, 'kiln ');
+  const run = async (d: NodeJS.ReadWriteStream | import('node:stream').Duplex) => {
+    const chunks: Buffer[] = [];
+    const done = pipeline(Readable.from([input]), d as import('node:stream').Duplex, async (src: AsyncIterable<Buffer>) => {
+      for await (const c of src) chunks.push(c);
+    });
+    await done;
+    return Buffer.concat(chunks);
+  };
+  assert.deepEqual(await run(compressor('zstd', 5)), await run(compressor('zstd', 5)));
+  const gz = await run(compressor('gzip'));
+  assert.deepEqual(gz, await run(compressor('gzip')));
+  assert.equal(gz.readUInt32LE(4), 0, 'gzip header has no mtime');
+  assert.equal(gz[3]! & 0x08, 0, 'gzip header has no file name');
+  await assert.rejects(run(spawnFilter('xz', ['-dc'])), KilnError);
+});
