@@ -10,6 +10,7 @@ PKGS=(
   skopeo umoci podman runc uidmap   # independent readers/runners of what kiln writes
   docker-registry      # a real distribution registry on loopback
   apache2-utils        # htpasswd, for registry basic-auth tests
+  openssl              # a signing certificate for the registry token-auth tests
   xz-utils bzip2 zstd pigz          # archive formats ADD unpacks; export benchmarks
   iproute2             # `ip` for network namespace tests
 )

@@ -6,4 +6,8 @@ export const commands: Record<string, () => Promise<{ default: Command }>> = {
   version: () => import('./cmd-version.js'),
   parse: () => import('./cmd-parse.js'),
   context: () => import('./cmd-context.js'),
+  pull: () => import('./cmd-pull.js'),
+  push: () => import('./cmd-push.js'),
+  login: () => import('./cmd-login.js'),
+  logout: () => import('./cmd-logout.js'),
 };

@@ -1,0 +1,308 @@
+// A real distribution registry (Debian's `docker-registry`) on loopback for one test file, and
+// the small servers registry tests put around it: a token server for bearer auth, and a proxy
+// that counts requests and can corrupt blobs on their way through.
+
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createSign, randomBytes, X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync, createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { tempDir } from './tmp.js';
+
+export interface RegistryRequest {
+  method: string;
+  /** Path and query, e.g. `/v2/x/blobs/uploads/...`. */
+  uri: string;
+  status: number;
+}
+
+export interface TestRegistry {
+  /** `127.0.0.1:PORT`: the registry part of a reference. */
+  host: string;
+  port: number;
+  url: string;
+  /** The registry's storage folder. */
+  storage: string;
+  /** Requests the registry has completed so far (from its JSON log). */
+  requests(): RegistryRequest[];
+  stop(): Promise<void>;
+}
+
+export type RegistryAuth =
+  | { kind: 'htpasswd'; users: Record<string, string> }
+  | { kind: 'token'; server: TokenServer };
+
+export interface RegistryOptions {
+  auth?: RegistryAuth;
+}
+
+/** A free TCP port on 127.0.0.1 (the registry cannot take port 0 and tell us). */
+export async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((res) => srv.close(() => res()));
+  return port;
+}
+
+/**
+ * Starts `docker-registry serve` on 127.0.0.1, waits until it answers, and stops it when the
+ * current test ends: call it at a test file's top level (not in before()) to keep it for the file.
+ */
+export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
+  const dir = await tempDir('kiln-registry-');
+  const storage = join(dir, 'storage');
+  const port = await freePort();
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: info',
+    '  formatter: json',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${storage}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+  ];
+  if (opts.auth?.kind === 'htpasswd') {
+    const file = join(dir, 'htpasswd');
+    writeFileSync(file, '');
+    for (const [user, pass] of Object.entries(opts.auth.users)) {
+      // bcrypt is the only hash the registry accepts.
+      execFileSync('htpasswd', ['-B', '-b', file, user, pass], { stdio: 'ignore' });
+    }
+    lines.push('auth:', '  htpasswd:', '    realm: kiln-test', `    path: ${file}`);
+  } else if (opts.auth?.kind === 'token') {
+    const t = opts.auth.server;
+    lines.push(
+      'auth:',
+      '  token:',
+      `    realm: ${t.url}/token`,
+      `    service: ${t.service}`,
+      `    issuer: ${t.issuer}`,
+      `    rootcertbundle: ${t.certFile}`,
+    );
+  }
+  const config = join(dir, 'config.yml');
+  writeFileSync(config, lines.join('\n') + '\n');
+
+  const logFile = join(dir, 'registry.log');
+  const log = createWriteStream(logFile);
+  const child: ChildProcess = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  let exited = false;
+  const exitPromise = new Promise<void>((res) => child.on('exit', () => ((exited = true), res())));
+
+  const stop = async () => {
+    if (!exited && child.pid !== undefined) {
+      process.kill(child.pid, 'SIGTERM');
+      await exitPromise;
+    }
+    log.end();
+  };
+  after(stop);
+
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (exited) throw new Error(`docker-registry exited early: ${readFileSync(logFile, 'utf8')}`);
+    try {
+      const r = await fetch(`${url}/v2/`);
+      await r.arrayBuffer();
+      break;
+    } catch {
+      if (i > 200) throw new Error(`docker-registry did not answer on ${url}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+
+  return {
+    host: `127.0.0.1:${port}`,
+    port,
+    url,
+    storage,
+    requests: () => parseRegistryLog(readFileSync(logFile, 'utf8')),
+    stop,
+  };
+}
+
+function parseRegistryLog(text: string): RegistryRequest[] {
+  const out: RegistryRequest[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (rec.msg !== 'response completed') continue;
+    out.push({
+      method: String(rec['http.request.method']),
+      uri: String(rec['http.request.uri']),
+      status: Number(rec['http.response.status']),
+    });
+  }
+  return out;
+}
+
+/** Blob uploads the registry finished (the final PUT of each upload session). */
+export function completedUploads(reqs: RegistryRequest[]): RegistryRequest[] {
+  return reqs.filter((r) => r.method === 'PUT' && /\/blobs\/uploads\//.test(r.uri) && r.status === 201);
+}
+
+/** Blob bodies the registry served. */
+export function blobDownloads(reqs: RegistryRequest[]): RegistryRequest[] {
+  return reqs.filter((r) => r.method === 'GET' && /\/blobs\/sha256:/.test(r.uri) && r.status === 200);
+}
+
+// ---------------------------------------------------------------- token server
+
+export interface TokenServer {
+  url: string;
+  service: string;
+  issuer: string;
+  /** PEM certificate the registry trusts for token signatures. */
+  certFile: string;
+  /** Token requests seen, with the user that authenticated (undefined: anonymous). */
+  requests: { user?: string; scopes: string[]; status: number }[];
+}
+
+/**
+ * A token server in the style of Docker Hub's: basic credentials in, a signed JWT out, granting
+ * the requested scopes to known users (and nothing to anonymous ones).
+ */
+export async function startTokenServer(users: Record<string, string>): Promise<TokenServer> {
+  const dir = await tempDir('kiln-token-');
+  const keyFile = join(dir, 'key.pem');
+  const certFile = join(dir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=kiln-test-token'],
+    { stdio: 'ignore' },
+  );
+  const key = readFileSync(keyFile, 'utf8');
+  const certDer = new X509Certificate(readFileSync(certFile)).raw.toString('base64');
+  const service = 'kiln-test-registry';
+  const issuer = 'kiln-test-issuer';
+  const requests: TokenServer['requests'] = [];
+
+  const b64url = (v: string | Buffer) => Buffer.from(v).toString('base64url');
+  const sign = (claims: object) => {
+    const head = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [certDer] }));
+    const body = b64url(JSON.stringify(claims));
+    const s = createSign('RSA-SHA256').update(`${head}.${body}`).sign(key);
+    return `${head}.${body}.${b64url(s)}`;
+  };
+
+  const server = createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    const scopes = u.searchParams.getAll('scope');
+    let user: string | undefined;
+    const h = req.headers.authorization;
+    if (h?.startsWith('Basic ')) {
+      const [name, ...rest] = Buffer.from(h.slice(6), 'base64').toString().split(':');
+      if (users[name!] === undefined || users[name!] !== rest.join(':')) {
+        requests.push({ user: name, scopes, status: 401 });
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ details: 'incorrect username or password' }));
+        return;
+      }
+      user = name;
+    }
+    const access = user
+      ? scopes.flatMap((s) => {
+          const [type, name, actions] = s.split(':');
+          return type && name && actions ? [{ type, name, actions: actions.split(',') }] : [];
+        })
+      : [];
+    const now = Math.floor(Date.now() / 1000);
+    const token = sign({
+      iss: issuer,
+      sub: user ?? '',
+      aud: u.searchParams.get('service') ?? service,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString('hex'),
+      access,
+    });
+    requests.push({ user, scopes, status: 200 });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
+  });
+  await listen(server);
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, service, issuer, certFile, requests };
+}
+
+// ---------------------------------------------------------------- proxy
+
+export interface TestProxy {
+  host: string;
+  /** Requests that went through, in order. */
+  requests: { method: string; url: string; status: number }[];
+}
+
+export interface ProxyOptions {
+  /** Flip one byte in the body of every blob GET whose digest this returns true for. */
+  corruptBlob?: (digest: string) => boolean;
+}
+
+/** An HTTP proxy in front of `target` (`127.0.0.1:PORT`) that records requests and can corrupt blobs. */
+export async function startProxy(target: string, opts: ProxyOptions = {}): Promise<TestProxy> {
+  const [thost, tport] = target.split(':');
+  const requests: TestProxy['requests'] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const blob = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '');
+    const corrupt = req.method === 'GET' && blob !== null && (opts.corruptBlob?.(blob[1]!) ?? false);
+    const up = httpRequest(
+      // The Host header passes through unchanged: the registry builds Location URLs from it, so
+      // upload sessions keep going through the proxy.
+      { host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers },
+      (upRes) => {
+        requests.push({ method: req.method ?? '', url: req.url ?? '', status: upRes.statusCode ?? 0 });
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        if (!corrupt) {
+          upRes.pipe(res);
+          return;
+        }
+        let flipped = false;
+        upRes.on('data', (chunk: Buffer) => {
+          if (!flipped && chunk.length > 0) {
+            const copy = Buffer.from(chunk);
+            const i = Math.floor(copy.length / 2);
+            copy[i] = copy[i]! ^ 0xff;
+            flipped = true;
+            res.write(copy);
+          } else res.write(chunk);
+        });
+        upRes.on('end', () => res.end());
+      },
+    );
+    up.on('error', () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(up);
+  });
+  await listen(server);
+  return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+}
+
+async function listen(server: Server): Promise<void> {
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  after(
+    () =>
+      new Promise<void>((res) => {
+        server.close(() => res());
+        // Keep-alive sockets from fetch would hold close() open until they time out.
+        server.closeAllConnections();
+      }),
+  );
+}

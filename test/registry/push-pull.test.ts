@@ -1,0 +1,179 @@
+// kiln push and kiln pull against Debian's real registry, checked by skopeo and podman.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { runKiln, runProgram } from '../helpers/kiln.js';
+import { tempDir } from '../helpers/tmp.js';
+import { startRegistry, completedUploads, blobDownloads, type TestRegistry } from '../helpers/registry.js';
+import { Store } from '../../src/store/store.js';
+import { pushImage } from '../../src/registry/push.js';
+import { pullImage, resolveImage } from '../../src/registry/pull.js';
+import type { ImageIndex } from '../../src/image/types.js';
+import { allBlobs, busyboxLayer, fileLayer, imageOf, indexOf, storeImage, writeOciLayout, type ImageBlobs, type Layer } from './fixtures.js';
+
+// Top level, not before(): helpers tie cleanup to the test context they start in.
+const reg: TestRegistry = await startRegistry();
+const bb: Layer = await busyboxLayer();
+const img: ImageBlobs = imageOf([bb, await fileLayer('hello', 'hello from kiln\n')], undefined, ['/bin/cat', '/hello']);
+
+async function storeWith(image: ImageBlobs, name?: string): Promise<{ root: string; store: Store }> {
+  const root = await tempDir('kiln-store-');
+  const store = await Store.open(root);
+  await storeImage(store, image, name);
+  return { root, store };
+}
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+test('kiln push uploads each blob once; pushing again uploads nothing', async () => {
+  const { root } = await storeWith(img, `${reg.host}/kiln/bb:1`);
+  const before1 = completedUploads(reg.requests()).length;
+  const r1 = await runKiln(['push', '--root', root, `${reg.host}/kiln/bb:1`]);
+  assert.equal(r1.code, 0, r1.stderr);
+  assert.equal(r1.stdout.trim(), img.manifest.digest);
+  assert.equal(completedUploads(reg.requests()).length - before1, 3, 'config + 2 layers');
+
+  const before2 = completedUploads(reg.requests()).length;
+  const r2 = await runKiln(['push', '--root', root, `${reg.host}/kiln/bb:1`]);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(completedUploads(reg.requests()).length - before2, 0);
+  assert.match(r2.stderr, /0 uploaded, 0 mounted, 3 already there/);
+});
+
+test('skopeo copies what kiln pushed, byte for byte', async () => {
+  const { root } = await storeWith(img, `${reg.host}/kiln/skopeo-check:1`);
+  const r = await runKiln(['push', '--root', root, `${reg.host}/kiln/skopeo-check:1`]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = await tempDir('kiln-oci-');
+  const s = await runProgram('skopeo', ['copy', '--src-tls-verify=false', `docker://${reg.host}/kiln/skopeo-check:1`, `oci:${out}:x`]);
+  assert.equal(s.code, 0, s.stderr);
+  const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as ImageIndex;
+  assert.equal(index.manifests[0]!.digest, img.manifest.digest);
+  for (const b of allBlobs(img)) {
+    const got = await readFile(join(out, 'blobs', 'sha256', b.digest.slice(7)));
+    assert.equal(sha(got), b.digest);
+  }
+});
+
+test('podman pulls and runs what kiln pushed', async () => {
+  const { root } = await storeWith(img, `${reg.host}/kiln/podman-run:1`);
+  const r = await runKiln(['push', '--root', root, `${reg.host}/kiln/podman-run:1`]);
+  assert.equal(r.code, 0, r.stderr);
+  const pod = await tempDir('kiln-podman-');
+  const base = [
+    '--root', join(pod, 'root'), '--runroot', join(pod, 'run'), '--storage-driver', 'vfs',
+    '--runtime', 'runc', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file',
+  ];
+  const p = await runProgram('podman', [...base, 'pull', '--tls-verify=false', `${reg.host}/kiln/podman-run:1`]);
+  assert.equal(p.code, 0, p.stderr);
+  const run = await runProgram('podman', [
+    ...base, 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024',
+    `${reg.host}/kiln/podman-run:1`,
+  ]);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.stdout, 'hello from kiln\n');
+});
+
+test('kiln pulls an image skopeo pushed; a second pull downloads nothing', async () => {
+  const own = imageOf([bb, await fileLayer('etc/motd', 'pushed by skopeo\n')]);
+  const layout = await tempDir('kiln-layout-');
+  await writeOciLayout(layout, [own.config, ...own.layers], own.manifest, 'v1');
+  const s = await runProgram('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${reg.host}/from/skopeo:v1`]);
+  assert.equal(s.code, 0, s.stderr);
+  const raw = await runProgram('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/from/skopeo:v1`]);
+  const pushedDigest = sha(Buffer.from(raw.stdout));
+
+  const root = await tempDir('kiln-store-');
+  const downloads0 = blobDownloads(reg.requests()).length;
+  const p1 = await runKiln(['pull', '--root', root, `${reg.host}/from/skopeo:v1`]);
+  assert.equal(p1.code, 0, p1.stderr);
+  assert.equal(p1.stdout.trim(), `${reg.host}/from/skopeo:v1`);
+  assert.equal(blobDownloads(reg.requests()).length - downloads0, 3);
+  const store = await Store.open(root);
+  const ref = await store.getRef(`${reg.host}/from/skopeo:v1`);
+  assert.equal(ref?.digest, pushedDigest);
+  for (const l of own.layers) assert.ok(await store.hasBlob(l.digest), l.digest);
+
+  const downloads1 = blobDownloads(reg.requests()).length;
+  const p2 = await runKiln(['pull', '--root', root, `${reg.host}/from/skopeo:v1`]);
+  assert.equal(p2.code, 0, p2.stderr);
+  assert.match(p2.stderr, /Image is up to date/);
+  assert.equal(blobDownloads(reg.requests()).length - downloads1, 0);
+
+  // FROM semantics: the local image is used without asking the registry at all.
+  const reqs = reg.requests().length;
+  const local = await resolveImage(store, `${reg.host}/from/skopeo:v1`, { os: 'linux', architecture: 'amd64' });
+  assert.equal(local.digest, pushedDigest);
+  assert.equal(local.downloaded, 0);
+  assert.equal(reg.requests().length, reqs);
+});
+
+test('a multi-platform index: --platform picks the image, the default is this machine', async () => {
+  const amd = imageOf([await fileLayer('arch', 'amd64\n')], { os: 'linux', architecture: 'amd64' });
+  const arm = imageOf([await fileLayer('arch', 'arm64\n')], { os: 'linux', architecture: 'arm64', variant: 'v8' });
+  const idx = indexOf([amd, arm]);
+  const layout = await tempDir('kiln-layout-');
+  await writeOciLayout(layout, [...allBlobs(amd), ...allBlobs(arm)], idx, 'multi');
+  const s = await runProgram('skopeo', ['copy', '--all', '--dest-tls-verify=false', `oci:${layout}:multi`, `docker://${reg.host}/multi/arch:1`]);
+  assert.equal(s.code, 0, s.stderr);
+
+  const root = await tempDir('kiln-store-');
+  const a = await runKiln(['pull', '--root', root, '--platform', 'linux/arm64', `${reg.host}/multi/arch:1`]);
+  assert.equal(a.code, 0, a.stderr);
+  const store = await Store.open(root);
+  assert.equal((await store.getRef(`${reg.host}/multi/arch:1`))?.digest, arm.manifest.digest);
+  assert.ok(await store.hasBlob(arm.layers[0]!.digest));
+  assert.ok(!(await store.hasBlob(amd.layers[0]!.digest)), 'the other platform is not fetched');
+
+  const d = await runKiln(['pull', '--root', root, `${reg.host}/multi/arch:1`]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.equal((await store.getRef(`${reg.host}/multi/arch:1`))?.digest, amd.manifest.digest);
+
+  // By digest of the index: resolved locally once both are there, no tag needed.
+  const byDigest = await resolveImage(store, `${reg.host}/multi/arch@${idx.digest}`, { os: 'linux', architecture: 'arm64' }, { pull: 'never' });
+  assert.equal(byDigest.digest, arm.manifest.digest);
+
+  const bad = await runKiln(['pull', '--root', root, '--platform', 'linux/s390x', `${reg.host}/multi/arch:1`]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /no image for platform linux\/s390x \(the index has: linux\/amd64, linux\/arm64\/v8\)/);
+});
+
+test('a second repository on the same registry gets blobs by cross-repository mount', async () => {
+  const { root } = await storeWith(img, `${reg.host}/mount/src:1`);
+  assert.equal((await runKiln(['push', '--root', root, `${reg.host}/mount/src:1`])).code, 0);
+  const before1 = completedUploads(reg.requests()).length;
+  const r = await runKiln(['push', '--root', root, `${reg.host}/mount/src:1`, `${reg.host}/mount/dst:2`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /0 uploaded, 3 mounted/);
+  assert.equal(completedUploads(reg.requests()).length - before1, 0);
+  const s = await runProgram('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/mount/dst:2`]);
+  assert.equal(sha(Buffer.from(s.stdout)), img.manifest.digest);
+});
+
+test('chunked uploads reassemble to the same blob', async () => {
+  const big = imageOf([bb]);
+  const { store } = await storeWith(big);
+  const res = await pushImage(store, big.manifest.digest, `${reg.host}/chunked/img:1`, { upload: { mode: 'chunked', chunkSize: 256 * 1024 } });
+  assert.equal(res.uploaded, 2);
+  const patches = reg.requests().filter((q) => q.method === 'PATCH' && q.uri.includes('/chunked/img/'));
+  assert.ok(patches.length >= Math.floor(bb.bytes.length / (256 * 1024)), `${patches.length} PATCH requests`);
+  const root2 = await tempDir('kiln-store-');
+  const store2 = await Store.open(root2);
+  const pulled = await pullImage(store2, `${reg.host}/chunked/img:1`);
+  assert.equal(pulled.digest, big.manifest.digest);
+  assert.equal(sha(await store2.readBlob(bb.digest)), bb.digest);
+});
+
+test('pull errors are clear: unknown tag, unreachable registry, non-loopback HTTP', async () => {
+  const root = await tempDir('kiln-store-');
+  const missing = await runKiln(['pull', '--root', root, `${reg.host}/nope/nothing:1`]);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, new RegExp(`${reg.host}/nope/nothing:1: not found in the registry`));
+  const bad = await runKiln(['pull', '--root', root, 'Bad/Name']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /invalid reference "Bad\/Name"/);
+  assert.deepEqual(await readdir(join(root, 'refs')), []);
+});
