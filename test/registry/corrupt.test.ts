@@ -1,0 +1,41 @@
+// A registry (behind a proxy that flips a byte) serves a corrupt blob: the pull fails naming
+// the digest, and nothing of the image enters the store.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runKiln } from '../helpers/kiln.js';
+import { tempDir } from '../helpers/tmp.js';
+import { startRegistry, startProxy } from '../helpers/registry.js';
+import { Store } from '../../src/store/store.js';
+import { pushImage } from '../../src/registry/push.js';
+import { fileLayer, imageOf, storeImage } from './fixtures.js';
+
+const reg = await startRegistry();
+const good = await fileLayer('good', 'fine\n');
+const bad = await fileLayer('bad', 'x'.repeat(200_000));
+const img = imageOf([good, bad]);
+const src = await Store.open(await tempDir('kiln-store-'));
+await storeImage(src, img);
+await pushImage(src, img.manifest.digest, `${reg.host}/corrupt/img:1`);
+const proxy = await startProxy(reg.host, { corruptBlob: (d) => d === bad.digest });
+
+test('a flipped byte in a layer fails the pull, names the digest, and stores nothing of it', async () => {
+  const root = await tempDir('kiln-store-');
+  const r = await runKiln(['pull', '--root', root, `${proxy.host}/corrupt/img:1`]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`blob ${bad.digest} from ${proxy.host} is corrupt`));
+  assert.ok(proxy.requests.some((q) => q.url.endsWith(`/blobs/${bad.digest}`)), 'the blob went through the proxy');
+
+  const store = await Store.open(root);
+  assert.equal(await store.hasBlob(bad.digest), false);
+  assert.equal(await store.hasBlob(img.manifest.digest), false, 'no manifest promising what is missing');
+  assert.deepEqual(await store.listRefs(), []);
+  assert.deepEqual(await readdir(join(root, 'tmp')), [], 'no staging files left');
+
+  // The same pull straight from the registry works: the store was left usable.
+  const ok = await runKiln(['pull', '--root', root, `${reg.host}/corrupt/img:1`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal((await store.getRef(`${reg.host}/corrupt/img:1`))?.digest, img.manifest.digest);
+});
