@@ -1,0 +1,221 @@
+// `kiln build` flags, checked and turned into plain values before anything runs.
+
+import { readFileSync } from 'node:fs';
+import { resolve, join, isAbsolute } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { parseArgs, flagBool, flagList, flagString, parseKeyValues, type FlagSpec } from './args.js';
+import { parseProgressMode, type ProgressMode } from './progress.js';
+import { KilnError } from '../util/errors.js';
+import type { Platform } from '../image/types.js';
+import type { NetworkMode } from '../graph/ops.js';
+import { normalizeReference } from '../registry/reference.js';
+
+export const BUILD_FLAGS: FlagSpec[] = [
+  { name: 'tag', short: 't', kind: 'list' },
+  { name: 'file', short: 'f', kind: 'string' },
+  { name: 'build-arg', kind: 'list' },
+  { name: 'target', kind: 'string' },
+  { name: 'platform', kind: 'string' },
+  { name: 'output', short: 'o', kind: 'list' },
+  { name: 'push', kind: 'boolean' },
+  { name: 'pull', kind: 'boolean' },
+  { name: 'iidfile', kind: 'string' },
+  { name: 'metadata-file', kind: 'string' },
+  { name: 'no-cache', kind: 'boolean' },
+  { name: 'no-cache-filter', kind: 'list' },
+  { name: 'jobs', kind: 'string' },
+  { name: 'progress', kind: 'string' },
+  { name: 'quiet', short: 'q', kind: 'boolean' },
+  { name: 'root', kind: 'string' },
+  { name: 'memory', short: 'm', kind: 'string' },
+  { name: 'pids-limit', kind: 'string' },
+  { name: 'cpus', kind: 'string' },
+  { name: 'secret', kind: 'list' },
+  { name: 'ssh', kind: 'list' },
+  { name: 'allow', kind: 'list' },
+  { name: 'network', kind: 'string' },
+  { name: 'source-date-epoch', kind: 'string' },
+  { name: 'explain', kind: 'boolean' },
+  { name: 'cache-to', kind: 'list' },
+  { name: 'cache-from', kind: 'list' },
+  { name: 'insecure-registry', kind: 'list' },
+];
+
+export interface BuildOptions {
+  contextDir: string;
+  dockerfilePath: string;
+  /** As the user named it, for error messages. */
+  dockerfileName: string;
+  tags: string[];
+  buildArgs: Map<string, string>;
+  target?: string;
+  platform: Platform;
+  outputs: string[];
+  push: boolean;
+  pull: boolean;
+  iidfile?: string;
+  metadataFile?: string;
+  noCache: boolean;
+  noCacheFilter: string[];
+  jobs: number;
+  progress: ProgressMode;
+  root?: string;
+  memoryBytes?: number;
+  pids?: number;
+  cpus?: number;
+  secrets: Map<string, Buffer>;
+  sshAgents: Map<string, string>;
+  allowInsecure: boolean;
+  network?: NetworkMode;
+  sourceDateEpoch?: number;
+  explain: boolean;
+  cacheTo: string[];
+  cacheFrom: string[];
+  insecureRegistries: string[];
+}
+
+export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BuildOptions {
+  const a = parseArgs(argv, BUILD_FLAGS, 'build');
+  if (a.positional.length !== 1) {
+    throw new KilnError(`build: expected exactly one context folder, got ${a.positional.length} (usage: kiln build [flags] DIR)`, { exitCode: 2 });
+  }
+  const contextDir = resolve(a.positional[0]!);
+  const fileFlag = flagString(a, 'file');
+  const dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
+  const buildArgs = new Map<string, string>();
+  for (const kv of flagList(a, 'build-arg')) {
+    const eq = kv.indexOf('=');
+    // `--build-arg NAME` takes the value from the environment, as docker does.
+    if (eq < 0) {
+      const v = env[kv];
+      if (v !== undefined) buildArgs.set(kv, v);
+    } else buildArgs.set(kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  const sde = flagString(a, 'source-date-epoch') ?? env.SOURCE_DATE_EPOCH;
+  return {
+    contextDir,
+    dockerfilePath,
+    dockerfileName: fileFlag ?? 'Dockerfile',
+    tags: flagList(a, 'tag').map((t) => normalizeReference(t, '--tag')),
+    buildArgs,
+    target: flagString(a, 'target'),
+    platform: parsePlatform(flagString(a, 'platform') ?? 'linux/amd64', '--platform'),
+    outputs: flagList(a, 'output'),
+    push: flagBool(a, 'push'),
+    pull: flagBool(a, 'pull'),
+    iidfile: flagString(a, 'iidfile'),
+    metadataFile: flagString(a, 'metadata-file'),
+    noCache: flagBool(a, 'no-cache'),
+    noCacheFilter: flagList(a, 'no-cache-filter').flatMap((s) => s.split(',')).filter(Boolean),
+    jobs: positiveInt(flagString(a, 'jobs'), '--jobs') ?? availableParallelism(),
+    progress: flagBool(a, 'quiet') ? 'quiet' : parseProgressMode(flagString(a, 'progress')),
+    root: flagString(a, 'root'),
+    memoryBytes: parseSize(flagString(a, 'memory'), '--memory'),
+    pids: positiveInt(flagString(a, 'pids-limit'), '--pids-limit'),
+    cpus: parseCpus(flagString(a, 'cpus')),
+    secrets: parseSecrets(flagList(a, 'secret'), env),
+    sshAgents: parseSsh(flagList(a, 'ssh'), env),
+    allowInsecure: parseAllow(flagList(a, 'allow')),
+    network: parseNetwork(flagString(a, 'network')),
+    sourceDateEpoch: sde === undefined || sde === '' ? undefined : parseEpoch(sde),
+    explain: flagBool(a, 'explain'),
+    cacheTo: flagList(a, 'cache-to'),
+    cacheFrom: flagList(a, 'cache-from'),
+    insecureRegistries: flagList(a, 'insecure-registry'),
+  };
+}
+
+export function parsePlatform(text: string, flag: string): Platform {
+  const parts = text.split('/');
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) {
+    throw new KilnError(`${flag}: expected os/arch[/variant], got "${text}"`, { exitCode: 2 });
+  }
+  const p: Platform = { os: parts[0]!, architecture: parts[1]! };
+  if (parts[2]) p.variant = parts[2];
+  return p;
+}
+
+function positiveInt(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) <= 0) throw new KilnError(`${flag}: expected a positive whole number, got "${v}"`, { exitCode: 2 });
+  return Number(v);
+}
+
+/** `512m`, `1g`, `1024k`, `100000` (bytes), as docker's --memory. */
+export function parseSize(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$/i.exec(v.trim());
+  if (!m) throw new KilnError(`${flag}: expected a size such as 512m or 2g, got "${v}"`, { exitCode: 2 });
+  const mult: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+  const bytes = Math.floor(Number(m[1]) * mult[m[2]!.toLowerCase()]!);
+  if (bytes <= 0) throw new KilnError(`${flag}: must be more than 0`, { exitCode: 2 });
+  return bytes;
+}
+
+function parseCpus(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new KilnError(`--cpus: expected a positive number such as 1.5, got "${v}"`, { exitCode: 2 });
+  return n;
+}
+
+function parseEpoch(v: string): number {
+  if (!/^\d+$/.test(v)) throw new KilnError(`SOURCE_DATE_EPOCH / --source-date-epoch: expected whole seconds, got "${v}"`, { exitCode: 2 });
+  return Number(v);
+}
+
+function parseNetwork(v: string | undefined): NetworkMode | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'default' || v === 'none' || v === 'host') return v;
+  throw new KilnError(`--network: expected default, none or host, got "${v}"`, { exitCode: 2 });
+}
+
+function parseAllow(values: string[]): boolean {
+  let insecure = false;
+  for (const v of values.flatMap((s) => s.split(','))) {
+    if (v === 'security.insecure') insecure = true;
+    else if (v !== 'network.host') throw new KilnError(`--allow: unknown entitlement "${v}" (expected security.insecure or network.host)`, { exitCode: 2 });
+  }
+  return insecure;
+}
+
+/** `id=X,src=FILE`, `id=X,env=VAR`, or `id=X` (from the environment variable X, as buildx). */
+function parseSecrets(values: string[], env: NodeJS.ProcessEnv): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const v of values) {
+    const kv = parseKeyValues(v, '--secret');
+    const id = kv.get('id');
+    if (!id) throw new KilnError(`--secret: "${v}" has no id=`, { exitCode: 2 });
+    for (const k of kv.keys()) {
+      if (!['id', 'src', 'source', 'env', 'type'].includes(k)) throw new KilnError(`--secret: unknown key "${k}" in "${v}"`, { exitCode: 2 });
+    }
+    const src = kv.get('src') ?? kv.get('source');
+    const envName = kv.get('env') ?? (src === undefined ? id : undefined);
+    if (src !== undefined) {
+      try {
+        out.set(id, readFileSync(isAbsolute(src) ? src : resolve(src)));
+      } catch (err) {
+        throw new KilnError(`--secret id=${id}: cannot read ${src}: ${(err as Error).message}`, { exitCode: 2 });
+      }
+    } else if (envName !== undefined) {
+      const value = env[envName];
+      if (value === undefined) throw new KilnError(`--secret id=${id}: environment variable ${envName} is not set`, { exitCode: 2 });
+      out.set(id, Buffer.from(value));
+    }
+  }
+  return out;
+}
+
+/** `default` (from $SSH_AUTH_SOCK), `id=/path/to/socket`. */
+function parseSsh(values: string[], env: NodeJS.ProcessEnv): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    const id = eq < 0 ? v : v.slice(0, eq);
+    const sock = eq < 0 ? env.SSH_AUTH_SOCK : v.slice(eq + 1);
+    if (!id) throw new KilnError(`--ssh: expected ID or ID=SOCKET, got "${v}"`, { exitCode: 2 });
+    if (!sock) throw new KilnError(`--ssh ${id}: no agent socket (SSH_AUTH_SOCK is not set)`, { exitCode: 2 });
+    out.set(id, resolve(sock));
+  }
+  return out;
+}
