@@ -25,7 +25,9 @@ export interface SnapshotMeta {
   /** Uncompressed layer digest, once the layer tar has been made (or known from the image). */
   diffId?: Digest;
   /** Compressed forms of this snapshot's layer already in blobs/, by compression name. */
-  blobs?: Partial<Record<LayerCompression, { digest: Digest; size: number; mediaType: string }>>;
+  blobs?: Partial<Record<LayerCompression, LayerBlobRecord>>;
+  /** The SOURCE_DATE_EPOCH the layer tar (and so diffId) was made with; null for none. */
+  tarEpoch?: number | null;
   /** Bytes of the uncompressed layer tar. */
   size?: number;
   /** True when the layer has no entries (a RUN that changed nothing). */
@@ -33,6 +35,14 @@ export interface SnapshotMeta {
 }
 
 export type LayerCompression = 'gzip' | 'zstd' | 'uncompressed';
+
+export interface LayerBlobRecord {
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  /** The compression level asked for; absent for the compressor's default. */
+  level?: number;
+}
 
 export interface CacheRecord {
   key: Digest;

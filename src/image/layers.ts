@@ -1,0 +1,147 @@
+// Layer blobs for snapshots. A snapshot's layer tar and each compressed form are made once and
+// recorded in the snapshot's meta, so later exports (and other builds) reuse the same blob and
+// so the same digest. A snapshot that came from an image layer keeps that layer's diffID: other
+// compressions are made by transcoding its blob, never by re-archiving the extracted folder.
+
+import { availableParallelism } from 'node:os';
+import type { Readable } from 'node:stream';
+import pLimit from 'p-limit';
+import type { Digest } from '../graph/ops.js';
+import type { LayerCompression, SnapshotMeta, Store, LayerBlobRecord } from '../store/store.js';
+import { KilnError } from '../util/errors.js';
+import { createLayerTar } from '../util/tar/write.js';
+import { compressor, openDecompressed } from '../util/tar/filter.js';
+import { hashingPassThrough } from '../util/tar/hash.js';
+import { MediaType, type Descriptor } from './types.js';
+
+export interface LayerOptions {
+  /** Clamp file mtimes in the tar to this (seconds). Part of what the diffID depends on. */
+  sourceDateEpoch?: number;
+}
+
+export interface LayerResult {
+  /** sha256 of the uncompressed tar (what the image config lists in rootfs.diff_ids). */
+  diffId: Digest;
+  /** The compressed blob, already in the store. */
+  descriptor: Descriptor;
+  /** The layer has no entries: images leave it out (its history entry gets empty_layer). */
+  empty: boolean;
+}
+
+export function layerMediaType(compression: LayerCompression): string {
+  switch (compression) {
+    case 'gzip':
+      return MediaType.ociLayerGzip;
+    case 'zstd':
+      return MediaType.ociLayerZstd;
+    case 'uncompressed':
+      return MediaType.ociLayer;
+  }
+}
+
+/** The compression a layer media type implies (OCI and Docker spellings). */
+export function compressionOfMediaType(mediaType: string): LayerCompression | undefined {
+  if (mediaType.endsWith('+gzip') || mediaType.endsWith('.tar.gzip')) return 'gzip';
+  if (mediaType.endsWith('+zstd') || mediaType.endsWith('.tar.zstd')) return 'zstd';
+  if (mediaType.endsWith('.tar') || mediaType === 'application/vnd.docker.image.rootfs.diff.tar') return 'uncompressed';
+  return undefined;
+}
+
+export async function ensureLayer(
+  store: Store,
+  snapshotId: string,
+  compression: LayerCompression = 'gzip',
+  level?: number,
+  opts: LayerOptions = {},
+): Promise<LayerResult> {
+  const meta = await store.getSnapshot(snapshotId);
+  if (!meta) throw new KilnError(`snapshot ${snapshotId} is not in the store`);
+  const fromImage = meta.source === 'layer';
+  const tarEpoch = opts.sourceDateEpoch ?? null;
+  const diffIdValid = meta.diffId !== undefined && (fromImage || (meta.tarEpoch ?? null) === tarEpoch);
+
+  if (diffIdValid) {
+    const known = meta.blobs?.[compression];
+    if (known && (known.level ?? null) === (level ?? null) && (await store.hasBlob(known.digest))) {
+      return result(meta.diffId!, known, meta.empty ?? false);
+    }
+    if (compression === 'uncompressed' && (await store.hasBlob(meta.diffId!))) {
+      const rec: LayerBlobRecord = { digest: meta.diffId!, size: await store.blobSize(meta.diffId!), mediaType: MediaType.ociLayer };
+      await recordBlob(store, meta, compression, rec, {});
+      return result(meta.diffId!, rec, meta.empty ?? false);
+    }
+    const source = await anyStoredBlob(store, meta);
+    if (source) {
+      const rec = await transcode(store, meta, source, compression, level);
+      await recordBlob(store, meta, compression, rec, {});
+      return result(meta.diffId!, rec, meta.empty ?? false);
+    }
+  }
+  if (fromImage) throw new KilnError(`the blob of image layer ${meta.diffId ?? snapshotId} is no longer in the store`);
+
+  // Archive the folder: one pass hashes the tar (diffID) and compresses it into a blob.
+  const { stream, stats } = createLayerTar(store.snapshotFs(snapshotId), { sourceDateEpoch: opts.sourceDateEpoch });
+  const tarHash = hashingPassThrough();
+  const blob = await ingestThrough(store, stream.pipe(tarHash.stream), compression, level, stream);
+  const { entries } = await stats;
+  const diffId = tarHash.digest();
+  const rec: LayerBlobRecord = { digest: blob.digest, size: blob.size, mediaType: layerMediaType(compression), ...(level !== undefined ? { level } : {}) };
+  // A different epoch or new contents invalidate every compressed form recorded before.
+  const blobs = meta.diffId === diffId ? { ...meta.blobs } : {};
+  blobs[compression] = rec;
+  await store.updateSnapshotMeta(snapshotId, { diffId, size: tarHash.size(), empty: entries === 0, tarEpoch, blobs });
+  return result(diffId, rec, entries === 0);
+}
+
+/** Several layers at once, compressed in parallel; results in input order. */
+export async function ensureLayers(
+  store: Store,
+  snapshotIds: string[],
+  compression: LayerCompression = 'gzip',
+  level?: number,
+  opts: LayerOptions = {},
+): Promise<LayerResult[]> {
+  const limit = pLimit(Math.max(1, Math.min(4, availableParallelism())));
+  return Promise.all(snapshotIds.map((id) => limit(() => ensureLayer(store, id, compression, level, opts))));
+}
+
+function result(diffId: Digest, rec: LayerBlobRecord, empty: boolean): LayerResult {
+  return { diffId, empty, descriptor: { mediaType: rec.mediaType, digest: rec.digest, size: rec.size } };
+}
+
+async function anyStoredBlob(store: Store, meta: SnapshotMeta): Promise<LayerBlobRecord | undefined> {
+  for (const c of ['uncompressed', 'gzip', 'zstd'] as const) {
+    const rec = meta.blobs?.[c];
+    if (rec && (await store.hasBlob(rec.digest))) return rec;
+  }
+  if (meta.diffId && (await store.hasBlob(meta.diffId))) {
+    return { digest: meta.diffId, size: await store.blobSize(meta.diffId), mediaType: MediaType.ociLayer };
+  }
+  return undefined;
+}
+
+async function ingestThrough(store: Store, tarStream: Readable, compression: LayerCompression, level: number | undefined, origin: Readable) {
+  origin.on('error', (err) => tarStream.destroy(err));
+  if (compression === 'uncompressed') return store.ingestStream(tarStream);
+  const z = compressor(compression, level);
+  tarStream.on('error', (err) => z.destroy(err));
+  return store.ingestStream(tarStream.pipe(z));
+}
+
+/** Decompresses a stored blob and compresses it again, checking the tar against the diffID. */
+async function transcode(store: Store, meta: SnapshotMeta, source: LayerBlobRecord, compression: LayerCompression, level?: number): Promise<LayerBlobRecord> {
+  const raw = await openDecompressed(store.blobStream(source.digest as Digest));
+  const check = hashingPassThrough();
+  raw.on('error', (err) => check.stream.destroy(err));
+  const blob = await ingestThrough(store, raw.pipe(check.stream), compression, level, raw);
+  if (check.digest() !== meta.diffId) {
+    throw new KilnError(`layer blob ${source.digest} does not decompress to diffID ${meta.diffId} (got ${check.digest()})`);
+  }
+  return { digest: blob.digest, size: blob.size, mediaType: layerMediaType(compression), ...(level !== undefined ? { level } : {}) };
+}
+
+async function recordBlob(store: Store, meta: SnapshotMeta, compression: LayerCompression, rec: LayerBlobRecord, extra: Partial<SnapshotMeta>): Promise<void> {
+  const fresh = (await store.getSnapshot(meta.id)) ?? meta;
+  await store.updateSnapshotMeta(meta.id, { ...extra, blobs: { ...fresh.blobs, [compression]: rec } });
+}
+

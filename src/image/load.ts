@@ -1,0 +1,175 @@
+// Images already in the store, read back: a tag or digest resolved to its manifest and config,
+// and its layers materialised as snapshots (extracted once, in overlay format, under an id
+// derived from the diffID so the same layer in two images is stored once).
+
+import { arch } from 'node:os';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import type { Digest } from '../graph/ops.js';
+import { normalizeReference } from '../registry/reference.js';
+import { removeTree, type Store } from '../store/store.js';
+import { hexOf, isDigest } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+import { extractTar } from '../util/tar/extract.js';
+import { openDecompressed } from '../util/tar/filter.js';
+import { hashingPassThrough } from '../util/tar/hash.js';
+import { compressionOfMediaType, layerMediaType } from './layers.js';
+import type { Descriptor, ImageConfigFile, ImageManifest, Platform } from './types.js';
+
+export interface LoadedImage {
+  manifestDigest: Digest;
+  manifest: ImageManifest;
+  configDigest: Digest;
+  config: ImageConfigFile;
+  /** One snapshot per layer, bottom to top (in overlay format, usable as lowerdirs). */
+  layerSnapshots: string[];
+}
+
+export interface ResolvedLocal {
+  /** The normalised name the image is stored under, when it was found by name. */
+  name?: string;
+  digest: Digest;
+}
+
+/** The platform kiln builds for by default: this machine's. */
+export function hostPlatform(): Platform {
+  const a = arch();
+  const map: Record<string, Platform> = {
+    x64: { os: 'linux', architecture: 'amd64' },
+    arm64: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    arm: { os: 'linux', architecture: 'arm', variant: 'v7' },
+    ppc64: { os: 'linux', architecture: 'ppc64le' },
+    s390x: { os: 'linux', architecture: 's390x' },
+    riscv64: { os: 'linux', architecture: 'riscv64' },
+  };
+  return map[a] ?? { os: 'linux', architecture: a };
+}
+
+/** The snapshot id of an image layer. */
+export function layerSnapshotId(diffId: Digest): string {
+  return `layer-${hexOf(diffId)}`;
+}
+
+/**
+ * A local image by tag (`busybox` means `docker.io/library/busybox:latest`), by `name@digest`,
+ * by manifest digest, or by a unique prefix (6+ hex digits) of a tagged image's digest.
+ */
+export async function resolveLocal(store: Store, ref: string): Promise<ResolvedLocal> {
+  if (isDigest(ref)) {
+    if (!(await store.hasBlob(ref))) throw new KilnError(`image ${ref} is not in the local store`);
+    return { digest: ref };
+  }
+  const hexOnly = /^(?:sha256:)?([0-9a-f]{6,64})$/.exec(ref);
+  if (hexOnly) {
+    const byName = await store.getRef(ref);
+    if (!byName) {
+      const hits = new Set((await store.listRefs()).filter((r) => hexOf(r.digest).startsWith(hexOnly[1]!)).map((r) => r.digest));
+      if (hits.size === 1) return { digest: [...hits][0]! };
+      if (hits.size > 1) throw new KilnError(`image id prefix ${ref} is ambiguous`);
+    }
+  }
+  let name: string;
+  try {
+    name = normalizeReference(ref);
+  } catch (err) {
+    if (err instanceof KilnError) throw new KilnError(`no local image ${ref}: ${err.message}`);
+    throw err;
+  }
+  const at = name.indexOf('@');
+  if (at >= 0) {
+    const digest = name.slice(at + 1);
+    if (!isDigest(digest) || !(await store.hasBlob(digest))) throw new KilnError(`image ${ref} is not in the local store`);
+    return { digest };
+  }
+  const rec = (await store.getRef(name)) ?? (await store.getRef(ref));
+  if (!rec) throw new KilnError(`no local image named ${ref} (${name}); see kiln images`);
+  return { name: rec.name, digest: rec.digest };
+}
+
+interface AnyManifest {
+  schemaVersion?: number;
+  mediaType?: string;
+  manifests?: Descriptor[];
+  config?: Descriptor;
+  layers?: Descriptor[];
+}
+
+export async function readJsonBlob<T>(store: Store, digest: Digest, what: string): Promise<T> {
+  const data = await store.readBlob(digest);
+  try {
+    return JSON.parse(data.toString('utf8')) as T;
+  } catch (err) {
+    throw new KilnError(`${what} ${digest} is not valid JSON`, { cause: err });
+  }
+}
+
+function platformMatches(p: Platform | undefined, want: Platform): boolean {
+  if (!p) return false;
+  if (p.os !== want.os || p.architecture !== want.architecture) return false;
+  return !want.variant || !p.variant || p.variant === want.variant;
+}
+
+/** The single-platform manifest a digest names: an index is narrowed to `platform`. */
+export async function resolveManifest(store: Store, digest: Digest, platform: Platform = hostPlatform()): Promise<{ digest: Digest; manifest: ImageManifest }> {
+  const doc = await readJsonBlob<AnyManifest>(store, digest, 'manifest');
+  if (doc.manifests) {
+    const pick = doc.manifests.find((m) => platformMatches(m.platform, platform)) ?? (doc.manifests.length === 1 ? doc.manifests[0] : undefined);
+    if (!pick) {
+      throw new KilnError(`image index ${digest} has no manifest for ${platform.os}/${platform.architecture}${platform.variant ? '/' + platform.variant : ''}`);
+    }
+    if (!isDigest(pick.digest)) throw new KilnError(`image index ${digest} lists a bad digest ${pick.digest}`);
+    return resolveManifest(store, pick.digest, platform);
+  }
+  if (!doc.config || !Array.isArray(doc.layers)) throw new KilnError(`blob ${digest} is not an image manifest`);
+  return { digest, manifest: doc as ImageManifest };
+}
+
+export async function loadImage(store: Store, refOrDigest: string, opts: { platform?: Platform } = {}): Promise<LoadedImage> {
+  const { digest } = await resolveLocal(store, refOrDigest);
+  const { digest: manifestDigest, manifest } = await resolveManifest(store, digest, opts.platform);
+  const configDigest = manifest.config.digest as Digest;
+  const config = await readJsonBlob<ImageConfigFile>(store, configDigest, 'image config');
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== manifest.layers.length) {
+    throw new KilnError(`image ${manifestDigest}: the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`);
+  }
+  const limit = pLimit(2);
+  const layerSnapshots = await Promise.all(
+    manifest.layers.map((desc, i) => limit(() => materializeLayer(store, diffIds[i]! as Digest, desc))),
+  );
+  return { manifestDigest, manifest, configDigest, config, layerSnapshots };
+}
+
+/** The snapshot of one image layer, extracted from its blob the first time it is needed. */
+export async function materializeLayer(store: Store, diffId: Digest, desc: Descriptor): Promise<string> {
+  if (!isDigest(diffId)) throw new KilnError(`bad diffID ${diffId}`);
+  const id = layerSnapshotId(diffId);
+  const compression = compressionOfMediaType(desc.mediaType);
+  if (!compression) throw new KilnError(`layer ${desc.digest} has media type ${desc.mediaType}, which kiln cannot unpack`);
+  const blobRec = { digest: desc.digest as Digest, size: desc.size, mediaType: layerMediaType(compression) };
+  const existing = await store.getSnapshot(id);
+  if (existing) {
+    if (!existing.blobs?.[compression] || !(await store.hasBlob(existing.blobs[compression].digest))) {
+      if (await store.hasBlob(blobRec.digest)) await store.updateSnapshotMeta(id, { blobs: { ...existing.blobs, [compression]: blobRec } });
+    }
+    return id;
+  }
+  if (!(await store.hasBlob(blobRec.digest))) throw new KilnError(`layer blob ${desc.digest} is not in the store`);
+  const staging = await store.tempDir('layer');
+  try {
+    const fs = join(staging, 'fs');
+    await mkdir(fs);
+    const raw = await openDecompressed(store.blobStream(blobRec.digest));
+    const hash = hashingPassThrough();
+    raw.on('error', (err) => hash.stream.destroy(err));
+    await extractTar(raw.pipe(hash.stream), fs, { whiteouts: 'overlay', label: `layer ${desc.digest}` });
+    if (hash.digest() !== diffId) throw new KilnError(`layer ${desc.digest} unpacks to ${hash.digest()}, but the image config says ${diffId}`);
+    // An image's layer stays in images built on it even when it holds no entries.
+    await store.commitSnapshot(id, fs, { source: 'layer', diffId, size: hash.size(), empty: false, blobs: { [compression]: blobRec } });
+    return id;
+  } finally {
+    await removeTree(staging);
+  }
+}
+
