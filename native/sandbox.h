@@ -1,0 +1,52 @@
+/* kiln-sandbox: shared declarations of the per-RUN sandbox helper. */
+#ifndef KILN_SANDBOX_H
+#define KILN_SANDBOX_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A spec record: its tokens (NUL-terminated copies) and their byte lengths. */
+struct record {
+  char **tok;
+  size_t *len;
+  int n;
+};
+
+struct spec {
+  struct record *rec;
+  int nrec;
+  /* Filled from the records for quick access. */
+  const char *rootfs;       /* host folder the root overlay is mounted on (in our namespace only) */
+  const char *ovl_cwd;      /* lowerdir paths in ovl_data may be relative to this folder */
+  const char *ovl_data;     /* overlay mount options: lowerdir=...,upperdir=...,workdir=... */
+  const char *files_dir;    /* host folder we mount a private tmpfs on for secrets and heredocs */
+  const char *cwd;
+  const char *hostname;
+  char **argv;
+  char **envp;
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  int ngroups;
+  int net_none;
+  int insecure;
+  char **cgroups;
+  int ncgroups;
+};
+
+extern int status_fd;
+
+/* Writes one status line ("stub d /x", "error ...") to the status pipe. */
+void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reports an error (with errno text when errnum != 0) and ends the process. */
+void fail(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+int parse_spec(const char *buf, size_t size, struct spec *s);
+
+/* Runs inside the new namespaces: builds the root filesystem and pivots into it. */
+void setup_rootfs(const struct spec *s);
+/* Drops capabilities, switches user, installs seccomp; the last step before exec. */
+void apply_security(const struct spec *s);
+void bring_loopback_up(void);
+
+#endif

@@ -1,0 +1,122 @@
+/* The step's privileges: Docker's default capability set, its user and groups, no_new_privs,
+ * and a seccomp filter refusing (EPERM) every syscall Docker's default profile refuses. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "sandbox.h"
+
+static const int default_caps[] = {
+    CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID,  CAP_FOWNER,     CAP_MKNOD,        CAP_NET_RAW,    CAP_SETGID,
+    CAP_SETUID, CAP_SETFCAP,     CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
+
+static int is_default_cap(int c) {
+  for (size_t i = 0; i < sizeof(default_caps) / sizeof(default_caps[0]); i++)
+    if (default_caps[i] == c) return 1;
+  return 0;
+}
+
+static int last_cap(void) {
+  FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "r");
+  int n = CAP_LAST_CAP;
+  if (f) {
+    if (fscanf(f, "%d", &n) != 1) n = CAP_LAST_CAP;
+    fclose(f);
+  }
+  return n;
+}
+
+static void drop_bounding_set(int last) {
+  for (int c = 0; c <= last; c++)
+    if (!is_default_cap(c) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+      fail(errno, "drop capability %d", c);
+}
+
+static void set_caps(void) {
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof(data));
+  for (size_t i = 0; i < sizeof(default_caps) / sizeof(default_caps[0]); i++) {
+    int c = default_caps[i];
+    data[c / 32].effective |= 1u << (c % 32);
+    data[c / 32].permitted |= 1u << (c % 32);
+  }
+  if (syscall(SYS_capset, &hdr, data) < 0) fail(errno, "capset");
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
+static void add_errno(scmp_filter_ctx ctx, int err, const char *name) {
+  int nr = seccomp_syscall_resolve_name(name);
+  if (nr == __NR_SCMP_ERROR) return; /* unknown to this libseccomp: not reachable either */
+  seccomp_rule_add(ctx, SCMP_ACT_ERRNO(err), nr, 0);
+}
+
+static void install_seccomp(void) {
+  static const char *refused[] = {
+      "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
+      "finit_module", "get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
+      "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "mount", "mount_setattr",
+      "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick", "move_pages",
+      "name_to_handle_at", "nfsservctl", "open_by_handle_at", "perf_event_open", "pivot_root",
+      "process_vm_readv", "process_vm_writev", "quotactl", "quotactl_fd", "reboot", "request_key",
+      "set_mempolicy", "setns", "settimeofday", "stime", "swapon", "swapoff", "sysfs", "_sysctl",
+      "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old", "syslog",
+      "vhangup", "pidfd_getfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
+      "fanotify_init", "lookup_dcookie", "setdomainname", "sethostname", "landlock_create_ruleset",
+      NULL};
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+  if (!ctx) fail(0, "seccomp_init");
+  /* The same rules for 32-bit entry points, or `int 0x80` would walk around them. */
+  seccomp_arch_add(ctx, SCMP_ARCH_X86);
+  seccomp_arch_add(ctx, SCMP_ARCH_X32);
+  for (int i = 0; refused[i]; i++) add_errno(ctx, EPERM, refused[i]);
+  /* clone may make threads and processes, never namespaces. */
+  static const unsigned long ns_flags[] = {CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
+                                           CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
+  for (size_t i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]); i++)
+    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i])) < 0)
+      fail(0, "seccomp rule for clone");
+  /* clone3 passes its flags in memory the filter cannot read; ENOSYS makes libc fall back to clone. */
+  add_errno(ctx, ENOSYS, "clone3");
+  if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) < 0) fail(0, "seccomp attribute");
+  int rc = seccomp_load(ctx);
+  if (rc < 0) fail(-rc, "seccomp_load");
+  seccomp_release(ctx);
+}
+
+void apply_security(const struct spec *s) {
+  if (!s->insecure) drop_bounding_set(last_cap());
+  if (setgroups((size_t)s->ngroups, s->groups) < 0) fail(errno, "setgroups");
+  if (setresgid(s->gid, s->gid, s->gid) < 0) fail(errno, "setgid %u", (unsigned)s->gid);
+  if (setresuid(s->uid, s->uid, s->uid) < 0) fail(errno, "setuid %u", (unsigned)s->uid);
+  /* A non-root uid has already lost every capability with setuid. */
+  if (s->uid == 0 && !s->insecure) set_caps();
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "no_new_privs");
+  if (!s->insecure) install_seccomp();
+  /* Credentials changed above, which clears the parent-death signal: set it again. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(errno, "pdeathsig");
+}
+
+void bring_loopback_up(void) {
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) fail(errno, "socket");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) fail(errno, "get lo flags");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) fail(errno, "bring lo up");
+  close(sock);
+}

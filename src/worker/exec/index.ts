@@ -1,0 +1,147 @@
+// RUN: the step runs in the sandbox over an overlay of its input layers; what it changed
+// (the upperdir) becomes its snapshot by rename.
+
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ExecOp } from '../../graph/ops.js';
+import type { ResolvedInput, StepOutput, WorkerContext } from '../types.js';
+import { KilnError } from '../../util/errors.js';
+import { RootfsView } from '../../store/rootfs-view.js';
+import { removeTree } from '../../store/store.js';
+import { SandboxSpec } from '../sandbox/spec.js';
+import { startSandbox } from '../sandbox/helper.js';
+import { createStepCgroup, type StepCgroup } from '../sandbox/cgroups.js';
+import { resolveUser } from './user.js';
+import { prepareMounts } from './mounts.js';
+import { overlayMountSpec } from './overlay.js';
+import { removeStubs } from './stubs.js';
+import { OutputTail } from './output-tail.js';
+import { describeFailure } from './failure.js';
+
+export { sweepStaleSandboxes } from '../sandbox/sweep.js';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const SANDBOX_HOSTNAME = 'kiln';
+/** How often a step under --pids-limit is checked for refused forks (a fork bomb never ends by itself). */
+const PIDS_POLL_MS = 100;
+
+function hasVar(env: string[], name: string): boolean {
+  return env.some((e) => e.startsWith(`${name}=`));
+}
+
+async function hostResolvConf(): Promise<Buffer> {
+  try {
+    return await readFile('/etc/resolv.conf');
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
+
+export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerContext, snapshotId: string): Promise<StepOutput> {
+  if (op.security === 'insecure' && !ctx.allowInsecure) {
+    throw new KilnError('RUN --security=insecure is refused without --allow security.insecure');
+  }
+  if (op.args.length === 0) throw new KilnError('RUN has no command');
+  const root = inputs[0];
+  if (root && root.kind !== 'state') throw new KilnError('RUN needs a filesystem as its first input');
+  const layers = root?.layers ?? [];
+  const view = RootfsView.forSnapshots(ctx.store, layers);
+  const user = await resolveUser(op.user, view);
+  if (ctx.signal.aborted) throw new KilnError('aborted');
+
+  const stepDir = await ctx.store.tempDir('exec');
+  let cgroup: StepCgroup | null = null;
+  let releaseMounts = () => {};
+  try {
+    const upper = join(stepDir, 'upper');
+    const work = join(stepDir, 'work');
+    const rootfs = join(stepDir, 'root');
+    const files = join(stepDir, 'files');
+    const empty = join(stepDir, 'empty');
+    for (const d of [upper, work, rootfs, files, empty]) await mkdir(d);
+
+    const lowers = layers.map((id) => ctx.store.snapshotFs(id)).reverse();
+    if (lowers.length === 0) lowers.push(empty);
+    const ovl = await overlayMountSpec(lowers, upper, work, join(stepDir, 'lower-links'));
+    const mounts = await prepareMounts(op, inputs, ctx, { dir: stepDir, empty });
+    releaseMounts = mounts.release;
+
+    const env = [...op.env, ...mounts.env];
+    if (!hasVar(env, 'PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
+    if (!hasVar(env, 'HOME')) env.push(`HOME=${user.home}`);
+    if (!hasVar(env, 'HOSTNAME')) env.push(`HOSTNAME=${SANDBOX_HOSTNAME}`);
+
+    const spec = new SandboxSpec()
+      .add('rootfs', rootfs)
+      .add('overlay', ovl.cwd, ovl.data)
+      .add('files', files)
+      .add('cwd', op.cwd || '/')
+      .add('hostname', SANDBOX_HOSTNAME)
+      .add('user', String(user.uid), String(user.gid), ...user.groups.map(String));
+    for (const a of op.args) spec.add('arg', a);
+    for (const e of env) spec.add('env', e);
+    if (op.network === 'none') spec.add('net-none');
+    if (op.security === 'insecure') spec.add('insecure');
+    // Generated per step and bound over the image's files: never part of the layer.
+    spec.add('file', '/etc/hosts', '644', '0', '0', 'rw',
+      Buffer.from(`127.0.0.1\tlocalhost ${SANDBOX_HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n`));
+    spec.add('file', '/etc/resolv.conf', '644', '0', '0', 'rw', await hostResolvConf());
+    spec.add('file', '/etc/hostname', '644', '0', '0', 'rw', Buffer.from(`${SANDBOX_HOSTNAME}\n`));
+    for (const r of mounts.records) spec.add(...r);
+
+    cgroup = createStepCgroup(ctx.limits);
+    for (const dir of cgroup?.dirs ?? []) spec.add('cgroup', dir);
+
+    const tail = new OutputTail(20);
+    const run = startSandbox(spec.encode(), (chunk, stream) => {
+      tail.push(chunk);
+      ctx.onOutput(chunk, stream);
+    });
+    let aborted = false;
+    let pidsKilled = false;
+    const onAbort = () => {
+      aborted = true;
+      run.stop();
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    if (ctx.signal.aborted) onAbort();
+    const cg = cgroup;
+    const poll = cg && ctx.limits.pids !== undefined
+      ? setInterval(() => {
+          if (cg.events().pidsRefused > 0) {
+            pidsKilled = true;
+            run.stop();
+          }
+        }, PIDS_POLL_MS)
+      : undefined;
+    let status;
+    try {
+      status = await run.done;
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+      if (poll) clearInterval(poll);
+    }
+    const events = cgroup?.events() ?? { oomKills: 0, pidsRefused: 0 };
+    releaseMounts();
+
+    if (aborted) throw new KilnError('RUN aborted', { cause: ctx.signal.reason });
+    if (status.setupError !== undefined) throw new KilnError(`sandbox: ${status.setupError}`);
+    if (status.exitCode !== 0 || pidsKilled) {
+      throw new KilnError(describeFailure(op.args, status, {
+        oomKilled: events.oomKills > 0,
+        pidsKilled: pidsKilled || (events.pidsRefused > 0 && status.exitCode !== 0),
+        limits: ctx.limits,
+        tail: tail.lines(),
+      }));
+    }
+
+    await removeStubs(upper, status.stubs, view);
+    if ((await readdir(upper)).length === 0) return { snapshot: null };
+    await ctx.store.commitSnapshot(snapshotId, upper, { source: 'exec', empty: false });
+    return { snapshot: snapshotId };
+  } finally {
+    releaseMounts();
+    if (cgroup) await cgroup.remove();
+    await removeTree(stepDir);
+  }
+}

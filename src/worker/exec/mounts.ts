@@ -1,0 +1,194 @@
+// RUN --mount: turns each RunMount into sandbox spec records, and holds the cache locks the
+// step needs until it ends.
+
+import { closeSync, openSync } from 'node:fs';
+import { chmod, chown, mkdir, stat } from 'node:fs/promises';
+import { join, normalize, posix } from 'node:path';
+import { createHash } from 'node:crypto';
+import type { ExecOp, RunMount } from '../../graph/ops.js';
+import type { ResolvedInput, WorkerContext } from '../types.js';
+import { KilnError } from '../../util/errors.js';
+import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from '../../util/syscalls.js';
+import type { SpecToken } from '../sandbox/spec.js';
+import { overlayMountSpec } from './overlay.js';
+
+export interface PreparedMounts {
+  records: SpecToken[][];
+  env: string[];
+  release(): void;
+}
+
+interface StepDirs {
+  /** Private scratch folder of this step (removed after it). */
+  dir: string;
+  empty: string;
+}
+
+/** A path inside the mount's source, never above its root. */
+function subPath(source: string): string {
+  const p = posix.normalize('/' + (source || '/'));
+  return p;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits for an exclusive flock without blocking the event loop. */
+async function lockExclusive(path: string, signal: AbortSignal, wait: boolean): Promise<number | undefined> {
+  const fd = openSync(path, 'a');
+  for (;;) {
+    if (flock(fd, LOCK_EX | LOCK_NB)) return fd;
+    if (!wait) {
+      closeSync(fd);
+      return undefined;
+    }
+    if (signal.aborted) {
+      closeSync(fd);
+      throw new KilnError('aborted while waiting for a locked cache mount');
+    }
+    await sleep(50);
+  }
+}
+
+export function cacheMountDir(ctx: WorkerContext, id: string): string {
+  return ctx.store.path('mounts', `cache-${createHash('sha256').update(id).digest('hex').slice(0, 32)}`);
+}
+
+export async function prepareMounts(
+  op: ExecOp,
+  inputs: ResolvedInput[],
+  ctx: WorkerContext,
+  dirs: StepDirs,
+): Promise<PreparedMounts> {
+  const records: SpecToken[][] = [];
+  const env: string[] = [];
+  const locks: number[] = [];
+  const release = () => {
+    for (const fd of locks.splice(0)) {
+      try {
+        flock(fd, LOCK_UN);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  };
+  let scratch = 0;
+  const scratchDir = async (what: string) => {
+    const d = join(dirs.dir, `${what}${scratch++}`);
+    await mkdir(d);
+    return d;
+  };
+  try {
+    // Parents before children, so a mount inside another mount's target lands on top of it.
+    const sorted = [...op.mounts].sort((a, b) => depth(a) - depth(b));
+    for (const mnt of sorted) {
+      switch (mnt.type) {
+        case 'bind': {
+          const input = inputs[mnt.from];
+          if (!input) throw new KilnError(`RUN --mount from input ${mnt.from} is missing`);
+          const source = subPath(mnt.source);
+          if (input.kind === 'context') {
+            if (!mnt.readwrite) records.push(['bind', normalize(join(input.dir, source)), mnt.target, 'ro']);
+            else {
+              // Writes to a rw bind are discarded: an overlay with a throwaway upper.
+              const upper = await scratchDir('bind-upper');
+              const work = await scratchDir('bind-work');
+              const staging = await scratchDir('bind-at');
+              const o = await overlayMountSpec([input.dir], upper, work, `${staging}-links`);
+              records.push(['overlay-at', staging, o.cwd, o.data, source, mnt.target, 'rw']);
+            }
+          } else {
+            const lowers = input.layers.map((id) => ctx.store.snapshotFs(id)).reverse();
+            if (lowers.length === 0) lowers.push(dirs.empty);
+            const staging = await scratchDir('bind-at');
+            if (mnt.readwrite) {
+              const upper = await scratchDir('bind-upper');
+              const work = await scratchDir('bind-work');
+              const o = await overlayMountSpec(lowers, upper, work, `${staging}-links`);
+              records.push(['overlay-at', staging, o.cwd, o.data, source, mnt.target, 'rw']);
+            } else {
+              // A read-only overlay needs two lowers at least; an empty one changes nothing.
+              if (lowers.length === 1) lowers.push(dirs.empty);
+              const o = await overlayMountSpec(lowers, undefined, undefined, `${staging}-links`);
+              records.push(['overlay-at', staging, o.cwd, o.data, source, mnt.target, 'ro']);
+            }
+          }
+          break;
+        }
+        case 'cache': {
+          const dir = await openCacheDir(ctx, mnt);
+          let use = dir;
+          if (mnt.sharing === 'locked') {
+            locks.push((await lockExclusive(`${dir}.lock`, ctx.signal, true))!);
+          } else if (mnt.sharing === 'private') {
+            const fd = await lockExclusive(`${dir}.lock`, ctx.signal, false);
+            if (fd !== undefined) locks.push(fd);
+            else {
+              // In use by another step: this one gets a fresh folder of its own.
+              use = await scratchDir('cache');
+              await chown(use, mnt.uid, mnt.gid);
+              await chmod(use, mnt.mode);
+            }
+          }
+          records.push(['bind', use, mnt.target, mnt.readonly ? 'ro' : 'rw']);
+          break;
+        }
+        case 'tmpfs': {
+          const opts = ['mode=1777'];
+          if (mnt.size !== undefined) opts.push(`size=${mnt.size}`);
+          records.push(['tmpfs', mnt.target, opts.join(',')]);
+          break;
+        }
+        case 'secret': {
+          const value = ctx.secrets.get(mnt.id);
+          if (value === undefined) {
+            if (mnt.required) throw new KilnError(`secret ${mnt.id} is required but was not given (--secret id=${mnt.id},src=FILE)`);
+            break;
+          }
+          if (mnt.env) env.push(`${mnt.env}=${value.toString('utf8')}`);
+          if (mnt.target) records.push(['file', mnt.target, mnt.mode.toString(8), String(mnt.uid), String(mnt.gid), 'ro', value]);
+          break;
+        }
+        case 'ssh': {
+          const sock = ctx.sshAgents.get(mnt.id);
+          if (sock === undefined) {
+            if (mnt.required) throw new KilnError(`ssh agent ${mnt.id} is required but was not given (--ssh ${mnt.id})`);
+            break;
+          }
+          await stat(sock).catch((err: unknown) => {
+            throw new KilnError(`ssh agent socket ${sock} for --ssh ${mnt.id}: ${(err as Error).message}`);
+          });
+          records.push(['bind', sock, mnt.target, 'rw']);
+          if (!env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${mnt.target}`);
+          break;
+        }
+      }
+    }
+    for (const f of op.files) {
+      records.push(['file', f.path, f.mode.toString(8), '0', '0', 'ro', Buffer.from(f.content)]);
+    }
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return { records, env, release };
+}
+
+function depth(m: RunMount): number {
+  const t = m.type === 'secret' ? (m.target ?? '') : m.target;
+  return t.split('/').filter(Boolean).length;
+}
+
+async function openCacheDir(ctx: WorkerContext, mnt: Extract<RunMount, { type: 'cache' }>): Promise<string> {
+  const dir = cacheMountDir(ctx, mnt.id);
+  try {
+    await mkdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return dir;
+    throw err;
+  }
+  await chown(dir, mnt.uid, mnt.gid);
+  await chmod(dir, mnt.mode);
+  return dir;
+}

@@ -1,0 +1,75 @@
+// USER as Docker resolves it: a name or uid, optionally `:group`, looked up in the image's
+// /etc/passwd and /etc/group (read through the layers, nothing mounted).
+
+import { KilnError } from '../../util/errors.js';
+import type { RootfsView } from '../../store/rootfs-view.js';
+
+export interface ResolvedUser {
+  uid: number;
+  gid: number;
+  /** Supplementary groups (from /etc/group membership, when no group was named). */
+  groups: number[];
+  home: string;
+}
+
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+interface GroupEntry {
+  name: string;
+  gid: number;
+  members: string[];
+}
+
+const isNumber = (s: string) => /^\d+$/.test(s);
+
+function parsePasswd(text: string): PasswdEntry[] {
+  const out: PasswdEntry[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 7 || !isNumber(f[2]!) || !isNumber(f[3]!)) continue;
+    out.push({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! });
+  }
+  return out;
+}
+
+function parseGroup(text: string): GroupEntry[] {
+  const out: GroupEntry[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 4 || !isNumber(f[2]!)) continue;
+    out.push({ name: f[0]!, gid: Number(f[2]), members: f[3]!.split(',').filter(Boolean) });
+  }
+  return out;
+}
+
+export async function resolveUser(spec: string, view: RootfsView): Promise<ResolvedUser> {
+  const [userPart = '', groupPart] = (spec || 'root').split(':', 2) as [string, string | undefined];
+  const passwd = parsePasswd((await view.readFileIfExists('/etc/passwd'))?.toString('utf8') ?? '');
+  const groups = parseGroup((await view.readFileIfExists('/etc/group'))?.toString('utf8') ?? '');
+
+  const byName = passwd.find((p) => p.name === userPart);
+  const pw = byName ?? (isNumber(userPart) ? passwd.find((p) => p.uid === Number(userPart)) : undefined);
+  if (!pw && !isNumber(userPart)) {
+    throw new KilnError(`unable to find user ${userPart}: no matching entries in passwd file`);
+  }
+  const uid = pw ? pw.uid : Number(userPart);
+  let gid = pw ? pw.gid : 0;
+  let supplementary: number[] = [];
+  if (groupPart !== undefined && groupPart !== '') {
+    if (isNumber(groupPart)) gid = Number(groupPart);
+    else {
+      const g = groups.find((x) => x.name === groupPart);
+      if (!g) throw new KilnError(`unable to find group ${groupPart}: no matching entries in group file`);
+      gid = g.gid;
+    }
+  } else if (pw) {
+    supplementary = groups.filter((g) => g.members.includes(pw.name) && g.gid !== gid).map((g) => g.gid);
+  }
+  if (uid > 0xfffffffe || gid > 0xfffffffe) throw new KilnError(`user ${spec}: id out of range`);
+  return { uid, gid, groups: [...new Set(supplementary)], home: pw?.home || '/' };
+}

@@ -1,0 +1,256 @@
+// Per-step cgroups for --memory, --pids-limit and --cpus. Both layouts are handled: cgroup v1
+// (one hierarchy per controller, as on hybrid hosts) and a unified cgroup v2. A step's cgroup
+// is a child of kiln's own cgroup in each hierarchy, named kiln-<pid>-<random>, so a later kiln
+// can tell whose it is and sweep it when that process is gone.
+
+import { readFileSync, existsSync, mkdirSync, writeFileSync, rmdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { ResourceLimits } from '../types.js';
+import { KilnError, errorMessage } from '../../util/errors.js';
+import { processAlive } from '../../store/sweep.js';
+
+type Controller = 'memory' | 'pids' | 'cpu';
+
+interface Hierarchy {
+  version: 1 | 2;
+  /** kiln's own cgroup folder in this hierarchy. */
+  base: string;
+  controllers: Controller[];
+}
+
+function unescapeMount(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Where each controller of ours lives, from /proc/self/mountinfo and /proc/self/cgroup. */
+export function discoverHierarchies(): Hierarchy[] {
+  const own = new Map<string, string>(); // "memory" or "" (v2) -> path in that hierarchy
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    for (const c of m[1]!.split(',')) own.set(c, m[2]!);
+  }
+  const out: Hierarchy[] = [];
+  const wanted: Controller[] = ['memory', 'pids', 'cpu'];
+  const covered = new Set<Controller>();
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const dash = f.indexOf('-');
+    if (dash < 0) continue;
+    const fstype = f[dash + 1];
+    const root = unescapeMount(f[3]!);
+    const mountPoint = unescapeMount(f[4]!);
+    const relative = (p: string) => (root === '/' ? p : p.startsWith(root) ? p.slice(root.length) || '/' : undefined);
+    if (fstype === 'cgroup') {
+      const opts = (f[dash + 3] ?? '').split(',');
+      const ctrls = wanted.filter((c) => opts.includes(c) && !covered.has(c));
+      if (ctrls.length === 0) continue;
+      const rel = relative(own.get(ctrls[0]!) ?? '/');
+      if (rel === undefined) continue;
+      ctrls.forEach((c) => covered.add(c));
+      out.push({ version: 1, base: join(mountPoint, rel), controllers: ctrls });
+    } else if (fstype === 'cgroup2') {
+      const rel = relative(own.get('') ?? '/');
+      if (rel === undefined) continue;
+      const base = join(mountPoint, rel);
+      let available: string[] = [];
+      try {
+        available = readFileSync(join(base, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
+      } catch {
+        continue;
+      }
+      const ctrls = wanted.filter((c) => available.includes(c) && !covered.has(c));
+      if (ctrls.length === 0) continue;
+      ctrls.forEach((c) => covered.add(c));
+      out.push({ version: 2, base, controllers: ctrls });
+    }
+  }
+  return out;
+}
+
+let hierarchiesCache: Hierarchy[] | undefined;
+function hierarchies(): Hierarchy[] {
+  return (hierarchiesCache ??= discoverHierarchies());
+}
+
+export interface StepCgroup {
+  /** Folders the step's PID 1 joins (one per hierarchy used). */
+  dirs: string[];
+  limits: ResourceLimits;
+  /** How many times the limits bit so far. */
+  events(): { oomKills: number; pidsRefused: number };
+  remove(): Promise<void>;
+}
+
+function neededControllers(l: ResourceLimits): Controller[] {
+  const c: Controller[] = [];
+  if (l.memoryBytes !== undefined) c.push('memory');
+  if (l.pids !== undefined) c.push('pids');
+  if (l.cpus !== undefined) c.push('cpu');
+  return c;
+}
+
+function write(dir: string, file: string, value: string): void {
+  try {
+    writeFileSync(join(dir, file), value);
+  } catch (err) {
+    throw new KilnError(`cannot set ${file} in ${dir}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+function counter(file: string, key: string): number {
+  try {
+    const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(readFileSync(file, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Makes the step's cgroups with its limits; null when no limit was asked for. */
+export function createStepCgroup(limits: ResourceLimits): StepCgroup | null {
+  const need = neededControllers(limits);
+  if (need.length === 0) return null;
+  const name = `kiln-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const used: { h: Hierarchy; dir: string }[] = [];
+  const dirs: string[] = [];
+  const result: StepCgroup = {
+    dirs,
+    limits,
+    events() {
+      let oomKills = 0;
+      let pidsRefused = 0;
+      for (const { h, dir } of used) {
+        if (h.controllers.includes('memory') && limits.memoryBytes !== undefined) {
+          oomKills += counter(join(dir, h.version === 1 ? 'memory.oom_control' : 'memory.events'), 'oom_kill');
+        }
+        if (h.controllers.includes('pids') && limits.pids !== undefined) pidsRefused += counter(join(dir, 'pids.events'), 'max');
+      }
+      return { oomKills, pidsRefused };
+    },
+    remove: () => removeCgroupDirs(dirs),
+  };
+  try {
+    for (const c of need) {
+      const h = hierarchies().find((x) => x.controllers.includes(c));
+      if (!h) throw new KilnError(`this machine has no ${c} cgroup controller for the requested limit`);
+      let entry = used.find((u) => u.h === h);
+      if (!entry) {
+        if (h.version === 2) enableV2Controllers(h, need);
+        const dir = join(h.base, name);
+        mkdirSync(dir);
+        entry = { h, dir };
+        used.push(entry);
+        dirs.push(dir);
+      }
+      applyLimit(h.version, entry.dir, c, limits);
+    }
+  } catch (err) {
+    void result.remove();
+    throw err;
+  }
+  return result;
+}
+
+function enableV2Controllers(h: Hierarchy, need: Controller[]): void {
+  const ctrls = need.filter((c) => h.controllers.includes(c));
+  try {
+    const enabled = readFileSync(join(h.base, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/);
+    const missing = ctrls.filter((c) => !enabled.includes(c));
+    if (missing.length > 0) writeFileSync(join(h.base, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+  } catch (err) {
+    throw new KilnError(
+      `cannot delegate the ${ctrls.join(', ')} controllers below ${h.base} (cgroup v2 refuses it while kiln's own cgroup holds processes; run kiln in a cgroup of its own): ${errorMessage(err)}`,
+    );
+  }
+}
+
+function applyLimit(version: 1 | 2, dir: string, c: Controller, l: ResourceLimits): void {
+  if (c === 'memory') {
+    const bytes = String(l.memoryBytes!);
+    if (version === 1) {
+      write(dir, 'memory.limit_in_bytes', bytes);
+      // Swap would let the step go past the limit without an OOM kill.
+      if (existsSync(join(dir, 'memory.memsw.limit_in_bytes'))) write(dir, 'memory.memsw.limit_in_bytes', bytes);
+    } else {
+      write(dir, 'memory.max', bytes);
+      if (existsSync(join(dir, 'memory.swap.max'))) write(dir, 'memory.swap.max', '0');
+    }
+  } else if (c === 'pids') {
+    write(dir, 'pids.max', String(l.pids!));
+  } else {
+    const period = 100_000;
+    const quota = Math.max(1000, Math.round(l.cpus! * period));
+    if (version === 1) {
+      write(dir, 'cpu.cfs_period_us', String(period));
+      write(dir, 'cpu.cfs_quota_us', String(quota));
+    } else {
+      write(dir, 'cpu.max', `${quota} ${period}`);
+    }
+  }
+}
+
+function procsIn(dir: string): number[] {
+  try {
+    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Kills whatever is left in the folders and removes them; a dying task can hold one a moment. */
+async function removeCgroupDirs(dirs: string[]): Promise<void> {
+  for (const dir of dirs) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        rmdirSync(dir);
+        break;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') break;
+        if (code !== 'EBUSY' || attempt >= 100) throw err;
+        for (const pid of procsIn(dir)) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+}
+
+/** Removes step cgroups left by kiln processes that no longer run. */
+export async function sweepStaleCgroups(): Promise<string[]> {
+  const removed: string[] = [];
+  let hs: Hierarchy[];
+  try {
+    hs = hierarchies();
+  } catch {
+    return removed;
+  }
+  for (const h of hs) {
+    let names: string[];
+    try {
+      names = readdirSync(h.base);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const m = /^kiln-(\d+)-[0-9a-f]+$/.exec(n);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      if (pid === process.pid || processAlive(pid)) continue;
+      try {
+        await removeCgroupDirs([join(h.base, n)]);
+        removed.push(join(h.base, n));
+      } catch {
+        // still busy: the next sweep tries again
+      }
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,73 @@
+// Spawns native/build/kiln-sandbox for one step (Node cannot fork into namespaces itself),
+// feeds it the spec, streams the step's output and collects its status lines.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import { KilnError } from '../../util/errors.js';
+import { parseStatus, type SandboxStatus } from './spec.js';
+
+export const helperPath = process.env.KILN_SANDBOX_HELPER ?? fileURLToPath(new URL('../../../../native/build/kiln-sandbox', import.meta.url));
+
+/** Helpers still running, killed if kiln exits without waiting for them. */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+  });
+}
+
+export interface SandboxRun {
+  pid: number;
+  /** Ends the step: the helper kills the step's PID 1, whose namespace takes every other process with it. */
+  stop(): void;
+  done: Promise<SandboxStatus>;
+}
+
+export function startSandbox(spec: Buffer, onOutput: (chunk: Buffer, stream: 'stdout' | 'stderr') => void): SandboxRun {
+  if (!existsSync(helperPath)) throw new KilnError(`the sandbox helper is not built (${helperPath}); run \`npm run build\``);
+  installExitHook();
+  const child = spawn(helperPath, [], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] });
+  live.add(child);
+  const specPipe = child.stdio[3] as Writable;
+  const statusPipe = child.stdio[4] as Readable;
+  // The helper may die before reading it all (a spawn failure): that is reported by its exit.
+  specPipe.on('error', () => {});
+  specPipe.end(spec);
+  let status = '';
+  statusPipe.setEncoding('utf8');
+  statusPipe.on('data', (d: string) => (status += d));
+  child.stdout!.on('data', (d: Buffer) => onOutput(d, 'stdout'));
+  child.stderr!.on('data', (d: Buffer) => onOutput(d, 'stderr'));
+  let killTimer: NodeJS.Timeout | undefined;
+  const done = new Promise<SandboxStatus>((resolve, reject) => {
+    child.on('error', (err) => {
+      live.delete(child);
+      reject(new KilnError(`cannot start the sandbox helper: ${err.message}`, { cause: err }));
+    });
+    child.on('close', (code, signal) => {
+      live.delete(child);
+      if (killTimer) clearTimeout(killTimer);
+      const st = parseStatus(status);
+      if (st.exitCode === undefined && st.signal === undefined && st.setupError === undefined) {
+        st.setupError = signal ? `sandbox helper killed by ${signal}` : `sandbox helper exited with code ${code}`;
+      }
+      resolve(st);
+    });
+  });
+  return {
+    pid: child.pid ?? -1,
+    stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      // The helper answers SIGTERM at once; if it is stuck, kill it (its step dies with it).
+      killTimer ??= setTimeout(() => child.kill('SIGKILL'), 2000);
+    },
+    done,
+  };
+}

@@ -1,0 +1,47 @@
+// The helper's spec format (see native/spec.c): records of length-prefixed tokens, each record
+// ended by an empty token. Length prefixes let heredoc and secret contents hold any byte.
+
+export type SpecToken = string | Buffer;
+
+export class SandboxSpec {
+  private readonly parts: Buffer[] = [];
+
+  add(...tokens: SpecToken[]): this {
+    for (const t of tokens) this.token(t);
+    this.token('');
+    return this;
+  }
+
+  encode(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+
+  private token(t: SpecToken): void {
+    const b = typeof t === 'string' ? Buffer.from(t) : t;
+    this.parts.push(Buffer.from(`${b.length}:`), b);
+  }
+}
+
+/** What the sandbox decided about the root filesystem and how the step ended. */
+export interface SandboxStatus {
+  /** Mount targets the sandbox created in the root (`d` folder, `f` file), in creation order. */
+  stubs: { type: 'd' | 'f'; path: string }[];
+  setupError?: string;
+  exitCode?: number;
+  signal?: number;
+}
+
+export function parseStatus(text: string): SandboxStatus {
+  const st: SandboxStatus = { stubs: [] };
+  for (const line of text.split('\n')) {
+    const sp = line.indexOf(' ');
+    if (sp < 0) continue;
+    const word = line.slice(0, sp);
+    const rest = line.slice(sp + 1);
+    if (word === 'stub' && (rest[0] === 'd' || rest[0] === 'f')) st.stubs.push({ type: rest[0], path: rest.slice(2) });
+    else if (word === 'error') st.setupError = rest;
+    else if (word === 'exit') st.exitCode = Number(rest);
+    else if (word === 'signal') st.signal = Number(rest);
+  }
+  return st;
+}
