@@ -124,3 +124,36 @@ export function mknod(path: string, mode: number, major = 0, minor = 0): void {
 export function makeWhiteout(path: string): void {
   mknod(path, S_IFCHR | 0o000, 0, 0);
 }
+
+// ---------------------------------------------------------------- mount, umount2, flock
+// (the sandbox engineer's additions; the sandbox helper does its own mounts in C, these are
+// for host-side cleanup and for RUN --mount=type=cache locks)
+
+const m = {
+  mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+  umount2: libc.func('int umount2(const char *target, int flags)'),
+  flock: libc.func('int flock(int fd, int operation)'),
+};
+
+export const MNT_DETACH = 2;
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+const EWOULDBLOCK = 11;
+
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
+  if (m.mount(source, target, fstype, flags, data) !== 0) fail('mount', target);
+}
+
+export function umount2(target: string, flags = 0): void {
+  if (m.umount2(target, flags) !== 0) fail('umount2', target);
+}
+
+/** flock(2) on an open fd. With LOCK_NB, returns false when another holder has the lock. */
+export function flock(fd: number, operation: number): boolean {
+  if (m.flock(fd, operation) === 0) return true;
+  const e = koffi.errno();
+  if (e === EWOULDBLOCK && (operation & LOCK_NB) !== 0) return false;
+  throw new SyscallError('flock', e, `fd ${fd}`);
+}
