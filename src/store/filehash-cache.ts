@@ -1,0 +1,110 @@
+// Content digests of files, remembered so that an unchanged file is never read twice, in this
+// build or the next. A file counts as unchanged while its size, mtime, ctime and inode are the
+// same (ctime catches a rewrite that restored the mtime). Context folders get a persistent
+// table in the store (cache/filehash/<sha256 of the folder path>.json); everything goes
+// through an in-memory LRU first.
+
+import { createReadStream } from 'node:fs';
+import { readFile, mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Digest } from '../graph/ops.js';
+import type { Store } from './store.js';
+
+export interface HashableStat {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+}
+
+type Row = [size: number, mtimeMs: number, ctimeMs: number, ino: number, digest: Digest];
+
+interface TableFile {
+  version: 1;
+  files: Record<string, Row>;
+}
+
+const openTables = new Map<string, Promise<FileHashTable>>();
+const memory = new LRUCache<string, Digest>({ max: 200_000 });
+
+function memoryKey(host: string, st: HashableStat): string {
+  return `${host}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`;
+}
+
+export async function hashFile(host: string): Promise<Digest> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(host) as AsyncIterable<Buffer>) h.update(chunk);
+  return `sha256:${h.digest('hex')}`;
+}
+
+/** A table of digests for one folder (a build context); `save()` persists what changed. */
+export class FileHashTable {
+  private dirty = false;
+
+  private constructor(
+    private readonly store: Store,
+    private readonly file: string,
+    private readonly rows: Record<string, Row>,
+  ) {}
+
+  /** The persistent table for `folder` (one per store and folder in this process). */
+  static open(store: Store, folder: string): Promise<FileHashTable> {
+    const k = `${store.root}\0${folder}`;
+    let t = openTables.get(k);
+    if (!t) {
+      t = FileHashTable.load(store, folder);
+      openTables.set(k, t);
+    }
+    return t;
+  }
+
+  private static async load(store: Store, folder: string): Promise<FileHashTable> {
+    const name = createHash('sha256').update(folder).digest('hex');
+    const file = store.path('cache', 'filehash', `${name}.json`);
+    let rows: Record<string, Row> = {};
+    try {
+      const parsed = JSON.parse(await readFile(file, 'utf8')) as TableFile;
+      if (parsed.version === 1 && parsed.files && typeof parsed.files === 'object') rows = parsed.files;
+    } catch {
+      // Missing or damaged: start over; it is only a cache.
+    }
+    return new FileHashTable(store, file, rows);
+  }
+
+  /** Digest of the file at `host` (keyed in the table by `key`, usually its relative path). */
+  async digest(key: string, host: string, st: HashableStat): Promise<Digest> {
+    const row = this.rows[key];
+    if (row && row[0] === st.size && row[1] === st.mtimeMs && row[2] === st.ctimeMs && row[3] === st.ino) {
+      return row[4];
+    }
+    const mk = memoryKey(host, st);
+    let d = memory.get(mk);
+    if (!d) {
+      d = await hashFile(host);
+      memory.set(mk, d);
+    }
+    this.rows[key] = [st.size, st.mtimeMs, st.ctimeMs, st.ino, d];
+    this.dirty = true;
+    return d;
+  }
+
+  async save(): Promise<void> {
+    if (!this.dirty) return;
+    await mkdir(this.store.path('cache', 'filehash'), { recursive: true });
+    const body: TableFile = { version: 1, files: this.rows };
+    await this.store.writeFileAtomic(this.file, JSON.stringify(body));
+    this.dirty = false;
+  }
+}
+
+/** Digest of an immutable file (inside a snapshot): memory cache only. */
+export async function digestImmutable(host: string, st: HashableStat): Promise<Digest> {
+  const mk = memoryKey(host, st);
+  let d = memory.get(mk);
+  if (!d) {
+    d = await hashFile(host);
+    memory.set(mk, d);
+  }
+  return d;
+}

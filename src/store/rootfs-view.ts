@@ -1,0 +1,259 @@
+// A read-only view of a root filesystem made of stacked snapshot folders (overlay format),
+// without mounting anything. Paths are always resolved INSIDE the root: an absolute symlink
+// target or a `..` climbs no higher than `/`, so a link `/app -> /etc` means the image's /etc,
+// never the host's. Used for COPY sources and destinations, /etc/passwd lookups and exports.
+
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { join } from 'node:path';
+import { getXattr } from '../util/syscalls.js';
+import { KilnError } from '../util/errors.js';
+import type { Store } from './store.js';
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+/** The subset of fs.Stats a view entry carries (the root of an empty stack has no real Stats). */
+export interface ViewStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  dev: number;
+  nlink: number;
+  rdev: number;
+}
+
+export interface ViewEntry {
+  /** Canonical absolute path inside the root (no symlinks, no `.`/`..`); `/` for the root. */
+  path: string;
+  type: EntryType;
+  /** Metadata of the topmost copy. */
+  stats: ViewStat;
+  /** Host path of the topmost copy (empty for the root of an empty stack). */
+  host: string;
+  /** For directories: host paths of every layer's copy merged into it, top first. */
+  dirs: string[];
+}
+
+const MAX_SYMLINK_HOPS = 40;
+const S_IFMT = 0o170000;
+const S_IFCHR = 0o020000;
+
+export function isWhiteout(st: Pick<Stats, 'mode' | 'rdev'>): boolean {
+  return (st.mode & S_IFMT) === S_IFCHR && st.rdev === 0;
+}
+
+export function isOpaqueDir(hostPath: string): boolean {
+  const v = getXattr(hostPath, 'trusted.overlay.opaque');
+  return v !== undefined && v.toString() === 'y';
+}
+
+export function entryType(mode: number): EntryType {
+  switch (mode & S_IFMT) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'dir';
+    case 0o120000:
+      return 'symlink';
+    default:
+      return 'other';
+  }
+}
+
+function childPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+/** `a/./b/../c` -> ['a', 'c'] lexically is NOT what we want: `..` must be resolved after symlinks. */
+function components(path: string): string[] {
+  return path.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+export interface Located {
+  /** Canonical path: symlinks in the existing part resolved, the missing tail appended. */
+  path: string;
+  entry: ViewEntry | undefined;
+}
+
+export class RootfsView {
+  /** Snapshots never change, so lookups are memoized for the view's lifetime. */
+  private readonly cache = new Map<string, ViewEntry | null>();
+  private rootEntry: ViewEntry | undefined;
+
+  /** `layers`: host folders bottom (base) to top. */
+  constructor(readonly layers: readonly string[]) {}
+
+  static forSnapshots(store: Store, ids: readonly string[]): RootfsView {
+    return new RootfsView(ids.map((id) => store.snapshotFs(id)));
+  }
+
+  /** Forget memoized lookups (for a view whose top layer is being written). */
+  invalidate(): void {
+    this.cache.clear();
+    this.rootEntry = undefined;
+  }
+
+  async root(): Promise<ViewEntry> {
+    if (this.rootEntry) return this.rootEntry;
+    const dirs: string[] = [];
+    let top: Stats | undefined;
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const host = this.layers[i]!;
+      let st: Stats;
+      try {
+        st = await lstat(host);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      top ??= st;
+      dirs.push(host);
+      if (isOpaqueDir(host)) break;
+    }
+    const stats: ViewStat = top ?? {
+      mode: 0o040755, uid: 0, gid: 0, size: 0, mtimeMs: 0, ctimeMs: 0, ino: 0, dev: 0, nlink: 1, rdev: 0,
+    };
+    this.rootEntry = { path: '/', type: 'dir', stats, host: dirs[0] ?? '', dirs };
+    return this.rootEntry;
+  }
+
+  /** The entry `name` inside directory `dir`, merged across layers. */
+  async child(dir: ViewEntry, name: string): Promise<ViewEntry | undefined> {
+    const path = childPath(dir.path, name);
+    const hit = this.cache.get(path);
+    if (hit !== undefined) return hit ?? undefined;
+    let top: { host: string; st: Stats } | undefined;
+    const dirs: string[] = [];
+    for (const d of dir.dirs) {
+      const host = join(d, name);
+      let st: Stats;
+      try {
+        st = await lstat(host);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+        throw err;
+      }
+      if (isWhiteout(st)) break;
+      if (st.isDirectory()) {
+        if (top && !top.st.isDirectory()) break;
+        top ??= { host, st };
+        dirs.push(host);
+        if (isOpaqueDir(host)) break;
+        continue;
+      }
+      top ??= { host, st };
+      break; // a non-directory hides everything below it
+    }
+    const entry: ViewEntry | undefined = top && {
+      path,
+      type: entryType(top.st.mode),
+      stats: top.st,
+      host: top.host,
+      dirs,
+    };
+    this.cache.set(path, entry ?? null);
+    return entry;
+  }
+
+  /**
+   * Resolves `path` inside the root. Symlinks in every component but the last are followed;
+   * the last is followed when `followLast`. Throws when a component is not a directory.
+   */
+  async locate(path: string, followLast: boolean): Promise<Located> {
+    const stack: ViewEntry[] = [await this.root()];
+    const queue = components(path);
+    let hops = 0;
+    while (queue.length > 0) {
+      const name = queue.shift()!;
+      const cur = stack[stack.length - 1]!;
+      if (name === '..') {
+        if (stack.length > 1) stack.pop();
+        continue;
+      }
+      if (cur.type !== 'dir') throw new KilnError(`${cur.path} is not a directory (resolving ${path})`);
+      const next = await this.child(cur, name);
+      if (!next) {
+        // Missing: the rest is appended lexically (nothing below can be a symlink).
+        const tail = [name, ...queue];
+        let p = cur.path;
+        for (const c of tail) {
+          if (c === '..') p = p === '/' ? '/' : p.slice(0, p.lastIndexOf('/')) || '/';
+          else p = childPath(p, c);
+        }
+        return { path: p, entry: undefined };
+      }
+      if (next.type === 'symlink' && (queue.length > 0 || followLast)) {
+        if (++hops > MAX_SYMLINK_HOPS) throw new KilnError(`too many levels of symbolic links resolving ${path}`);
+        const target = await readlink(next.host);
+        if (target.startsWith('/')) stack.length = 1;
+        queue.unshift(...components(target));
+        continue;
+      }
+      stack.push(next);
+    }
+    const last = stack[stack.length - 1]!;
+    return { path: last.path, entry: last };
+  }
+
+  /** The entry at `path` (a final symlink is not followed), or undefined. */
+  async lstat(path: string): Promise<ViewEntry | undefined> {
+    try {
+      return (await this.locate(path, false)).entry;
+    } catch (err) {
+      if (err instanceof KilnError) return undefined;
+      throw err;
+    }
+  }
+
+  /** The entry at `path`, following a final symlink, or undefined. */
+  async stat(path: string): Promise<ViewEntry | undefined> {
+    try {
+      return (await this.locate(path, true)).entry;
+    } catch (err) {
+      if (err instanceof KilnError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Entries of a directory, merged across layers, sorted by name. */
+  async readdir(dir: ViewEntry): Promise<ViewEntry[]> {
+    const names = new Set<string>();
+    for (const d of dir.dirs) {
+      for (const n of await readdir(d)) names.add(n);
+    }
+    const out: ViewEntry[] = [];
+    for (const n of [...names].sort()) {
+      const e = await this.child(dir, n);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const e = await this.stat(path);
+    if (!e || e.type !== 'file') throw new KilnError(`${path}: no such file in the image`);
+    return readFile(e.host);
+  }
+
+  /** The file's contents, or undefined when it is missing or not a regular file. */
+  async readFileIfExists(path: string): Promise<Buffer | undefined> {
+    const e = await this.stat(path);
+    return e && e.type === 'file' ? readFile(e.host) : undefined;
+  }
+
+  async readlink(entry: ViewEntry): Promise<string> {
+    return readlink(entry.host);
+  }
+
+  /** Pre-order walk below (and including) `start`, siblings sorted, symlinks not followed. */
+  async *walk(start: ViewEntry): AsyncGenerator<ViewEntry> {
+    yield start;
+    if (start.type !== 'dir') return;
+    for (const e of await this.readdir(start)) yield* this.walk(e);
+  }
+}

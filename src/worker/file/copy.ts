@@ -1,0 +1,157 @@
+// COPY and ADD of local sources (the context, a stage, an image) into the staged diff.
+// Destination rules, as BuildKit applies them:
+// - a directory source copies its CONTENTS into the destination;
+// - a file goes INTO the destination when it ends with `/` or is an existing directory
+//   (symlinks on the way resolved inside the image), else it becomes the destination;
+// - several sources need a directory destination;
+// - --parents keeps each match's path (from the `./` pivot on) under the destination.
+
+import { readlink } from 'node:fs/promises';
+import type { CopyAction } from '../../graph/ops.js';
+import { KilnError } from '../../util/errors.js';
+import { DiffWriter, joinPath, type EntryMeta } from './diff-writer.js';
+import { IgnoreMatcher } from './patterns.js';
+import { expandSources, selectTree, type SelectedNode, type SourceMatch, type SourceRoot } from './sources.js';
+import { parseChmod, resolveChown, type ModeFn, type Owner } from './owner-mode.js';
+import { isArchiveFile, extractArchiveInto } from './archive.js';
+
+export interface CopyPlanItem {
+  match: SourceMatch;
+  tree: SelectedNode;
+  /** Canonical destination of the match (the file itself, or the folder receiving a directory's contents). */
+  target: string;
+  /** ADD of a local archive: extract into `target` instead of copying. */
+  extract: boolean;
+}
+
+function cleanAbsolute(p: string): string {
+  const out: string[] = [];
+  for (const c of p.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') out.pop();
+    else out.push(c);
+  }
+  return '/' + out.join('/');
+}
+
+export async function planCopy(action: CopyAction, src: SourceRoot, w: DiffWriter): Promise<CopyPlanItem[]> {
+  const matches = await expandSources(action, src);
+  const exclude = new IgnoreMatcher(action.exclude);
+  const destSlash = action.dest.endsWith('/') || /\/\.?$/.test(action.dest) || action.dest === '.';
+  const dest = await w.mergedView().locate(cleanAbsolute(action.dest), true);
+  const destIsDir = destSlash || dest.entry?.type === 'dir';
+  if (matches.length > 1 && !destIsDir) {
+    throw new KilnError(
+      `when copying more than one source (${matches.map((m) => JSON.stringify(m.rel || '.')).join(', ')}), the destination ${JSON.stringify(action.dest)} must be a directory and end with a /`,
+    );
+  }
+  if (dest.entry && dest.entry.type !== 'dir' && destSlash) {
+    throw new KilnError(`destination ${JSON.stringify(action.dest)} is not a directory`);
+  }
+  const plan: CopyPlanItem[] = [];
+  for (const m of matches) {
+    const tree = await selectTree(src, m, exclude);
+    if (!tree) continue;
+    const extract = action.add && action.unpack !== false && m.entry.type === 'file' && (await isArchiveFile(m.entry.host));
+    let target: string;
+    if (action.parents) {
+      target = m.keep === '' ? dest.path : cleanAbsolute(`${dest.path}/${m.keep}`);
+    } else if (m.entry.type === 'dir' || extract) target = dest.path;
+    else target = destIsDir ? joinPath(dest.path, m.name) : dest.path;
+    plan.push({ match: m, tree, target, extract });
+  }
+  return plan;
+}
+
+export interface CopyOptions {
+  /** The owner every entry gets; undefined keeps the source's owners (stage/image sources). */
+  owner?: Owner;
+  /** --chown was given (the context's default 0:0 is not). */
+  chownGiven: boolean;
+  fromContext: boolean;
+  mode?: ModeFn;
+  signal: AbortSignal;
+  tempDir: () => Promise<string>;
+}
+
+export async function resolveCopyOptions(
+  action: { chown?: CopyAction['chown']; chmod?: string },
+  fromContext: boolean,
+  w: DiffWriter,
+  signal: AbortSignal,
+  tempDir: () => Promise<string>,
+): Promise<CopyOptions> {
+  const owner = action.chown ? await resolveChown(action.chown, w.lower) : fromContext ? { uid: 0, gid: 0 } : undefined;
+  return { owner, chownGiven: action.chown !== undefined, fromContext, mode: action.chmod ? parseChmod(action.chmod) : undefined, signal, tempDir };
+}
+
+/** Metadata for a directory COPY creates on the way to its destination. */
+export function parentMeta(opts: CopyOptions): EntryMeta {
+  return { uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0, mode: opts.mode ? opts.mode(0o755, true) : 0o755 };
+}
+
+function metaOf(node: SelectedNode, opts: CopyOptions, fromContext: boolean): EntryMeta {
+  const st = node.entry.stats;
+  const isDir = node.entry.type === 'dir';
+  // The context folder itself is not part of the context (BuildKit receives it into a fresh
+  // 0755 folder): its own mode, often 0700 from mktemp, must not leak into the image.
+  const own = fromContext && node.entry.path === '/' ? 0o755 : st.mode & 0o7777;
+  return {
+    uid: opts.owner?.uid ?? st.uid,
+    gid: opts.owner?.gid ?? st.gid,
+    mode: opts.mode ? opts.mode(own, isDir) : own,
+  };
+}
+
+export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: CopyOptions): Promise<void> {
+  const parents = parentMeta(opts);
+  for (const item of plan) {
+    // Hard links are kept within one source tree, as a tar of it would keep them.
+    const links = new Map<string, string>();
+    if (item.extract) {
+      // An archive's own owners stay unless --chown says otherwise.
+      const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined };
+      await extractArchiveInto(item.match.entry.host, item.target, w, archOpts, parents, (n, t) => copyTreeNode(n, t, w, archOpts, links));
+      continue;
+    }
+    await w.ensureParents(item.target, parents);
+    await copyTreeNode(item.tree, item.target, w, opts, links);
+  }
+}
+
+/** Copies one selected node (and what is below it) to canonical path `target` in the stage. */
+export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWriter, opts: CopyOptions, links: Map<string, string>): Promise<void> {
+  opts.signal.throwIfAborted();
+  const e = node.entry;
+  const meta = metaOf(node, opts, opts.fromContext);
+  switch (e.type) {
+    case 'dir': {
+      // An existing directory keeps its own metadata; only new ones take the source's.
+      await w.ensureDir(target, meta, true);
+      for (const c of node.children) await copyTreeNode(c, joinPath(target, c.name), w, opts, links);
+      return;
+    }
+    case 'symlink':
+      await w.writeSymlink(target, await readlink(e.host), meta);
+      return;
+    case 'file': {
+      if (e.stats.nlink > 1) {
+        const key = `${e.stats.dev}:${e.stats.ino}`;
+        const first = links.get(key);
+        if (first !== undefined) {
+          await w.writeHardlink(target, first);
+          return;
+        }
+        links.set(key, target);
+      }
+      await w.writeFileFrom(target, e.host, meta);
+      return;
+    }
+    default: {
+      const kind = e.stats.mode & 0o170000;
+      if (kind === 0o140000) return; // sockets do not survive a copy (nor a tar)
+      await w.writeSpecial(target, e.stats.mode, e.stats.rdev, meta);
+    }
+  }
+}
+

@@ -1,0 +1,208 @@
+// Writes a file op's result as an overlay diff: only the new entries, plus the directories on
+// the way to them copied up from the lower layers with their metadata (as overlayfs would).
+// Everything is written below the staging folder with no-follow calls, so no symlink in the
+// source or destination can make a write land outside it.
+
+import { copyFile, lchown, chmod, link, lstat, mkdir, rm, symlink, utimes, lutimes, writeFile, constants } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { join } from 'node:path';
+import { entryType, isWhiteout, RootfsView, type EntryType, type ViewStat } from '../../store/rootfs-view.js';
+import { KilnError } from '../../util/errors.js';
+import { getXattr, listXattrs, mknod, setXattr } from '../../util/syscalls.js';
+
+export interface EntryMeta {
+  uid: number;
+  gid: number;
+  /** Permission bits (12: with setuid/setgid/sticky). */
+  mode: number;
+}
+
+export interface Present {
+  type: EntryType;
+  inStage: boolean;
+  stats: ViewStat;
+}
+
+export function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
+
+export function joinPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+export class DiffWriter {
+  /** Paths where the stage replaced a lower directory with a non-directory: lower children are gone. */
+  private readonly hidden = new Set<string>();
+  /** Directory mtimes to set last (adding entries changes a directory's mtime). */
+  private readonly dirTimes = new Map<string, number>();
+  private wrote = false;
+
+  /**
+   * @param lowerLayers host folders of the destination's layers, bottom to top
+   * @param mtime seconds every new entry gets (SOURCE_DATE_EPOCH or 0)
+   */
+  constructor(
+    readonly stage: string,
+    readonly lowerLayers: readonly string[],
+    readonly mtime: number,
+  ) {
+    this.lower = new RootfsView(lowerLayers);
+  }
+
+  readonly lower: RootfsView;
+
+  host(p: string): string {
+    return join(this.stage, p);
+  }
+
+  /** A fresh view of lower layers + what is staged so far, to resolve destinations through symlinks. */
+  mergedView(): RootfsView {
+    return new RootfsView([...this.lowerLayers, this.stage]);
+  }
+
+  get changed(): boolean {
+    return this.wrote;
+  }
+
+  private isHidden(p: string): boolean {
+    for (let q = p; ; q = parentOf(q)) {
+      if (this.hidden.has(q)) return true;
+      if (q === '/') return false;
+    }
+  }
+
+  /** What the merged filesystem holds at canonical path `p` (no symlink followed). */
+  async at(p: string): Promise<Present | undefined> {
+    let st: Stats | undefined;
+    try {
+      st = await lstat(this.host(p));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+    }
+    if (st) return isWhiteout(st) ? undefined : { type: entryType(st.mode), inStage: true, stats: st };
+    if (this.isHidden(p)) return undefined;
+    const e = await this.lower.lstat(p);
+    return e && { type: e.type, inStage: false, stats: e.stats };
+  }
+
+  /**
+   * Makes every directory above `p` exist in the stage: copied up from the lower layers when
+   * they exist there, else created with `create`.
+   */
+  async ensureParents(p: string, create: EntryMeta): Promise<void> {
+    const parent = parentOf(p);
+    if (parent === '/' || p === '/') return;
+    await this.ensureDir(parent, create, false);
+  }
+
+  /**
+   * A directory at `p`: kept (copied up) when one exists, else made with `create`. With
+   * `replace`, a non-directory in the way is replaced; otherwise it is an error.
+   */
+  async ensureDir(p: string, create: EntryMeta, replace: boolean): Promise<'existing' | 'created'> {
+    if (p === '/') return 'existing';
+    const cur = await this.at(p);
+    if (cur?.type === 'dir' && cur.inStage) return 'existing';
+    await this.ensureParents(p, create);
+    const h = this.host(p);
+    if (cur?.type === 'dir') {
+      await mkdir(h);
+      await this.applyMeta(h, 'dir', { uid: cur.stats.uid, gid: cur.stats.gid, mode: cur.stats.mode & 0o7777 });
+      this.dirTimes.set(h, cur.stats.mtimeMs / 1000);
+      this.wrote = true;
+      return 'existing';
+    }
+    if (cur) {
+      if (!replace) throw new KilnError(`cannot copy to ${p}: it exists and is not a directory`);
+      if (cur.inStage) await rm(h, { recursive: true, force: true });
+    }
+    await mkdir(h);
+    // A lower directory that an earlier action replaced must not show through the new one.
+    if (this.isHidden(p) && (await this.lower.lstat(p))?.type === 'dir') setXattr(h, 'trusted.overlay.opaque', Buffer.from('y'));
+    await this.applyMeta(h, 'dir', create);
+    this.dirTimes.set(h, this.mtime);
+    this.wrote = true;
+    return 'created';
+  }
+
+  /** Clears the place for a non-directory at `p` (its parents must exist in the stage). */
+  private async clearFor(p: string): Promise<string> {
+    const cur = await this.at(p);
+    const h = this.host(p);
+    if (cur?.inStage) await rm(h, { recursive: true, force: true });
+    if (cur?.type === 'dir') this.hidden.add(p);
+    this.dirTimes.delete(h);
+    this.wrote = true;
+    return h;
+  }
+
+  async writeFileFrom(p: string, sourceHost: string, meta: EntryMeta): Promise<void> {
+    const h = await this.clearFor(p);
+    await copyFile(sourceHost, h, constants.COPYFILE_FICLONE);
+    await this.applyMeta(h, 'file', meta);
+    await copyXattrs(sourceHost, h);
+  }
+
+  async writeFileData(p: string, data: string | Uint8Array, meta: EntryMeta): Promise<void> {
+    const h = await this.clearFor(p);
+    await writeFile(h, data);
+    await this.applyMeta(h, 'file', meta);
+  }
+
+  async writeSymlink(p: string, target: string, meta: EntryMeta): Promise<void> {
+    const h = await this.clearFor(p);
+    await symlink(target, h);
+    await lchown(h, meta.uid, meta.gid);
+    await lutimes(h, this.mtime, this.mtime);
+  }
+
+  async writeSpecial(p: string, fullMode: number, rdev: number, meta: EntryMeta): Promise<void> {
+    const h = await this.clearFor(p);
+    const major = Number((BigInt(rdev) >> 8n) & 0xfffn);
+    const minor = Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
+    mknod(h, (fullMode & 0o170000) | (meta.mode & 0o777), major, minor);
+    await this.applyMeta(h, 'other', meta);
+  }
+
+  /** A hard link to an entry already written in this stage. */
+  async writeHardlink(p: string, existing: string): Promise<void> {
+    const h = await this.clearFor(p);
+    await link(this.host(existing), h);
+  }
+
+  private async applyMeta(h: string, type: EntryType, meta: EntryMeta): Promise<void> {
+    // chown clears setuid/setgid, so the mode goes on after the owner.
+    await lchown(h, meta.uid, meta.gid);
+    await chmod(h, meta.mode & 0o7777);
+    if (type !== 'dir') await utimes(h, this.mtime, this.mtime);
+  }
+
+  /** Sets directory times, deepest first, once nothing more will be added to them. */
+  async finish(): Promise<void> {
+    const dirs = [...this.dirTimes.entries()].sort((a, b) => b[0].length - a[0].length);
+    for (const [h, t] of dirs) await utimes(h, t, t);
+    this.dirTimes.clear();
+  }
+}
+
+async function copyXattrs(from: string, to: string): Promise<void> {
+  let names: string[];
+  try {
+    names = listXattrs(from);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (n.startsWith('trusted.overlay.')) continue;
+    const v = getXattr(from, n);
+    if (v === undefined) continue;
+    try {
+      setXattr(to, n, v);
+    } catch {
+      // The staging filesystem may refuse some namespaces; the content is what matters.
+    }
+  }
+}

@@ -1,0 +1,201 @@
+// The file worker: COPY, ADD, WORKDIR's mkdir and heredoc files. It stages only the diff
+// (new entries plus the directories above them, copied up with their metadata) in a folder
+// under the store's tmp/, and commits it as the op's snapshot. Every entry it writes gets one
+// fixed mtime (SOURCE_DATE_EPOCH, else the Unix epoch), so the same inputs give the same layer
+// bytes on any machine and from any checkout.
+
+import { readdir, readlink, rm, chmod } from 'node:fs/promises';
+import type { CopyAction, Digest, DownloadAction, FileAction, FileOp, MkdirAction, MkfileAction } from '../../graph/ops.js';
+import type { ResolvedInput, StepOutput, WorkerContext } from '../types.js';
+import { canonicalJson, sha256 } from '../../util/digest.js';
+import { KilnError } from '../../util/errors.js';
+import { removeTree } from '../../store/store.js';
+import { FileHashTable, digestImmutable } from '../../store/filehash-cache.js';
+import { DiffWriter, joinPath } from './diff-writer.js';
+import { openSource, expandSources, selectTree, flatten, type SourceRoot } from './sources.js';
+import { IgnoreMatcher } from './patterns.js';
+import { planCopy, runCopyPlan, resolveCopyOptions, parentMeta, copyTreeNode } from './copy.js';
+import { parseChmod, resolveChown } from './owner-mode.js';
+import { downloadToBlob, fileNameFromUrl } from './download.js';
+import { extractArchiveInto, isArchiveFile } from './archive.js';
+
+function destLayers(inputs: ResolvedInput[]): string[] {
+  const base = inputs[0];
+  if (!base) return [];
+  if (base.kind !== 'state') throw new Error('file op: input 0 must be a filesystem state');
+  return [...base.layers];
+}
+
+export async function runFile(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext, snapshotId: string): Promise<StepOutput> {
+  const stage = await ctx.store.tempDir('file');
+  try {
+    await chmod(stage, 0o755);
+    const layers = destLayers(inputs).map((id) => ctx.store.snapshotFs(id));
+    const w = new DiffWriter(stage, layers, ctx.sourceDateEpoch ?? 0);
+    for (const action of op.actions) {
+      ctx.signal.throwIfAborted();
+      await runAction(action, inputs, ctx, w);
+    }
+    await w.finish();
+    if ((await readdir(stage)).length === 0) {
+      await rm(stage, { recursive: true, force: true });
+      return { snapshot: null };
+    }
+    await ctx.store.commitSnapshot(snapshotId, stage, { source: 'file' });
+    return { snapshot: snapshotId };
+  } catch (err) {
+    await removeTree(stage);
+    throw err;
+  }
+}
+
+async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: WorkerContext, w: DiffWriter): Promise<void> {
+  const tempDir = () => ctx.store.tempDir('file-extract');
+  switch (action.action) {
+    case 'copy': {
+      const src = openSource(inputs[action.from], ctx.store, action.from);
+      const plan = await planCopy(action, src, w);
+      const opts = await resolveCopyOptions(action, src.context !== undefined, w, ctx.signal, tempDir);
+      await runCopyPlan(plan, w, opts);
+      return;
+    }
+    case 'mkdir':
+      return runMkdir(action, w);
+    case 'mkfile':
+      return runMkfile(action, w);
+    case 'download':
+      return runDownload(action, ctx, w, tempDir);
+  }
+}
+
+async function runMkdir(action: MkdirAction, w: DiffWriter): Promise<void> {
+  const owner = action.chown ? await resolveChown(action.chown, w.lower) : { uid: 0, gid: 0 };
+  const loc = await w.mergedView().locate(action.path, true);
+  if (loc.entry) {
+    if (loc.entry.type !== 'dir') throw new KilnError(`cannot make directory ${action.path}: a file is in the way`);
+    return; // already there: nothing changes (and no layer when nothing else does)
+  }
+  await w.ensureDir(loc.path, { ...owner, mode: action.mode & 0o7777 }, false);
+}
+
+async function runMkfile(action: MkfileAction, w: DiffWriter): Promise<void> {
+  const owner = action.chown ? await resolveChown(action.chown, w.lower) : { uid: 0, gid: 0 };
+  const mode = action.chmod ? parseChmod(action.chmod)(action.mode & 0o7777, false) : action.mode & 0o7777;
+  const loc = await w.mergedView().locate(action.path, true);
+  if (loc.entry?.type === 'dir') throw new KilnError(`cannot write file ${action.path}: it is a directory`);
+  await w.ensureParents(loc.path, { ...owner, mode: 0o755 });
+  await w.writeFileData(loc.path, action.content, { ...owner, mode });
+}
+
+async function runDownload(action: DownloadAction, ctx: WorkerContext, w: DiffWriter, tempDir: () => Promise<string>): Promise<void> {
+  const digest = await downloadToBlob(action.url, ctx, action.checksum);
+  const blob = ctx.store.blobPath(digest);
+  const opts = await resolveCopyOptions(action, true, w, ctx.signal, tempDir);
+  const parents = parentMeta(opts);
+  const loc = await w.mergedView().locate(action.dest, true);
+  const intoDir = action.dest.endsWith('/') || loc.entry?.type === 'dir';
+  if (action.unpack === true && (await isArchiveFile(blob))) {
+    const archOpts = { ...opts, owner: action.chown ? opts.owner : undefined };
+    const links = new Map<string, string>();
+    await extractArchiveInto(blob, loc.path, w, archOpts, parents, (n, t) => copyTreeNode(n, t, w, archOpts, links));
+    return;
+  }
+  const target = intoDir ? joinPath(loc.path, fileNameFromUrl(action.url)) : loc.path;
+  if (loc.entry && loc.entry.type !== 'dir' && action.dest.endsWith('/')) {
+    throw new KilnError(`ADD ${action.url}: destination ${action.dest} is not a directory`);
+  }
+  await w.ensureParents(target, parents);
+  // Downloads are private to their owner unless --chmod says otherwise (Docker's 0600).
+  const mode = opts.mode ? opts.mode(0o600, false) : 0o600;
+  await w.writeFileFrom(target, blob, { uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0, mode });
+}
+
+// ------------------------------------------------------------------ content key
+
+/** One selected source file as it enters the cache key (and --explain's comparisons). */
+export interface SourceFileRecord {
+  /** Path in the source (context-relative or stage-absolute without the leading `/`). */
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  linkTarget?: string;
+  digest?: Digest;
+}
+
+export interface ActionSources {
+  action: number;
+  kind: FileAction['action'];
+  files?: SourceFileRecord[];
+  content?: Digest;
+}
+
+async function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
+  const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from);
+  const table = src.context ? await FileHashTable.open(ctx.store, src.context.dir) : undefined;
+  const exclude = new IgnoreMatcher(action.exclude);
+  const out: SourceFileRecord[] = [];
+  for (const m of await expandSources(action, src)) {
+    const tree = await selectTree(src, m, exclude);
+    if (!tree) continue;
+    for (const node of flatten(tree)) {
+      ctx.signal.throwIfAborted();
+      const e = node.entry;
+      const rel = node.sub === '' ? m.rel : m.rel === '' ? node.sub : `${m.rel}/${node.sub}`;
+      const rec: SourceFileRecord = {
+        path: rel,
+        type: e.type,
+        mode: e.stats.mode & 0o7777,
+        // The context's owners never reach the image (they become 0:0), so they never count.
+        uid: src.context ? 0 : e.stats.uid,
+        gid: src.context ? 0 : e.stats.gid,
+      };
+      if (e.type === 'symlink') rec.linkTarget = await readlink(e.host);
+      else if (e.type === 'file') {
+        rec.digest = table ? await table.digest(e.path.slice(1), e.host, e.stats) : await digestImmutable(e.host, e.stats);
+      } else if (e.type === 'other') rec.mode = e.stats.mode;
+      out.push(rec);
+    }
+  }
+  await table?.save();
+  return out;
+}
+
+/**
+ * What each action reads, file by file: the input of the cache key, and what --explain compares
+ * between two builds.
+ */
+export async function fileOpSources(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<ActionSources[]> {
+  const out: ActionSources[] = [];
+  for (const [i, a] of op.actions.entries()) {
+    switch (a.action) {
+      case 'copy':
+        out.push({ action: i, kind: a.action, files: await copySources(a, inputs, ctx) });
+        break;
+      case 'mkfile':
+        out.push({ action: i, kind: a.action, content: sha256(a.content) });
+        break;
+      case 'download':
+        out.push({ action: i, kind: a.action, content: a.checksum ?? (await downloadToBlob(a.url, ctx)) });
+        break;
+      case 'mkdir':
+        out.push({ action: i, kind: a.action });
+        break;
+    }
+  }
+  return out;
+}
+
+/** The checksum of exactly the files an op reads (never their mtimes), for the cache key. */
+export async function fileOpContentKey(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<Digest> {
+  return sha256(canonicalJson({ version: 1, sources: await fileOpSources(op, inputs, ctx) }));
+}
+
+
+/** The files every COPY/ADD of the op selects, for --explain to name what changed. */
+export async function listFileOpContent(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
+  const out: SourceFileRecord[] = [];
+  for (const a of op.actions) if (a.action === 'copy') out.push(...(await copySources(a, inputs, ctx)));
+  return out;
+}

@@ -1,0 +1,105 @@
+// --chown and --chmod as BuildKit applies them.
+// Owners: names are looked up in the DESTINATION filesystem's /etc/passwd and /etc/group (read
+// through the rootfs view, so a symlinked /etc stays inside the image); a user given without a
+// group uses the same number for the group (Docker's documented rule).
+// Modes: octal sets the permission bits outright; symbolic clauses (`u+x,g-w`, `a=rX`, `g=u`)
+// apply to each entry's own mode, where `X` means "if a directory or already executable".
+
+import type { Chown } from '../../graph/ops.js';
+import { KilnError } from '../../util/errors.js';
+import type { RootfsView } from '../../store/rootfs-view.js';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+function parseId(s: string): number | undefined {
+  return /^\d+$/.test(s) ? Number(s) : undefined;
+}
+
+function lookup(file: string | undefined, name: string, idField: number): number | undefined {
+  if (!file) return undefined;
+  for (const line of file.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f.length > idField) {
+      const id = parseId(f[idField]!.trim());
+      if (id !== undefined) return id;
+    }
+  }
+  return undefined;
+}
+
+export async function resolveChown(chown: Chown, dest: RootfsView): Promise<Owner> {
+  const userId = parseId(chown.user);
+  let passwd: string | undefined;
+  let uid: number;
+  if (userId !== undefined) uid = userId;
+  else {
+    passwd = (await dest.readFileIfExists('/etc/passwd'))?.toString('utf8');
+    const found = lookup(passwd, chown.user, 2);
+    if (found === undefined) {
+      throw new KilnError(`--chown: unable to find user ${chown.user}: no matching entries in the image's /etc/passwd`);
+    }
+    uid = found;
+  }
+  if (chown.group === undefined || chown.group === '') return { uid, gid: uid };
+  const groupId = parseId(chown.group);
+  if (groupId !== undefined) return { uid, gid: groupId };
+  const group = (await dest.readFileIfExists('/etc/group'))?.toString('utf8');
+  const gid = lookup(group, chown.group, 2);
+  if (gid === undefined) {
+    throw new KilnError(`--chown: unable to find group ${chown.group}: no matching entries in the image's /etc/group`);
+  }
+  return { uid, gid };
+}
+
+/** A parsed --chmod: maps an entry's current permission bits (and kind) to new ones. */
+export type ModeFn = (mode: number, isDir: boolean) => number;
+
+const WHO: Record<string, number> = { u: 0o4700, g: 0o2070, o: 0o1007, a: 0o7777 };
+
+export function parseChmod(spec: string): ModeFn {
+  const octal = /^(?:0o)?([0-7]{1,4})$/.exec(spec);
+  if (octal) {
+    const bits = parseInt(octal[1]!, 8);
+    return () => bits;
+  }
+  const clauses = spec.split(',').map((c) => {
+    const m = /^([ugoa]*)((?:[-+=][rwxXstugo]*)+)$/.exec(c);
+    if (!m) throw new KilnError(`invalid --chmod ${JSON.stringify(spec)}: expected octal or symbolic mode (u+x,g-w)`);
+    const who = m[1] === '' ? 'a' : m[1]!;
+    const ops = [...m[2]!.matchAll(/([-+=])([rwxXstugo]*)/g)].map((o) => ({ op: o[1]!, perms: o[2]! }));
+    return { who, ops };
+  });
+  return (mode, isDir) => {
+    let cur = mode & 0o7777;
+    for (const { who, ops } of clauses) {
+      let mask = 0;
+      for (const w of who) mask |= WHO[w]!;
+      for (const { op, perms } of ops) {
+        let bits = 0;
+        for (const p of perms) {
+          if (p === 'r') bits |= 0o444;
+          else if (p === 'w') bits |= 0o222;
+          else if (p === 'x') bits |= 0o111;
+          else if (p === 'X') {
+            if (isDir || (cur & 0o111) !== 0) bits |= 0o111;
+          } else if (p === 's') bits |= 0o6000;
+          else if (p === 't') bits |= 0o1000;
+          else {
+            // Copy another class's bits: u, g or o, spread to every class then masked.
+            const shift = p === 'u' ? 6 : p === 'g' ? 3 : 0;
+            const v = (cur >> shift) & 7;
+            bits |= (v << 6) | (v << 3) | v;
+          }
+        }
+        bits &= mask;
+        if (op === '+') cur |= bits;
+        else if (op === '-') cur &= ~bits;
+        else cur = (cur & ~mask) | bits;
+      }
+    }
+    return cur & 0o7777;
+  };
+}
