@@ -95,7 +95,9 @@ export class RegistryClient {
           lastErr = err;
         }
       }
-      const hint = this.allowHttp() ? '' : ' (plain HTTP is used only for localhost and hosts given with --insecure-registry)';
+      // A TLS failure against a plain-HTTP registry is the common case worth a hint.
+      const tls = /EPROTO|SSL|TLS|wrong version number/i.test(causeMessage(lastErr));
+      const hint = !this.allowHttp() && tls ? ' (plain HTTP is used only for localhost and hosts given with --insecure-registry)' : '';
       throw new KilnError(`cannot reach registry ${this.registry}: ${causeMessage(lastErr)}${hint}`);
     })();
     this.base.catch(() => (this.base = undefined));

@@ -33,8 +33,9 @@ export interface ResolveOptions extends PullOptions {
   /**
    * `missing` (docker's default for FROM): use the local image when the store has it, pull
    * otherwise. `always` (`--pull`): ask the registry what the tag is now. `never`: local only.
+   * A boolean is build's `--pull` flag: true means `always`, false `missing`.
    */
-  pull?: 'missing' | 'always' | 'never';
+  pull?: 'missing' | 'always' | 'never' | boolean;
 }
 
 export interface ResolvedImage {
@@ -69,7 +70,7 @@ function parseJson<T>(bytes: Buffer, what: string): T {
 export async function resolveImage(store: Store, ref: string, platform: Platform | undefined, opts: ResolveOptions = {}): Promise<ResolvedImage> {
   const parsed = parseReference(ref, 'FROM');
   const want = normalizePlatform(platform ?? opts.platform ?? defaultPlatform());
-  const mode = opts.pull ?? 'missing';
+  const mode = opts.pull === true ? 'always' : opts.pull === false || opts.pull === undefined ? 'missing' : opts.pull;
   if (mode !== 'always') {
     const local = await findLocalImage(store, parsed, want, opts.layers ?? true);
     if (local) return local;
@@ -122,6 +123,18 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions = {
   const want = normalizePlatform(opts.platform ?? defaultPlatform());
   const client = clientFor(parsed.registry, opts);
   const repo = parsed.repository;
+
+  // What the registry has may already be here: a digest names fixed content, and a tag's
+  // current digest costs only a HEAD (which registries do not count against pull limits).
+  const known = parsed.digest ?? (await client.headManifest(repo, referenceTarget(parsed)))?.digest;
+  if (known && (await store.hasBlob(known as Digest))) {
+    const local = await findLocalImage(store, { ...parsed, digest: known }, want, opts.layers ?? true);
+    if (local) {
+      opts.onEvent?.({ type: 'resolve', ref: name, digest: local.digest });
+      if (!parsed.digest) await store.setRef(name, local.digest);
+      return { ...local, ref: name };
+    }
+  }
 
   const top = await client.getManifest(repo, referenceTarget(parsed));
   let doc = parseJson<ImageManifest & ImageIndex>(top.bytes, `${name}: manifest`);
