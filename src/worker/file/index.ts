@@ -146,7 +146,8 @@ async function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: Wor
       const rec: SourceFileRecord = {
         path: rel,
         type: e.type,
-        mode: e.stats.mode & 0o7777,
+        // The context folder's own mode never reaches the image (see copy.ts).
+        mode: src.context && e.path === '/' ? 0o755 : e.stats.mode & 0o7777,
         // The context's owners never reach the image (they become 0:0), so they never count.
         uid: src.context ? 0 : e.stats.uid,
         gid: src.context ? 0 : e.stats.gid,

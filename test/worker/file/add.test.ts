@@ -1,0 +1,173 @@
+// ADD: local archives extracted (recognised by content, in every supported compression),
+// --unpack=false, evil archives refused with nothing written outside, and http downloads from a
+// server on loopback with --checksum verified.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import tar from 'tar-stream';
+import type { ResolvedInput } from '../../../src/worker/types.js';
+import type { Digest } from '../../../src/graph/ops.js';
+import { sha256 } from '../../../src/util/digest.js';
+import { fileOpContentKey } from '../../../src/worker/file/index.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { openTestStore, makeSnapshot, runAndList, copyAction, fileOp, testCtx, F, D, L } from './helpers.js';
+
+const store = await openTestStore();
+const base = await makeSnapshot(store, { 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', 'etc/group': 'root:x:0:\n' });
+
+/** A context holding `payload/` (a dir, a file, a symlink) archived in every format. */
+async function archiveContext(): Promise<string> {
+  const dir = await tempDir('kiln-addctx-');
+  const payload = join(dir, 'src');
+  await mkdir(join(payload, 'pkg', 'bin'), { recursive: true });
+  await writeFile(join(payload, 'pkg', 'bin', 'tool'), '#!/bin/sh\n', { mode: 0o755 });
+  await writeFile(join(payload, 'pkg', 'README'), 'read me');
+  execFileSync('ln', ['-s', 'bin/tool', join(payload, 'pkg', 'tool')]);
+  const tarArgs = ['--owner=0', '--group=0', '--numeric-owner', '-C', payload];
+  execFileSync('tar', ['-cf', join(dir, 'plain.tar'), ...tarArgs, 'pkg']);
+  execFileSync('tar', ['-czf', join(dir, 'archive.tgz'), ...tarArgs, 'pkg']);
+  execFileSync('tar', ['-cjf', join(dir, 'archive.tar.bz2'), ...tarArgs, 'pkg']);
+  execFileSync('tar', ['-cJf', join(dir, 'archive.tar.xz'), ...tarArgs, 'pkg']);
+  execFileSync('tar', ['--zstd', '-cf', join(dir, 'archive.tar.zst'), ...tarArgs, 'pkg']);
+  // Same gzip bytes under a name that does not say so: detection is by content.
+  execFileSync('cp', [join(dir, 'archive.tgz'), join(dir, 'no-extension')]);
+  await writeFile(join(dir, 'notes.tar.gz'), 'not really an archive');
+  execFileSync('rm', ['-r', payload]);
+  return dir;
+}
+
+const ctxDir = await archiveContext();
+const inputs: ResolvedInput[] = [{ kind: 'state', layers: [base] }, { kind: 'context', dir: ctxDir, excludePatterns: [] }];
+const extracted = {
+  opt: D(),
+  'opt/pkg': D(),
+  'opt/pkg/README': F('read me'),
+  'opt/pkg/bin': D(),
+  'opt/pkg/bin/tool': F('#!/bin/sh\n', '0755'),
+  'opt/pkg/tool': L('bin/tool'),
+};
+
+for (const name of ['plain.tar', 'archive.tgz', 'archive.tar.bz2', 'archive.tar.xz', 'archive.tar.zst', 'no-extension']) {
+  test(`ADD extracts ${name}`, async () => {
+    assert.deepEqual(await runAndList(store, fileOp(copyAction({ src: [name], dest: '/opt/', add: true })), inputs), extracted);
+  });
+}
+
+test('ADD --unpack=false copies the archive as a file', async () => {
+  const out = await runAndList(store, fileOp(copyAction({ src: ['archive.tgz'], dest: '/opt/', add: true, unpack: false })), inputs);
+  assert.deepEqual(Object.keys(out!), ['opt', 'opt/archive.tgz']);
+});
+
+test('COPY never extracts; ADD of a non-archive with an archive name copies it', async () => {
+  const copied = await runAndList(store, fileOp(copyAction({ src: ['plain.tar'], dest: '/opt/' })), inputs);
+  assert.deepEqual(Object.keys(copied!), ['opt', 'opt/plain.tar']);
+  const notes = await runAndList(store, fileOp(copyAction({ src: ['notes.tar.gz'], dest: '/opt/', add: true })), inputs);
+  assert.deepEqual(notes, { opt: D(), 'opt/notes.tar.gz': F('not really an archive') });
+});
+
+async function evilTar(file: string, entries: Array<{ name: string; type?: 'file' | 'symlink'; linkname?: string; body?: string }>): Promise<void> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: Buffer) => {
+    chunks.push(c);
+  });
+  const done = new Promise<void>((res) => pack.on('end', () => res()));
+  for (const e of entries) {
+    if (e.type === 'symlink') pack.entry({ name: e.name, type: 'symlink', linkname: e.linkname! });
+    else pack.entry({ name: e.name, mode: 0o644 }, e.body ?? 'x');
+  }
+  pack.finalize();
+  await done;
+  await writeFile(file, Buffer.concat(chunks));
+}
+
+test('evil archives are refused and nothing lands outside', async () => {
+  const dir = await tempDir('kiln-evil-');
+  const outside = await tempDir('kiln-outside-');
+  await evilTar(join(dir, 'slip.tar'), [{ name: `../../../../../../../../..${outside}/pwned` }]);
+  await evilTar(join(dir, 'abs-parent.tar'), [
+    { name: 'link', type: 'symlink', linkname: outside },
+    { name: 'link/pwned' },
+  ]);
+  await evilTar(join(dir, 'rel-escape.tar'), [{ name: 'up', type: 'symlink', linkname: '../../../../../../../../../..' + outside }]);
+  const evilInputs: ResolvedInput[] = [{ kind: 'state', layers: [base] }, { kind: 'context', dir, excludePatterns: [] }];
+  const tmpBefore = await readdir(store.path('tmp'));
+  for (const name of ['slip.tar', 'abs-parent.tar', 'rel-escape.tar']) {
+    await assert.rejects(runAndList(store, fileOp(copyAction({ src: [name], dest: '/x/', add: true })), evilInputs), /refusing to extract/, name);
+  }
+  assert.deepEqual(await readdir(outside), []);
+  assert.deepEqual(await readdir(store.path('tmp')), tmpBefore);
+});
+
+// ------------------------------------------------------------------ URLs
+
+const served = new Map<string, Buffer>([
+  ['/files/tool.sh', Buffer.from('echo tool\n')],
+  ['/dl/pkg.tgz', await readFile(join(ctxDir, 'archive.tgz'))],
+]);
+let hits = 0;
+const server: Server = createServer((req, res) => {
+  hits++;
+  const body = served.get(req.url ?? '');
+  if (!body) {
+    res.writeHead(404).end('no');
+    return;
+  }
+  res.writeHead(200, { 'content-length': body.length }).end(body);
+});
+await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+after(() => server.close());
+const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+test('ADD of a URL into a dir/ takes the name from the URL, mode 0600', async () => {
+  const op = fileOp({ action: 'download', url: `${origin}/files/tool.sh`, dest: '/usr/local/bin/' });
+  assert.deepEqual(await runAndList(store, op, inputs), {
+    usr: D(), 'usr/local': D(), 'usr/local/bin': D(), 'usr/local/bin/tool.sh': F('echo tool\n', '0600'),
+  });
+});
+
+test('ADD of a URL to a file name, with --chmod and a verified --checksum', async () => {
+  const checksum = sha256('echo tool\n');
+  const op = fileOp({ action: 'download', url: `${origin}/files/tool.sh`, dest: '/t', checksum, chmod: '0755' });
+  assert.deepEqual(await runAndList(store, op, inputs), { t: F('echo tool\n', '0755') });
+  assert.equal(await fileOpContentKey(op, inputs, testCtx(store)), await fileOpContentKey(op, inputs, testCtx(store)));
+});
+
+test('ADD --checksum mismatch is an error naming both digests', async () => {
+  const wrong = sha256('something else') as Digest;
+  const fresh = await openTestStore();
+  const op = fileOp({ action: 'download', url: `${origin}/files/tool.sh`, dest: '/t', checksum: wrong });
+  await assert.rejects(runAndList(fresh, op, [{ kind: 'state', layers: [] }]), (err: Error) => {
+    assert.match(err.message, new RegExp(`checksum mismatch: --checksum is ${wrong} but the download is ${sha256('echo tool\n')}`));
+    return true;
+  });
+});
+
+test('ADD of a URL that is not there names the status', async () => {
+  const op = fileOp({ action: 'download', url: `${origin}/missing.txt`, dest: '/m' });
+  await assert.rejects(runAndList(store, op, inputs), /HTTP 404/);
+});
+
+test('a URL archive is not extracted unless --unpack=true', async () => {
+  const plain = await runAndList(store, fileOp({ action: 'download', url: `${origin}/dl/pkg.tgz`, dest: '/opt/' }), inputs);
+  assert.deepEqual(Object.keys(plain!), ['opt', 'opt/pkg.tgz']);
+  const unpacked = await runAndList(store, fileOp({ action: 'download', url: `${origin}/dl/pkg.tgz`, dest: '/opt/', unpack: true }), inputs);
+  assert.deepEqual(unpacked, extracted);
+});
+
+test('without --checksum the key follows the downloaded content', async () => {
+  const fresh = await openTestStore();
+  const op = fileOp({ action: 'download', url: `${origin}/files/tool.sh`, dest: '/t' });
+  const k1 = await fileOpContentKey(op, [{ kind: 'state', layers: [] }], testCtx(fresh));
+  assert.ok(hits > 0);
+  served.set('/files/tool.sh', Buffer.from('echo tool v2\n'));
+  const other = await openTestStore();
+  const k2 = await fileOpContentKey(op, [{ kind: 'state', layers: [] }], testCtx(other));
+  assert.notEqual(k1, k2);
+  served.set('/files/tool.sh', Buffer.from('echo tool\n'));
+});

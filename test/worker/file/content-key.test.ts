@@ -1,0 +1,131 @@
+// fileOpContentKey: exactly the selected files' paths, types, modes, owners, link targets and
+// contents count; mtimes and ignored or unselected files never do. Unchanged files are not
+// read again (the persistent per-context table answers).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile, chmod, utimes, symlink, rm, readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { FileOp } from '../../../src/graph/ops.js';
+import type { ResolvedInput } from '../../../src/worker/types.js';
+import { fileOpContentKey, listFileOpContent } from '../../../src/worker/file/index.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { runProgram } from '../../helpers/kiln.js';
+import { repoRoot } from '../../helpers/paths.js';
+import { openTestStore, writeTree, copyAction, fileOp, testCtx, makeSnapshot } from './helpers.js';
+
+const store = await openTestStore();
+const ctx = testCtx(store);
+
+async function context(ignore: string[] = []): Promise<{ dir: string; inputs: ResolvedInput[] }> {
+  const dir = await tempDir('kiln-keyctx-');
+  await writeTree(dir, { 'app/': { dir: true }, 'app/main.ts': 'main', 'app/util.ts': 'util', 'app/debug.log': 'log', 'other.txt': 'o' });
+  return { dir, inputs: [{ kind: 'state', layers: [] }, { kind: 'context', dir, excludePatterns: ignore }] };
+}
+
+const copyApp: FileOp = fileOp(copyAction({ src: ['app'], dest: '/app/' }));
+
+test('same content with different mtimes gives the same key', async () => {
+  const a = await context();
+  const b = await context();
+  await utimes(join(b.dir, 'app', 'main.ts'), 123456, 123456);
+  await utimes(join(b.dir, 'app'), 99, 99);
+  assert.equal(await fileOpContentKey(copyApp, a.inputs, ctx), await fileOpContentKey(copyApp, b.inputs, ctx));
+});
+
+test('a mode change, an added file, a content change or a new link target each change the key', async () => {
+  const c = await context();
+  const k0 = await fileOpContentKey(copyApp, c.inputs, ctx);
+  await chmod(join(c.dir, 'app', 'main.ts'), 0o755);
+  const k1 = await fileOpContentKey(copyApp, c.inputs, ctx);
+  assert.notEqual(k1, k0);
+  await writeFile(join(c.dir, 'app', 'new.ts'), 'new');
+  const k2 = await fileOpContentKey(copyApp, c.inputs, ctx);
+  assert.notEqual(k2, k1);
+  await writeFile(join(c.dir, 'app', 'util.ts'), 'UTIL');
+  const k3 = await fileOpContentKey(copyApp, c.inputs, ctx);
+  assert.notEqual(k3, k2);
+  await symlink('main.ts', join(c.dir, 'app', 'ln'));
+  const k4 = await fileOpContentKey(copyApp, c.inputs, ctx);
+  await rm(join(c.dir, 'app', 'ln'));
+  await symlink('util.ts', join(c.dir, 'app', 'ln'));
+  const k5 = await fileOpContentKey(copyApp, c.inputs, ctx);
+  assert.notEqual(k5, k4);
+  // Back to the same content: the same key again.
+  await rm(join(c.dir, 'app', 'ln'));
+  await rm(join(c.dir, 'app', 'new.ts'));
+  await writeFile(join(c.dir, 'app', 'util.ts'), 'util');
+  await chmod(join(c.dir, 'app', 'main.ts'), 0o644);
+  assert.equal(await fileOpContentKey(copyApp, c.inputs, ctx), k0);
+});
+
+test('ignored, excluded and unselected files do not count', async () => {
+  const c = await context(['**/*.log']);
+  const k0 = await fileOpContentKey(copyApp, c.inputs, ctx);
+  await writeFile(join(c.dir, 'app', 'debug.log'), 'more log');
+  await writeFile(join(c.dir, 'other.txt'), 'changed, but not copied');
+  assert.equal(await fileOpContentKey(copyApp, c.inputs, ctx), k0);
+
+  const withExclude = fileOp(copyAction({ src: ['app'], dest: '/app/', exclude: ['util.ts'] }));
+  const e0 = await fileOpContentKey(withExclude, c.inputs, ctx);
+  await writeFile(join(c.dir, 'app', 'util.ts'), 'changed but excluded');
+  assert.equal(await fileOpContentKey(withExclude, c.inputs, ctx), e0);
+});
+
+test('the listing names every selected file with its metadata', async () => {
+  const c = await context(['**/*.log']);
+  const list = await listFileOpContent(copyApp, c.inputs, ctx);
+  assert.deepEqual(list.map((e) => [e.path, e.type, e.mode.toString(8)]), [
+    ['app', 'dir', '755'],
+    ['app/main.ts', 'file', '644'],
+    ['app/util.ts', 'file', '644'],
+  ]);
+  assert.match(list[1]!.digest ?? '', /^sha256:[0-9a-f]{64}$/);
+});
+
+test('digests of unchanged context files are kept in the store and reused by the next process', async () => {
+  const c = await context();
+  await fileOpContentKey(copyApp, c.inputs, ctx);
+  const table = join(store.path('cache', 'filehash'), `${createHash('sha256').update(c.dir).digest('hex')}.json`);
+  const body = JSON.parse(await readFile(table, 'utf8')) as { files: Record<string, [number, number, number, number, string]> };
+  assert.ok(body.files['app/main.ts'], 'the digest table names the file');
+  // Plant a digest the file cannot have: a fresh process that reports it has used the table
+  // instead of reading the (unchanged) file.
+  const fake = `sha256:${'0'.repeat(64)}`;
+  body.files['app/main.ts']![4] = fake;
+  await writeFile(table, JSON.stringify(body));
+  const script = `
+    import { Store } from ${JSON.stringify(join(repoRoot, 'dist/src/store/store.js'))};
+    import { listFileOpContent } from ${JSON.stringify(join(repoRoot, 'dist/src/worker/file/index.js'))};
+    const store = await Store.open(${JSON.stringify(store.root)});
+    const ctx = { store, secrets: new Map(), sshAgents: new Map(), limits: {}, allowInsecure: false, signal: new AbortController().signal, onOutput() {} };
+    const list = await listFileOpContent(${JSON.stringify(copyApp)}, ${JSON.stringify(c.inputs)}, ctx);
+    console.log(JSON.stringify(list.map((e) => [e.path, e.digest ?? null])));
+  `;
+  const r = await runProgram(process.execPath, ['--input-type=module', '-e', script]);
+  assert.equal(r.code, 0, r.stderr);
+  const got = new Map(JSON.parse(r.stdout) as Array<[string, string | null]>);
+  assert.equal(got.get('app/main.ts'), fake);
+  // After a real change the file is read again.
+  await writeFile(join(c.dir, 'app', 'main.ts'), 'MAIN');
+  const r2 = await runProgram(process.execPath, ['--input-type=module', '-e', script]);
+  const got2 = new Map(JSON.parse(r2.stdout) as Array<[string, string | null]>);
+  assert.match(got2.get('app/main.ts') ?? '', /^sha256:(?!0{64})/);
+});
+
+test('keys of COPY --from a stage count owners', async () => {
+  const s1 = await makeSnapshot(store, { 'out/': { dir: true }, 'out/bin': { content: 'x', uid: 1, gid: 1 } });
+  const s2 = await makeSnapshot(store, { 'out/': { dir: true }, 'out/bin': { content: 'x', uid: 2, gid: 2 } });
+  const op = fileOp(copyAction({ src: ['/out'], dest: '/o/' }));
+  const k1 = await fileOpContentKey(op, [{ kind: 'state', layers: [] }, { kind: 'state', layers: [s1] }], ctx);
+  const k2 = await fileOpContentKey(op, [{ kind: 'state', layers: [] }, { kind: 'state', layers: [s2] }], ctx);
+  assert.notEqual(k1, k2);
+});
+
+test('heredoc content counts; a missing source fails while computing the key', async () => {
+  const c = await context();
+  const mk = (content: string): FileOp => fileOp({ action: 'mkfile', path: '/f', content, mode: 0o644 });
+  assert.notEqual(await fileOpContentKey(mk('a'), c.inputs, ctx), await fileOpContentKey(mk('b'), c.inputs, ctx));
+  await assert.rejects(fileOpContentKey(fileOp(copyAction({ src: ['nope'], dest: '/x' })), c.inputs, ctx), /"nope" not found/);
+});
