@@ -73,8 +73,8 @@ test('COPY never extracts; ADD of a non-archive with an archive name copies it',
 async function evilTar(file: string, entries: Array<{ name: string; type?: 'file' | 'symlink'; linkname?: string; body?: string }>): Promise<void> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: Buffer) => {
-    chunks.push(c);
+  pack.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
   });
   const done = new Promise<void>((res) => pack.on('end', () => res()));
   for (const e of entries) {
