@@ -90,6 +90,7 @@ export async function ensureLayer(
   const blobs = meta.diffId === diffId ? { ...meta.blobs } : {};
   blobs[compression] = rec;
   await store.updateSnapshotMeta(snapshotId, { diffId, size: tarHash.size(), empty: entries === 0, tarEpoch, blobs });
+  if (entries > 0) await store.linkDiffId(diffId, snapshotId);
   return result(diffId, rec, entries === 0);
 }
 
@@ -130,12 +131,21 @@ async function ingestThrough(store: Store, tarStream: Readable, compression: Lay
 
 /** Decompresses a stored blob and compresses it again, checking the tar against the diffID. */
 async function transcode(store: Store, meta: SnapshotMeta, source: LayerBlobRecord, compression: LayerCompression, level?: number): Promise<LayerBlobRecord> {
-  const raw = await openDecompressed(store.blobStream(source.digest as Digest));
+  return transcodeBlob(store, source.digest, meta.diffId!, compression, level);
+}
+
+/**
+ * A layer blob in another compression, made from the stored blob `source` (whose uncompressed
+ * form must hash to `diffId`). Prefer ensureLayer when the layer has a snapshot: it remembers.
+ */
+export async function transcodeBlob(store: Store, source: Digest, diffId: Digest, compression: LayerCompression, level?: number): Promise<LayerBlobRecord> {
+  const meta = { diffId };
+  const raw = await openDecompressed(store.blobStream(source));
   const check = hashingPassThrough();
   raw.on('error', (err) => check.stream.destroy(err));
   const blob = await ingestThrough(store, raw.pipe(check.stream), compression, level, raw);
   if (check.digest() !== meta.diffId) {
-    throw new KilnError(`layer blob ${source.digest} does not decompress to diffID ${meta.diffId} (got ${check.digest()})`);
+    throw new KilnError(`layer blob ${source} does not decompress to diffID ${meta.diffId} (got ${check.digest()})`);
   }
   return { digest: blob.digest, size: blob.size, mediaType: layerMediaType(compression), ...(level !== undefined ? { level } : {}) };
 }

@@ -79,7 +79,7 @@ export class Store {
 
   static async open(root: string = defaultStoreRoot()): Promise<Store> {
     const s = new Store(root);
-    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'refs', 'mounts', 'tmp']) {
+    for (const d of ['blobs/sha256', 'snapshots', 'cache', 'refs', 'mounts', 'tmp', 'diffids']) {
       await mkdir(join(root, d), { recursive: true });
     }
     await sweepStaleTemp(join(root, 'tmp'));
@@ -240,6 +240,26 @@ export class Store {
     const next = { ...cur, ...patch, id };
     await this.writeFileAtomic(join(this.snapshotDir(id), 'meta.json'), JSON.stringify(next));
     return next;
+  }
+
+  /**
+   * Remembers which snapshot's layer tar has this diffID, so an image kiln built (and later
+   * reads back by digest) reuses the snapshot instead of extracting its layer again.
+   */
+  async linkDiffId(diffId: Digest, snapshotId: string): Promise<void> {
+    await this.writeFileAtomic(join(this.root, 'diffids', hexOf(diffId)), snapshotId);
+  }
+
+  /** The snapshot whose layer has this diffID, if it is still in the store. */
+  async snapshotForDiffId(diffId: Digest): Promise<string | undefined> {
+    let id: string;
+    try {
+      id = (await readFile(join(this.root, 'diffids', hexOf(diffId)), 'utf8')).trim();
+    } catch {
+      return undefined;
+    }
+    const meta = await this.getSnapshot(id);
+    return meta && meta.diffId === diffId ? id : undefined;
   }
 
   async listSnapshots(): Promise<string[]> {

@@ -1,0 +1,60 @@
+// Outputs appear whole or not at all: written beside the destination under a temporary name,
+// then renamed over it. A failed or interrupted export leaves the destination as it was.
+
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { KilnError } from '../util/errors.js';
+
+function siblingTemp(dest: string): string {
+  const abs = resolve(dest);
+  return join(dirname(abs), `.${basename(abs)}.kiln-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** Streams into `dest` (a file path, or `-` for stdout). */
+export async function writeStreamAtomic(dest: string, source: Readable, signal?: AbortSignal): Promise<void> {
+  if (dest === '-') {
+    await pipeline(source, process.stdout, { signal, end: false });
+    return;
+  }
+  await mkdir(dirname(resolve(dest)), { recursive: true });
+  const tmp = siblingTemp(dest);
+  try {
+    await pipeline(source, createWriteStream(tmp, { mode: 0o644 }), { signal });
+    await rename(tmp, resolve(dest));
+  } catch (err) {
+    await rm(tmp, { force: true });
+    if (err instanceof KilnError) throw err;
+    throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Fills a fresh folder via `fill`, then puts it at `dest`, replacing what was there. */
+export async function writeDirAtomic(dest: string, fill: (dir: string) => Promise<void>): Promise<void> {
+  const abs = resolve(dest);
+  await mkdir(dirname(abs), { recursive: true });
+  const tmp = siblingTemp(dest);
+  await mkdir(tmp, { mode: 0o755 });
+  try {
+    await fill(tmp);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  let old: string | undefined;
+  try {
+    if ((await stat(abs)).isDirectory()) old = siblingTemp(dest) + '.old';
+    else throw new KilnError(`output ${dest} exists and is not a folder`);
+  } catch (err) {
+    if (err instanceof KilnError) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+  if (old) await rename(abs, old);
+  await rename(tmp, abs);
+  if (old) await rm(old, { recursive: true, force: true });
+}

@@ -1,0 +1,202 @@
+// Exporters: an image already in the store, written out as buildx's --output asks. The image is
+// never rebuilt here; only its layers may be recompressed when the spec asks for another
+// compression (which gives a new manifest digest, returned).
+
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Digest } from '../graph/ops.js';
+import { normalizeReference, parseReference, familiarReference } from '../registry/reference.js';
+import { removeTree, type LayerCompression, type Store } from '../store/store.js';
+import { hexOf } from '../util/digest.js';
+import { KilnError } from '../util/errors.js';
+import { createArchive, type ArchiveFile } from '../util/tar/archive.js';
+import { createLayerTar } from '../util/tar/write.js';
+import { extractTar } from '../util/tar/extract.js';
+import { compressionOfMediaType, ensureLayer, transcodeBlob } from '../image/layers.js';
+import { materializeLayer, readJsonBlob, resolveManifest } from '../image/load.js';
+import { MediaType, type Descriptor, type ImageConfigFile, type ImageIndex, type ImageManifest } from '../image/types.js';
+import { writeDirAtomic, writeStreamAtomic } from './atomic.js';
+import type { OutputSpec } from './spec.js';
+
+export { parseOutputSpec, type OutputSpec, type OutputType } from './spec.js';
+export { writeIidFile, writeMetadataFile, buildMetadata, type BuildResultDigests } from './metadata.js';
+
+export interface ExportOptions {
+  signal?: AbortSignal;
+  /** Names for the image when the spec has no `name=` (the build's -t tags). */
+  names?: string[];
+}
+
+export interface ExportResult {
+  /** The manifest written out (differs from the input when layers were recompressed). */
+  manifestDigest: Digest;
+  configDigest: Digest;
+  descriptor: Descriptor;
+  names: string[];
+}
+
+interface ImageDocs {
+  manifestDigest: Digest;
+  manifest: ImageManifest;
+  manifestBytes: Buffer;
+  config: ImageConfigFile;
+}
+
+export async function exportImage(store: Store, manifestDigest: Digest, spec: OutputSpec, opts: ExportOptions = {}): Promise<ExportResult> {
+  const names = (spec.names.length > 0 ? spec.names : (opts.names ?? [])).map((n) => normalizeReference(n, `--output name`));
+  let docs = await readImage(store, manifestDigest);
+  if (spec.type === 'oci' || spec.type === 'docker' || spec.type === 'image' || spec.type === 'registry') {
+    docs = await adaptImage(store, docs, spec);
+  }
+  const descriptor: Descriptor = { mediaType: docs.manifest.mediaType ?? MediaType.ociManifest, digest: docs.manifestDigest, size: docs.manifestBytes.length };
+  const result: ExportResult = { manifestDigest: docs.manifestDigest, configDigest: docs.manifest.config.digest as Digest, descriptor, names };
+  switch (spec.type) {
+    case 'oci':
+    case 'docker': {
+      const files = layoutFiles(store, docs, descriptor, names, spec.type === 'docker');
+      if (spec.tar) await writeStreamAtomic(spec.dest!, createArchive(files), opts.signal);
+      else await writeDirAtomic(spec.dest!, (dir) => writeFiles(dir, files));
+      return result;
+    }
+    case 'local':
+      await writeDirAtomic(spec.dest!, (dir) => mergeLayers(store, docs, dir, opts.signal));
+      return result;
+    case 'tar': {
+      const staging = await store.tempDir('export-tar');
+      try {
+        const merged = join(staging, 'rootfs');
+        await mkdir(merged);
+        await mergeLayers(store, docs, merged, opts.signal);
+        const { stream } = createLayerTar(merged);
+        await writeStreamAtomic(spec.dest!, stream, opts.signal);
+      } finally {
+        await removeTree(staging);
+      }
+      return result;
+    }
+    case 'image':
+    case 'registry':
+      // Stored under its names here; pushing is the registry client's job (src/registry/push.ts).
+      for (const n of names) await store.setRef(n, docs.manifestDigest);
+      return result;
+  }
+}
+
+async function readImage(store: Store, digest: Digest): Promise<ImageDocs> {
+  const { digest: manifestDigest, manifest } = await resolveManifest(store, digest);
+  const manifestBytes = await store.readBlob(manifestDigest);
+  const config = await readJsonBlob<ImageConfigFile>(store, manifest.config.digest as Digest, 'image config');
+  return { manifestDigest, manifest, manifestBytes, config };
+}
+
+const DOCKER_TYPES: Record<string, string> = {
+  [MediaType.ociLayer]: 'application/vnd.docker.image.rootfs.diff.tar',
+  [MediaType.ociLayerGzip]: MediaType.dockerLayerGzip,
+  [MediaType.ociLayerZstd]: 'application/vnd.docker.image.rootfs.diff.tar.zstd',
+};
+const OCI_TYPES: Record<string, string> = Object.fromEntries(Object.entries(DOCKER_TYPES).map(([k, v]) => [v, k]));
+
+/** Applies compression= and oci-mediatypes= to the image, writing a new manifest when anything changes. */
+async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec): Promise<ImageDocs> {
+  const want: LayerCompression | undefined = spec.compression;
+  const docker = spec.ociMediaTypes === false;
+  const diffIds = docs.config.rootfs.diff_ids as Digest[];
+  let changed = false;
+  const layers: Descriptor[] = [];
+  for (let i = 0; i < docs.manifest.layers.length; i++) {
+    const l = docs.manifest.layers[i]!;
+    let next: Descriptor = { mediaType: l.mediaType, digest: l.digest, size: l.size };
+    const have = compressionOfMediaType(l.mediaType);
+    if (want && (want !== have || (spec.forceCompression && spec.compressionLevel !== undefined))) {
+      const snap = await store.snapshotForDiffId(diffIds[i]!);
+      const rec = snap
+        ? (await ensureLayer(store, snap, want, spec.compressionLevel)).descriptor
+        : await transcodeBlob(store, l.digest as Digest, diffIds[i]!, want, spec.compressionLevel);
+      next = { mediaType: rec.mediaType, digest: rec.digest, size: rec.size };
+      if (snap && (await store.getSnapshot(snap))?.diffId !== diffIds[i]) {
+        throw new KilnError(`layer ${diffIds[i]} changed while being recompressed`);
+      }
+    }
+    next.mediaType = docker ? (DOCKER_TYPES[next.mediaType] ?? next.mediaType) : (OCI_TYPES[next.mediaType] ?? next.mediaType);
+    if (next.mediaType !== l.mediaType || next.digest !== l.digest) changed = true;
+    layers.push(next);
+  }
+  const manifestType = docker ? MediaType.dockerManifest : MediaType.ociManifest;
+  const configType = docker ? MediaType.dockerConfig : MediaType.ociConfig;
+  if (docs.manifest.mediaType !== manifestType || docs.manifest.config.mediaType !== configType) changed = true;
+  if (!changed) return docs;
+  if (docker && layers.some((l) => l.mediaType.includes('zstd'))) {
+    throw new KilnError('--output: zstd layers need OCI media types (drop oci-mediatypes=false)', { exitCode: 2 });
+  }
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: manifestType,
+    config: { ...docs.manifest.config, mediaType: configType },
+    layers,
+    ...(docs.manifest.annotations ? { annotations: docs.manifest.annotations } : {}),
+  };
+  const bytes = Buffer.from(JSON.stringify(manifest));
+  const blob = await store.writeBlob(bytes);
+  return { manifestDigest: blob.digest, manifest, manifestBytes: bytes, config: docs.config };
+}
+
+function blobFile(store: Store, d: Descriptor): ArchiveFile {
+  const digest = d.digest as Digest;
+  return { name: `blobs/sha256/${hexOf(digest)}`, size: d.size, body: () => store.blobStream(digest) };
+}
+
+/** The files of an OCI image layout; with `docker`, also docker-archive's manifest.json. */
+function layoutFiles(store: Store, docs: ImageDocs, descriptor: Descriptor, names: string[], docker: boolean): ArchiveFile[] {
+  const files = new Map<string, ArchiveFile>();
+  const add = (f: ArchiveFile) => files.set(f.name, f);
+  add({ name: `blobs/sha256/${hexOf(docs.manifestDigest)}`, size: docs.manifestBytes.length, body: docs.manifestBytes });
+  add(blobFile(store, docs.manifest.config));
+  for (const l of docs.manifest.layers) add(blobFile(store, l));
+  const manifests: Descriptor[] = [];
+  if (names.length === 0) manifests.push(descriptor);
+  for (const n of names) {
+    const ref = parseReference(n);
+    const annotations: Record<string, string> = { 'io.containerd.image.name': n };
+    if (ref.tag) annotations['org.opencontainers.image.ref.name'] = ref.tag;
+    manifests.push({ ...descriptor, annotations });
+  }
+  const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
+  const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+  const put = (name: string, body: Buffer) => add({ name, size: body.length, body });
+  put('oci-layout', json({ imageLayoutVersion: '1.0.0' }));
+  put('index.json', json(index));
+  if (docker) {
+    const repoTags = names.map((n) => {
+      const ref = parseReference(n);
+      return familiarReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag ?? 'latest' });
+    });
+    put('manifest.json', json([{ Config: `blobs/sha256/${hexOf(docs.manifest.config.digest)}`, RepoTags: repoTags, Layers: docs.manifest.layers.map((l) => `blobs/sha256/${hexOf(l.digest)}`) }]));
+    const repositories: Record<string, Record<string, string>> = {};
+    for (const t of repoTags) {
+      const colon = t.lastIndexOf(':');
+      (repositories[t.slice(0, colon)] ??= {})[t.slice(colon + 1)] = hexOf(docs.manifest.config.digest);
+    }
+    if (repoTags.length > 0) put('repositories', json(repositories));
+  }
+  return [...files.values()];
+}
+
+async function writeFiles(dir: string, files: ArchiveFile[]): Promise<void> {
+  for (const f of files) {
+    const path = join(dir, ...f.name.split('/'));
+    await mkdir(join(path, '..'), { recursive: true });
+    if (Buffer.isBuffer(f.body)) await writeFile(path, f.body);
+    else await writeStreamAtomic(path, f.body());
+  }
+}
+
+/** The image's final filesystem in `dir`: layers applied bottom to top, whiteouts carried out. */
+async function mergeLayers(store: Store, docs: ImageDocs, dir: string, signal?: AbortSignal): Promise<void> {
+  const diffIds = docs.config.rootfs.diff_ids as Digest[];
+  for (let i = 0; i < docs.manifest.layers.length; i++) {
+    signal?.throwIfAborted();
+    const snap = (await store.snapshotForDiffId(diffIds[i]!)) ?? (await materializeLayer(store, diffIds[i]!, docs.manifest.layers[i]!));
+    const { stream } = createLayerTar(store.snapshotFs(snap));
+    await extractTar(stream, dir, { whiteouts: 'apply', label: `layer ${diffIds[i]}` });
+  }
+}
