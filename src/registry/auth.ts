@@ -130,5 +130,9 @@ function detail(text: string): string {
 export function causeMessage(err: unknown): string {
   const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
   const code = cause && (cause as NodeJS.ErrnoException).code;
-  return cause ? `${code ? `${code} ` : ''}${cause.message}` : errorMessage(err);
+  if (!cause) return errorMessage(err);
+  // OpenSSL's messages are multi-line internals; the code says it all.
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') return `the server does not speak TLS (${code})`;
+  if (code?.startsWith('ERR_SSL_')) return `TLS error ${code}`;
+  return `${code ? `${code} ` : ''}${cause.message.split('\n')[0]}`;
 }

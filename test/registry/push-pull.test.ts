@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { runKiln, runProgram } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/tmp.js';
-import { startRegistry, completedUploads, blobDownloads, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, completedUploads, blobDownloads, freePort, type TestRegistry } from '../helpers/registry.js';
 import { Store } from '../../src/store/store.js';
 import { pushImage } from '../../src/registry/push.js';
 import { pullImage, resolveImage } from '../../src/registry/pull.js';
@@ -175,5 +175,20 @@ test('pull errors are clear: unknown tag, unreachable registry, non-loopback HTT
   const bad = await runKiln(['pull', '--root', root, 'Bad/Name']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /invalid reference "Bad\/Name"/);
+  const down = await runKiln(['pull', '--root', root, `127.0.0.1:${await freePort()}/x:1`]);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /cannot reach registry 127\.0\.0\.1:\d+: ECONNREFUSED/);
   assert.deepEqual(await readdir(join(root, 'refs')), []);
+});
+
+test('plain HTTP to a host that is not loopback by name needs --insecure-registry', async () => {
+  // The same registry, reached through an address kiln does not treat as loopback.
+  const mapped = `[::ffff:127.0.0.1]:${reg.port}`;
+  const { root } = await storeWith(img);
+  const refused = await runKiln(['pull', '--root', root, `${mapped}/kiln/bb:1`]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /cannot reach registry \[::ffff:127\.0\.0\.1\]:\d+: .*plain HTTP is used only for localhost and hosts given with --insecure-registry/);
+  const allowed = await runKiln(['pull', '--root', root, '--insecure-registry', mapped, `${mapped}/kiln/bb:1`]);
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.equal(allowed.stdout.trim(), `${mapped}/kiln/bb:1`);
 });
