@@ -97,7 +97,7 @@ static void mount_proc(int insecure) {
   /* Docker's masked paths: files get /dev/null, folders an empty read-only tmpfs. */
   static const char *masked[] = {"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys",
                                  "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                                 "/proc/sched_debug", "/proc/scsi", "/proc/sysrq-trigger", NULL};
+                                 "/proc/sched_debug", "/proc/scsi", NULL};
   for (int i = 0; masked[i]; i++) {
     int m = open_in_root(masked[i], 0);
     if (m < 0) continue; /* not in this kernel */
@@ -108,7 +108,7 @@ static void mount_proc(int insecure) {
       do_mount("/dev/null", m, NULL, MS_BIND, NULL, masked[i]);
     close(m);
   }
-  static const char *readonly[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", NULL};
+  static const char *readonly[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
   for (int i = 0; readonly[i]; i++) {
     int m = open_in_root(readonly[i], 0);
     if (m < 0) continue;
