@@ -7,6 +7,8 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { createSign, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { tempDir } from './tmp.js';
@@ -52,7 +54,14 @@ export async function freePort(): Promise<number> {
  * current test ends: call it at a test file's top level (not in before()) to keep it for the file.
  */
 export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
-  const dir = await tempDir('kiln-registry-');
+  const reg = await launchRegistry(opts);
+  after(() => reg.stop());
+  return reg;
+}
+
+/** The same without the test runner (for benchmarks): the caller must call stop(), which also removes its folder. */
+export async function launchRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
+  const dir = await mkdtemp(join(tmpdir(), 'kiln-registry-'));
   const storage = join(dir, 'storage');
   const port = await freePort();
   const lines = [
@@ -100,24 +109,34 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   let exited = false;
   const exitPromise = new Promise<void>((res) => child.on('exit', () => ((exited = true), res())));
 
+  let stopped = false;
   const stop = async () => {
+    if (stopped) return;
+    stopped = true;
     if (!exited && child.pid !== undefined) {
       process.kill(child.pid, 'SIGTERM');
       await exitPromise;
     }
-    log.end();
+    await new Promise<void>((res) => log.end(res));
+    await rm(dir, { recursive: true, force: true });
   };
-  after(stop);
 
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
-    if (exited) throw new Error(`docker-registry exited early: ${readFileSync(logFile, 'utf8')}`);
+    if (exited) {
+      const text = readFileSync(logFile, 'utf8');
+      await stop();
+      throw new Error(`docker-registry exited early: ${text}`);
+    }
     try {
       const r = await fetch(`${url}/v2/`);
       await r.arrayBuffer();
       break;
     } catch {
-      if (i > 200) throw new Error(`docker-registry did not answer on ${url}`);
+      if (i > 200) {
+        await stop();
+        throw new Error(`docker-registry did not answer on ${url}`);
+      }
       await new Promise((res) => setTimeout(res, 50));
     }
   }
