@@ -1,0 +1,143 @@
+// RUN --mount: bind (context and stage), cache (shared/locked/private), tmpfs, secret, ssh.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { makeFixture, describeTree, type Fixture } from './fixture.js';
+import type { CacheMount, RunMount } from '../../src/graph/ops.js';
+import type { ResolvedInput } from '../../src/worker/types.js';
+import { cacheMountDir } from '../../src/worker/exec/mounts.js';
+
+let fx: Fixture;
+let stage: string;
+let contextDir: string;
+before(async () => {
+  fx = await makeFixture();
+  stage = (await fx.run('mkdir -p /out && echo built > /out/artifact && rm /etc/group'))!.snapshot!;
+  contextDir = fx.store.path('ctx');
+  await mkdir(join(contextDir, 'sub'), { recursive: true });
+  await writeFile(join(contextDir, 'sub', 'file.txt'), 'from context\n');
+});
+after(() => fx.dispose());
+
+const stageInputs = (): ResolvedInput[] => [
+  { kind: 'state', layers: ['busybox'] },
+  { kind: 'state', layers: ['busybox', stage] },
+  { kind: 'context', dir: contextDir, excludePatterns: [] },
+];
+
+test('bind from a stage shows its merged view read-only', async () => {
+  const r = await fx.run('cat /src/out/artifact; test -e /src/etc/group || echo no-group; touch /src/x 2>&1 || true', {
+    op: { mounts: [{ type: 'bind', from: 1, source: '/', target: '/src', readwrite: false }] },
+    inputs: stageInputs(),
+  });
+  assert.match(r.output, /^built\nno-group\n.*Read-only file system/s);
+  assert.equal(r.snapshot, null);
+});
+
+test('bind rw from a stage or the context: writes are discarded', async () => {
+  const mounts: RunMount[] = [
+    { type: 'bind', from: 1, source: 'out', target: '/art', readwrite: true },
+    { type: 'bind', from: 2, source: 'sub', target: '/ctx', readwrite: true },
+  ];
+  const r = await fx.run('echo changed > /art/artifact && echo more > /ctx/file.txt && cat /art/artifact /ctx/file.txt', {
+    op: { mounts },
+    inputs: stageInputs(),
+  });
+  assert.equal(r.output, 'changed\nmore\n');
+  assert.equal(r.snapshot, null);
+  assert.equal(await readFile(join(fx.store.snapshotFs(stage), 'out', 'artifact'), 'utf8'), 'built\n');
+  assert.equal(await readFile(join(contextDir, 'sub', 'file.txt'), 'utf8'), 'from context\n');
+});
+
+test('bind from the context is read-only by default', async () => {
+  await assert.rejects(
+    fx.run('cat /c/file.txt; echo x > /c/file.txt', {
+      op: { mounts: [{ type: 'bind', from: 2, source: 'sub', target: '/c', readwrite: false }] },
+      inputs: stageInputs(),
+    }),
+    /from context\n.*Read-only file system/s,
+  );
+});
+
+const cache = (over: Partial<CacheMount> = {}): CacheMount => ({
+  type: 'cache', target: '/var/cache/x', id: 'test-cache', sharing: 'shared', source: '', readonly: false,
+  mode: 0o755, uid: 0, gid: 0, ...over,
+});
+
+test('cache mounts persist across steps and stay out of the layer', async () => {
+  const r1 = await fx.run('echo 1 >> /var/cache/x/count; echo done > /root/out', { op: { mounts: [cache()] } });
+  const r2 = await fx.run('cat /var/cache/x/count', { op: { mounts: [cache()] } });
+  assert.equal(r2.output, '1\n');
+  assert.deepEqual(await describeTree(fx.store.snapshotFs(r1.snapshot!)), ['root/', 'root/out = "done\\n"']);
+  const dir = cacheMountDir({ store: fx.store } as Parameters<typeof cacheMountDir>[0], 'test-cache');
+  assert.deepEqual(await readdir(dir), ['count']);
+});
+
+test('a new cache mount gets its mode and owner', async () => {
+  const r = await fx.run('stat -c "%a %u %g" /c', { op: { mounts: [cache({ id: 'owned', target: '/c', mode: 0o700, uid: 1000, gid: 50 })] } });
+  assert.equal(r.output, '700 1000 50\n');
+});
+
+test('sharing=locked runs steps one at a time; private gives a busy cache\'s second user a fresh folder', async () => {
+  // Each step fails if another step is inside the cache at the same time.
+  const guarded = 'mkdir /k/busy || exit 9; echo $$ > /k/busy/who; sleep 0.3; rm -r /k/busy; echo ok';
+  const locked = [cache({ id: 'locked', target: '/k', sharing: 'locked' })];
+  const rs = await Promise.all([1, 2, 3].map(() => fx.run(guarded, { op: { mounts: locked } })));
+  for (const r of rs) assert.equal(r.output, 'ok\n');
+
+  const priv = [cache({ id: 'private', target: '/k', sharing: 'private' })];
+  const both = await Promise.all([1, 2].map(() => fx.run('ls /k | wc -l; echo x > /k/mark-$$; sleep 0.3', { op: { mounts: priv } })));
+  assert.deepEqual(both.map((r) => r.output.trim()).sort(), ['0', '0']);
+});
+
+test('tmpfs mounts have their size and leave nothing behind', async () => {
+  const r = await fx.run('echo x > /scratch/f && df -k /scratch | tail -1', {
+    op: { mounts: [{ type: 'tmpfs', target: '/scratch', size: 4 * 1024 * 1024 }] },
+  });
+  assert.match(r.output, /^tmpfs\s+4096\s/);
+  assert.equal(r.snapshot, null);
+});
+
+test('secrets: files with mode and owner, env, never in the layer; required ones must be given', async () => {
+  const secrets = new Map([['token', Buffer.from('s3cr3t-value')]]);
+  const mounts: RunMount[] = [
+    { type: 'secret', id: 'token', target: '/run/secrets/token', required: false, mode: 0o400, uid: 1000, gid: 1000 },
+    { type: 'secret', id: 'token', env: 'TOKEN', required: false, mode: 0o400, uid: 0, gid: 0 },
+  ];
+  const r = await fx.run('stat -c "%a %u %g" /run/secrets/token; cat /run/secrets/token; echo; echo $TOKEN; cp /run/secrets/token /root/leak-check-is-allowed-copy; echo x > /root/y', {
+    op: { mounts },
+    ctx: { secrets },
+  });
+  assert.equal(r.output, '400 1000 1000\ns3cr3t-value\ns3cr3t-value\n');
+  const tree = await describeTree(fx.store.snapshotFs(r.snapshot!));
+  // Only what the command copied on purpose; the mount point itself is not in the layer.
+  assert.deepEqual(tree, ['root/', 'root/leak-check-is-allowed-copy = "s3cr3t-value"', 'root/y = "x\\n"']);
+  await assert.rejects(
+    fx.run('true', { op: { mounts: [{ type: 'secret', id: 'missing', target: '/run/secrets/missing', required: true, mode: 0o400, uid: 0, gid: 0 }] } }),
+    /secret missing is required/,
+  );
+  const optional = await fx.run('test -e /run/secrets/missing || echo absent', {
+    op: { mounts: [{ type: 'secret', id: 'missing', target: '/run/secrets/missing', required: false, mode: 0o400, uid: 0, gid: 0 }] },
+  });
+  assert.equal(optional.output, 'absent\n');
+});
+
+test('ssh: the agent socket is forwarded and SSH_AUTH_SOCK set', async () => {
+  const sock = fx.store.path('agent.sock');
+  // (busybox has no unix-socket client; that the path is a socket in the sandbox is the check)
+  const server = createServer((s) => s.end('agent-says-hi\n'));
+  await new Promise<void>((r) => server.listen(sock, r));
+  try {
+    const r = await fx.run('test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK"', {
+      op: { mounts: [{ type: 'ssh', id: 'default', target: '/run/buildkit/ssh_agent.0', required: true, mode: 0o600, uid: 0, gid: 0 }] },
+      ctx: { sshAgents: new Map([['default', sock]]) },
+    });
+    assert.equal(r.output, '/run/buildkit/ssh_agent.0\n');
+    assert.equal(r.snapshot, null);
+    assert.ok((await stat(sock)).isSocket());
+  } finally {
+    server.close();
+  }
+});
