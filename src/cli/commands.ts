@@ -10,4 +10,10 @@ export const commands: Record<string, () => Promise<{ default: Command }>> = {
   push: () => import('./cmd-push.js'),
   login: () => import('./cmd-login.js'),
   logout: () => import('./cmd-logout.js'),
+  import: () => import('./cmd-import.js'),
+  images: () => import('./cmd-images.js'),
+  inspect: () => import('./cmd-inspect.js'),
+  history: () => import('./cmd-history.js'),
+  tag: () => import('./cmd-tag.js'),
+  rmi: () => import('./cmd-rmi.js'),
 };
