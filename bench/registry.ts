@@ -1,0 +1,127 @@
+// Registry throughput: push and pull of a ~200 MB image through a local `docker-registry`,
+// kiln against `skopeo copy` of the same image in the same run. Run alone with
+// `node dist/bench/registry.js [MB]`, or call benchRegistry() from a bench driver.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchRegistry } from '../test/helpers/registry.js';
+import { kilnBin } from '../test/helpers/paths.js';
+import { Store } from '../src/store/store.js';
+import { MediaType, type ImageConfigFile, type ImageManifest } from '../src/image/types.js';
+
+export interface RegistryBenchRow {
+  tool: 'kiln' | 'skopeo';
+  op: 'push' | 'pull';
+  seconds: number;
+  mbPerSecond: number;
+}
+
+export interface RegistryBenchResult {
+  imageBytes: number;
+  layers: number;
+  rows: RegistryBenchRow[];
+}
+
+interface Blob {
+  digest: string;
+  bytes: Buffer;
+}
+
+function blob(bytes: Buffer): Blob {
+  return { digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, bytes };
+}
+
+/** Uncompressed layers of random files: the bytes on the wire are the image size, and no tool wins by compressing. */
+async function makeImage(work: string, totalMb: number, layerCount: number): Promise<{ blobs: Blob[]; manifest: Blob }> {
+  const layers: Blob[] = [];
+  const perLayer = Math.ceil((totalMb * 1024 * 1024) / layerCount);
+  for (let i = 0; i < layerCount; i++) {
+    const dir = join(work, `layer${i}`);
+    await mkdir(dir, { recursive: true });
+    for (let off = 0, n = 0; off < perLayer; off += 8 << 20, n++) {
+      await writeFile(join(dir, `data-${n}`), randomBytes(Math.min(8 << 20, perLayer - off)));
+    }
+    const tar = execFileSync('tar', ['-C', dir, '--sort=name', '--numeric-owner', '--mtime=@0', '-cf', '-', '.'], { maxBuffer: 2 ** 31 });
+    layers.push(blob(tar));
+    await rm(dir, { recursive: true });
+  }
+  const cfg: ImageConfigFile = {
+    architecture: 'amd64',
+    os: 'linux',
+    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+  };
+  const config = blob(Buffer.from(JSON.stringify(cfg)));
+  const m: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: config.digest, size: config.bytes.length },
+    layers: layers.map((l) => ({ mediaType: MediaType.ociLayer, digest: l.digest, size: l.bytes.length })),
+  };
+  return { blobs: [config, ...layers], manifest: blob(Buffer.from(JSON.stringify(m))) };
+}
+
+function timed(program: string, args: string[]): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(program, args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`${program} ${args.join(' ')} failed: ${r.stderr}`);
+  return secs;
+}
+
+export async function benchRegistry(opts: { megabytes?: number; layers?: number } = {}): Promise<RegistryBenchResult> {
+  const totalMb = opts.megabytes ?? 200;
+  const layerCount = opts.layers ?? 4;
+  const work = await mkdtemp(join(tmpdir(), 'kiln-bench-registry-'));
+  const reg = await launchRegistry();
+  try {
+    const img = await makeImage(join(work, 'src'), totalMb, layerCount);
+    const imageBytes = img.blobs.reduce((n, b) => n + b.bytes.length, 0);
+
+    // The same image as a kiln store and as an OCI layout for skopeo.
+    const storeRoot = join(work, 'store-a');
+    const store = await Store.open(storeRoot);
+    for (const b of [...img.blobs, img.manifest]) await store.writeBlob(b.bytes, b.digest as `sha256:${string}`);
+    await store.setRef(`${reg.host}/bench/kiln:1`, img.manifest.digest as `sha256:${string}`);
+    const layout = join(work, 'layout');
+    await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
+    for (const b of [...img.blobs, img.manifest]) await writeFile(join(layout, 'blobs', 'sha256', b.digest.slice(7)), b.bytes);
+    await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    await writeFile(
+      join(layout, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [{ mediaType: MediaType.ociManifest, digest: img.manifest.digest, size: img.manifest.bytes.length, annotations: { 'org.opencontainers.image.ref.name': '1' } }],
+      }),
+    );
+    img.blobs.length = 0; // let the memory go before the timed runs
+
+    const mb = imageBytes / (1024 * 1024);
+    const row = (tool: RegistryBenchRow['tool'], op: RegistryBenchRow['op'], seconds: number): RegistryBenchRow => ({
+      tool,
+      op,
+      seconds: Math.round(seconds * 1000) / 1000,
+      mbPerSecond: Math.round((mb / seconds) * 10) / 10,
+    });
+    const rows: RegistryBenchRow[] = [];
+    // Different repositories, so neither tool finds the other's blobs already linked.
+    rows.push(row('kiln', 'push', timed(process.execPath, [kilnBin, 'push', '--root', storeRoot, `${reg.host}/bench/kiln:1`])));
+    rows.push(row('skopeo', 'push', timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:1`, `docker://${reg.host}/bench/skopeo:1`])));
+    rows.push(row('kiln', 'pull', timed(process.execPath, [kilnBin, 'pull', '--root', join(work, 'store-b'), `${reg.host}/bench/kiln:1`])));
+    rows.push(row('skopeo', 'pull', timed('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/kiln:1`, `oci:${join(work, 'out')}:1`])));
+    return { imageBytes, layers: layerCount, rows };
+  } finally {
+    await reg.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const mb = process.argv[2] ? Number(process.argv[2]) : undefined;
+  const r = await benchRegistry({ megabytes: mb });
+  process.stdout.write(`image: ${(r.imageBytes / 1048576).toFixed(1)} MB in ${r.layers} layers\n`);
+  for (const x of r.rows) process.stdout.write(`${x.tool.padEnd(7)} ${x.op.padEnd(5)} ${x.seconds.toFixed(2).padStart(7)} s  ${x.mbPerSecond.toFixed(1).padStart(7)} MB/s\n`);
+}
