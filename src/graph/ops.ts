@@ -230,6 +230,8 @@ export interface Stage {
   history: HistoryStep[];
   /** Node id of the base (an image source, scratch, or another stage's root). */
   base: string;
+  /** MAINTAINER (or the base image's author): the image config's `author`. */
+  author?: string;
 }
 
 export interface Diagnostic {

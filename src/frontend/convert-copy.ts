@@ -1,0 +1,114 @@
+// COPY/ADD -> file op: sources from the context, a stage or an image; heredocs become files;
+// ADD of a URL becomes a download.
+
+import { posix } from 'node:path';
+import type { FileAction } from '../graph/ops.js';
+import type { CopyInstruction } from './instructions/types.js';
+import { checkChmod } from './instructions/values.js';
+import { parseHeredocWord, chompHeredocContent } from './parser/heredoc.js';
+import { ShellLex, ShellError } from './shell/lex.js';
+import { parseChown, type Ctx, type StageState } from './convert.js';
+import type { Digest } from '../graph/ops.js';
+
+const isURL = (s: string) => /^https?:\/\//.test(s);
+
+function heredocName(word: string): string | undefined {
+  try {
+    return parseHeredocWord(word)?.name;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction): Promise<{ createdBy: string; nodeId: string }> {
+  const loc = ins.location;
+  const env = st.scope.frozenLookup();
+  const KW = ins.kind.toUpperCase();
+  const cwd = st.config.WorkingDir || '/';
+  const destWritten = ctx.expand(ins.dest, env, loc);
+  let dest = posix.normalize(destWritten.startsWith('/') ? destWritten : posix.join(cwd, destWritten === '' ? '.' : destWritten));
+  if (destWritten === '.' || destWritten === '' || destWritten.endsWith('/')) dest = dest.endsWith('/') ? dest : dest + '/';
+  const chownText = ins.chown !== undefined ? ctx.expand(ins.chown, env, loc) : undefined;
+  const chown = chownText ? parseChown(chownText) : undefined;
+  const chmod = ins.chmod !== undefined ? ctx.expand(ins.chmod, env, loc) : undefined;
+  if (chmod !== undefined) {
+    const bad = checkChmod(chmod);
+    if (bad) ctx.fail(bad, loc);
+  }
+  const checksum = ins.checksum !== undefined ? ctx.expand(ins.checksum, env, loc) : undefined;
+  const exclude = ins.exclude.map((e) => ctx.expand(e, env, loc));
+
+  const inputs = [st.current];
+  let srcInput: number | undefined;
+  const sourceInput = async () => {
+    if (srcInput === undefined) {
+      const id = ins.from !== undefined ? await ctx.sourceNode(ctx.expand(ins.from, ctx.metaLookup, loc), loc) : ctx.contextNode();
+      inputs.push(id);
+      srcInput = inputs.length - 1;
+    }
+    return srcInput;
+  };
+
+  const heredocs = new Map(ins.heredocs.map((h) => [h.name, h]));
+  const paths: string[] = [];
+  const contents: string[] = [];
+  const urls: string[] = [];
+  for (const raw of ins.srcs) {
+    const name = heredocs.size ? heredocName(raw) : undefined;
+    if (name !== undefined && heredocs.has(name)) {
+      contents.push(name);
+      continue;
+    }
+    const src = ctx.expand(raw, env, loc);
+    if (isURL(src)) {
+      if (ins.kind === 'copy') ctx.fail('source can\'t be a URL for COPY', loc);
+      urls.push(src);
+    } else paths.push(src);
+  }
+  if (checksum !== undefined) {
+    if (ins.srcs.length !== 1) ctx.fail('checksum can\'t be specified for multiple sources', loc);
+    if (urls.length !== 1) ctx.fail('checksum can\'t be specified for non-HTTP(S) sources', loc);
+    if (!/^sha256:[0-9a-f]{64}$/.test(checksum)) ctx.fail(`invalid checksum "${checksum}": expected sha256:<64 hex digits>`, loc);
+  }
+  const several = ins.srcs.length > 1;
+  if (several && !dest.endsWith('/')) ctx.fail(`When using ${KW} with more than one source file, the destination must be a directory and end with a /`, loc);
+
+  const actions: FileAction[] = [];
+  const owner = chown ? { chown } : {};
+  if (paths.length) {
+    actions.push({
+      action: 'copy', from: await sourceInput(), src: paths, dest, ...owner, ...(chmod !== undefined ? { chmod } : {}),
+      link: ins.link, parents: ins.parents, exclude, add: ins.kind === 'add',
+      ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}), ...(ins.keepGitDir !== undefined ? { keepGitDir: ins.keepGitDir } : {}),
+    });
+  }
+  for (const url of urls) {
+    actions.push({
+      action: 'download', url, dest, ...owner, ...(chmod !== undefined ? { chmod } : {}),
+      ...(checksum ? { checksum: checksum as Digest } : {}), ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
+    });
+  }
+  for (const name of contents) {
+    const h = heredocs.get(name)!;
+    let data = h.chomp ? chompHeredocContent(h.content) : h.content;
+    if (h.expand) {
+      try {
+        data = new ShellLex({ skipProcessQuotes: true }).processWord(data, env);
+      } catch (e) {
+        if (e instanceof ShellError) ctx.fail(e.message, loc);
+        throw e;
+      }
+    }
+    const path = dest.endsWith('/') ? dest + name : dest;
+    actions.push({ action: 'mkfile', path, content: data, mode: 0o644, ...owner, ...(chmod !== undefined ? { chmod } : {}) });
+  }
+  const nodeId = st.addNode({ kind: 'file', actions }, inputs, ins);
+  let msg = KW;
+  if (ins.parents) msg += ' --parents';
+  if (chownText) msg += ` --chown=${chownText}`;
+  if (chmod !== undefined) msg += ` --chmod=${chmod}`;
+  for (const p of [...paths, ...urls]) msg += ' ' + p;
+  for (const n of contents) msg += ' <<' + n;
+  msg += ' ' + destWritten;
+  return { createdBy: `${msg} # buildkit`, nodeId };
+}

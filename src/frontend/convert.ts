@@ -1,0 +1,516 @@
+// Dockerfile -> BuildGraph: stage selection, argument scoping, variable expansion, and the ops,
+// image config and history of every stage the target needs.
+
+import { posix } from 'node:path';
+import type {
+  BuildGraph, Diagnostic, Digest, GraphNode, HistoryStep, Op, SourceLocation, Stage,
+} from '../graph/ops.js';
+import type { HealthConfig, ImageConfig, ImageConfigFile, Platform } from '../image/types.js';
+import { KilnError } from '../util/errors.js';
+import { parseDockerfileText } from './parse.js';
+import { parseInstructions, parseInstruction, type StageSpec } from './instructions/parse.js';
+import type { Instruction } from './instructions/types.js';
+import { parseDockerfile } from './parser/parser.js';
+import { ShellLex, ShellError, type EnvLookup } from './shell/lex.js';
+import { StageScope, envGet, envSet, DEFAULT_PATH, PROXY_ARGS } from './scope.js';
+import { checkChmod, checkStageName, parseExposePort } from './instructions/values.js';
+import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSetMap } from './gofmt.js';
+import { convertRun } from './convert-run.js';
+import { convertCopy } from './convert-copy.js';
+
+export interface ResolvedImage {
+  ref: string;
+  digest: Digest;
+  config: ImageConfigFile;
+}
+
+export interface FrontendInput {
+  dockerfile: string;
+  dockerfileName: string;
+  buildArgs: Map<string, string>;
+  /** Stage name or index. */
+  target?: string;
+  platform: Platform;
+  ignorePatterns: string[];
+  resolveImage(ref: string, platform: Platform): Promise<ResolvedImage>;
+}
+
+export const formatPlatform = (p: Platform) => `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
+
+export function parsePlatform(s: string): Platform {
+  const [os, architecture, variant] = s.split('/');
+  if (!os || !architecture) throw new Error(`invalid platform "${s}": expected os/arch[/variant]`);
+  return variant ? { os, architecture, variant } : { os, architecture };
+}
+
+export function hostPlatform(): Platform {
+  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
+  return { os: 'linux', architecture: arch };
+}
+
+function platformArgs(target: Platform, build: Platform): Map<string, string> {
+  return new Map([
+    ['TARGETPLATFORM', formatPlatform(target)], ['TARGETOS', target.os], ['TARGETARCH', target.architecture], ['TARGETVARIANT', target.variant ?? ''],
+    ['BUILDPLATFORM', formatPlatform(build)], ['BUILDOS', build.os], ['BUILDARCH', build.architecture], ['BUILDVARIANT', build.variant ?? ''],
+  ]);
+}
+
+/** Everything a stage conversion shares. */
+export interface Ctx {
+  input: FrontendInput;
+  nodes: Record<string, GraphNode>;
+  warnings: Diagnostic[];
+  lex: ShellLex;
+  metaLookup: EnvLookup;
+  proxies: Map<string, string>;
+  stageRoot(index: number): Promise<string>;
+  /** Node id for `--from` / `from=`: a stage root or an image source. */
+  sourceNode(ref: string, loc: SourceLocation): Promise<string>;
+  contextNode(): string;
+  fail(message: string, loc: SourceLocation): never;
+  expand(word: string, env: EnvLookup, loc: SourceLocation): string;
+  expandWords(word: string, env: EnvLookup, loc: SourceLocation): string[];
+}
+
+/** The state of the stage being converted, as the instruction converters see it. */
+export interface StageState {
+  index: number;
+  display: string;
+  config: ImageConfig;
+  scope: StageScope;
+  current: string;
+  history: HistoryStep[];
+  step: number;
+  total: number;
+  nodeName(ins: Instruction): string;
+  addNode(op: Op, inputs: string[], ins: Instruction): string;
+  /** The stage's platform. */
+  platform: Platform;
+  author?: string;
+  /** CMD was set in this stage (ENTRYPOINT then keeps it). */
+  cmdSet?: boolean;
+}
+
+type StageRef = { kind: 'stage'; index: number } | { kind: 'image'; ref: string } | { kind: 'scratch' };
+
+export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGraph> {
+  const df = parseDockerfileText(input.dockerfile, input.dockerfileName);
+  const { metaArgs, stages } = parseInstructions(df, input.dockerfile);
+  const warnings: Diagnostic[] = [...df.diagnostics];
+  const lex = new ShellLex({ escapeToken: df.escapeToken });
+  const fail = (message: string, loc: SourceLocation): never => {
+    throw new KilnError(message, { location: { file: loc.file, line: loc.line, column: loc.column } });
+  };
+  const expand = (word: string, env: EnvLookup, loc: SourceLocation): string => {
+    try {
+      return lex.processWord(word, env);
+    } catch (e) {
+      if (e instanceof ShellError) return fail(e.message, loc);
+      throw e;
+    }
+  };
+  const expandWords = (word: string, env: EnvLookup, loc: SourceLocation): string[] => {
+    try {
+      return lex.processWords(word, env);
+    } catch (e) {
+      if (e instanceof ShellError) return fail(e.message, loc);
+      throw e;
+    }
+  };
+
+  // ---- global scope: predefined platform args, then ARGs before the first FROM
+  const predefined = platformArgs(input.platform, hostPlatform());
+  const meta = new Map<string, string | undefined>();
+  const metaLookup: EnvLookup = { get: (n) => (meta.has(n) ? meta.get(n) : predefined.get(n)) };
+  const usedBuildArgs = new Set<string>();
+  for (const a of metaArgs) {
+    for (const arg of a.args) {
+      let value: string | undefined;
+      if (input.buildArgs.has(arg.key)) {
+        value = input.buildArgs.get(arg.key);
+        usedBuildArgs.add(arg.key);
+      } else if (arg.value !== undefined) value = expand(arg.value, metaLookup, a.location);
+      else value = predefined.get(arg.key);
+      meta.set(arg.key, value);
+    }
+  }
+  const proxies = new Map([...input.buildArgs].filter(([k]) => PROXY_ARGS.has(k)));
+  for (const k of proxies.keys()) usedBuildArgs.add(k);
+
+  // ---- stage table
+  const byName = new Map<string, number>();
+  for (const s of stages) {
+    const name = s.from.stageName?.toLowerCase();
+    if (name === undefined) continue;
+    if (byName.has(name)) fail(`duplicate stage name "${name}"`, s.from.location);
+    byName.set(name, s.index);
+  }
+  const refOf = (value: string, loc: SourceLocation, allowIndex: boolean): StageRef => {
+    if (allowIndex && /^\d+$/.test(value)) {
+      const i = Number(value);
+      if (i >= stages.length) fail(`invalid stage index ${i}: the Dockerfile has ${stages.length} stage(s)`, loc);
+      return { kind: 'stage', index: i };
+    }
+    const byStage = byName.get(value.toLowerCase());
+    if (byStage !== undefined) return { kind: 'stage', index: byStage };
+    if (value.toLowerCase() === 'scratch') return { kind: 'scratch' };
+    return { kind: 'image', ref: value };
+  };
+  const baseRefs = stages.map((s) => {
+    const image = expand(s.from.image, metaLookup, s.from.location);
+    if (image === '') fail(`base name (${s.from.image}) should not be blank`, s.from.location);
+    return refOf(image, s.from.location, false);
+  });
+  const fromRefs = (s: StageSpec): { ref: StageRef; loc: SourceLocation }[] => {
+    const out: { ref: StageRef; loc: SourceLocation }[] = [];
+    for (const c of s.commands) {
+      if (c.kind === 'copy' && c.from !== undefined) {
+        out.push({ ref: refOf(expand(c.from, metaLookup, c.location), c.location, true), loc: c.location });
+      }
+      if (c.kind === 'run') {
+        for (const m of c.mounts) {
+          const from = m.options.get('from');
+          if (from !== undefined) out.push({ ref: refOf(expand(from, metaLookup, c.location), c.location, true), loc: c.location });
+        }
+      }
+    }
+    return out;
+  };
+  const deps = stages.map((s) => {
+    const d = new Set<number>();
+    const b = baseRefs[s.index]!;
+    if (b.kind === 'stage') d.add(b.index);
+    for (const { ref } of fromRefs(s)) if (ref.kind === 'stage') d.add(ref.index);
+    return d;
+  });
+
+  // ---- target and the stages it needs
+  let target = stages.length - 1;
+  if (input.target !== undefined) {
+    const t = /^\d+$/.test(input.target) ? Number(input.target) : byName.get(input.target.toLowerCase());
+    if (t === undefined || t >= stages.length) throw new KilnError(`target stage "${input.target}" could not be found`, { exitCode: 2 });
+    target = t;
+  }
+  const needed = new Set<number>();
+  const onPath = new Set<number>();
+  const visit = (i: number) => {
+    if (onPath.has(i)) fail(`circular dependency detected on stage: ${stages[i]!.from.stageName ?? i}`, stages[i]!.from.location);
+    if (needed.has(i)) return;
+    onPath.add(i);
+    for (const d of deps[i]!) visit(d);
+    onPath.delete(i);
+    needed.add(i);
+  };
+  visit(target);
+
+  // ---- shared sources
+  const nodes: Record<string, GraphNode> = {};
+  const imageNodes = new Map<string, Promise<{ id: string; config: ImageConfigFile }>>();
+  const resolveImageNode = (ref: string, platform: Platform, loc: SourceLocation) => {
+    const key = `${ref}|${formatPlatform(platform)}`;
+    let p = imageNodes.get(key);
+    if (!p) {
+      p = (async () => {
+        let r: ResolvedImage;
+        try {
+          r = await input.resolveImage(ref, platform);
+        } catch (e) {
+          if (e instanceof KilnError && e.location) throw e;
+          return fail(`FROM ${ref}: ${(e as Error).message}`, loc);
+        }
+        const id = `image:${r.ref}@${r.digest}|${formatPlatform(platform)}`;
+        nodes[id] ??= { id, op: { kind: 'source.image', ref: r.ref, digest: r.digest, platform }, inputs: [], name: `[internal] load ${r.ref}` };
+        return { id, config: r.config };
+      })();
+      imageNodes.set(key, p);
+    }
+    return p;
+  };
+  const contextNode = () => {
+    nodes['context'] ??= { id: 'context', op: { kind: 'source.context', name: 'context', excludePatterns: [...input.ignorePatterns] }, inputs: [], name: '[internal] load build context' };
+    return 'context';
+  };
+
+  const converted = new Map<number, Promise<Stage>>();
+  const convertStage = (i: number): Promise<Stage> => {
+    let p = converted.get(i);
+    if (!p) {
+      p = doConvertStage(stages[i]!);
+      converted.set(i, p);
+    }
+    return p;
+  };
+
+  const ctx: Ctx = {
+    input, nodes, warnings, lex, metaLookup, proxies, fail, expand, expandWords, contextNode,
+    stageRoot: async (i) => (await convertStage(i)).root,
+    sourceNode: async (value, loc) => {
+      const ref = refOf(value, loc, true);
+      if (ref.kind === 'stage') return (await convertStage(ref.index)).root;
+      if (ref.kind === 'scratch') return scratchNode();
+      return (await resolveImageNode(ref.ref, input.platform, loc)).id;
+    },
+  };
+  const scratchNode = () => {
+    nodes['scratch'] ??= { id: 'scratch', op: { kind: 'source.scratch' }, inputs: [], name: 'scratch' };
+    return 'scratch';
+  };
+
+  async function doConvertStage(spec: StageSpec): Promise<Stage> {
+    const from = spec.from;
+    const loc = from.location;
+    let platform = input.platform;
+    if (from.platform !== undefined) {
+      const p = expand(from.platform, metaLookup, loc);
+      try {
+        platform = parsePlatform(p);
+      } catch (e) {
+        fail(`FROM --platform: ${(e as Error).message}`, loc);
+      }
+    }
+    const base = baseRefs[spec.index]!;
+    let baseId: string;
+    let config: ImageConfig;
+    let author: string | undefined;
+    if (base.kind === 'scratch') {
+      baseId = scratchNode();
+      config = { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' };
+    } else if (base.kind === 'stage') {
+      const st = await convertStage(base.index);
+      baseId = st.root;
+      config = structuredClone(st.config);
+      author = st.author;
+    } else {
+      const img = await resolveImageNode(base.ref, platform, loc);
+      baseId = img.id;
+      config = structuredClone(img.config.config ?? {});
+      author = img.config.author;
+    }
+    if (envGet(config.Env ?? [], 'PATH') === undefined) config.Env = [...(config.Env ?? []), `PATH=${DEFAULT_PATH}`];
+
+    // ONBUILD triggers of the base run first, then are consumed.
+    const triggers: Instruction[] = [];
+    for (const t of config.OnBuild ?? []) {
+      let parsed;
+      try {
+        parsed = parseDockerfile(t);
+      } catch (e) {
+        fail(`ONBUILD trigger "${t}" of the base image: ${(e as Error).message}`, loc);
+      }
+      for (const n of parsed!.nodes) {
+        try {
+          triggers.push(parseInstruction(n, loc, parsed!.escapeToken));
+        } catch (e) {
+          fail(`ONBUILD trigger "${t}" of the base image: ${(e as Error).message}`, loc);
+        }
+      }
+    }
+    delete config.OnBuild;
+
+    const display = from.stageName ?? `stage-${spec.index}`;
+    const commands = [...triggers, ...spec.commands];
+    const total = commands.length + 1;
+    const width = String(total).length;
+    const history: HistoryStep[] = [];
+    const st: StageState = {
+      index: spec.index, display, config, scope: new StageScope(config.Env ?? []), current: baseId, history, step: 1, total, platform,
+      nodeName(ins) {
+        const kw = ins.original.split(/\s/, 1)[0]!;
+        return `[${display} ${String(this.step).padStart(width, ' ')}/${total}] ${kw.toUpperCase()}${ins.original.slice(kw.length)}`;
+      },
+      addNode(op, inputs, ins) {
+        this.step++;
+        const id = `s${spec.index}.${this.step}`;
+        nodes[id] = {
+          id, op, inputs, stage: spec.index, name: this.nodeName(ins), location: ins.location,
+          instruction: ins.original.replace(/^\S+\s*/, ''),
+        };
+        this.current = id;
+        return id;
+      },
+    };
+
+    for (const ins of commands) {
+      await dispatch(st, ins, triggers.includes(ins));
+      st.config.Env = st.scope.env;
+    }
+    const stage: Stage = {
+      index: spec.index, platform, root: st.current, config: st.config, history, base: baseId,
+      ...(from.stageName ? { name: from.stageName.toLowerCase() } : {}),
+      ...(author !== undefined || st.author !== undefined ? { author: st.author ?? author } : {}),
+    };
+    return stage;
+  }
+
+  async function dispatch(st: StageState, ins: Instruction, fromTrigger: boolean): Promise<void> {
+    // Every word of an instruction sees the variables as they were before it.
+    const env = st.scope.frozenLookup();
+    const loc = ins.location;
+    const hist = (createdBy: string, nodeId?: string) => st.history.push({ createdBy, comment: 'buildkit.dockerfile.v0', ...(nodeId ? { nodeId } : {}) });
+    const c = st.config;
+    switch (ins.kind) {
+      case 'env': {
+        const parts: string[] = [];
+        for (const p of ins.pairs) {
+          const k = expand(p.key, env, loc);
+          const v = expand(p.value, env, loc);
+          st.scope.env = envSet(st.scope.env, k, v);
+          parts.push(`${k}=${v}`);
+        }
+        hist(`ENV ${parts.join(' ')}`);
+        return;
+      }
+      case 'label': {
+        const parts: string[] = [];
+        c.Labels = { ...(c.Labels ?? {}) };
+        for (const p of ins.pairs) {
+          const k = expand(p.key, env, loc);
+          const v = expand(p.value, env, loc);
+          c.Labels[k] = v;
+          parts.push(`${k}=${v}`);
+        }
+        hist(`LABEL ${parts.join(' ')}`);
+        return;
+      }
+      case 'maintainer':
+        st.author = ins.value;
+        hist(`MAINTAINER ${ins.value}`);
+        return;
+      case 'expose': {
+        const ports: string[] = [];
+        for (const p of ins.ports) {
+          for (const w of expandWords(p, env, loc)) {
+            try {
+              ports.push(...parseExposePort(w));
+            } catch (e) {
+              fail(`EXPOSE: ${(e as Error).message}`, loc);
+            }
+          }
+        }
+        c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
+        for (const p of ports) c.ExposedPorts[p] = {};
+        hist(`EXPOSE ${goSetMap(ports)}`);
+        return;
+      }
+      case 'user': {
+        const u = expand(ins.value, env, loc);
+        c.User = u;
+        hist(`USER ${u}`);
+        return;
+      }
+      case 'workdir': {
+        const w = expand(ins.value, env, loc);
+        const abs = posix.normalize(w.startsWith('/') ? w : posix.join('/', c.WorkingDir || '/', w));
+        const clean = abs.length > 1 ? abs.replace(/\/+$/, '') : abs;
+        c.WorkingDir = clean;
+        if (clean !== '/') {
+          const id = st.addNode({ kind: 'file', actions: [{ action: 'mkdir', path: clean, mode: 0o755, ...(c.User ? { chown: parseChown(c.User) } : {}) }] }, [st.current], ins);
+          hist(`WORKDIR ${clean}`, id);
+        } else hist(`WORKDIR ${clean}`);
+        return;
+      }
+      case 'volume': {
+        const vols = ins.volumes.map((v) => expand(v, env, loc));
+        for (const v of vols) if (v === '') fail('VOLUME specified can not be an empty string', loc);
+        c.Volumes = { ...(c.Volumes ?? {}) };
+        for (const v of vols) c.Volumes[v] = {};
+        hist(`VOLUME ${goList(vols)}`);
+        return;
+      }
+      case 'stopsignal': {
+        const s = expand(ins.value, env, loc);
+        c.StopSignal = s;
+        hist(`STOPSIGNAL ${s}`);
+        return;
+      }
+      case 'cmd':
+      case 'entrypoint': {
+        const args = ins.prependShell ? withShell(c, ins.cmdLine) : [...ins.cmdLine];
+        if (ins.kind === 'cmd') {
+          c.Cmd = args;
+          c.ArgsEscaped = true;
+          st.cmdSet = true;
+          hist(`CMD ${goQuoteList(args)}`);
+        } else {
+          c.Entrypoint = args;
+          if (!st.cmdSet) c.Cmd = null;
+          hist(`ENTRYPOINT ${goQuoteList(args)}`);
+        }
+        return;
+      }
+      case 'shell':
+        c.Shell = [...ins.shell];
+        hist(`SHELL ${goList(ins.shell)}`);
+        return;
+      case 'healthcheck': {
+        if (ins.test[0] === 'NONE') {
+          c.Healthcheck = { Test: ['NONE'] };
+        } else {
+          const h: HealthConfig = { Test: ins.test };
+          if (ins.interval) h.Interval = ins.interval;
+          if (ins.timeout) h.Timeout = ins.timeout;
+          if (ins.startPeriod) h.StartPeriod = ins.startPeriod;
+          if (ins.startInterval) h.StartInterval = ins.startInterval;
+          if (ins.retries) h.Retries = ins.retries;
+          c.Healthcheck = h;
+        }
+        const h = c.Healthcheck;
+        hist(`HEALTHCHECK &{${goQuoteList(h.Test ?? [])} ${[h.Interval, h.Timeout, h.StartPeriod, h.StartInterval].map((d) => goQuote(goDuration(d ?? 0))).join(' ')} ${goQuoteRune(h.Retries ?? 0)}}`);
+        return;
+      }
+      case 'onbuild':
+        c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
+        return;
+      case 'arg': {
+        const parts: string[] = [];
+        for (const a of ins.args) {
+          let value: string | undefined;
+          if (input.buildArgs.has(a.key)) {
+            value = input.buildArgs.get(a.key);
+            usedBuildArgs.add(a.key);
+          } else if (a.value !== undefined) value = expand(a.value, st.scope.lookup(), loc);
+          else if (meta.has(a.key) || predefined.has(a.key)) value = metaLookup.get(a.key);
+          // ENV shadows ARG: a value already set by ENV wins for expansion and the exec.
+          st.scope.declare({ key: a.key, value });
+          parts.push(value === undefined ? a.key : `${a.key}=${value}`);
+        }
+        hist(`ARG ${parts.join(' ')}`);
+        return;
+      }
+      case 'run': {
+        const r = await convertRun(ctx, st, ins);
+        hist(r.createdBy, r.nodeId);
+        return;
+      }
+      case 'copy':
+      case 'add': {
+        const r = await convertCopy(ctx, st, ins);
+        hist(r.createdBy, r.nodeId);
+        return;
+      }
+      case 'from':
+        return;
+    }
+    void fromTrigger;
+  }
+
+  const out = await Promise.all([...needed].sort((a, b) => a - b).map((i) => convertStage(i)));
+  for (const k of input.buildArgs.keys()) {
+    if (!usedBuildArgs.has(k) && !predefined.has(k)) {
+      warnings.push({ level: 'warning', message: `build arg ${k} was given but no ARG in the stages built declares it`, rule: 'UnusedBuildArg' });
+    }
+  }
+  void checkChmod;
+  void checkStageName;
+  return { nodes, stages: out, target, warnings };
+}
+
+export function withShell(c: ImageConfig, args: readonly string[]): string[] {
+  const shell = c.Shell && c.Shell.length ? c.Shell : ['/bin/sh', '-c'];
+  return [...shell, args.join(' ')];
+}
+
+export function parseChown(v: string): { user: string; group?: string } {
+  const i = v.indexOf(':');
+  return i < 0 ? { user: v } : { user: v.slice(0, i), group: v.slice(i + 1) };
+}

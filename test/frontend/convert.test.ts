@@ -1,0 +1,291 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { dockerfileToGraph, type FrontendInput } from '../../src/frontend/index.js';
+import type { BuildGraph, ExecOp, FileOp, GraphNode } from '../../src/graph/ops.js';
+import type { ImageConfigFile, Platform } from '../../src/image/types.js';
+import { KilnError } from '../../src/util/errors.js';
+import { sha256 } from '../../src/util/digest.js';
+
+const amd64: Platform = { os: 'linux', architecture: 'amd64' };
+
+function fakeImages(configs: Record<string, Partial<ImageConfigFile['config']>> = {}) {
+  const calls: string[] = [];
+  const resolveImage: FrontendInput['resolveImage'] = async (ref, platform) => {
+    calls.push(`${ref} ${platform.os}/${platform.architecture}`);
+    const full = ref.includes('/') ? ref : `docker.io/library/${ref}${ref.includes(':') ? '' : ':latest'}`;
+    return {
+      ref: full,
+      digest: sha256(full + platform.architecture),
+      config: {
+        architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers', diff_ids: [] },
+        config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1'], ...(configs[ref] ?? {}) },
+      },
+    };
+  };
+  return { calls, resolveImage };
+}
+
+async function graphOf(dockerfile: string, opts: Partial<FrontendInput> = {}, images = fakeImages()): Promise<BuildGraph> {
+  return dockerfileToGraph({
+    dockerfile, dockerfileName: 'Dockerfile', buildArgs: new Map(), platform: amd64, ignorePatterns: ['*.log'],
+    resolveImage: images.resolveImage, ...opts,
+  });
+}
+
+const opOf = <T>(g: BuildGraph, id: string) => g.nodes[id]!.op as T;
+/** The chain of node ids from a stage's root back to its base. */
+function chain(g: BuildGraph, root: string, base: string): GraphNode[] {
+  const out: GraphNode[] = [];
+  for (let id = root; id !== base; id = g.nodes[id]!.inputs[0]!) out.unshift(g.nodes[id]!);
+  return out;
+}
+
+const multiStage = `ARG GO=1.22
+FROM golang:\${GO} AS build
+WORKDIR /src
+COPY go.mod ./
+RUN --mount=type=cache,target=/root/.cache go build -o /out/app
+FROM alpine AS unused
+RUN echo never
+FROM build AS test
+RUN go test ./...
+FROM scratch
+COPY --from=build /out/app /app
+COPY --from=0 /src/go.mod /
+ENTRYPOINT ["/app"]
+`;
+
+test('multi-stage: needed stages only, inputs by position, images resolved only when needed', async () => {
+  const images = fakeImages();
+  const g = await graphOf(multiStage, {}, images);
+  assert.deepEqual(g.stages.map((s) => s.index), [0, 3]);
+  assert.equal(g.target, 3);
+  assert.deepEqual(images.calls, ['golang:1.22 linux/amd64']);
+  const [build, final] = g.stages as [BuildGraph['stages'][0], BuildGraph['stages'][0]];
+  assert.equal(build.name, 'build');
+  const steps = chain(g, build.root, build.base);
+  assert.deepEqual(steps.map((n) => n.op.kind), ['file', 'file', 'exec']);
+  assert.deepEqual(opOf<FileOp>(g, steps[0]!.id).actions, [{ action: 'mkdir', path: '/src', mode: 0o755 }]);
+  const copy = opOf<FileOp>(g, steps[1]!.id);
+  assert.equal(steps[1]!.inputs[1], 'context');
+  assert.deepEqual(copy.actions[0], { action: 'copy', from: 1, src: ['go.mod'], dest: '/src/', link: false, parents: false, exclude: [], add: false });
+  assert.deepEqual(g.nodes['context']!.op, { kind: 'source.context', name: 'context', excludePatterns: ['*.log'] });
+  const run = opOf<ExecOp>(g, steps[2]!.id);
+  assert.deepEqual(run.args, ['/bin/sh', '-c', 'go build -o /out/app']);
+  assert.equal(run.cwd, '/src');
+  assert.deepEqual(run.mounts, [{ type: 'cache', target: '/root/.cache', id: '/root/.cache', sharing: 'shared', source: '/', readonly: false, mode: 0o755, uid: 0, gid: 0 }]);
+  assert.equal(steps[2]!.name, '[build 4/4] RUN --mount=type=cache,target=/root/.cache go build -o /out/app');
+  // final stage: scratch base, two copies reading stage 0's root
+  assert.equal(g.nodes[final.base]!.op.kind, 'source.scratch');
+  const fsteps = chain(g, final.root, final.base);
+  assert.equal(fsteps.length, 2);
+  for (const s of fsteps) assert.equal(s.inputs[1], build.root);
+  assert.deepEqual(final.config.Entrypoint, ['/app']);
+  assert.equal(final.config.Cmd, null);
+  assert.deepEqual(final.config.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+  assert.deepEqual(final.history.map((h) => [h.createdBy, h.nodeId !== undefined]), [
+    ['COPY /out/app /app # buildkit', true], ['COPY /src/go.mod / # buildkit', true], ['ENTRYPOINT ["/app"]', false],
+  ]);
+  assert.deepEqual(build.history.map((h) => h.createdBy), [
+    'WORKDIR /src', 'COPY go.mod ./ # buildkit', 'RUN /bin/sh -c go build -o /out/app # buildkit',
+  ]);
+  // nothing of the unused stage was converted
+  assert.ok(!Object.values(g.nodes).some((n) => n.stage === 1 || n.stage === 2));
+});
+
+test('--target by name and index: the graph stops at the target', async () => {
+  const images = fakeImages();
+  const g = await graphOf(multiStage, { target: 'TEST' }, images);
+  assert.deepEqual(g.stages.map((s) => s.index), [0, 2]);
+  assert.equal(g.stages[1]!.base, g.stages[0]!.root);
+  const g1 = await graphOf(multiStage, { target: '1' }, fakeImages());
+  assert.deepEqual(g1.stages.map((s) => s.index), [1]);
+  await assert.rejects(graphOf(multiStage, { target: 'nope' }), /target stage "nope" could not be found/);
+});
+
+test('errors: duplicate stage, cycle, unknown stage index, blank base', async () => {
+  await assert.rejects(graphOf('FROM a AS x\nFROM b AS X\n'), (e: unknown) => e instanceof KilnError && e.message === 'Dockerfile:2:1: duplicate stage name "x"');
+  await assert.rejects(graphOf('FROM a AS x\nCOPY --from=y / /\nFROM a AS y\nCOPY --from=x / /\n'), /circular dependency detected on stage: /);
+  await assert.rejects(graphOf('FROM a\nCOPY --from=x / /\nFROM a AS x\nCOPY --from=x / /\n'), /Dockerfile:3:1: circular dependency detected on stage: x/);
+  await assert.rejects(graphOf('FROM a\nCOPY --from=5 / /\n'), /Dockerfile:2:1: invalid stage index 5/);
+  await assert.rejects(graphOf('ARG B\nFROM ${B}\n'), /Dockerfile:2:1: base name \(\$\{B\}\) should not be blank/);
+  await assert.rejects(graphOf('FROM a\nRUN echo ${X:?must be set}\nENV Y="${Z:?need Z}"\n'), /Dockerfile:3:1: .*Z: need Z/);
+});
+
+test('ARG scoping, build args, ENV shadowing, platform args, proxies', async () => {
+  const df = `ARG V=1
+ARG TAG=\${TARGETARCH}
+FROM base:\${TAG}
+RUN echo $V
+ARG V
+ARG W=\${V}-w
+ARG TARGETOS
+ENV E=env
+ARG E=arg
+RUN echo $W $E $TARGETOS
+`;
+  const images = fakeImages();
+  const g = await graphOf(df, { buildArgs: new Map([['V', '2'], ['HTTP_PROXY', 'http://proxy:3128'], ['UNUSED', 'x']]) }, images);
+  assert.deepEqual(images.calls, ['base:amd64 linux/amd64']);
+  const s = g.stages[0]!;
+  const [r1, , , , , , r2] = s.history;
+  const execs = chain(g, s.root, s.base).map((n) => n.op as ExecOp);
+  // pre-FROM args are not visible before redeclaration
+  assert.equal(r1!.createdBy, 'RUN /bin/sh -c echo $V # buildkit');
+  assert.deepEqual(execs[0]!.env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'HTTP_PROXY=http://proxy:3128']);
+  assert.deepEqual(execs[0]!.proxyEnv, ['HTTP_PROXY']);
+  assert.deepEqual(execs[1]!.env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'E=env', 'V=2', 'W=2-w', 'TARGETOS=linux', 'HTTP_PROXY=http://proxy:3128']);
+  assert.equal(r2!.createdBy, 'RUN |4 V=2 W=2-w TARGETOS=linux E=env /bin/sh -c echo $W $E $TARGETOS # buildkit');
+  assert.deepEqual(s.history.slice(1, 5).map((h) => h.createdBy), ['ARG V=2', 'ARG W=2-w', 'ARG TARGETOS=linux', 'ENV E=env']);
+  assert.deepEqual(s.config.Env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'E=env']);
+  assert.ok(g.warnings.some((w) => w.message.includes('UNUSED')));
+  assert.ok(!g.warnings.some((w) => w.message.includes('HTTP_PROXY')));
+});
+
+test('image config and history of config instructions', async () => {
+  const df = `FROM base
+ENV A=1 B=$A
+LABEL "x y"=z version=$A
+EXPOSE 80 53/udp 8000-8001
+USER app
+WORKDIR rel
+WORKDIR ../abs
+VOLUME /data /cache
+STOPSIGNAL SIGINT
+SHELL ["/bin/bash", "-c"]
+CMD run it
+ENTRYPOINT ["/e"]
+HEALTHCHECK --interval=30s --timeout=1m30s --retries=3 CMD curl -f http://x/
+ONBUILD RUN echo child
+MAINTAINER someone
+`;
+  const g = await graphOf(df, {}, fakeImages({ base: { WorkingDir: '/w', Cmd: ['old'], OnBuild: null } }));
+  const s = g.stages[0]!;
+  const c = s.config;
+  assert.deepEqual(c.Env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'A=1', 'B=']);
+  assert.deepEqual(c.Labels, { 'x y': 'z', version: '1' });
+  assert.deepEqual(Object.keys(c.ExposedPorts!).sort(), ['53/udp', '80/tcp', '8000/tcp', '8001/tcp']);
+  assert.equal(c.User, 'app');
+  assert.equal(c.WorkingDir, '/w/abs');
+  assert.deepEqual(Object.keys(c.Volumes!), ['/data', '/cache']);
+  assert.equal(c.StopSignal, 'SIGINT');
+  assert.deepEqual(c.Shell, ['/bin/bash', '-c']);
+  assert.deepEqual(c.Cmd, ['/bin/bash', '-c', 'run it']);
+  assert.deepEqual(c.Entrypoint, ['/e']);
+  assert.deepEqual(c.Healthcheck, { Test: ['CMD-SHELL', 'curl -f http://x/'], Interval: 30e9, Timeout: 90e9, Retries: 3 });
+  assert.deepEqual(c.OnBuild, ['RUN echo child']);
+  assert.equal(s.author, 'someone');
+  assert.deepEqual(s.history.map((h) => h.createdBy), [
+    'ENV A=1 B=',
+    'LABEL x y=z version=1',
+    'EXPOSE map[53/udp:{} 80/tcp:{} 8000/tcp:{} 8001/tcp:{}]',
+    'USER app',
+    'WORKDIR /w/rel',
+    'WORKDIR /w/abs',
+    'VOLUME [/data /cache]',
+    'STOPSIGNAL SIGINT',
+    'SHELL [/bin/bash -c]',
+    'CMD ["/bin/bash" "-c" "run it"]',
+    'ENTRYPOINT ["/e"]',
+    'HEALTHCHECK &{["CMD-SHELL" "curl -f http://x/"] "30s" "1m30s" "0s" "0s" \'\\x03\'}',
+    'MAINTAINER someone',
+  ]);
+  const mk = chain(g, s.root, s.base).map((n) => n.op as FileOp);
+  assert.deepEqual(mk.map((o) => o.actions[0]), [
+    { action: 'mkdir', path: '/w/rel', mode: 0o755, chown: { user: 'app' } },
+    { action: 'mkdir', path: '/w/abs', mode: 0o755, chown: { user: 'app' } },
+  ]);
+});
+
+test('ENTRYPOINT keeps a CMD set in the same stage; inherited CMD is reset', async () => {
+  const g = await graphOf('FROM base\nCMD ["c"]\nENTRYPOINT ["e"]\n', {}, fakeImages({ base: { Cmd: ['old'] } }));
+  assert.deepEqual(g.stages[0]!.config.Cmd, ['c']);
+});
+
+test('ONBUILD triggers of the base run right after FROM', async () => {
+  const g = await graphOf('FROM parent\nRUN echo own\n', {}, fakeImages({ parent: { OnBuild: ['RUN echo trigger', 'ENV T=1'] } }));
+  const s = g.stages[0]!;
+  assert.deepEqual(s.history.map((h) => h.createdBy), ['RUN /bin/sh -c echo trigger # buildkit', 'ENV T=1', 'RUN /bin/sh -c echo own # buildkit']);
+  assert.equal(s.config.OnBuild, undefined);
+});
+
+test('RUN heredocs, exec form, mounts defaults, network and security', async () => {
+  const df = `FROM base
+RUN <<EOF
+echo one
+EOF
+RUN <<-EOF
+\t#!/usr/bin/env python3
+\tprint("hi")
+\tEOF
+RUN <<A cat - /dev/fd/3 3<<B
+a
+A
+b
+B
+RUN ["echo", "exec form"]
+RUN --mount=type=secret,id=tok --mount=type=secret,target=/k/key,env=K --mount=type=ssh --mount=type=bind,target=src,from=base,rw --mount=type=tmpfs,target=/t,size=1m --network=none --security=insecure true
+`;
+  const g = await graphOf(df);
+  const s = g.stages[0]!;
+  const runs = chain(g, s.root, s.base);
+  const ops = runs.map((n) => n.op as ExecOp);
+  assert.deepEqual(ops[0]!.args, ['/bin/sh', '-c', 'echo one\n']);
+  assert.deepEqual(ops[1]!.args, ['/bin/sh', '-c', '/dev/pipes/EOF']);
+  assert.deepEqual(ops[1]!.files, [{ path: '/dev/pipes/EOF', content: '#!/usr/bin/env python3\nprint("hi")\n', mode: 0o755 }]);
+  assert.deepEqual(ops[2]!.args, ['/bin/sh', '-c', '<<A cat - /dev/fd/3 3<<B\na\nA\nb\nB']);
+  assert.deepEqual(ops[3]!.args, ['echo', 'exec form']);
+  assert.equal(s.history[3]!.createdBy, 'RUN echo exec form # buildkit');
+  const m = ops[4]!;
+  assert.equal(m.network, 'none');
+  assert.equal(m.security, 'insecure');
+  assert.deepEqual(m.mounts, [
+    { type: 'secret', id: 'tok', target: '/run/secrets/tok', required: false, mode: 0o400, uid: 0, gid: 0 },
+    { type: 'secret', id: 'key', target: '/k/key', env: 'K', required: false, mode: 0o400, uid: 0, gid: 0 },
+    { type: 'ssh', id: 'default', target: '/run/buildkit/ssh_agent.0', required: false, mode: 0o600, uid: 0, gid: 0 },
+    { type: 'bind', target: '/src', from: 1, source: '/', readwrite: true },
+    { type: 'tmpfs', target: '/t', size: 1048576 },
+  ]);
+  assert.equal(g.nodes[runs[4]!.inputs[1]!]!.op.kind, 'source.image');
+});
+
+test('COPY/ADD: heredoc files, URLs, flags, history', async () => {
+  const df = `FROM base
+ENV NAME=world
+WORKDIR /app
+COPY <<EOF greeting.txt
+hello $NAME "q"
+EOF
+COPY --chown=app:staff --chmod=0640 --link --exclude=*.md --parents a b/ ./
+ADD --checksum=sha256:${'a'.repeat(64)} https://example.com/f.tgz /opt/
+COPY <<A <<B /etc/
+1
+A
+2
+B
+`;
+  const g = await graphOf(df);
+  const s = g.stages[0]!;
+  const ops = chain(g, s.root, s.base).map((n) => n.op as FileOp);
+  assert.deepEqual(ops[1]!.actions, [{ action: 'mkfile', path: '/app/greeting.txt', content: 'hello world "q"\n', mode: 0o644 }]);
+  assert.deepEqual(ops[2]!.actions, [{
+    action: 'copy', from: 1, src: ['a', 'b/'], dest: '/app/', chown: { user: 'app', group: 'staff' }, chmod: '0640',
+    link: true, parents: true, exclude: ['*.md'], add: false,
+  }]);
+  assert.deepEqual(ops[3]!.actions, [{ action: 'download', url: 'https://example.com/f.tgz', dest: '/opt/', checksum: `sha256:${'a'.repeat(64)}` }]);
+  assert.deepEqual(ops[4]!.actions.map((a) => a.action === 'mkfile' && [a.path, a.content]), [['/etc/A', '1\n'], ['/etc/B', '2\n']]);
+  assert.deepEqual(s.history.map((h) => h.createdBy), [
+    'ENV NAME=world', 'WORKDIR /app', 'COPY <<EOF greeting.txt # buildkit',
+    'COPY --parents --chown=app:staff --chmod=0640 a b/ ./ # buildkit',
+    `ADD https://example.com/f.tgz /opt/ # buildkit`, 'COPY <<A <<B /etc/ # buildkit',
+  ]);
+  await assert.rejects(graphOf('FROM a\nCOPY x y z\n'), /Dockerfile:2:1: When using COPY with more than one source file, the destination must be a directory and end with a \//);
+  await assert.rejects(graphOf('FROM a\nCOPY http://x/y /z\n'), /source can't be a URL for COPY/);
+});
+
+test('FROM --platform and platform-specific image resolution', async () => {
+  const images = fakeImages();
+  const g = await graphOf('FROM --platform=$BUILDPLATFORM golang AS b\nFROM --platform=linux/arm64 alpine\nCOPY --from=b / /\n', { platform: { os: 'linux', architecture: 'arm64' } }, images);
+  assert.deepEqual(images.calls.sort(), ['alpine linux/arm64', 'golang linux/amd64']);
+  assert.deepEqual(g.stages.map((s) => s.platform.architecture), ['amd64', 'arm64']);
+});
