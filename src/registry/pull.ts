@@ -126,7 +126,8 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions = {
 
   // What the registry has may already be here: a digest names fixed content, and a tag's
   // current digest costs only a HEAD (which registries do not count against pull limits).
-  const known = parsed.digest ?? (await client.headManifest(repo, referenceTarget(parsed)))?.digest;
+  // A registry that refuses HEAD is not an error here: the GET below says what is wrong.
+  const known = parsed.digest ?? (await client.headManifest(repo, referenceTarget(parsed)).catch(() => undefined))?.digest;
   if (known && (await store.hasBlob(known as Digest))) {
     const local = await findLocalImage(store, { ...parsed, digest: known }, want, opts.layers ?? true);
     if (local) {
