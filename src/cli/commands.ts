@@ -16,4 +16,5 @@ export const commands: Record<string, () => Promise<{ default: Command }>> = {
   history: () => import('./cmd-history.js'),
   tag: () => import('./cmd-tag.js'),
   rmi: () => import('./cmd-rmi.js'),
+  build: () => import('./cmd-build.js'),
 };

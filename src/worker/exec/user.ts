@@ -48,7 +48,8 @@ function parseGroup(text: string): GroupEntry[] {
 }
 
 export async function resolveUser(spec: string, view: RootfsView): Promise<ResolvedUser> {
-  const [userPart = '', groupPart] = (spec || 'root').split(':', 2) as [string, string | undefined];
+  // No USER means uid 0 even without an /etc/passwd (scratch images), as runc does.
+  const [userPart = '', groupPart] = (spec || '0').split(':', 2) as [string, string | undefined];
   const passwd = parsePasswd((await view.readFileIfExists('/etc/passwd'))?.toString('utf8') ?? '');
   const groups = parseGroup((await view.readFileIfExists('/etc/group'))?.toString('utf8') ?? '');
 

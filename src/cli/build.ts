@@ -1,0 +1,159 @@
+// `kiln build`, end to end: Dockerfile -> graph -> solved stages -> image -> outputs.
+// This is the one place that knows every station; each station knows only its neighbour.
+
+import { readFile, stat } from 'node:fs/promises';
+import type { BuildOptions } from './build-options.js';
+import { makeProgress } from './progress.js';
+import { withSignals } from './signals.js';
+import { Store, defaultStoreRoot } from '../store/store.js';
+import { KilnError } from '../util/errors.js';
+import { dockerfileToGraph } from '../frontend/index.js';
+import { readIgnorePatterns } from '../frontend/dockerignore.js';
+import type { BuildGraph } from '../graph/ops.js';
+import { solve, type Workers } from '../solver/solve.js';
+import { makeImageResolver } from './image-source.js';
+import { loadImage } from '../image/load.js';
+import { writeImage } from '../image/assemble.js';
+import { exportImage, parseOutputSpec, writeIidFile, writeMetadataFile, type OutputSpec } from '../exporter/index.js';
+import { normalizeReference } from '../registry/reference.js';
+import { runExec, sweepStaleSandboxes } from '../worker/exec/index.js';
+import { runFile, fileOpContentKey, listFileOpContent } from '../worker/file/index.js';
+import { pushImage } from '../registry/push.js';
+import { resolveCacheImports, exportCache } from './cache-transfer.js';
+
+export async function runBuild(o: BuildOptions): Promise<number> {
+  const progress = makeProgress(o.progress);
+  try {
+    return await withSignals(async (signal) => {
+      const dockerfile = await readDockerfile(o);
+      await assertDir(o.contextDir);
+      const outputs: OutputSpec[] = o.outputs.map((t) => parseOutputSpec(t));
+      const store = await Store.open(o.root ?? defaultStoreRoot());
+      await sweepStaleSandboxes(store);
+      const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath);
+      const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink });
+
+      const graph = await dockerfileToGraph({
+        dockerfile,
+        dockerfileName: o.dockerfileName,
+        buildArgs: o.buildArgs,
+        target: o.target,
+        platform: o.platform,
+        ignorePatterns,
+        resolveImage: resolver,
+      });
+      for (const w of graph.warnings) {
+        const where = w.location ? `${w.location.file}:${w.location.line}: ` : '';
+        progress.sink({ type: 'message', level: 'warning', text: `${where}${w.message}` });
+      }
+      if (o.network) applyDefaultNetwork(graph, o.network);
+      const noCacheStages = stagesNamed(graph, o.noCacheFilter);
+      await resolveCacheImports(store, o.cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
+
+      const workers: Workers = {
+        loadImage: async (digest) => {
+          const img = await loadImage(store, digest);
+          return { layers: img.layerSnapshots, history: img.config.history ?? [] };
+        },
+        runExec,
+        runFile,
+        fileContentKey: fileOpContentKey,
+        listContent: listFileOpContent,
+      };
+      const result = await solve(graph, {
+        store,
+        workers,
+        contextDir: o.contextDir,
+        settings: {
+          secrets: o.secrets,
+          sshAgents: o.sshAgents,
+          limits: { memoryBytes: o.memoryBytes, pids: o.pids, cpus: o.cpus },
+          allowInsecure: o.allowInsecure,
+          sourceDateEpoch: o.sourceDateEpoch,
+        },
+        jobs: o.jobs,
+        noCache: o.noCache,
+        noCacheStages,
+        buildIdentity: `${o.contextDir}\0${o.dockerfilePath}\0${o.target ?? ''}`,
+        explain: o.explain,
+        emit: progress.sink,
+        signal,
+      });
+
+      const stage = graph.stages.find((s) => s.index === graph.target)!;
+      const image = result.stages.get(graph.target)!;
+      const written = await writeImage(store, {
+        layers: image.layers,
+        config: { architecture: stage.platform.architecture, os: stage.platform.os, ...(stage.platform.variant ? { variant: stage.platform.variant } : {}), config: stage.config },
+        history: image.history,
+        sourceDateEpoch: o.sourceDateEpoch,
+      });
+
+      const names = new Set(o.tags);
+      const pushTo = new Set(o.push ? o.tags : []);
+      for (const spec of outputs) {
+        if (spec.type === 'image' || spec.type === 'registry') {
+          for (const n of spec.names) {
+            const name = normalizeReference(n, '--output name');
+            names.add(name);
+            if (spec.type === 'registry' || spec.push) pushTo.add(name);
+          }
+        } else await exportImage(store, written.manifestDigest, spec, { signal });
+      }
+      for (const n of names) await store.setRef(n, written.manifestDigest);
+      for (const n of pushTo) {
+        await pushImage(store, written.manifestDigest, n, { insecureRegistries: o.insecureRegistries, signal });
+      }
+      await exportCache(store, o.cacheTo, { graph, result, manifestDigest: written.manifestDigest, insecureRegistries: o.insecureRegistries, signal });
+
+      const digests = { manifestDigest: written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushTo.size > 0 };
+      if (o.iidfile) await writeIidFile(o.iidfile, digests);
+      if (o.metadataFile) await writeMetadataFile(o.metadataFile, digests);
+      progress.close();
+      if (o.progress === 'quiet') process.stdout.write(`${written.configDigest}\n`);
+      else {
+        process.stderr.write(`writing image ${written.manifestDigest} done\n`);
+        for (const t of names) process.stderr.write(`naming to ${t} done\n`);
+      }
+      return 0;
+    });
+  } finally {
+    progress.close();
+  }
+}
+
+async function readDockerfile(o: BuildOptions): Promise<string> {
+  try {
+    return await readFile(o.dockerfilePath, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (err as Error).message;
+    throw new KilnError(`cannot read the Dockerfile ${o.dockerfileName}: ${why}`, { exitCode: 1 });
+  }
+}
+
+async function assertDir(dir: string): Promise<void> {
+  let ok = false;
+  try {
+    ok = (await stat(dir)).isDirectory();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new KilnError(`the build context ${dir} is not a folder`);
+}
+
+function applyDefaultNetwork(graph: BuildGraph, network: 'default' | 'none' | 'host'): void {
+  for (const n of Object.values(graph.nodes)) {
+    if (n.op.kind === 'exec' && n.op.network === 'default') n.op.network = network;
+  }
+}
+
+function stagesNamed(graph: BuildGraph, names: string[]): Set<number> {
+  const out = new Set<number>();
+  for (const name of names) {
+    const s = graph.stages.find((st) => st.name === name || String(st.index) === name);
+    if (!s) throw new KilnError(`--no-cache-filter: no stage named "${name}" is part of this build`, { exitCode: 2 });
+    out.add(s.index);
+  }
+  return out;
+}

@@ -1,0 +1,42 @@
+import type { Command } from './command.js';
+import { parseBuildOptions } from './build-options.js';
+import { runBuild } from './build.js';
+
+const cmd: Command = {
+  summary: 'build an image from a Dockerfile and a context folder',
+  usage: `kiln build [flags] CONTEXT_DIR
+
+  -t, --tag NAME            name the image in the local store (repeatable)
+  -f, --file FILE           the Dockerfile (default CONTEXT_DIR/Dockerfile)
+      --build-arg K=V       set a build argument (repeatable; K alone takes it from the environment)
+      --target STAGE        build this stage (name or index) and what it needs
+      --platform OS/ARCH    target platform (default linux/amd64)
+  -o, --output SPEC         type=oci|docker|local|tar|registry,dest=...,compression=gzip|zstd|uncompressed
+      --push                push the -t names to their registries
+      --pull                check registries for newer base images
+      --iidfile FILE        write the image id (config digest) to FILE
+      --metadata-file FILE  write build metadata as JSON to FILE
+      --no-cache            run every step
+      --no-cache-filter S   run every step of these stages (comma separated, repeatable)
+      --explain             say why each step that ran missed the cache
+      --jobs N              steps run at once (default: number of CPUs)
+      --progress MODE       auto, tty, plain, json or quiet
+  -q, --quiet               print only the image id
+      --root DIR            the store (default KILN_ROOT, else cache/ in the checkout)
+  -m, --memory SIZE         memory limit of each RUN step (512m, 2g)
+      --pids-limit N        process limit of each RUN step
+      --cpus N              CPU limit of each RUN step (1.5)
+      --network MODE        default network of RUN steps: default, none or host
+      --secret id=X,src=F   a secret for RUN --mount=type=secret (src=FILE or env=VAR)
+      --ssh default|ID=SOCK an ssh agent for RUN --mount=type=ssh
+      --allow security.insecure   permit RUN --security=insecure
+      --source-date-epoch S clamp timestamps to S (default: SOURCE_DATE_EPOCH)
+      --cache-to SPEC       export the build cache (type=registry,ref=R | type=local,dest=D | type=inline)
+      --cache-from SPEC     import a build cache (type=registry,ref=R | type=local,src=D)
+      --insecure-registry H allow plain HTTP to registry host H
+`,
+  async run(argv) {
+    return runBuild(parseBuildOptions(argv));
+  },
+};
+export default cmd;
