@@ -4,7 +4,7 @@
 // table in the store (cache/filehash/<sha256 of the folder path>.json); everything goes
 // through an in-memory LRU first.
 
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { readFile, mkdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -32,8 +32,10 @@ function memoryKey(host: string, st: HashableStat): string {
   return `${host}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`;
 }
 
-export async function hashFile(host: string): Promise<Digest> {
+export async function hashFile(host: string, size = Infinity): Promise<Digest> {
   const h = createHash('sha256');
+  // Small files in one read: a stream costs several thread-pool round trips per file.
+  if (size < 1 << 20) return `sha256:${h.update(readFileSync(host)).digest('hex')}`;
   for await (const chunk of createReadStream(host) as AsyncIterable<Buffer>) h.update(chunk);
   return `sha256:${h.digest('hex')}`;
 }
@@ -81,7 +83,7 @@ export class FileHashTable {
     const mk = memoryKey(host, st);
     let d = memory.get(mk);
     if (!d) {
-      d = await hashFile(host);
+      d = await hashFile(host, st.size);
       memory.set(mk, d);
     }
     this.rows[key] = [st.size, st.mtimeMs, st.ctimeMs, st.ino, d];
@@ -103,7 +105,7 @@ export async function digestImmutable(host: string, st: HashableStat): Promise<D
   const mk = memoryKey(host, st);
   let d = memory.get(mk);
   if (!d) {
-    d = await hashFile(host);
+    d = await hashFile(host, st.size);
     memory.set(mk, d);
   }
   return d;

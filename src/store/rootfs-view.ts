@@ -3,8 +3,8 @@
 // target or a `..` climbs no higher than `/`, so a link `/app -> /etc` means the image's /etc,
 // never the host's. Used for COPY sources and destinations, /etc/passwd lookups and exports.
 
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { getXattr } from '../util/syscalls.js';
 import { KilnError } from '../util/errors.js';
@@ -103,13 +103,8 @@ export class RootfsView {
     let top: Stats | undefined;
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const host = this.layers[i]!;
-      let st: Stats;
-      try {
-        st = await lstat(host);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw err;
-      }
+      const st = lstatSync(host, { throwIfNoEntry: false });
+      if (!st) continue;
       top ??= st;
       dirs.push(host);
       if (isOpaqueDir(host)) break;
@@ -121,7 +116,11 @@ export class RootfsView {
     return this.rootEntry;
   }
 
-  /** The entry `name` inside directory `dir`, merged across layers. */
+  /**
+   * The entry `name` inside directory `dir`, merged across layers. Metadata calls are
+   * synchronous on purpose: a COPY of thousands of small files would otherwise spend most of
+   * its time waiting for libuv's thread pool, one round trip per lstat.
+   */
   async child(dir: ViewEntry, name: string): Promise<ViewEntry | undefined> {
     const path = childPath(dir.path, name);
     const hit = this.cache.get(path);
@@ -130,14 +129,13 @@ export class RootfsView {
     const dirs: string[] = [];
     for (const d of dir.dirs) {
       const host = join(d, name);
-      let st: Stats;
+      let st: Stats | undefined;
       try {
-        st = await lstat(host);
+        st = lstatSync(host, { throwIfNoEntry: false });
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-        throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
       }
+      if (!st) continue;
       if (isWhiteout(st)) break;
       if (st.isDirectory()) {
         if (top && !top.st.isDirectory()) break;
@@ -224,7 +222,7 @@ export class RootfsView {
   async readdir(dir: ViewEntry): Promise<ViewEntry[]> {
     const names = new Set<string>();
     for (const d of dir.dirs) {
-      for (const n of await readdir(d)) names.add(n);
+      for (const n of readdirSync(d)) names.add(n);
     }
     const out: ViewEntry[] = [];
     for (const n of [...names].sort()) {

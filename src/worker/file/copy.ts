@@ -119,9 +119,16 @@ export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: Cop
   }
 }
 
+let copiedSinceYield = 0;
+
 /** Copies one selected node (and what is below it) to canonical path `target` in the stage. */
 export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWriter, opts: CopyOptions, links: Map<string, string>): Promise<void> {
   opts.signal.throwIfAborted();
+  // Most calls below are synchronous; let timers (progress, Ctrl-C) run now and then.
+  if (++copiedSinceYield >= 256) {
+    copiedSinceYield = 0;
+    await new Promise<void>((r) => setImmediate(r));
+  }
   const e = node.entry;
   const meta = metaOf(node, opts, opts.fromContext);
   switch (e.type) {
@@ -144,7 +151,7 @@ export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWr
         }
         links.set(key, target);
       }
-      await w.writeFileFrom(target, e.host, meta);
+      await w.writeFileFrom(target, e.host, meta, e.stats.size);
       return;
     }
     default: {

@@ -1,10 +1,13 @@
 // Writes a file op's result as an overlay diff: only the new entries, plus the directories on
 // the way to them copied up from the lower layers with their metadata (as overlayfs would).
 // Everything is written below the staging folder with no-follow calls, so no symlink in the
-// source or destination can make a write land outside it.
+// source or destination can make a write land outside it. Metadata calls are synchronous: a
+// thread-pool round trip per call would dominate a COPY of many small files.
 
-import { copyFile, lchown, chmod, link, lstat, mkdir, rm, symlink, utimes, lutimes, writeFile, constants } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { copyFile, writeFile, constants } from 'node:fs/promises';
+import {
+  chmodSync, copyFileSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, utimesSync, type Stats,
+} from 'node:fs';
 import { join } from 'node:path';
 import { entryType, isWhiteout, RootfsView, type EntryType, type ViewStat } from '../../store/rootfs-view.js';
 import { KilnError } from '../../util/errors.js';
@@ -77,10 +80,9 @@ export class DiffWriter {
   async at(p: string): Promise<Present | undefined> {
     let st: Stats | undefined;
     try {
-      st = await lstat(this.host(p));
+      st = lstatSync(this.host(p), { throwIfNoEntry: false });
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
     }
     if (st) return isWhiteout(st) ? undefined : { type: entryType(st.mode), inStage: true, stats: st };
     if (this.isHidden(p)) return undefined;
@@ -109,20 +111,20 @@ export class DiffWriter {
     await this.ensureParents(p, create);
     const h = this.host(p);
     if (cur?.type === 'dir') {
-      await mkdir(h);
-      await this.applyMeta(h, 'dir', { uid: cur.stats.uid, gid: cur.stats.gid, mode: cur.stats.mode & 0o7777 });
+      mkdirSync(h);
+      this.applyMeta(h, 'dir', { uid: cur.stats.uid, gid: cur.stats.gid, mode: cur.stats.mode & 0o7777 });
       this.dirTimes.set(h, cur.stats.mtimeMs / 1000);
       this.wrote = true;
       return 'existing';
     }
     if (cur) {
       if (!replace) throw new KilnError(`cannot copy to ${p}: it exists and is not a directory`);
-      if (cur.inStage) await rm(h, { recursive: true, force: true });
+      if (cur.inStage) rmSync(h, { recursive: true, force: true });
     }
-    await mkdir(h);
+    mkdirSync(h);
     // A lower directory that an earlier action replaced must not show through the new one.
     if (this.isHidden(p) && (await this.lower.lstat(p))?.type === 'dir') setXattr(h, 'trusted.overlay.opaque', Buffer.from('y'));
-    await this.applyMeta(h, 'dir', create);
+    this.applyMeta(h, 'dir', create);
     this.dirTimes.set(h, this.mtime);
     this.wrote = true;
     return 'created';
@@ -132,31 +134,33 @@ export class DiffWriter {
   private async clearFor(p: string): Promise<string> {
     const cur = await this.at(p);
     const h = this.host(p);
-    if (cur?.inStage) await rm(h, { recursive: true, force: true });
+    if (cur?.inStage) rmSync(h, { recursive: true, force: true });
     if (cur?.type === 'dir') this.hidden.add(p);
     this.dirTimes.delete(h);
     this.wrote = true;
     return h;
   }
 
-  async writeFileFrom(p: string, sourceHost: string, meta: EntryMeta): Promise<void> {
+  async writeFileFrom(p: string, sourceHost: string, meta: EntryMeta, size = Infinity): Promise<void> {
     const h = await this.clearFor(p);
-    await copyFile(sourceHost, h, constants.COPYFILE_FICLONE);
-    await this.applyMeta(h, 'file', meta);
-    await copyXattrs(sourceHost, h);
+    // Small files are copied inline; big ones off the event loop.
+    if (size < 1 << 20) copyFileSync(sourceHost, h);
+    else await copyFile(sourceHost, h, constants.COPYFILE_FICLONE);
+    this.applyMeta(h, 'file', meta);
+    copyXattrs(sourceHost, h);
   }
 
   async writeFileData(p: string, data: string | Uint8Array, meta: EntryMeta): Promise<void> {
     const h = await this.clearFor(p);
     await writeFile(h, data);
-    await this.applyMeta(h, 'file', meta);
+    this.applyMeta(h, 'file', meta);
   }
 
   async writeSymlink(p: string, target: string, meta: EntryMeta): Promise<void> {
     const h = await this.clearFor(p);
-    await symlink(target, h);
-    await lchown(h, meta.uid, meta.gid);
-    await lutimes(h, this.mtime, this.mtime);
+    symlinkSync(target, h);
+    lchownSync(h, meta.uid, meta.gid);
+    lutimesSync(h, this.mtime, this.mtime);
   }
 
   async writeSpecial(p: string, fullMode: number, rdev: number, meta: EntryMeta): Promise<void> {
@@ -164,31 +168,31 @@ export class DiffWriter {
     const major = Number((BigInt(rdev) >> 8n) & 0xfffn);
     const minor = Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
     mknod(h, (fullMode & 0o170000) | (meta.mode & 0o777), major, minor);
-    await this.applyMeta(h, 'other', meta);
+    this.applyMeta(h, 'other', meta);
   }
 
   /** A hard link to an entry already written in this stage. */
   async writeHardlink(p: string, existing: string): Promise<void> {
     const h = await this.clearFor(p);
-    await link(this.host(existing), h);
+    linkSync(this.host(existing), h);
   }
 
-  private async applyMeta(h: string, type: EntryType, meta: EntryMeta): Promise<void> {
+  private applyMeta(h: string, type: EntryType, meta: EntryMeta): void {
     // chown clears setuid/setgid, so the mode goes on after the owner.
-    await lchown(h, meta.uid, meta.gid);
-    await chmod(h, meta.mode & 0o7777);
-    if (type !== 'dir') await utimes(h, this.mtime, this.mtime);
+    lchownSync(h, meta.uid, meta.gid);
+    chmodSync(h, meta.mode & 0o7777);
+    if (type !== 'dir') utimesSync(h, this.mtime, this.mtime);
   }
 
   /** Sets directory times, deepest first, once nothing more will be added to them. */
   async finish(): Promise<void> {
     const dirs = [...this.dirTimes.entries()].sort((a, b) => b[0].length - a[0].length);
-    for (const [h, t] of dirs) await utimes(h, t, t);
+    for (const [h, t] of dirs) utimesSync(h, t, t);
     this.dirTimes.clear();
   }
 }
 
-async function copyXattrs(from: string, to: string): Promise<void> {
+function copyXattrs(from: string, to: string): void {
   let names: string[];
   try {
     names = listXattrs(from);
