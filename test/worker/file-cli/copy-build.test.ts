@@ -1,0 +1,207 @@
+// COPY/ADD through the real CLI: `kiln build` of testdata/copy/basic, the final filesystem
+// compared entry by entry; reproducible digests across fresh stores and mtimes; cache hits that
+// ignore mtimes and misses exactly where a file changed; errors that name the line and source.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chmod, link, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runKiln } from '../../helpers/kiln.js';
+import { testdataDir } from '../../helpers/paths.js';
+import { tempDir } from '../../helpers/tmp.js';
+import { sha256 } from '../../../src/util/digest.js';
+import { listTree, F, D, type Listed } from '../file/helpers.js';
+
+/** A private copy of testdata/copy/basic plus the parts git cannot hold. */
+async function basicContext(): Promise<string> {
+  const dir = join(await tempDir('kiln-copyctx-'), 'ctx');
+  execFileSync('cp', ['-a', join(testdataDir, 'copy', 'basic'), dir]);
+  const extra = join(dir, 'extra');
+  await mkdir(join(extra, 'empty'), { recursive: true });
+  await mkdir(join(extra, 'sticky'));
+  await chmod(join(extra, 'sticky'), 0o1777);
+  await writeFile(join(extra, 'suid'), 'suid');
+  await chmod(join(extra, 'suid'), 0o4755);
+  await writeFile(join(extra, 'h1'), 'linked');
+  await link(join(extra, 'h1'), join(extra, 'h2'));
+  await writeFile(join(extra, 'ignored-by-dockerignore'), 'x');
+  const payload = join(dir, '..', 'payload');
+  await mkdir(join(payload, 'pkg'), { recursive: true });
+  await writeFile(join(payload, 'pkg', 'data.txt'), 'from the archive');
+  execFileSync('tar', ['-czf', join(extra, 'payload.tgz'), '--owner=0', '--group=0', '--numeric-owner', '-C', payload, 'pkg']);
+  return dir;
+}
+
+async function build(ctx: string, args: string[], env: Record<string, string> = {}) {
+  return runKiln(['build', '--progress', 'plain', ...args, ctx], { env: { SOURCE_DATE_EPOCH: undefined, ...env } });
+}
+
+test('kiln build: every COPY/ADD case lands exactly as expected', async () => {
+  const ctx = await basicContext();
+  const work = await tempDir('kiln-copyout-');
+  const out = join(work, 'rootfs');
+  const r = await build(ctx, ['--root', join(work, 'store'), '-o', `type=local,dest=${out}`]);
+  assert.equal(r.code, 0, r.stderr);
+  const tree = await listTree(out);
+  const payloadTgz = tree['extra/payload.tgz'];
+  assert.ok(payloadTgz);
+  delete tree['extra/payload.tgz'];
+  const expected: Record<string, Listed> = {
+    app: D(),
+    'app/a.txt': F('A\n'),
+    'app/heredoc.txt': F('hello from a heredoc\n'),
+    'app/src': D(),
+    'app/src/app.js': F('console.log("app")\n'),
+    'app/src/deep': D(),
+    'app/src/deep/c.txt': F('deep\n'),
+    'app/src/lib': D(),
+    'app/src/lib/util.js': F('export const util = 1\n'),
+    'app/sub': D(),
+    'app/sub/a.txt': F('A\n'),
+    'app/sub/b.txt': F('B\n'),
+    docs: D(),
+    'docs/one.md': F('# one\n'),
+    'docs/two.md': F('# two\n'),
+    etc: D(),
+    'etc/group': F('root:x:0:\napp:x:1000:\nstaff:x:50:app\n'),
+    'etc/passwd': F('root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n'),
+    extra: D(),
+    'extra/empty': D(),
+    'extra/h1': F('linked'),
+    'extra/h2': F('linked'),
+    'extra/sticky': D('1777'),
+    'extra/suid': F('suid', '4755'),
+    'followed.txt': F('A\n'),
+    // The builder's /opt was created by a COPY --chown, and --from keeps owners.
+    'from-builder': D('0755', '1000:50'),
+    'from-builder/lib': D(),
+    'from-builder/lib/util.js': F('export const util = 1\n'),
+    'from-builder/tool.sh': F('#!/bin/sh\necho tool\n', '0755', '1000:50'),
+    linked: D(),
+    'linked/a.txt': F('A\n'),
+    logs: D(),
+    'logs/keep.txt': F('keep\n'),
+    modes: D('0755'),
+    'modes/util.js': F('export const util = 1\n', '0644'),
+    'owned.txt': F('B\n', '0600', '1000:50'),
+    parents: D(),
+    'parents/deep': D(),
+    'parents/deep/c.txt': F('deep\n'),
+    unpacked: D(),
+    'unpacked/pkg': D(),
+    'unpacked/pkg/data.txt': F('from the archive'),
+  };
+  assert.deepEqual(tree, expected);
+  assert.equal(payloadTgz.type, 'file');
+  const ino = await listTree(join(out, 'extra'), true);
+  assert.equal(ino['h1']!.ino, ino['h2']!.ino, 'hard links stay hard links');
+});
+
+test('kiln build: same contents, different mtimes, two fresh stores: one image digest', async () => {
+  const a = await basicContext();
+  const b = await basicContext();
+  execFileSync('find', [b, '-exec', 'touch', '-h', '-d', '2001-02-03 04:05:06', '{}', '+']);
+  const work = await tempDir('kiln-repro-');
+  const digests: string[] = [];
+  for (const [i, ctx] of [a, b].entries()) {
+    const iid = join(work, `iid${i}`);
+    const r = await build(ctx, ['--root', join(work, `store${i}`), '--iidfile', iid, '-t', `repro:${i}`]);
+    assert.equal(r.code, 0, r.stderr);
+    digests.push((await readFile(iid, 'utf8')).trim());
+  }
+  assert.match(digests[0]!, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(digests[0], digests[1]);
+  // SOURCE_DATE_EPOCH gives other (but again reproducible) bytes.
+  const iid = join(work, 'iid-epoch');
+  const r = await build(a, ['--root', join(work, 'store0'), '--iidfile', iid, '-t', 'repro:epoch'], { SOURCE_DATE_EPOCH: '1700000000' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.notEqual((await readFile(iid, 'utf8')).trim(), digests[0]);
+});
+
+function stepLines(output: string): Map<string, string> {
+  // `#N [stage k/n] INSTRUCTION` then `#N CACHED` or `#N DONE`.
+  const names = new Map<string, string>();
+  const state = new Map<string, string>();
+  for (const line of output.split('\n')) {
+    let m = /^#(\d+) \[[^\]]*\] (.*)$/.exec(line);
+    if (m) names.set(m[1]!, m[2]!);
+    m = /^#(\d+) (CACHED|DONE)/.exec(line);
+    if (m && names.has(m[1]!)) state.set(names.get(m[1]!)!, m[2]!);
+  }
+  return state;
+}
+
+test('kiln build: mtime-only changes hit the cache; a content change reruns from that COPY on', async () => {
+  const ctx = await basicContext();
+  const store = join(await tempDir('kiln-cache-'), 'store');
+  const first = await build(ctx, ['--root', store, '-t', 'c:1']);
+  assert.equal(first.code, 0, first.stderr);
+  await utimes(join(ctx, 'src', 'app.js'), 5, 5);
+  await utimes(join(ctx, 'a.txt'), 5, 5);
+  const again = await build(ctx, ['--root', store, '-t', 'c:1']);
+  assert.equal(again.code, 0, again.stderr);
+  const s1 = stepLines(again.stderr + again.stdout);
+  assert.ok(s1.size > 10, again.stderr);
+  for (const [name, st] of s1) assert.equal(st, 'CACHED', `${name} should be cached after an mtime-only change`);
+
+  await writeFile(join(ctx, 'src', 'app.js'), 'console.log("changed")\n');
+  const changed = await build(ctx, ['--root', store, '-t', 'c:1']);
+  assert.equal(changed.code, 0, changed.stderr);
+  const s2 = stepLines(changed.stderr + changed.stdout);
+  assert.equal(s2.get('COPY a.txt .'), 'CACHED');
+  assert.equal(s2.get('COPY a.txt b.txt sub/'), 'CACHED');
+  assert.equal(s2.get('COPY src/ ./src/'), 'DONE');
+  assert.equal(s2.get('COPY src/lib/ /opt/lib/'), 'CACHED', 'the builder stage reads only src/lib');
+});
+
+test('kiln build: a missing source fails naming the Dockerfile line and the source', async () => {
+  const ctx = await tempDir('kiln-missing-');
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY present.txt /\nCOPY absent.txt /x\n');
+  await writeFile(join(ctx, 'present.txt'), 'p');
+  const r = await build(ctx, ['--root', join(ctx, '.store')]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /source "absent\.txt" not found in the build context/);
+});
+
+test('kiln build: a source outside the context and a wildcard with no match are errors', async () => {
+  const ctx = await tempDir('kiln-escape-');
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY ../../etc/passwd /p\n');
+  const r = await build(ctx, ['--root', join(ctx, '.store')]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /outside the build context/);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY *.nothing /d/\n');
+  const w = await build(ctx, ['--root', join(ctx, '.store')]);
+  assert.notEqual(w.code, 0);
+  assert.match(w.stderr, /source pattern "\*\.nothing" matched no files/);
+});
+
+test('kiln build: ADD of an http URL with --checksum', async () => {
+  const body = 'downloaded over http\n';
+  const server = createServer((req, res) => {
+    if (req.url === '/dl/file.txt') res.writeHead(200).end(body);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const ctx = await tempDir('kiln-addurl-');
+    const out = join(ctx, 'out');
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      `FROM scratch\nADD --checksum=${sha256(body)} http://127.0.0.1:${port}/dl/file.txt /downloads/\n`,
+    );
+    const r = await build(ctx, ['--root', join(ctx, '.store'), '-o', `type=local,dest=${out}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await listTree(out), { downloads: D(), 'downloads/file.txt': F(body, '0600') });
+    await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\nADD --checksum=${sha256('other')} http://127.0.0.1:${port}/dl/file.txt /d\n`);
+    const bad = await build(ctx, ['--root', join(ctx, '.store2')]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /checksum mismatch/);
+  } finally {
+    server.close();
+  }
+});
+
