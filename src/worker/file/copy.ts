@@ -81,7 +81,7 @@ export async function resolveCopyOptions(
   signal: AbortSignal,
   tempDir: () => Promise<string>,
 ): Promise<CopyOptions> {
-  const owner = action.chown ? await resolveChown(action.chown, w.lower) : fromContext ? { uid: 0, gid: 0 } : undefined;
+  const owner = action.chown ? await resolveChown(action.chown, w.names) : fromContext ? { uid: 0, gid: 0 } : undefined;
   return { owner, chownGiven: action.chown !== undefined, fromContext, mode: action.chmod ? parseChmod(action.chmod) : undefined, signal, tempDir };
 }
 

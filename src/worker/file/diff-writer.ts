@@ -45,16 +45,22 @@ export class DiffWriter {
   /**
    * @param lowerLayers host folders of the destination's layers, bottom to top
    * @param mtime seconds every new entry gets (SOURCE_DATE_EPOCH or 0)
+   * @param nameLayers where --chown names are looked up (the real destination image, even
+   *   for --link, whose diff is made against nothing)
    */
   constructor(
     readonly stage: string,
     readonly lowerLayers: readonly string[],
     readonly mtime: number,
+    nameLayers: readonly string[] = lowerLayers,
   ) {
     this.lower = new RootfsView(lowerLayers);
+    this.names = nameLayers === lowerLayers ? this.lower : new RootfsView(nameLayers);
   }
 
   readonly lower: RootfsView;
+  /** The destination image, for /etc/passwd and /etc/group. */
+  readonly names: RootfsView;
 
   host(p: string): string {
     return join(this.stage, p);

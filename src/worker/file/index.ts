@@ -31,7 +31,10 @@ export async function runFile(op: FileOp, inputs: ResolvedInput[], ctx: WorkerCo
   try {
     await chmod(stage, 0o755);
     const layers = destLayers(inputs).map((id) => ctx.store.snapshotFs(id));
-    const w = new DiffWriter(stage, layers, ctx.sourceDateEpoch ?? 0);
+    // COPY --link makes its layer against an empty filesystem, so the layer does not depend on
+    // the base and can be reused on any base: just the files and plain parent directories.
+    const linked = op.actions.length > 0 && op.actions.every((a) => a.action === 'copy' && a.link);
+    const w = new DiffWriter(stage, linked ? [] : layers, ctx.sourceDateEpoch ?? 0, layers);
     for (const action of op.actions) {
       ctx.signal.throwIfAborted();
       await runAction(action, inputs, ctx, w);
@@ -69,7 +72,7 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
 }
 
 async function runMkdir(action: MkdirAction, w: DiffWriter): Promise<void> {
-  const owner = action.chown ? await resolveChown(action.chown, w.lower) : { uid: 0, gid: 0 };
+  const owner = action.chown ? await resolveChown(action.chown, w.names) : { uid: 0, gid: 0 };
   const loc = await w.mergedView().locate(action.path, true);
   if (loc.entry) {
     if (loc.entry.type !== 'dir') throw new KilnError(`cannot make directory ${action.path}: a file is in the way`);
@@ -79,7 +82,7 @@ async function runMkdir(action: MkdirAction, w: DiffWriter): Promise<void> {
 }
 
 async function runMkfile(action: MkfileAction, w: DiffWriter): Promise<void> {
-  const owner = action.chown ? await resolveChown(action.chown, w.lower) : { uid: 0, gid: 0 };
+  const owner = action.chown ? await resolveChown(action.chown, w.names) : { uid: 0, gid: 0 };
   const mode = action.chmod ? parseChmod(action.chmod)(action.mode & 0o7777, false) : action.mode & 0o7777;
   const loc = await w.mergedView().locate(action.path, true);
   if (loc.entry?.type === 'dir') throw new KilnError(`cannot write file ${action.path}: it is a directory`);

@@ -172,6 +172,11 @@ const cases: Case[] = [
     expect: { app: D(), 'app/deep': D(), 'app/deep/a.txt': F('A') },
   },
   {
+    name: '--link on a base: the diff ignores the base (plain parents), names still come from it',
+    actions: [copyAction({ src: ['a.txt'], dest: '/app/', link: true, chown: { user: 'app' } })],
+    expect: { app: D('0755', '1000:1000'), 'app/a.txt': F('A', '0644', '1000:1000') },
+  },
+  {
     name: 'overwriting a lower file writes the new file only',
     actions: [copyAction({ src: ['a.txt'], dest: '/app/old.txt' })],
     expect: { app, 'app/old.txt': F('A') },
