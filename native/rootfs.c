@@ -237,12 +237,15 @@ void setup_rootfs(const struct spec *s) {
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(errno, "make mounts private");
   if (s->ovl_cwd && chdir(s->ovl_cwd) < 0) fail(errno, "chdir %s", s->ovl_cwd);
   if (mount("overlay", s->rootfs, "overlay", 0, s->ovl_data) < 0) fail(errno, "mount the root overlay");
+  timing("overlay");
   rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) fail(errno, "open root");
   mount_proc(s->insecure);
   mount_dev();
   mount_sys(s->insecure);
+  timing("system-mounts");
   run_mount_records(s);
+  timing("run-mounts");
 
   report_stubs = 0;
   int cwd = make_target(s->cwd, 1);

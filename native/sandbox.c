@@ -19,10 +19,20 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "sandbox.h"
 
 int status_fd = 4;
+static int timing_on;
+static struct timespec t_start;
+
+void timing(const char *phase) {
+  if (!timing_on) return;
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  report("time %s %ld", phase, (long)((t.tv_sec - t_start.tv_sec) * 1000000 + (t.tv_nsec - t_start.tv_nsec) / 1000));
+}
 extern char **environ;
 
 void report(const char *fmt, ...) {
@@ -92,8 +102,11 @@ static void step_init(const struct spec *s, int go_fd) {
   if (s->ncgroups > 0 && unshare(CLONE_NEWCGROUP) < 0) fail(errno, "cgroup namespace");
   if (s->net_none) bring_loopback_up();
   if (sethostname(s->hostname, strlen(s->hostname)) < 0) fail(errno, "sethostname");
+  timing("init");
   setup_rootfs(s);
+  timing("rootfs");
   apply_security(s);
+  timing("security");
   environ = s->envp;
   execvp(s->argv[0], s->argv);
   int e = errno;
@@ -114,6 +127,8 @@ int main(void) {
   /* Dies with kiln, and takes the step with it (the step's init has the same setting). */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(errno, "pdeathsig");
   if (getppid() == 1) return 125;
+  clock_gettime(CLOCK_MONOTONIC, &t_start);
+  timing_on = getenv("KILN_SANDBOX_TIMING") != NULL;
   char *buf = read_all(3, &size);
   close(3);
   if (parse_spec(buf, size, &s) < 0) fail(0, "malformed spec");
@@ -140,6 +155,7 @@ int main(void) {
   }
   step_pid = pid;
   close(go[0]);
+  timing("cloned");
   join_cgroups(&s, pid);
   if (write(go[1], "g", 1) != 1) {
     kill(pid, SIGKILL);
@@ -153,6 +169,7 @@ int main(void) {
     if (w == pid) break;
     if (w < 0 && errno != EINTR) fail(errno, "waitpid");
   }
+  timing("reaped");
   if (WIFEXITED(st)) report("exit %d", WEXITSTATUS(st));
   else if (WIFSIGNALED(st)) report("signal %d", WTERMSIG(st));
   return 0;

@@ -41,6 +41,9 @@ void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reports an error (with errno text when errnum != 0) and ends the process. */
 void fail(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
+/* With KILN_SANDBOX_TIMING set, reports "time PHASE MICROSECONDS" since the helper started. */
+void timing(const char *phase);
+
 int parse_spec(const char *buf, size_t size, struct spec *s);
 
 /* Runs inside the new namespaces: builds the root filesystem and pivots into it. */

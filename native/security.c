@@ -6,7 +6,8 @@
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sched.h>
-#include <seccomp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,44 +57,15 @@ static void set_caps(void) {
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
 
-static void add_errno(scmp_filter_ctx ctx, int err, const char *name) {
-  int nr = seccomp_syscall_resolve_name(name);
-  if (nr == __NR_SCMP_ERROR) return; /* unknown to this libseccomp: not reachable either */
-  seccomp_rule_add(ctx, SCMP_ACT_ERRNO(err), nr, 0);
-}
+/* The filter is compiled at build time by gen/seccomp-gen.c (see the Makefile). */
+#include "seccomp-bpf.h"
 
 static void install_seccomp(void) {
-  static const char *refused[] = {
-      "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
-      "finit_module", "get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
-      "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "mount", "mount_setattr",
-      "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick", "move_pages",
-      "name_to_handle_at", "nfsservctl", "open_by_handle_at", "perf_event_open", "pivot_root",
-      "process_vm_readv", "process_vm_writev", "quotactl", "quotactl_fd", "reboot", "request_key",
-      "set_mempolicy", "setns", "settimeofday", "stime", "swapon", "swapoff", "sysfs", "_sysctl",
-      "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old", "syslog",
-      "vhangup", "pidfd_getfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
-      "fanotify_init", "lookup_dcookie", "setdomainname", "sethostname", "landlock_create_ruleset",
-      NULL};
-  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-  if (!ctx) fail(0, "seccomp_init");
-  /* The same rules for 32-bit entry points, or `int 0x80` would walk around them. */
-  seccomp_arch_add(ctx, SCMP_ARCH_X86);
-  seccomp_arch_add(ctx, SCMP_ARCH_X32);
-  for (int i = 0; refused[i]; i++) add_errno(ctx, EPERM, refused[i]);
-  /* clone may make threads and processes, never namespaces. */
-  static const unsigned long ns_flags[] = {CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
-                                           CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
-  for (size_t i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]); i++)
-    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-                         SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i])) < 0)
-      fail(0, "seccomp rule for clone");
-  /* clone3 passes its flags in memory the filter cannot read; ENOSYS makes libc fall back to clone. */
-  add_errno(ctx, ENOSYS, "clone3");
-  if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) < 0) fail(0, "seccomp attribute");
-  int rc = seccomp_load(ctx);
-  if (rc < 0) fail(-rc, "seccomp_load");
-  seccomp_release(ctx);
+  struct sock_fprog prog = {
+      .len = (unsigned short)(sizeof(seccomp_bpf) / sizeof(struct sock_filter)),
+      .filter = (struct sock_filter *)(void *)seccomp_bpf,
+  };
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) fail(errno, "seccomp");
 }
 
 void apply_security(const struct spec *s) {

@@ -1,13 +1,13 @@
 // RUN: the step runs in the sandbox over an overlay of its input layers; what it changed
 // (the upperdir) becomes its snapshot by rename.
 
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecOp } from '../../graph/ops.js';
 import type { ResolvedInput, StepOutput, WorkerContext } from '../types.js';
 import { KilnError } from '../../util/errors.js';
 import { RootfsView } from '../../store/rootfs-view.js';
-import { removeTree } from '../../store/store.js';
+import { mountsUnder } from '../../store/mounts.js';
 import { SandboxSpec } from '../sandbox/spec.js';
 import { startSandbox } from '../sandbox/helper.js';
 import { createStepCgroup, type StepCgroup } from '../sandbox/cgroups.js';
@@ -29,12 +29,23 @@ function hasVar(env: string[], name: string): boolean {
   return env.some((e) => e.startsWith(`${name}=`));
 }
 
-async function hostResolvConf(): Promise<Buffer> {
+function hostResolvConf(): Buffer {
   try {
-    return await readFile('/etc/resolv.conf');
+    return readFileSync('/etc/resolv.conf');
   } catch {
     return Buffer.alloc(0);
   }
+}
+
+/**
+ * The step's scratch folder goes with synchronous calls (they beat thread-pool round trips on a
+ * folder this small). Every mount of the step lived in its own namespace; should one ever
+ * show up here, the folder is left alone rather than deleted through it.
+ */
+function removeStepDir(dir: string): void {
+  const stuck = mountsUnder(dir);
+  if (stuck.length > 0) throw new Error(`cannot remove ${dir}: still mounted at ${stuck.join(', ')}`);
+  rmSync(dir, { recursive: true, force: true });
 }
 
 export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerContext, snapshotId: string): Promise<StepOutput> {
@@ -58,7 +69,7 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     const rootfs = join(stepDir, 'root');
     const files = join(stepDir, 'files');
     const empty = join(stepDir, 'empty');
-    for (const d of [upper, work, rootfs, files, empty]) await mkdir(d);
+    for (const d of [upper, work, rootfs, files, empty]) mkdirSync(d);
 
     const lowers = layers.map((id) => ctx.store.snapshotFs(id)).reverse();
     if (lowers.length === 0) lowers.push(empty);
@@ -85,7 +96,7 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     // Generated per step and bound over the image's files: never part of the layer.
     spec.add('file', '/etc/hosts', '644', '0', '0', 'rw',
       Buffer.from(`127.0.0.1\tlocalhost ${SANDBOX_HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n`));
-    spec.add('file', '/etc/resolv.conf', '644', '0', '0', 'rw', await hostResolvConf());
+    spec.add('file', '/etc/resolv.conf', '644', '0', '0', 'rw', hostResolvConf());
     spec.add('file', '/etc/hostname', '644', '0', '0', 'rw', Buffer.from(`${SANDBOX_HOSTNAME}\n`));
     for (const r of mounts.records) spec.add(...r);
 
@@ -136,12 +147,12 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     }
 
     await removeStubs(upper, status.stubs, view);
-    if ((await readdir(upper)).length === 0) return { snapshot: null };
+    if (readdirSync(upper).length === 0) return { snapshot: null };
     await ctx.store.commitSnapshot(snapshotId, upper, { source: 'exec', empty: false });
     return { snapshot: snapshotId };
   } finally {
     releaseMounts();
     if (cgroup) await cgroup.remove();
-    await removeTree(stepDir);
+    removeStepDir(stepDir);
   }
 }

@@ -13,6 +13,9 @@ export function overlayOptions(lowers: string[], upper?: string, work?: string):
   const parts = [`lowerdir=${lowers.map(escapeLower).join(':')}`];
   if (upper && work) parts.push(`upperdir=${escape(upper)}`, `workdir=${escape(work)}`);
   parts.push('redirect_dir=off', 'index=off', 'metacopy=off');
+  // volatile: no sync of the whole upper filesystem when the step's namespace unmounts the
+  // overlay (the upperdir is renamed into the store, never mounted again).
+  if (upper && work) parts.push('volatile');
   return parts.join(',');
 }
 

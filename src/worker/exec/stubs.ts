@@ -3,7 +3,9 @@
 // stubs, and the folders overlayfs copied up only to hold them, are taken out again: they
 // are the sandbox's, not the step's changes.
 
-import { lstat, readdir, rmdir, unlink } from 'node:fs/promises';
+// Synchronous calls on purpose: a handful of tiny metadata operations, where a thread-pool
+// round trip per call would cost more than the calls (this runs after every RUN).
+import { lstatSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { RootfsView } from '../../store/rootfs-view.js';
 import { getXattr } from '../../util/syscalls.js';
@@ -13,30 +15,26 @@ export interface Stub {
   path: string;
 }
 
-async function tryLstat(p: string) {
-  try {
-    return await lstat(p);
-  } catch {
-    return undefined;
-  }
+function tryLstat(p: string) {
+  return lstatSync(p, { throwIfNoEntry: false });
 }
 
 function isOpaque(p: string): boolean {
   return getXattr(p, 'trusted.overlay.opaque')?.toString() === 'y';
 }
 
-async function isEmptyDir(p: string): Promise<boolean> {
-  return (await readdir(p)).length === 0;
+function isEmptyDir(p: string): boolean {
+  return readdirSync(p).length === 0;
 }
 
 export async function removeStubs(upper: string, stubs: Stub[], lower: RootfsView): Promise<void> {
   const parents = new Set<string>();
   for (const stub of [...stubs].reverse()) {
     const host = join(upper, stub.path);
-    const st = await tryLstat(host);
+    const st = tryLstat(host);
     if (!st) continue;
-    if (stub.type === 'd' && st.isDirectory() && !isOpaque(host) && (await isEmptyDir(host))) await rmdir(host);
-    else if (stub.type === 'f' && st.isFile() && st.size === 0) await unlink(host);
+    if (stub.type === 'd' && st.isDirectory() && !isOpaque(host) && isEmptyDir(host)) rmdirSync(host);
+    else if (stub.type === 'f' && st.isFile() && st.size === 0) unlinkSync(host);
     else continue;
     parents.add(dirname(stub.path));
   }
@@ -50,12 +48,12 @@ export async function removeStubs(upper: string, stubs: Stub[], lower: RootfsVie
     if (rel === '/' || rel === '.' || seen.has(rel) || stubPaths.has(rel)) continue;
     seen.add(rel);
     const host = join(upper, rel);
-    const st = await tryLstat(host);
-    if (!st || !st.isDirectory() || isOpaque(host) || !(await isEmptyDir(host))) continue;
+    const st = tryLstat(host);
+    if (!st || !st.isDirectory() || isOpaque(host) || !isEmptyDir(host)) continue;
     const below = await lower.lstat(rel);
     if (!below || below.type !== 'dir') continue;
     if (below.stats.mode !== st.mode || below.stats.uid !== st.uid || below.stats.gid !== st.gid) continue;
-    await rmdir(host);
+    rmdirSync(host);
     todo.push(dirname(rel));
     todo.sort((a, b) => b.length - a.length);
   }

@@ -10,6 +10,9 @@ import { parseStatus, type SandboxStatus } from './spec.js';
 
 export const helperPath = process.env.KILN_SANDBOX_HELPER ?? fileURLToPath(new URL('../../../../native/build/kiln-sandbox', import.meta.url));
 
+/** Phase timings of the last sandbox that reported them (KILN_SANDBOX_TIMING), for bench/. */
+export let lastTimings: Record<string, number> = {};
+
 /** Helpers still running, killed if kiln exits without waiting for them. */
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -54,6 +57,7 @@ export function startSandbox(spec: Buffer, onOutput: (chunk: Buffer, stream: 'st
       live.delete(child);
       if (killTimer) clearTimeout(killTimer);
       const st = parseStatus(status);
+      if (Object.keys(st.timings).length > 0) lastTimings = st.timings;
       if (st.exitCode === undefined && st.signal === undefined && st.setupError === undefined) {
         st.setupError = signal ? `sandbox helper killed by ${signal}` : `sandbox helper exited with code ${code}`;
       }

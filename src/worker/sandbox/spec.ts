@@ -29,10 +29,12 @@ export interface SandboxStatus {
   setupError?: string;
   exitCode?: number;
   signal?: number;
+  /** With KILN_SANDBOX_TIMING set: microseconds from the helper's start to each phase. */
+  timings: Record<string, number>;
 }
 
 export function parseStatus(text: string): SandboxStatus {
-  const st: SandboxStatus = { stubs: [] };
+  const st: SandboxStatus = { stubs: [], timings: {} };
   for (const line of text.split('\n')) {
     const sp = line.indexOf(' ');
     if (sp < 0) continue;
@@ -42,6 +44,10 @@ export function parseStatus(text: string): SandboxStatus {
     else if (word === 'error') st.setupError = rest;
     else if (word === 'exit') st.exitCode = Number(rest);
     else if (word === 'signal') st.signal = Number(rest);
+    else if (word === 'time') {
+      const [phase = '', us = ''] = rest.split(' ');
+      st.timings[phase] = Number(us);
+    }
   }
   return st;
 }
