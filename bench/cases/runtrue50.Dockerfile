@@ -1,0 +1,56 @@
+# Per-step overhead: fifty `RUN true` steps after one COPY. The incremental run edits the
+# copied file, so all fifty steps run again; cold runs them all too.
+# bench-touch: app/stamp.txt
+ARG BASE=127.0.0.1:5000/busybox:latest
+FROM ${BASE}
+COPY app/stamp.txt /stamp.txt
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
+RUN true
