@@ -66,11 +66,18 @@ export async function recordStep(store: Store, identity: string, node: GraphNode
   await store.writeFileAtomic(join(dir, hexOf(sha256(node.name))), JSON.stringify(full));
 }
 
+/** `COPY src/ /app`: the node name without its `[stage k/n]` prefix; `FROM ref` for a base image. */
+export function stepLabel(node: GraphNode | undefined): string | undefined {
+  if (!node) return undefined;
+  if (node.op.kind === 'source.image') return `FROM ${node.name.replace(/^\[internal\] load /, '')}`;
+  return node.name.replace(/^\[[^\]]*\]\s*/, '');
+}
+
 /** Reasons a step missed the cache, or undefined when there is no earlier build to compare with. */
 export function explainDifference(prev: StepRecord | undefined, cur: StepRecord, buildArgNames: Set<string>): string[] | undefined {
   if (!prev || prev.key === cur.key) return undefined;
   const reasons: string[] = [];
-  const label = cur.instruction ?? cur.name;
+  const label = cur.name.replace(/^\[[^\]]*\]\s*/, '');
   // A parent that changed explains everything below it; say that first and only that.
   if (prev.inputKeys[0] !== cur.inputKeys[0]) {
     return [`${label}: parent step changed (${cur.inputNames[0] ?? 'base'})`];

@@ -11,7 +11,7 @@ import { KilnError, errorMessage } from '../util/errors.js';
 import { hexOf, sha256 } from '../util/digest.js';
 import type { EventSink, StepState } from './events.js';
 import { withKeyLock } from './keylock.js';
-import { describeSteps, recordStep, explainDifference, type ContentLister, type StepRecord } from './explain.js';
+import { describeSteps, recordStep, explainDifference, stepLabel, type ContentLister, type StepRecord } from './explain.js';
 
 /** What the solver needs from the stations below it; the CLI wires the real ones. */
 export interface Workers {
@@ -123,14 +123,16 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     }
     const ctx = workerCtx(node);
     const contentKeys = await contentKeysOf(op, inputs, ctx, opts.workers);
-    const key = cacheKey(op, inputResults.map((r) => r.key), contentKeys);
-    // Identical ops in one build (same key) run once.
+    const key = cacheKey(op, keyedInputs(op, inputResults.map((r) => r.key), contentKeys), contentKeys);
+    // Identical ops in one build (same key) run once; the others show as cached.
     let shared = byKey.get(key);
+    const duplicate = shared !== undefined;
     if (!shared) {
       shared = runOrReuse(node, op, key, inputs, inputResults, ctx, contentKeys);
       byKey.set(key, shared);
     }
     const r = await shared;
+    if (duplicate) emitStep(node, 'cached');
     done.set(id, r);
     return r;
   };
@@ -152,11 +154,13 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
       key,
       op,
       inputKeys: inputResults.map((r) => r.key),
-      inputNames: node.inputs.map((i) => graph.nodes[i]?.name ?? i),
+      inputNames: node.inputs.map((i) => stepLabel(graph.nodes[i]) ?? i),
       contentKeys,
     };
     const finish = (own: string | null, cached: boolean): NodeResult => ({
-      key,
+      // A step re-run despite its cache record may give a different result: what is built on
+      // it must not reuse results built on the old one (content-keyed COPYs still compare files).
+      key: cached || useCache ? key : sha256(`${key}\0${own ?? 'empty'}`),
       layers: own ? [...base, own] : base,
       own,
       cached,
@@ -254,6 +258,20 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
   for (const [id, r] of done) nodes.set(id, r);
   return { nodes, stages, ran };
 }
+
+/**
+ * A COPY's source input counts by the files it selects (its content key), not by how that
+ * state was made: a stage rebuilt to the same files leaves the COPY --from cached.
+ */
+function keyedInputs(op: Op, inputKeys: Digest[], contentKeys: Digest[]): Digest[] {
+  if (op.kind !== 'file' || contentKeys.length === 0) return inputKeys;
+  return inputKeys.map((k, i) => {
+    if (i === 0) return k;
+    return op.actions.some((a) => a.action === 'copy' && a.from === i) ? BY_CONTENT : k;
+  });
+}
+
+const BY_CONTENT = sha256('input keyed by the content it selects');
 
 async function contentKeysOf(op: Op, inputs: ResolvedInput[], ctx: WorkerContext, workers: Workers): Promise<Digest[]> {
   if (op.kind === 'file') {
