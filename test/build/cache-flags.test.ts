@@ -1,0 +1,128 @@
+// Scheduling and cache controls through the CLI: parallel stages, --jobs 1, identical ops once,
+// --no-cache, --no-cache-filter, and the persistent context file-hash table.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { tempDir } from '../helpers/tmp.js';
+import { busyboxStore, writeTree, buildJson, ranSteps, cachedSteps, assertOk, readIid, BASE_REF, type BuildRun } from './fixture.js';
+import type { StepEvent } from '../../src/solver/events.js';
+
+// At the top level, not in before(): tempDir's cleanup would run when the hook ends.
+const root = await busyboxStore();
+
+const TWO_STAGES = `FROM ${BASE_REF} AS left
+RUN sleep 1 && echo left > /left
+FROM ${BASE_REF} AS right
+RUN sleep 1 && echo right > /right
+FROM ${BASE_REF}
+COPY --from=left /left /left
+COPY --from=right /right /right
+`;
+
+async function context(files: Record<string, string>): Promise<string> {
+  const ctx = await tempDir('kiln-flags-');
+  await writeTree(ctx, files);
+  return ctx;
+}
+
+function stepTimes(run: BuildRun, match: string): { running: number; done: number } {
+  const evs = run.steps.filter((s) => s.name.includes(match));
+  const running = evs.find((s) => s.state === 'running');
+  const done = evs.find((s) => s.state === 'done');
+  assert.ok(running && done, `no running/done events for ${match}`);
+  return { running: running.at, done: done.at };
+}
+
+test('two stages that share nothing run side by side; --jobs 1 runs one step at a time', async () => {
+  const ctx = await context({ Dockerfile: TWO_STAGES });
+  const par = await buildJson(root, ctx, ['--jobs', '2']);
+  assertOk(par);
+  const left = stepTimes(par, 'echo left');
+  const right = stepTimes(par, 'echo right');
+  assert.ok(left.running < right.done && right.running < left.done, `not overlapping: ${JSON.stringify({ left, right })}`);
+
+  const serial = await buildJson(root, ctx, ['--jobs', '1', '--no-cache']);
+  assertOk(serial);
+  const spans = serial.steps
+    .filter((s) => s.state === 'running' && !s.name.startsWith('[internal]'))
+    .map((s) => ({ name: s.name, ...stepTimes(serial, s.name) }))
+    .sort((a, b) => a.running - b.running);
+  assert.equal(spans.length, 4);
+  for (let i = 1; i < spans.length; i++) {
+    assert.ok(spans[i]!.running >= spans[i - 1]!.done, `${spans[i]!.name} started before ${spans[i - 1]!.name} ended`);
+  }
+});
+
+test('identical ops (same cache key) run once per build', async () => {
+  const ctx = await context({
+    Dockerfile: `FROM ${BASE_REF} AS one\nRUN echo same > /same.txt\nFROM ${BASE_REF} AS two\nRUN echo same > /same.txt\nFROM ${BASE_REF}\nCOPY --from=one /same.txt /1\nCOPY --from=two /same.txt /2\n`,
+  });
+  const r = await buildJson(root, ctx);
+  assertOk(r);
+  const runs = r.steps.filter((s) => s.name.includes('echo same >'));
+  const final = (stage: string): StepEvent['state'] | undefined => runs.filter((s) => s.name.startsWith(`[${stage} `)).at(-1)?.state;
+  assert.deepEqual([final('one'), final('two')].sort(), ['cached', 'done']);
+  assert.equal(runs.filter((s) => s.state === 'running').length, 1, 'the RUN started once');
+});
+
+test('--no-cache runs every step; --no-cache-filter only the named stages, and content-keyed COPY --from stays cached', async () => {
+  const ctx = await context({ Dockerfile: TWO_STAGES.replaceAll('sleep 1 && ', '') });
+  const iid = join(await tempDir('kiln-iid-'), 'iid');
+  assertOk(await buildJson(root, ctx, ['--iidfile', iid]));
+  const first = await readIid(iid);
+
+  const all = await buildJson(root, ctx, ['--no-cache']);
+  assertOk(all);
+  assert.equal(ranSteps(all).length, 4);
+  assert.deepEqual(cachedSteps(all), []);
+
+  const filtered = await buildJson(root, ctx, ['--no-cache-filter', 'right', '--iidfile', iid]);
+  assertOk(filtered);
+  assert.deepEqual(ranSteps(filtered), ['RUN echo right > /right']);
+  assert.deepEqual(cachedSteps(filtered), ['COPY --from=left /left /left', 'COPY --from=right /right /right', 'RUN echo left > /left']);
+  assert.equal(await readIid(iid), first, 'the re-run stage gave the same files, so the same image');
+
+  const both = await buildJson(root, ctx, ['--no-cache-filter', 'left,right']);
+  assertOk(both);
+  assert.deepEqual(ranSteps(both), ['RUN echo left > /left', 'RUN echo right > /right']);
+
+  const bad = await buildJson(root, ctx, ['--no-cache-filter', 'nosuch']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--no-cache-filter: no stage named "nosuch"/);
+});
+
+test('a stage built FROM a re-run stage is re-run too (it may stand on different files)', async () => {
+  const ctx = await context({ Dockerfile: `FROM ${BASE_REF} AS base\nRUN echo base > /base\nFROM base\nRUN cat /base > /copy\n` });
+  assertOk(await buildJson(root, ctx));
+  const r = await buildJson(root, ctx, ['--no-cache-filter', 'base']);
+  assertOk(r);
+  assert.deepEqual(ranSteps(r), ['RUN cat /base > /copy', 'RUN echo base > /base']);
+});
+
+test('context files are hashed once: the persistent table is trusted while size, mtime, ctime and inode match', async () => {
+  const ctx = await context({ Dockerfile: `FROM ${BASE_REF}\nCOPY src/ /app/\n`, 'src/keep.txt': 'keep\n', 'src/other.txt': 'other\n' });
+  assertOk(await buildJson(root, ctx));
+  const table = join(root, 'cache', 'filehash', `${createHash('sha256').update(ctx).digest('hex')}.json`);
+  const body = JSON.parse(await readFile(table, 'utf8')) as { files: Record<string, [number, number, number, number, string]> };
+  const row = body.files['src/keep.txt'];
+  assert.ok(row, `no row for src/keep.txt in ${Object.keys(body.files).join(', ')}`);
+  assert.equal(row[4], `sha256:${createHash('sha256').update('keep\n').digest('hex')}`);
+
+  // A wrong digest for an unchanged file is believed (the file is not read again): the COPY misses.
+  row[4] = `sha256:${createHash('sha256').update('not the content').digest('hex')}`;
+  await writeFile(table, JSON.stringify(body));
+  const trusted = await buildJson(root, ctx);
+  assertOk(trusted);
+  assert.deepEqual(ranSteps(trusted), ['COPY src/ /app/']);
+
+  // Once the row no longer matches the file's stat, the file is read again: back to the first key.
+  row[0] += 1;
+  await writeFile(table, JSON.stringify(body));
+  const reread = await buildJson(root, ctx);
+  assertOk(reread);
+  assert.deepEqual(cachedSteps(reread), ['COPY src/ /app/']);
+  const healed = JSON.parse(await readFile(table, 'utf8')) as typeof body;
+  assert.equal(healed.files['src/keep.txt']![4], `sha256:${createHash('sha256').update('keep\n').digest('hex')}`);
+});
