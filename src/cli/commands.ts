@@ -16,5 +16,6 @@ export const commands: Record<string, () => Promise<{ default: Command }>> = {
   history: () => import('./cmd-history.js'),
   tag: () => import('./cmd-tag.js'),
   rmi: () => import('./cmd-rmi.js'),
+  export: () => import('./cmd-export.js'),
   build: () => import('./cmd-build.js'),
 };

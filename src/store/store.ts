@@ -128,9 +128,25 @@ export class Store {
     return data;
   }
 
-  /** A stream of the blob that errors at the end if its bytes do not match the digest. */
+  /** A stream of the blob that errors (KilnError) at the end if its bytes do not match the digest. */
   blobStream(d: Digest): Readable {
-    return createReadStream(this.blobPath(d)).pipe(ssri.integrityStream({ integrity: digestToSri(d) }));
+    const hash = createHash('sha256');
+    const verify = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+      flush(cb) {
+        const got = `sha256:${hash.digest('hex')}`;
+        cb(got === d ? null : new KilnError(`blob ${d} in the store is corrupt (its bytes hash to ${got})`));
+      },
+    });
+    // Consumers see the error through their own listeners; this one keeps a consumer that has
+    // already stopped reading (say, a tar writer that failed first) from crashing the process.
+    verify.on('error', () => undefined);
+    const src = createReadStream(this.blobPath(d));
+    src.on('error', (err) => verify.destroy(new KilnError(`blob ${d} is not in the store`, { cause: err })));
+    return src.pipe(verify);
   }
 
   async writeBlob(data: Uint8Array | string, expected?: Digest): Promise<BlobInfo> {

@@ -20,6 +20,6 @@ export function ociSchemas(): Promise<OciSchemas> {
 
 /** Fails with every schema error of `doc` as `mediaType`. */
 export async function assertValidOci(mediaType: string, doc: unknown, what: string): Promise<void> {
-  const errors = (await ociSchemas()).validate(mediaType, typeof doc === 'string' ? doc : JSON.stringify(doc));
+  const errors = (await ociSchemas()).validate(mediaType, typeof doc === 'string' ? doc : Buffer.isBuffer(doc) ? doc.toString('utf8') : JSON.stringify(doc));
   if (errors.length > 0) throw new Error(`${what} is not a valid ${mediaType}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
 }

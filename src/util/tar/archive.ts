@@ -16,6 +16,9 @@ export interface ArchiveFile {
 
 export function createArchive(files: ArchiveFile[], mtimeSecs = 0): Readable {
   const pack = tar.pack();
+  // The error reaches the reader through the returned stream; without this listener a reader
+  // that already gave up would turn it into an uncaught exception.
+  pack.on('error', () => undefined);
   const mtime = new Date(mtimeSecs * 1000);
   const dirs = new Set<string>();
   for (const f of files) {
@@ -40,6 +43,8 @@ export function createArchive(files: ArchiveFile[], mtimeSecs = 0): Readable {
       const done = new Promise<void>((res, rej) => {
         sink = pack.entry(header, (e) => (e ? rej(e) : res()));
       });
+      done.catch(() => undefined); // a failed body is reported by the loop below
+      (sink as unknown as NodeJS.EventEmitter).on('error', () => undefined);
       for await (const chunk of it.body() as AsyncIterable<Buffer>) {
         if (!sink.write(chunk)) await once(sink as unknown as NodeJS.EventEmitter, 'drain');
       }

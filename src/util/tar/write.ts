@@ -68,6 +68,9 @@ function fitsUstarLink(link: string): boolean {
 /** Writes `dir` as a layer tar. `stats` resolves once the last entry is written. */
 export function createLayerTar(dir: string, opts: LayerTarOptions = {}): { stream: Readable; stats: Promise<LayerTarStats> } {
   const pack = tar.pack();
+  // The error reaches the reader through the returned stream; without this listener a reader
+  // that already gave up would turn it into an uncaught exception.
+  pack.on('error', () => undefined);
   const stats = writeAll(pack, dir, opts).then(
     (entries) => {
       pack.finalize();
@@ -198,6 +201,8 @@ async function entry(pack: tar.Pack, header: TarHeader, body?: Buffer, file?: st
   const done = new Promise<void>((resolve, reject) => {
     sink = pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
   });
+  done.catch(() => undefined); // a failed read is reported by the loop below
+  (sink as unknown as NodeJS.EventEmitter).on('error', () => undefined);
   let written = 0;
   for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
     written += chunk.length;
