@@ -22,7 +22,7 @@ function heredocName(word: string): string | undefined {
 
 export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction): Promise<{ createdBy: string; nodeId: string }> {
   const loc = ins.location;
-  const env = st.scope.frozenLookup();
+  const env = st.scope.lookup();
   const KW = ins.kind.toUpperCase();
   const cwd = st.config.WorkingDir || '/';
   const destWritten = ctx.expand(ins.dest, env, loc);

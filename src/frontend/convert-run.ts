@@ -53,7 +53,7 @@ export async function convertRun(ctx: Ctx, st: StageState, ins: RunInstruction):
     return inputs.length - 1;
   };
   const cwd = st.config.WorkingDir || '/';
-  const env = st.scope.frozenLookup();
+  const env = st.scope.lookup();
   const mounts: RunMount[] = [];
   let sshCount = 0;
   for (const m of ins.mounts) {

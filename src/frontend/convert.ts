@@ -12,7 +12,7 @@ import { parseInstructions, parseInstruction, type StageSpec } from './instructi
 import type { Instruction } from './instructions/types.js';
 import { parseDockerfile } from './parser/parser.js';
 import { ShellLex, ShellError, type EnvLookup } from './shell/lex.js';
-import { StageScope, envGet, envSet, DEFAULT_PATH, PROXY_ARGS } from './scope.js';
+import { StageScope, envGet, DEFAULT_PATH, PROXY_ARGS } from './scope.js';
 import { checkChmod, checkStageName, parseExposePort } from './instructions/values.js';
 import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSetMap } from './gofmt.js';
 import { convertRun } from './convert-run.js';
@@ -332,8 +332,8 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
 
     for (const ins of commands) {
       await dispatch(st, ins, triggers.includes(ins));
-      st.config.Env = st.scope.env;
     }
+    st.config.Env = st.scope.env;
     const stage: Stage = {
       index: spec.index, platform, root: st.current, config: st.config, history, base: baseId,
       ...(from.stageName ? { name: from.stageName.toLowerCase() } : {}),
@@ -343,26 +343,22 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   }
 
   async function dispatch(st: StageState, ins: Instruction, fromTrigger: boolean): Promise<void> {
-    // Every word of an instruction sees the variables as they were before it.
-    const env = st.scope.frozenLookup();
+    // Every word of an instruction sees the variables as they were before it: ENV applies its
+    // pairs only after expanding all of them.
+    const env = st.scope.lookup();
     const loc = ins.location;
     const hist = (createdBy: string, nodeId?: string) => st.history.push({ createdBy, comment: 'buildkit.dockerfile.v0', ...(nodeId ? { nodeId } : {}) });
     const c = st.config;
     switch (ins.kind) {
       case 'env': {
-        const parts: string[] = [];
-        for (const p of ins.pairs) {
-          const k = expand(p.key, env, loc);
-          const v = expand(p.value, env, loc);
-          st.scope.env = envSet(st.scope.env, k, v);
-          parts.push(`${k}=${v}`);
-        }
-        hist(`ENV ${parts.join(' ')}`);
+        const pairs = ins.pairs.map((p) => [expand(p.key, env, loc), expand(p.value, env, loc)] as const);
+        for (const [k, v] of pairs) st.scope.setEnv(k, v);
+        hist(`ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
         return;
       }
       case 'label': {
         const parts: string[] = [];
-        c.Labels = { ...(c.Labels ?? {}) };
+        c.Labels ??= {};
         for (const p of ins.pairs) {
           const k = expand(p.key, env, loc);
           const v = expand(p.value, env, loc);
@@ -387,7 +383,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
             }
           }
         }
-        c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
+        c.ExposedPorts ??= {};
         for (const p of ports) c.ExposedPorts[p] = {};
         hist(`EXPOSE ${goSetMap(ports)}`);
         return;
@@ -412,7 +408,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       case 'volume': {
         const vols = ins.volumes.map((v) => expand(v, env, loc));
         for (const v of vols) if (v === '') fail('VOLUME specified can not be an empty string', loc);
-        c.Volumes = { ...(c.Volumes ?? {}) };
+        c.Volumes ??= {};
         for (const v of vols) c.Volumes[v] = {};
         hist(`VOLUME ${goList(vols)}`);
         return;
@@ -468,7 +464,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
           if (input.buildArgs.has(a.key)) {
             value = input.buildArgs.get(a.key);
             usedBuildArgs.add(a.key);
-          } else if (a.value !== undefined) value = expand(a.value, st.scope.lookup(), loc);
+          } else if (a.value !== undefined) value = expand(a.value, env, loc);
           else if (meta.has(a.key) || predefined.has(a.key)) value = metaLookup.get(a.key);
           // ENV shadows ARG: a value already set by ENV wins for expansion and the exec.
           st.scope.declare({ key: a.key, value });

@@ -12,19 +12,10 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 export function envGet(env: readonly string[], key: string): string | undefined {
   for (let i = env.length - 1; i >= 0; i--) {
     const e = env[i]!;
-    const eq = e.indexOf('=');
-    if ((eq < 0 ? e : e.slice(0, eq)) === key) return eq < 0 ? '' : e.slice(eq + 1);
+    if (e === key) return '';
+    if (e.startsWith(key) && e.charCodeAt(key.length) === 61 /* = */) return e.slice(key.length + 1);
   }
   return undefined;
-}
-
-/** Replaces KEY in place or appends it (BuildKit's addEnv). */
-export function envSet(env: string[], key: string, value: string): string[] {
-  const out = [...env];
-  const i = out.findIndex((e) => (e.indexOf('=') < 0 ? e : e.slice(0, e.indexOf('='))) === key);
-  if (i >= 0) out[i] = `${key}=${value}`;
-  else out.push(`${key}=${value}`);
-  return out;
 }
 
 export interface DeclaredArg {
@@ -34,45 +25,81 @@ export interface DeclaredArg {
 }
 
 export class StageScope {
-  /** In declaration order; a redeclared ARG keeps its first position. */
-  readonly args: DeclaredArg[] = [];
+  // ENV as an ordered map (a replaced key keeps its place, as BuildKit's addEnv does); the
+  // KEY=VALUE list is built only when a RUN or the image config needs it.
+  private readonly envMap = new Map<string, string>();
+  private envCache?: string[];
+  /** In declaration order; a redeclared ARG keeps its first position. Replaced, never mutated. */
+  private argList: readonly DeclaredArg[] = [];
+  private cachedExec?: { env: string[]; proxyEnv: string[] };
 
-  constructor(public env: string[]) {}
+  constructor(env: readonly string[]) {
+    for (const e of env) {
+      const eq = e.indexOf('=');
+      this.envMap.set(eq < 0 ? e : e.slice(0, eq), eq < 0 ? '' : e.slice(eq + 1));
+    }
+  }
+
+  get env(): string[] {
+    this.envCache ??= [...this.envMap].map(([k, v]) => `${k}=${v}`);
+    return this.envCache;
+  }
+
+  getEnv(key: string): string | undefined {
+    return this.envMap.get(key);
+  }
+
+  setEnv(key: string, value: string): void {
+    this.envMap.set(key, value);
+    this.envCache = undefined;
+    this.cachedExec = undefined;
+  }
+
+  get args(): readonly DeclaredArg[] {
+    return this.argList;
+  }
 
   declare(arg: DeclaredArg): void {
-    const i = this.args.findIndex((a) => a.key === arg.key);
-    if (i >= 0) this.args[i] = arg;
-    else this.args.push(arg);
+    const i = this.argList.findIndex((a) => a.key === arg.key);
+    const next = [...this.argList];
+    if (i >= 0) next[i] = arg;
+    else next.push(arg);
+    this.argList = next;
+    this.cachedExec = undefined;
   }
 
   argValue(key: string): string | undefined {
-    return this.args.find((a) => a.key === key)?.value;
+    return this.argList.find((a) => a.key === key)?.value;
   }
 
   /** What `$NAME` means in this stage: ENV first, then an ARG with a value. */
   lookup(): EnvLookup {
-    return { get: (name) => envGet(this.env, name) ?? this.argValue(name) };
-  }
-
-  /** A snapshot of lookup(): later ENV/ARG changes do not show through. */
-  frozenLookup(): EnvLookup {
-    const env = [...this.env];
-    const args = new Map(this.args.map((a) => [a.key, a.value]));
-    return { get: (name) => envGet(env, name) ?? args.get(name) };
+    return { get: (name) => this.envMap.get(name) ?? this.argValue(name) };
   }
 
   /** The exec's environment: image env, then build args (not shadowed, not proxies), then proxies. */
   execEnv(proxies: ReadonlyMap<string, string>): { env: string[]; proxyEnv: string[] } {
-    let env = [...this.env];
-    if (envGet(env, 'PATH') === undefined) env.push(`PATH=${DEFAULT_PATH}`);
+    this.cachedExec ??= this.computeExecEnv(proxies);
+    return this.cachedExec;
+  }
+
+  private computeExecEnv(proxies: ReadonlyMap<string, string>): { env: string[]; proxyEnv: string[] } {
+    const env = [...this.env];
+    const has = (k: string) => this.envMap.has(k) || added.has(k);
+    const added = new Set<string>();
+    const add = (k: string, v: string) => {
+      env.push(`${k}=${v}`);
+      added.add(k);
+    };
+    if (!has('PATH')) add('PATH', DEFAULT_PATH);
     for (const a of this.args) {
-      if (a.value === undefined || PROXY_ARGS.has(a.key) || envGet(env, a.key) !== undefined) continue;
-      env.push(`${a.key}=${a.value}`);
+      if (a.value === undefined || PROXY_ARGS.has(a.key) || has(a.key)) continue;
+      add(a.key, a.value);
     }
     const proxyEnv: string[] = [];
     for (const [k, v] of proxies) {
-      if (envGet(env, k) !== undefined) continue;
-      env = [...env, `${k}=${v}`];
+      if (has(k)) continue;
+      add(k, v);
       proxyEnv.push(k);
     }
     return { env, proxyEnv };

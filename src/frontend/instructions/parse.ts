@@ -100,7 +100,6 @@ export function parseInstruction(node: Node, location: SourceLocation, escapeTok
   const KW = node.keyword.toUpperCase();
   if (!known.has(kw)) fail(`unknown instruction: ${KW}`);
   const flags = new Flags(node.flags, flagSpecs[kw] ?? {}, KW);
-  const base = { location, original: node.original };
   const args = node.args;
   const atLeast = (n: number, what = n === 1 ? 'one argument' : `${n} arguments`) => {
     if (args.length < n) fail(`${KW} requires at least ${what}`);
@@ -117,7 +116,7 @@ export function parseInstruction(node: Node, location: SourceLocation, escapeTok
         const bad = checkStageName(stageName);
         if (bad) fail(bad);
       }
-      return { ...base, kind: 'from', image: args[0]!, stageName, platform: flags.string('platform') };
+      return { location, original: node.original, kind: 'from', image: args[0]!, stageName, platform: flags.string('platform') };
     }
     case 'run': {
       if (args.length === 0 && node.heredocs.length === 0) fail('RUN requires at least one argument');
@@ -137,15 +136,15 @@ export function parseInstruction(node: Node, location: SourceLocation, escapeTok
           throw e;
         }
       });
-      return { ...base, kind: 'run', cmdLine: args, prependShell: !node.json, heredocs: node.heredocs, mounts, network, security };
+      return { location, original: node.original, kind: 'run', cmdLine: args, prependShell: !node.json, heredocs: node.heredocs, mounts, network, security };
     }
     case 'cmd':
     case 'entrypoint':
-      return { ...base, kind: kw, cmdLine: args, prependShell: !node.json && args.length > 0 };
+      return { location, original: node.original, kind: kw, cmdLine: args, prependShell: !node.json && args.length > 0 };
     case 'shell':
       if (!node.json) fail('SHELL requires the arguments to be in JSON form (SHELL ["executable", "parameters"])');
       atLeast(1);
-      return { ...base, kind: 'shell', shell: args };
+      return { location, original: node.original, kind: 'shell', shell: args };
     case 'env':
     case 'label': {
       atLeast(1);
@@ -155,7 +154,7 @@ export function parseInstruction(node: Node, location: SourceLocation, escapeTok
         if (key === '') fail(`${KW} names can not be blank`);
         pairs.push({ key, value: args[i + 1] ?? '' });
       }
-      return { ...base, kind: kw, pairs };
+      return { location, original: node.original, kind: kw, pairs };
     }
     case 'expose':
       atLeast(1);
@@ -167,25 +166,26 @@ export function parseInstruction(node: Node, location: SourceLocation, escapeTok
           fail(`EXPOSE: ${(e as Error).message}`);
         }
       }
-      return { ...base, kind: 'expose', ports: args };
+      return { location, original: node.original, kind: 'expose', ports: args };
     case 'copy':
     case 'add':
-      return parseCopy(kw, node, flags, base);
+      return parseCopy(kw, node, flags, { location, original: node.original });
     case 'volume':
       atLeast(1);
       for (const v of args) if (v.trim() === '') fail('VOLUME specified can not be an empty string');
-      return { ...base, kind: 'volume', volumes: args };
+      return { location, original: node.original, kind: 'volume', volumes: args };
     case 'user':
     case 'workdir':
     case 'stopsignal':
     case 'maintainer':
       exactlyOne();
       if (kw === 'stopsignal' && isLiteral(args[0]!)) checkSignal(args[0]!);
-      return { ...base, kind: kw, value: args[0]! };
+      return { location, original: node.original, kind: kw, value: args[0]! };
     case 'arg': {
       atLeast(1);
       return {
-        ...base,
+        location,
+        original: node.original,
         kind: 'arg',
         args: args.map((w) => {
           const eq = w.indexOf('=');
@@ -202,10 +202,10 @@ export function parseInstruction(node: Node, location: SourceLocation, escapeTok
       if (subKw === 'ONBUILD') fail('chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
       if (subKw === 'FROM' || subKw === 'MAINTAINER') fail(`${subKw} isn't allowed as an ONBUILD trigger`);
       parseInstruction(sub!, location, escapeToken);
-      return { ...base, kind: 'onbuild', expression: node.original.replace(/^\s*onbuild\s*/i, '') };
+      return { location, original: node.original, kind: 'onbuild', expression: node.original.replace(/^\s*onbuild\s*/i, '') };
     }
     case 'healthcheck':
-      return parseHealthcheck(node, flags, base);
+      return parseHealthcheck(node, flags, { location, original: node.original });
   }
   return fail(`unknown instruction: ${KW}`);
 }
@@ -244,7 +244,8 @@ function parseCopy(kw: 'copy' | 'add', node: Node, flags: Flags, base: { locatio
   const from = flags.string('from');
   if (from === '') throw new InstructionError('--from needs a stage name, index or image', '--from');
   return {
-    ...base,
+    location: base.location,
+    original: base.original,
     kind: kw,
     srcs: args.slice(0, -1),
     dest: args.at(-1)!,
@@ -278,7 +279,7 @@ function parseHealthcheck(node: Node, flags: Flags, base: { location: SourceLoca
   if (typ === 'NONE') {
     if (args.length > 1) fail('HEALTHCHECK NONE takes no arguments');
     if (node.flags.length) throw new InstructionError('HEALTHCHECK NONE takes no options', node.flags[0]);
-    return { ...base, kind: 'healthcheck', test: ['NONE'] };
+    return { location: base.location, original: base.original, kind: 'healthcheck', test: ['NONE'] };
   }
   if (typ !== 'CMD') fail(`unknown type "${args[0]}" in HEALTHCHECK (try CMD)`);
   const cmd = args.slice(1);
@@ -298,7 +299,8 @@ function parseHealthcheck(node: Node, flags: Flags, base: { location: SourceLoca
     return ns;
   };
   const h: HealthcheckInstruction = {
-    ...base,
+    location: base.location,
+    original: base.original,
     kind: 'healthcheck',
     test,
     interval: duration('interval'),

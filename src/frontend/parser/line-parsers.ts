@@ -59,8 +59,10 @@ function oneString(rest: string): ParsedArgs {
  * (ARG, and the ENV/LABEL form check).
  */
 export function parseWords(rest: string, escapeToken: string): string[] {
+  // Indexes are UTF-16 units: every special character is ASCII, and a surrogate pair is copied
+  // unit by unit, so nothing is split.
   const words: string[] = [];
-  const chars = [...rest];
+  const chars = rest;
   let inWord = false;
   let inQuote = false;
   let quote = '';
@@ -184,12 +186,12 @@ export function parseArgsFor(keyword: string, rest: string, escapeToken: string)
  */
 export function extractBuilderFlags(line: string): [string, string[]] {
   const words: string[] = [];
-  const chars = [...line];
+  const chars = line; // UTF-16 indexes, as in parseWords
   let phase: 'spaces' | 'word' | 'quote' = 'spaces';
   let word = '';
   let quote = '';
   let blankOK = false;
-  const restFrom = (i: number) => chars.slice(i).join('');
+  const restFrom = (i: number) => line.slice(i);
   for (let i = 0; i <= chars.length; i++) {
     const end = i === chars.length;
     let ch = end ? '' : chars[i]!;

@@ -56,7 +56,11 @@ function physicalLines(text: string): string[] {
   }
 }
 
-const trimNewline = (s: string) => s.replace(/[\r\n]+$/, '');
+function trimNewline(s: string): string {
+  let e = s.length;
+  while (e > 0 && (s.charCodeAt(e - 1) === 10 || s.charCodeAt(e - 1) === 13)) e--;
+  return e === s.length ? s : s.slice(0, e);
+}
 const isComment = (s: string) => goTrimLeftSpace(trimNewline(s)).startsWith('#');
 const escapeRe = (c: string) => c.replace(/[\\`]/g, '\\$&');
 
@@ -77,7 +81,8 @@ export function parseDockerfile(input: string): ParseResult {
     if (li >= lines.length) return undefined;
     const l = lines[li++]!;
     current++;
-    if (Buffer.byteLength(trimNewline(l)) > MAX_LINE_BYTES) {
+    // A UTF-8 byte count is only needed when the line could be that long.
+    if (l.length * 3 > MAX_LINE_BYTES && Buffer.byteLength(trimNewline(l)) > MAX_LINE_BYTES) {
       throw new ParseError(`dockerfile line greater than max allowed size of ${MAX_LINE_BYTES}`, current);
     }
     return l;

@@ -336,10 +336,18 @@ function trimSuffix(pattern: string, value: string, greedy: boolean): string {
   return reverse(trimPrefix(reversePattern(pattern), reverse(value), greedy));
 }
 
+const plainWordCheck = /[$'"]/;
+const spaceRun = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
+
 export class ShellLex {
   constructor(private readonly opts: LexOptions = {}) {}
 
   private run(word: string, env: EnvLookup): ExpandResult {
+    // Most words hold nothing to expand: skip the scanner (this is the frontend's hot path).
+    const esc = this.opts.escapeToken ?? '\\';
+    if (!plainWordCheck.test(word) && !word.includes(esc)) {
+      return { result: word, words: word.split(spaceRun).filter((w) => w !== ''), matched: new Set(), unmatched: new Set() };
+    }
     const sw = new ShellWord(new Scanner([...word].map((c) => c.codePointAt(0)!)), env, this.opts);
     try {
       const [result, words] = sw.processStopOnAny([]);
