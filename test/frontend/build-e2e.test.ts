@@ -1,0 +1,81 @@
+// The frontend through the real CLI: what `kiln build` makes of multi-stage Dockerfiles.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runKiln } from '../helpers/kiln.js';
+import { tempDir } from '../helpers/tmp.js';
+import { makeBusyboxRootfs, BUSYBOX_DOCKERFILE } from '../helpers/busybox.js';
+
+async function files(dir: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of (await readdir(join(dir, rel), { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    out.push(p);
+    if (e.isDirectory()) out.push(...(await files(dir, p)));
+  }
+  return out;
+}
+
+test('multi-stage build: --target skips unneeded stages, build args, heredoc files, ignore file', async () => {
+  const d = await tempDir();
+  const ctx = join(d, 'ctx');
+  await mkdir(join(ctx, 'src'), { recursive: true });
+  await writeFile(join(ctx, 'src', 'main.txt'), 'main\n');
+  await writeFile(join(ctx, 'notes.log'), 'ignored\n');
+  await writeFile(join(ctx, 'Dockerfile.dockerignore'), '*.log\nDockerfile*\n');
+  await writeFile(join(ctx, 'Dockerfile'), [
+    'ARG FLAVOR=plain',
+    'FROM scratch AS build',
+    'ARG FLAVOR',
+    'COPY src/ /src/',
+    'COPY <<EOF /src/flavor.txt',
+    'flavor=${FLAVOR}',
+    'EOF',
+    'FROM does-not-exist.invalid/never:pulled AS unused',
+    'FROM scratch AS final',
+    'COPY --from=build /src /app',
+    'COPY --from=0 /src/main.txt /app/again.txt',
+    'COPY . /ctx/',
+  ].join('\n') + '\n');
+  const out = join(d, 'out');
+  const r = await runKiln(['build', '--root', join(d, 'store'), '--build-arg', 'FLAVOR=spicy', '--target', 'final', '-o', `type=local,dest=${out}`, '--progress', 'plain', ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await files(out), ['app', 'app/again.txt', 'app/flavor.txt', 'app/main.txt', 'ctx', 'ctx/src', 'ctx/src/main.txt']);
+  assert.equal(await readFile(join(out, 'app', 'flavor.txt'), 'utf8'), 'flavor=spicy\n');
+
+  const bad = await runKiln(['build', '--root', join(d, 'store'), '--target', 'nope', '-o', `type=local,dest=${join(d, 'o2')}`, ctx]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /target stage "nope" could not be found/);
+});
+
+test('RUN conversion end to end: shell form, heredoc script, ARG/ENV in the step, WORKDIR', async () => {
+  const d = await tempDir();
+  const store = join(d, 'store');
+  const rootfs = join(d, 'rootfs');
+  await makeBusyboxRootfs(rootfs);
+  await writeFile(join(rootfs, 'Dockerfile'), BUSYBOX_DOCKERFILE);
+  const base = await runKiln(['build', '--root', store, '-t', 'kiln-frontend-busybox', '--progress', 'plain', rootfs]);
+  assert.equal(base.code, 0, base.stderr);
+
+  const ctx = join(d, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), [
+    'FROM kiln-frontend-busybox',
+    'ARG GREETING=hello',
+    'ENV WHO=world',
+    'WORKDIR /work/sub',
+    'RUN echo "$GREETING $WHO from $(pwd)" > /work/out.txt',
+    'RUN <<EOF',
+    '#!/bin/sh',
+    'echo "script $GREETING" > /work/script.txt',
+    'EOF',
+    'FROM scratch',
+    'COPY --from=0 /work/ /',
+  ].join('\n') + '\n');
+  const out = join(d, 'out');
+  const r = await runKiln(['build', '--root', store, '-o', `type=local,dest=${out}`, '--progress', 'plain', ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await readFile(join(out, 'out.txt'), 'utf8'), 'hello world from /work/sub\n');
+  assert.equal(await readFile(join(out, 'script.txt'), 'utf8'), 'script hello\n');
+});
