@@ -100,7 +100,12 @@ export async function fetchToken(
   } catch (err) {
     throw new KilnError(`registry ${registry}: cannot reach token server ${url.origin}: ${causeMessage(err)}`);
   }
-  const text = await res.text();
+  let text: string;
+  try {
+    text = await res.text();
+  } catch (err) {
+    throw new KilnError(`registry ${registry}: reading the token server's answer failed: ${causeMessage(err)}`);
+  }
   if (res.status === 401 || res.status === 403) {
     throw new KilnError(
       `registry ${registry}: authentication failed${creds?.username ? ` for user "${creds.username}"` : ''} ` +

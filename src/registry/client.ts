@@ -88,7 +88,7 @@ export class RegistryClient {
         const url = `${scheme}://${host}`;
         try {
           const res = await fetch(`${url}/v2/`, { redirect: 'follow' });
-          await res.arrayBuffer();
+          await drain(res);
           if (res.status === 401) this.rememberChallenge(res);
           return url;
         } catch (err) {
@@ -170,7 +170,7 @@ export class RegistryClient {
         throw new KilnError(`registry ${this.registry}: ${init.method ?? 'GET'} ${new URL(url).pathname} failed: ${causeMessage(err)}`);
       }
       if (res.status !== 401 || attempt > 0) return res;
-      await res.arrayBuffer();
+      await drain(res);
       this.rememberChallenge(res);
       if (!this.challenge) return res;
     }
@@ -199,7 +199,7 @@ export class RegistryClient {
   /** GET /v2/ with the credentials: throws a clear KilnError when they are refused. */
   async checkLogin(): Promise<void> {
     const res = await this.request('/v2/', { scopes: [] });
-    await res.arrayBuffer();
+    await drain(res);
     if (res.status === 401) await this.fail(res, 'login');
     if (!res.ok) await this.fail(res, 'login');
   }
@@ -214,13 +214,18 @@ export class RegistryClient {
       scopes: [pullScope(repo)],
     });
     if (res.status === 404) {
-      await res.arrayBuffer();
+      await drain(res);
       throw new KilnError(`${what}: not found in the registry`);
     }
     if (!res.ok) await this.fail(res, `pull ${what}`);
     const len = Number(res.headers.get('content-length') ?? '0');
     if (len > MAX_MANIFEST_BYTES) throw new KilnError(`${what}: manifest of ${len} bytes is larger than ${MAX_MANIFEST_BYTES}`);
-    const bytes = Buffer.from(await res.arrayBuffer());
+    let bytes: Buffer;
+    try {
+      bytes = Buffer.from(await res.arrayBuffer());
+    } catch (err) {
+      throw new KilnError(`${what}: reading the manifest failed: ${causeMessage(err)}`);
+    }
     const digest = sha256(bytes);
     if (reference.startsWith('sha256:') && digest !== reference) {
       throw new KilnError(`${what}: the registry's manifest does not match digest ${reference} (got ${digest})`);
@@ -268,7 +273,7 @@ export class RegistryClient {
       scopes: [pushScope(repo)],
     });
     if (!res.ok) await this.fail(res, `push manifest ${this.registry}/${repo}:${reference}`);
-    await res.arrayBuffer();
+    await drain(res);
     return (res.headers.get('docker-content-digest') as Digest | null) ?? sha256(bytes);
   }
 
@@ -278,7 +283,7 @@ export class RegistryClient {
   async fetchBlob(repo: string, digest: Digest): Promise<Readable> {
     const res = await this.request(`/v2/${repo}/blobs/${digest}`, { scopes: [pullScope(repo)] });
     if (res.status === 404) {
-      await res.arrayBuffer();
+      await drain(res);
       throw new KilnError(`blob ${digest}: not found in ${this.registry}/${repo}`);
     }
     if (!res.ok || !res.body) await this.fail(res, `blob ${digest}`);
@@ -303,11 +308,11 @@ export class RegistryClient {
       scopes: [pushScope(repo), pullScope(fromRepo)],
       manualRedirect: true,
     });
-    await res.arrayBuffer();
+    await drain(res);
     if (res.status === 201) return true;
     if (res.status === 202) {
       const loc = res.headers.get('location');
-      if (loc) await this.request(await this.absolute(loc), { method: 'DELETE', scopes: [pushScope(repo)] }).then((r) => r.arrayBuffer(), () => undefined);
+      if (loc) await this.request(await this.absolute(loc), { method: 'DELETE', scopes: [pushScope(repo)] }).then(drain, () => undefined);
       return false;
     }
     if (res.status === 401 || res.status === 403 || res.status === 404) return false;
@@ -318,7 +323,7 @@ export class RegistryClient {
   async uploadBlob(repo: string, digest: Digest, size: number, open: (start?: number, end?: number) => Readable, opts: UploadOptions = {}): Promise<void> {
     const scopes = [pushScope(repo)];
     const start = await this.request(`/v2/${repo}/blobs/uploads/`, { method: 'POST', scopes, manualRedirect: true });
-    await start.arrayBuffer();
+    await drain(start);
     if (start.status !== 202) await this.fail(start, `upload blob ${digest}`);
     let location = await this.absolute(start.headers.get('location'));
     const minChunk = Number(start.headers.get('oci-chunk-min-length') ?? 0);
@@ -337,12 +342,12 @@ export class RegistryClient {
           scopes,
           manualRedirect: true,
         });
-        await res.arrayBuffer();
+        await drain(res);
         if (res.status !== 202) await this.fail(res, `upload blob ${digest} (chunk at ${off})`);
         location = await this.absolute(res.headers.get('location'));
       }
       const fin = await this.request(withDigest(location, digest), { method: 'PUT', headers: { 'content-length': '0' }, scopes, manualRedirect: true });
-      await fin.arrayBuffer();
+      await drain(fin);
       if (fin.status !== 201) await this.fail(fin, `upload blob ${digest}`);
       return;
     }
@@ -354,13 +359,22 @@ export class RegistryClient {
       scopes,
       manualRedirect: true,
     });
-    await res.arrayBuffer();
+    await drain(res);
     if (res.status !== 201) await this.fail(res, `upload blob ${digest}`);
   }
 
   private async absolute(location: string | null): Promise<string> {
     if (!location) throw new KilnError(`registry ${this.registry}: upload answer without a Location header`);
     return new URL(location, await this.baseUrl()).toString();
+  }
+}
+
+/** Reads and drops a body we do not need; a connection dropped meanwhile is not our error. */
+async function drain(res: Response): Promise<void> {
+  try {
+    await drain(res);
+  } catch {
+    // nothing to do: the status is what we act on
   }
 }
 

@@ -30,11 +30,11 @@ test('basic auth: anonymous push is refused clearly; kiln login saves docker-for
   const root = await storeRoot(name);
 
   const anon = await runKiln(['push', '--root', root, name], { env });
-  assert.equal(anon.code, 1);
+  assert.equal(anon.code, 1, anon.stderr);
   assert.match(anon.stderr, new RegExp(`registry ${basicReg.host} requires authentication: kiln login ${basicReg.host}`));
 
   const wrong = await runKiln(['login', basicReg.host, '-u', 'alice', '--password-stdin'], { env, input: 'not it\n' });
-  assert.equal(wrong.code, 1);
+  assert.equal(wrong.code, 1, wrong.stderr);
   assert.match(wrong.stderr, /refused the credentials of user "alice"/);
   await assert.rejects(readFile(join(cfg, 'config.json')), 'nothing saved after a failed login');
 
@@ -56,7 +56,7 @@ test('basic auth: anonymous push is refused clearly; kiln login saves docker-for
   const after = JSON.parse(await readFile(join(cfg, 'config.json'), 'utf8')) as { auths: Record<string, unknown> };
   assert.equal(after.auths[basicReg.host], undefined);
   const again = await runKiln(['pull', '--root', await tempDir('kiln-store-'), name], { env });
-  assert.notEqual(again.code, 0);
+  assert.notEqual(again.code, 0, again.stderr);
   assert.match(again.stderr, /requires authentication/);
 });
 
@@ -67,7 +67,7 @@ test('basic auth: wrong credentials already in config.json give a clear error na
     JSON.stringify({ auths: { [`http://${basicReg.host}/v2/`]: { auth: Buffer.from('bob:wrong').toString('base64') } } }),
   );
   const r = await runKiln(['pull', '--root', await tempDir('kiln-store-'), `${basicReg.host}/private/img:1`], { env: { DOCKER_CONFIG: cfg } });
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`registry ${basicReg.host} refused the credentials of user "bob"`));
 });
 
@@ -102,13 +102,13 @@ test('bearer auth: wrong password and anonymous access fail clearly', async () =
     env: { DOCKER_CONFIG: await tempDir('kiln-docker-config-') },
     input: 'nope',
   });
-  assert.equal(wrong.code, 1);
+  assert.equal(wrong.code, 1, wrong.stderr);
   assert.match(wrong.stderr, new RegExp(`registry ${tokenReg.host}: authentication failed for user "bob" \\(token server said 401`));
 
   const anon = await runKiln(['pull', '--root', await tempDir('kiln-store-'), `${tokenReg.host}/team/app:1`], {
     env: { DOCKER_CONFIG: await tempDir('kiln-docker-config-') },
   });
-  assert.equal(anon.code, 1);
+  assert.equal(anon.code, 1, anon.stderr);
   assert.match(anon.stderr, new RegExp(`registry ${tokenReg.host} refused the credentials \\(none given\\).*kiln login ${tokenReg.host}`));
 });
 
@@ -137,4 +137,47 @@ esac
   assert.equal(r.code, 0, r.stderr);
   assert.match(await readFile(join(cfg, 'helper.log'), 'utf8'), new RegExp(`^get ${tokenReg.host}$`, 'm'));
   assert.ok(tokens.requests.some((q) => q.user === 'alice' && q.scopes.includes('repository:helper/img:pull,push')));
+});
+
+test('credsStore: kiln login stores through the helper, pull reads through it, logout erases', async () => {
+  const cfg = await tempDir('kiln-docker-config-');
+  const bin = join(cfg, 'bin');
+  const vault = join(cfg, 'vault');
+  await mkdir(bin);
+  await mkdir(vault);
+  // A file-backed helper: store writes the JSON it is given, get prints it back, erase deletes it.
+  const helper = join(bin, 'docker-credential-kilnvault');
+  await writeFile(
+    helper,
+    `#!/bin/sh
+set -e
+case "$1" in
+  store) cat > "${vault}/entry.json"; grep -o '"ServerURL":"[^"]*"' "${vault}/entry.json" | cut -d'"' -f4 > "${vault}/server" ;;
+  get) read server || true; if [ -f "${vault}/entry.json" ] && [ "$(cat "${vault}/server")" = "$server" ]; then cat "${vault}/entry.json"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) read server || true; rm -f "${vault}/entry.json" "${vault}/server" ;;
+esac
+`,
+  );
+  await chmod(helper, 0o755);
+  await writeFile(join(cfg, 'config.json'), JSON.stringify({ credsStore: 'kilnvault', somethingElse: { kept: true } }));
+  const env = { DOCKER_CONFIG: cfg, PATH: `${bin}:${process.env.PATH}` };
+
+  const login = await runKiln(['login', basicReg.host, '-u', 'bob', '--password-stdin'], { env, input: 'builder\n' });
+  assert.equal(login.code, 0, login.stderr);
+  const stored = JSON.parse(await readFile(join(vault, 'entry.json'), 'utf8')) as Record<string, string>;
+  assert.deepEqual(stored, { ServerURL: basicReg.host, Username: 'bob', Secret: 'builder' });
+  const config = JSON.parse(await readFile(join(cfg, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(config.auths, { [basicReg.host]: {} }, 'no password in config.json');
+  assert.deepEqual(config.somethingElse, { kept: true }, 'other settings survive');
+
+  const name = `${basicReg.host}/vault/img:1`;
+  const push = await runKiln(['push', '--root', await storeRoot(name), name], { env });
+  assert.equal(push.code, 0, push.stderr);
+
+  const out = await runKiln(['logout', basicReg.host], { env });
+  assert.equal(out.code, 0, out.stderr);
+  await assert.rejects(readFile(join(vault, 'entry.json')));
+  const denied = await runKiln(['pull', '--root', await tempDir('kiln-store-'), name], { env });
+  assert.equal(denied.code, 1, denied.stderr);
+  assert.match(denied.stderr, /requires authentication/);
 });

@@ -137,7 +137,7 @@ test('a multi-platform index: --platform picks the image, the default is this ma
   assert.equal(byDigest.digest, arm.manifest.digest);
 
   const bad = await runKiln(['pull', '--root', root, '--platform', 'linux/s390x', `${reg.host}/multi/arch:1`]);
-  assert.notEqual(bad.code, 0);
+  assert.notEqual(bad.code, 0, bad.stderr);
   assert.match(bad.stderr, /no image for platform linux\/s390x \(the index has: linux\/amd64, linux\/arm64\/v8\)/);
 });
 
@@ -170,13 +170,13 @@ test('chunked uploads reassemble to the same blob', async () => {
 test('pull errors are clear: unknown tag, unreachable registry, non-loopback HTTP', async () => {
   const root = await tempDir('kiln-store-');
   const missing = await runKiln(['pull', '--root', root, `${reg.host}/nope/nothing:1`]);
-  assert.notEqual(missing.code, 0);
+  assert.notEqual(missing.code, 0, missing.stderr);
   assert.match(missing.stderr, new RegExp(`${reg.host}/nope/nothing:1: not found in the registry`));
   const bad = await runKiln(['pull', '--root', root, 'Bad/Name']);
-  assert.equal(bad.code, 2);
+  assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /invalid reference "Bad\/Name"/);
   const down = await runKiln(['pull', '--root', root, `127.0.0.1:${await freePort()}/x:1`]);
-  assert.equal(down.code, 1);
+  assert.equal(down.code, 1, down.stderr);
   assert.match(down.stderr, /cannot reach registry 127\.0\.0\.1:\d+: ECONNREFUSED/);
   assert.deepEqual(await readdir(join(root, 'refs')), []);
 });
@@ -186,9 +186,30 @@ test('plain HTTP to a host that is not loopback by name needs --insecure-registr
   const mapped = `[::ffff:127.0.0.1]:${reg.port}`;
   const { root } = await storeWith(img);
   const refused = await runKiln(['pull', '--root', root, `${mapped}/kiln/bb:1`]);
-  assert.equal(refused.code, 1);
+  assert.equal(refused.code, 1, refused.stderr);
   assert.match(refused.stderr, /cannot reach registry \[::ffff:127\.0\.0\.1\]:\d+: .*plain HTTP is used only for localhost and hosts given with --insecure-registry/);
   const allowed = await runKiln(['pull', '--root', root, '--insecure-registry', mapped, `${mapped}/kiln/bb:1`]);
   assert.equal(allowed.code, 0, allowed.stderr);
   assert.equal(allowed.stdout.trim(), `${mapped}/kiln/bb:1`);
+});
+
+test('FROM semantics: a local tag is used as is; pull "always" (--pull) sees the tag move', async () => {
+  const name = `${reg.host}/moving/tag:latest`;
+  const v1 = imageOf([await fileLayer('v', '1\n')]);
+  const v2 = imageOf([await fileLayer('v', '2\n')]);
+  const { store: pub } = await storeWith(v1);
+  await storeImage(pub, v2);
+  await pushImage(pub, v1.manifest.digest, name);
+
+  const root = await tempDir('kiln-store-');
+  const store = await Store.open(root);
+  const platform = { os: 'linux', architecture: 'amd64' };
+  assert.equal((await resolveImage(store, name, platform)).digest, v1.manifest.digest);
+  await pushImage(pub, v2.manifest.digest, name);
+  assert.equal((await resolveImage(store, name, platform)).digest, v1.manifest.digest, 'local wins without --pull');
+  const fresh = await resolveImage(store, name, platform, { pull: true });
+  assert.equal(fresh.digest, v2.manifest.digest);
+  assert.equal(fresh.downloaded, 2);
+  assert.equal((await store.getRef(name))?.digest, v2.manifest.digest);
+  assert.equal((await resolveImage(store, name, platform, { pull: 'always' })).downloaded, 0);
 });
