@@ -5,6 +5,7 @@
 //
 //   npm run bench -- [--peers] [--no-setup] [--keep] [--runs N] [--cases a,b] [--builders "x y"]
 //                    [--small] [--skip-own] [--only-own] [--markdown FILE]
+//   --table-only   print the table of the last measurement again (no measuring)
 //
 // The measuring loop is bench/peers/compare.sh (bash, built on run.sh's own functions, so every
 // builder is driven exactly as run.sh drives it); this file orchestrates and makes the table.
@@ -33,6 +34,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'skip-own', kind: 'boolean' },
   { name: 'only-own', kind: 'boolean' },
   { name: 'markdown', kind: 'string' },
+  { name: 'table-only', kind: 'boolean' },
 ];
 
 const peersDir = join(sharedDir, 'peers');
@@ -120,6 +122,8 @@ async function main(): Promise<number> {
   const builders = flagString(a, 'builders') ?? process.env.BUILDERS ?? (peers ? `${PEER_BUILDERS} kiln` : 'kiln');
   const small = flagBool(a, 'small') || process.env.SMALL === '1';
 
+  const builderList = (b: string) => (b.includes('kiln') ? b : `${b} kiln`).split(/\s+/).filter(Boolean);
+  if (flagBool(a, 'table-only')) return printTable(flagString(a, 'markdown'));
   if (!flagBool(a, 'skip-own')) await runOwnBenches();
   if (flagBool(a, 'only-own')) return 0;
   if (!existsSync(runSh)) throw new KilnError(`no peer harness at ${runSh} (../shared/peers beside the checkout)`);
@@ -128,7 +132,7 @@ async function main(): Promise<number> {
     ...process.env,
     RUNS: runs,
     CASES: cases,
-    BUILDERS: builders.includes('kiln') ? builders : `${builders} kiln`,
+    BUILDERS: builderList(builders).join(' '),
     SMALL: small ? '1' : '0',
     PEERBENCH_DIR: workDir,
     EXTRA_BUILDERS: join(repoRoot, 'bench', 'peers', 'kiln-builder.sh'),
@@ -153,16 +157,25 @@ async function main(): Promise<number> {
       bash([runSh, 'teardown'], env);
     }
   }
+  printTable(flagString(a, 'markdown'));
+  return status;
+}
+
+/** The builders in the order the samples name them first (the order of the run). */
+function printTable(markdownFile: string | undefined): number {
   const results = join(workDir, 'results', 'kiln');
-  const samples = parseSamples(readFileSync(join(results, 'samples.tsv'), 'utf8'));
-  const versions = existsSync(join(results, 'versions.txt')) ? readFileSync(join(results, 'versions.txt'), 'utf8') : '';
-  const text = renderTable(buildTable(samples, env.BUILDERS!.split(/\s+/).filter(Boolean)), versions);
+  const samplesFile = join(results, 'samples.tsv');
+  if (!existsSync(samplesFile)) throw new KilnError(`no measurement to show: ${samplesFile} does not exist`);
+  const samples = parseSamples(readFileSync(samplesFile, 'utf8'));
+  const builders = [...new Set(samples.map((s) => s.builder))];
+  const versionsFile = join(results, 'versions.txt');
+  const versions = existsSync(versionsFile) ? readFileSync(versionsFile, 'utf8') : '';
+  const text = renderTable(buildTable(samples, builders), versions);
   process.stdout.write(`\n${text}`);
   writeFileSync(join(results, 'table.md'), text);
-  const md = flagString(a, 'markdown');
-  if (md) writeFileSync(md, text);
+  if (markdownFile) writeFileSync(markdownFile, text);
   say(`table: ${join(results, 'table.md')}`);
-  return status;
+  return 0;
 }
 
 main().then(

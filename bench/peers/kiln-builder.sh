@@ -24,7 +24,10 @@ kiln_run() {
 }
 kiln_maxrss_kb() { tail -n1 "$KILN_DIR/last-maxrss" 2>/dev/null; }
 
-kiln_version() { "$KILN_BIN" version 2>&1 | head -n1; }
+kiln_version() {
+  local rev; rev=$(cat "$KILN_REPO/COMMIT" 2>/dev/null || git -C "$KILN_REPO" rev-parse --short HEAD 2>/dev/null)
+  echo "$("$KILN_BIN" version 2>&1 | head -n1) (commit ${rev:-?})"
+}
 
 KILN_HAS_EXPORT=0
 kiln_setup() {

@@ -55,6 +55,10 @@ export function median(xs: number[]): number | undefined {
 export function figure(samples: Sample[], builder: string, caseName: string, metric: string): Figure {
   const mine = samples.filter((s) => s.builder === builder && s.caseName === caseName && s.metric === metric);
   if (mine.some((s) => !s.ok)) return 'FAIL';
+  // compare.sh stops a builder's case at its first failed build: later build phases have no samples.
+  const buildPhase = metric === 'cold' || metric === 'cached' || metric === 'incr' || metric === 'export';
+  const buildFailed = samples.some((s) => s.builder === builder && s.caseName === caseName && !s.ok && !s.metric.startsWith('export'));
+  if (mine.length === 0 && buildPhase && buildFailed) return 'FAIL';
   return median(mine.flatMap((s) => (s.value === null ? [] : [s.value])));
 }
 
@@ -176,7 +180,8 @@ export function renderTable(t: Table, versions: string): string {
     out.push('', `Per RUN step, ms: (${STEP_CASE.name} one-file-changed - cached) / ${STEP_CASE.steps} steps (whole step: sandbox, commit, cache record):`, '');
     out.push(mdTable(t.builders, [t.builders.map((b) => { const v = t.perStepMs.get(b); return v === undefined ? '-' : v.toFixed(1); })]));
   }
-  out.push('', t.misses.length ? `Targets missed (${t.misses.length}):` : 'Every target met.');
+  if (t.peers.length === 0) out.push('', 'No peer builder in this run: no ratios, no targets checked (npm run bench -- --peers).');
+  else out.push('', t.misses.length ? `Targets missed (${t.misses.length}):` : 'Every target met.');
   for (const m of t.misses) out.push(`- ${m}`);
   return out.join('\n') + '\n';
 }
