@@ -1,0 +1,186 @@
+// The image commands end to end through the CLI: import (docker-archive from skopeo and a
+// hand-made legacy `docker save` layout, OCI tar and folder), images, inspect, history, tag,
+// rmi, export with --iidfile/--metadata-file, and evil archives refused.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Store } from '../../src/store/store.js';
+import { exportImage, parseOutputSpec } from '../../src/exporter/index.js';
+import type { WrittenImage } from '../../src/image/assemble.js';
+import { runKiln } from '../helpers/kiln.js';
+import { tempDir } from '../helpers/tmp.js';
+import { makeTestImage } from './fixture.js';
+import { diffTrees, readTree } from './tree.js';
+
+const work = await tempDir();
+let img: WrittenImage;
+const ociTar = join(work, 'src-oci.tar');
+const skopeoDocker = join(work, 'skopeo-docker.tar');
+
+before(async () => {
+  const store = await Store.open(join(work, 'build-store'));
+  img = await makeTestImage(store);
+  await exportImage(store, img.manifestDigest, parseOutputSpec(`type=oci,dest=${ociTar},name=kiln.test/demo:v1`));
+  // A docker-archive written by containers/image, not by kiln.
+  execFileSync('skopeo', ['copy', '-q', `oci-archive:${ociTar}`, `docker-archive:${skopeoDocker}:example.com/team/app:2.0`]);
+});
+
+const kiln = (root: string, ...args: string[]) => runKiln([...args, '--root', root]);
+
+test('import a docker-archive written by skopeo; images, inspect, history, tag, rmi', async () => {
+  const root = join(work, 'store-a');
+  const imp = await kiln(root, 'import', skopeoDocker);
+  assert.equal(imp.code, 0, imp.stderr);
+  assert.match(imp.stdout, /Loaded image: example\.com\/team\/app:2\.0/);
+
+  const images = await kiln(root, 'images');
+  assert.equal(images.code, 0, images.stderr);
+  assert.match(images.stdout, /^NAME\s+DIGEST\s+IMAGE ID\s+SIZE\n/);
+  assert.match(images.stdout, /example\.com\/team\/app:2\.0\s+[0-9a-f]{12}\s+[0-9a-f]{12}\s+\d/);
+
+  const insp = await kiln(root, 'inspect', 'example.com/team/app:2.0');
+  assert.equal(insp.code, 0, insp.stderr);
+  const info = JSON.parse(insp.stdout) as { configDigest: string; layers: Array<{ diffId: string }>; config: { Labels: Record<string, string> } };
+  assert.equal(info.configDigest, img.configDigest, 'the config survives docker-archive byte for byte');
+  assert.deepEqual(info.layers.map((l) => l.diffId), img.config.rootfs.diff_ids);
+  assert.equal(info.config.Labels['org.example'], 'kiln');
+
+  const hist = await kiln(root, 'history', 'example.com/team/app:2.0');
+  assert.equal(hist.code, 0, hist.stderr);
+  const lines = hist.stdout.trim().split('\n');
+  assert.equal(lines.length, 4);
+  assert.match(lines[1]!, /COPY files \//);
+  assert.match(lines[2]!, /LABEL org\.example=kiln\s+0B/);
+
+  assert.equal((await kiln(root, 'tag', 'example.com/team/app:2.0', 'short')).code, 0);
+  const byShort = JSON.parse((await kiln(root, 'inspect', 'docker.io/library/short:latest')).stdout) as { names: string[] };
+  assert.deepEqual(byShort.names.sort(), ['docker.io/library/short:latest', 'example.com/team/app:2.0']);
+  const rmi = await kiln(root, 'rmi', 'short');
+  assert.equal(rmi.code, 0, rmi.stderr);
+  assert.match(rmi.stdout, /Untagged: docker\.io\/library\/short:latest/);
+  const gone = await kiln(root, 'inspect', 'short');
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /no local image named short/);
+  const bad = await kiln(root, 'tag', 'nothing:here', 'x');
+  assert.equal(bad.code, 1);
+});
+
+test('import OCI layout tar and folder; export round trip with --iidfile and --metadata-file', async () => {
+  const root = join(work, 'store-b');
+  const imp = await kiln(root, 'import', ociTar);
+  assert.equal(imp.code, 0, imp.stderr);
+  assert.match(imp.stdout, new RegExp(`Loaded image: kiln\\.test/demo:v1 \\(${img.manifestDigest}\\)`));
+
+  const layoutDir = join(work, 'layout-dir');
+  await mkdir(layoutDir);
+  execFileSync('tar', ['-xf', ociTar, '-C', layoutDir]);
+  const imp2 = await kiln(root, 'import', layoutDir, '--name', 'renamed:1');
+  assert.equal(imp2.code, 0, imp2.stderr);
+  assert.match(imp2.stdout, /docker\.io\/library\/renamed:1/);
+
+  const out = join(work, 'exported.tar');
+  const iid = join(work, 'iid');
+  const meta = join(work, 'meta.json');
+  const ex = await kiln(root, 'export', 'renamed:1', '-o', `type=docker,dest=${out}`, '--iidfile', iid, '--metadata-file', meta);
+  assert.equal(ex.code, 0, ex.stderr);
+  assert.equal(await readFile(iid, 'utf8'), img.configDigest);
+  const m = JSON.parse(await readFile(meta, 'utf8')) as Record<string, unknown>;
+  assert.equal(m['containerimage.digest'], img.manifestDigest);
+  assert.equal(m['containerimage.config.digest'], img.configDigest);
+  execFileSync('skopeo', ['inspect', `docker-archive:${out}`]);
+  const dm = JSON.parse(execFileSync('tar', ['-xOf', out, 'manifest.json'], { encoding: 'utf8' })) as Array<{ RepoTags: string[] }>;
+  assert.deepEqual(dm[0]!.RepoTags, ['renamed:1']);
+
+  const local = join(work, 'local-from-cli');
+  assert.equal((await kiln(root, 'export', 'kiln.test/demo:v1', '-o', local)).code, 0);
+  const expectedDir = join(work, 'expected');
+  await mkdir(expectedDir);
+  const { expectedTree } = await import('./fixture.js');
+  await expectedTree(expectedDir);
+  assert.deepEqual(diffTrees(await readTree(local), await readTree(expectedDir)), []);
+
+  const badSpec = await kiln(root, 'export', 'renamed:1', '-o', 'type=oci,dest=x.tar,compression=brotli');
+  assert.equal(badSpec.code, 2);
+  assert.match(badSpec.stderr, /compression must be gzip, zstd or uncompressed, not "brotli"/);
+});
+
+/** A `docker save` archive of the old layout, made by hand: <id>/layer.tar, <id>.json config, repositories. */
+async function legacyDockerSave(dir: string, layerTar: Buffer, name: string): Promise<string> {
+  const diffId = `sha256:${createHash('sha256').update(layerTar).digest('hex')}`;
+  const config = JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/hello'] }, rootfs: { type: 'layers', diff_ids: [diffId] } });
+  const configHex = createHash('sha256').update(config).digest('hex');
+  const layerId = 'a'.repeat(64);
+  await mkdir(join(dir, layerId), { recursive: true });
+  await writeFile(join(dir, layerId, 'layer.tar'), layerTar);
+  await writeFile(join(dir, layerId, 'VERSION'), '1.0');
+  await writeFile(join(dir, `${configHex}.json`), config);
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify([{ Config: `${configHex}.json`, RepoTags: [name], Layers: [`${layerId}/layer.tar`] }]));
+  await writeFile(join(dir, 'repositories'), JSON.stringify({ [name.split(':')[0]!]: { [name.split(':')[1]!]: layerId } }));
+  const out = `${dir}.tar`;
+  execFileSync('tar', ['-cf', out, '-C', dir, '.']);
+  return out;
+}
+
+test('import a legacy docker save archive (gzipped as a whole), layer unpacked with its whiteouts', async () => {
+  const root = join(work, 'store-c');
+  const src = join(work, 'legacy-src');
+  await mkdir(join(src, 'etc'), { recursive: true });
+  await writeFile(join(src, 'hello'), 'hi\n');
+  await writeFile(join(src, 'etc', '.wh.removed'), '');
+  const layer = execFileSync('tar', ['--numeric-owner', '-cf', '-', '-C', src, 'hello', 'etc']);
+  const archive = await legacyDockerSave(join(work, 'legacy'), layer, 'legacy/app:1');
+  execFileSync('gzip', ['-k', archive]);
+  const imp = await kiln(root, 'import', `${archive}.gz`);
+  assert.equal(imp.code, 0, imp.stderr);
+  assert.match(imp.stdout, /docker\.io\/legacy\/app:1/);
+  const local = join(work, 'legacy-out');
+  assert.equal((await kiln(root, 'export', 'legacy/app:1', '-o', `type=local,dest=${local}`)).code, 0);
+  assert.equal(await readFile(join(local, 'hello'), 'utf8'), 'hi\n');
+  assert.deepEqual(await readdir(join(local, 'etc')), []);
+  const snaps = await readdir(join(root, 'snapshots'));
+  assert.equal(snaps.length, 1);
+  // In the snapshot the whiteout is in overlay form: a 0/0 character device.
+  const wh = execFileSync('stat', ['-c', '%F %t %T', join(root, 'snapshots', snaps[0]!, 'fs', 'etc', 'removed')], { encoding: 'utf8' });
+  assert.equal(wh.trim(), 'character special file 0 0');
+});
+
+test('evil archives are refused by import, with nothing written outside and no image left', async () => {
+  const root = join(work, 'store-evil');
+  const cases: Array<[string, string[], RegExp]> = [
+    ['zip-slip', ['../../../tmp-kiln-evil-escape'], /path with \.\./],
+    ['symlink escape', ['link', 'link/escaped'], /parent link is a symlink/],
+  ];
+  for (const [label, members, why] of cases) {
+    const dir = join(work, `evil-${label.replace(/\W/g, '')}`);
+    await mkdir(dir);
+    const target = join(work, 'outside-target');
+    await mkdir(target, { recursive: true });
+    // Built with python's tarfile so the member names are exactly as written.
+    const py = `
+import tarfile, io, sys
+t = tarfile.open(sys.argv[1], 'w')
+for name in sys.argv[3:]:
+    if name == 'link':
+        i = tarfile.TarInfo('link'); i.type = tarfile.SYMTYPE; i.linkname = sys.argv[2]; t.addfile(i)
+    else:
+        data = b'pwned'; i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+t.close()`;
+    const layer = join(dir, 'layer.tar');
+    execFileSync('python3', ['-c', py, layer, target, ...members]);
+    const archive = await legacyDockerSave(join(dir, 'img'), await readFile(layer), `evil/${label.replace(/\W/g, '')}:1`);
+    const r = await kiln(root, 'import', archive);
+    assert.equal(r.code, 1, `${label}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /refusing to extract/);
+    assert.match(r.stderr, why);
+    assert.deepEqual(await readdir(target), [], `${label}: nothing written through the link`);
+    assert.equal(existsSync(join(work, '..', '..', 'tmp-kiln-evil-escape')), false);
+    const images = await kiln(root, 'images', '-q');
+    assert.equal(images.stdout, '', 'no image named after a refused import');
+    assert.deepEqual((await readdir(join(root, 'snapshots'))).length, 0);
+    assert.deepEqual(await readdir(join(root, 'tmp')), []);
+  }
+});
