@@ -1,0 +1,193 @@
+// RUN end to end through `kiln build`: the layers umoci unpacks and podman runs, isolation,
+// secrets, limits and Ctrl-C, with nothing of kiln left on the machine afterwards.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { lstatSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { runKiln, type RunResult } from '../helpers/kiln.js';
+import { kilnBin } from '../helpers/paths.js';
+import { makeBusyboxRootfs, BUSYBOX_DOCKERFILE } from '../helpers/busybox.js';
+import { eventually, hostProcesses, mountsMentioning } from './procs.js';
+import { discoverHierarchies } from '../../src/worker/sandbox/cgroups.js';
+
+let work: string;
+let root: string;
+const BASE = 'kiln.test/busybox:base';
+
+before(async () => {
+  // Lowercase only: podman reads an `oci:` path as an image name too.
+  work = join(tmpdir(), `kiln-sandbox-cli-${randomBytes(5).toString('hex')}`);
+  await mkdir(work);
+  root = join(work, 'store');
+  const ctx = join(work, 'busybox');
+  await mkdir(ctx);
+  await makeBusyboxRootfs(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), BUSYBOX_DOCKERFILE);
+  const r = await runKiln(['build', '--root', root, '-t', BASE, '-q', ctx]);
+  assert.equal(r.code, 0, r.stderr);
+});
+after(() => rm(work, { recursive: true, force: true }));
+
+/** Builds `dockerfile` (FROM the busybox base) with an empty context. */
+async function build(name: string, dockerfile: string, flags: string[] = [], env: Record<string, string> = {}): Promise<RunResult & { dir: string }> {
+  const dir = join(work, name);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'Dockerfile'), `FROM ${BASE}\n${dockerfile}`);
+  const r = await runKiln(['build', '--root', root, '--progress', 'plain', ...flags, dir], { env });
+  return { ...r, dir };
+}
+
+function podmanRun(layout: string, script: string): string {
+  const pm = join(work, 'podman');
+  return execFileSync('podman', [
+    '--root', join(pm, 'root'), '--runroot', join(pm, 'run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs',
+    '--events-backend', 'file', '--runtime', 'runc', 'run', '--rm', '--network', 'none',
+    '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', `oci:${layout}:v1`, 'sh', '-c', script,
+  ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+test('RUN changes become layers that umoci unpacks and podman runs as expected', async () => {
+  const layout = join(work, 'layout');
+  const r = await build('changes', [
+    'RUN mkdir -p /data/dir/sub /data/dir2 && cd /data && echo a > a && echo b > b && echo f > file && echo f2 > f2 && echo x > dir/sub/x && echo old > dir2/old',
+    'RUN cd /data && echo changed > a && rm b && mv file renamed && rm -rf dir && echo now-file > dir && rm f2 && mkdir f2 && echo in > f2/inner && rm -rf dir2 && mkdir dir2 && echo fresh > dir2/fresh && echo n > new && ln new newlink',
+    'RUN cat /etc/hosts /etc/resolv.conf > /dev/null && ls /proc/self > /dev/null',
+    '',
+  ].join('\n'), ['-o', `type=oci,dest=${layout},tar=false,name=kiln.test/changes:v1`]);
+  assert.equal(r.code, 0, r.stderr);
+  const bundle = join(work, 'bundle');
+  execFileSync('umoci', ['unpack', '--image', `${layout}:v1`, bundle]);
+  const rootfs = join(bundle, 'rootfs');
+  const listing = execFileSync('find', ['data', '-printf', '%p %y\n'], { cwd: rootfs, encoding: 'utf8' }).trim().split('\n').sort();
+  assert.deepEqual(listing, [
+    'data d', 'data/a f', 'data/dir f', 'data/dir2 d', 'data/dir2/fresh f', 'data/f2 d', 'data/f2/inner f',
+    'data/new f', 'data/newlink f', 'data/renamed f',
+  ]);
+  assert.equal(readFileSync(join(rootfs, 'data/a'), 'utf8'), 'changed\n');
+  assert.equal(readFileSync(join(rootfs, 'data/dir'), 'utf8'), 'now-file\n');
+  assert.equal(lstatSync(join(rootfs, 'data/new')).ino, lstatSync(join(rootfs, 'data/newlink')).ino, 'hard link kept');
+  // The sandbox's mount points are not in the image (the busybox base has none of them).
+  for (const p of ['proc', 'dev', 'sys', 'etc/hosts', 'etc/resolv.conf', 'etc/hostname']) assert.ok(!existsSync(join(rootfs, p)), p);
+  // The last RUN changed nothing: its layer is empty.
+  const out = podmanRun(layout, 'cd /data && ls && cat a dir f2/inner dir2/fresh');
+  assert.equal(out, 'a\ndir\ndir2\nf2\nnew\nnewlink\nrenamed\nchanged\nnow-file\nin\nfresh\n');
+});
+
+test('a failing RUN names its Dockerfile line, the command, the exit code and its output', async () => {
+  const r = await build('fails', 'RUN echo about to fail && mount -t tmpfs none /mnt\n');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /Dockerfile:2/);
+  assert.match(r.stderr, /mount -t tmpfs none \/mnt" did not complete successfully: exit code: \d+/);
+  assert.match(r.stderr, /about to fail/);
+});
+
+test('isolation through the CLI: sysrq, kernel modules, host processes', async () => {
+  const r = await build('isolated', [
+    'RUN ! (echo h > /proc/sysrq-trigger) 2>/dev/null',
+    'RUN ! insmod /bin/busybox 2>/dev/null',
+    'RUN test "$(ls -d /proc/[0-9]* | wc -l)" -le 3',
+    'RUN ! nice -n -5 true 2>/dev/null',
+    '',
+  ].join('\n'));
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test('--network none cuts the host loopback off; the default network reaches it', async () => {
+  const server = createServer((s) => s.end('pong\n'));
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const ok = await build('net-default', `RUN echo | nc -w 5 127.0.0.1 ${port} | grep pong\n`);
+    assert.equal(ok.code, 0, ok.stderr);
+    const cut = await build('net-none', `RUN echo | nc -w 5 127.0.0.1 ${port} | grep pong\n`, ['--network', 'none']);
+    assert.notEqual(cut.code, 0);
+    const perRun = await build('net-flag', `RUN --network=none echo | nc -w 5 127.0.0.1 ${port} | grep pong\n`);
+    assert.notEqual(perRun.code, 0);
+  } finally {
+    server.close();
+  }
+});
+
+const sha256hex = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** Every file under `dir`, gzip layers decompressed, as one buffer per file. */
+function* filesUnder(dir: string): Generator<[string, Buffer]> {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = lstatSync(p);
+    if (st.isDirectory()) yield* filesUnder(p);
+    else if (st.isFile()) {
+      let data = readFileSync(p);
+      if (data[0] === 0x1f && data[1] === 0x8b) data = gunzipSync(data);
+      yield [p, data];
+    }
+  }
+}
+
+test('secrets reach the step and nothing else: not the image, the history, the cache or the store', async () => {
+  const secretValue = 'kiln-secret-6f1d0a';
+  const secretFile = join(work, 'secret.txt');
+  await writeFile(secretFile, secretValue);
+  const layout = join(work, 'secret-layout');
+  const r = await build('secrets', [
+    // Checked by digest: the Dockerfile (and so the history) must not hold the values either.
+    `RUN --mount=type=secret,id=tok test "$(sha256sum < /run/secrets/tok)" = "${sha256hex(secretValue)}  -" && echo used > /used`,
+    `RUN --mount=type=secret,id=envtok,env=TOKEN test "$(printf %s "$TOKEN" | sha256sum)" = "${sha256hex('from-env-3b9')}  -" && echo env-used > /env-used`,
+    '',
+  ].join('\n'), ['--secret', `id=tok,src=${secretFile}`, '--secret', 'id=envtok,env=KILN_TEST_TOKEN', '-o', `type=oci,dest=${layout},tar=false,name=kiln.test/secrets:v1`], { KILN_TEST_TOKEN: 'from-env-3b9' });
+  assert.equal(r.code, 0, r.stderr);
+  for (const dir of [layout, root]) {
+    for (const [p, data] of filesUnder(dir)) {
+      assert.ok(!data.includes(secretValue), `secret found in ${p}`);
+      assert.ok(!data.includes('from-env-3b9'), `env secret found in ${p}`);
+    }
+  }
+});
+
+test('--memory and --pids-limit: a memory hog and a fork bomb end the step with a clear message', async () => {
+  const hog = await build('hog', "RUN awk 'BEGIN { s = \"x\"; while (1) s = s s }'\n", ['--memory', '64m']);
+  assert.notEqual(hog.code, 0);
+  assert.match(hog.stderr, /killed: out of memory, limit 64 MiB/);
+  const bomb = await build('bomb', 'RUN bomb() { bomb | bomb & }; bomb; sleep 1000\n', ['--pids-limit', '64']);
+  assert.notEqual(bomb.code, 0);
+  assert.match(bomb.stderr, /killed: process limit reached, limit 64 processes/);
+});
+
+test('RUN --security=insecure needs --allow security.insecure', async () => {
+  const refused = await build('insecure', 'RUN --security=insecure grep -q "CapEff:.*ffff" /proc/self/status\n');
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /--allow security.insecure/);
+  const allowed = await build('insecure', 'RUN --security=insecure grep -q "CapEff:.*ffff" /proc/self/status\n', ['--allow', 'security.insecure']);
+  assert.equal(allowed.code, 0, allowed.stderr);
+});
+
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  test(`${sig} to kiln during a RUN stops it and leaves no process, mount or cgroup`, async () => {
+    const marker = `sig-marker-${sig}`;
+    const dir = join(work, `signal-${sig}`);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'Dockerfile'), `FROM ${BASE}\nRUN sh -c 'sleep 600 & sleep 600 & wait' ${marker}\n`);
+    const child = spawn(process.execPath, [kilnBin, 'build', '--root', root, '--pids-limit', '100', '--progress', 'plain', dir], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+    const running = () => hostProcesses().filter((p) => p.cmdline.some((a) => a.includes(marker)));
+    await eventually(() => running().length > 0, 'the RUN did not start', 60_000);
+    child.kill(sig);
+    assert.equal(await exited, sig === 'SIGINT' ? 130 : 143);
+    await eventually(() => running().length === 0, 'step processes remain');
+    assert.deepEqual(mountsMentioning(root), []);
+    for (const h of discoverHierarchies()) {
+      assert.deepEqual(readdirSync(h.base).filter((n) => n.startsWith(`kiln-${child.pid}-`)), []);
+    }
+  });
+}
+
+test('after everything: no mount and no process of these builds remain', async () => {
+  assert.deepEqual(mountsMentioning(work), []);
+  await eventually(() => !hostProcesses().some((p) => p.cmdline.some((a) => a.includes(work)) || p.cmdline.some((a) => a.includes('sig-marker-'))), 'processes remain');
+});
