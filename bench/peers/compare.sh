@@ -99,6 +99,8 @@ sample() {  # sample BUILDER CASE PHASE RUN: one timed measurement, recorded
     cold|cached|incr|warmup)
       if t=$(timed "$log" build_in_ctx $nocache); then
         [ "$p" = warmup ] || record "$b" "$c" "$p" "$i" "$t" ok
+        # Other work on the machine, for the noise note under the table.
+        record "$b" "$c" load1 "$i" "$(cut -d' ' -f1 /proc/loadavg)" ok
         if has_fn "${b}_maxrss_kb"; then
           record "$b" "$c" "${p}_rss_MB" "$i" "$(awk -v k="$("${b}_maxrss_kb")" 'BEGIN { printf "%.1f", k / 1024 }')" ok
         fi

@@ -2,6 +2,10 @@
 // kiln's ratio to each peer against issue 7's targets, export sizes, kiln's peak memory and
 // the per-step cost of the fifty `RUN true` case.
 
+import { availableParallelism } from 'node:os';
+
+const cpus = availableParallelism();
+
 export interface Sample {
   builder: string;
   caseName: string;
@@ -85,6 +89,8 @@ export interface Table {
   rss: { caseName: string; cold: Figure; cached: Figure; incr: Figure; peak: number | undefined }[];
   perStepMs: Map<string, number | undefined>;
   misses: string[];
+  /** 1-minute load average after each build: other work sharing the machine. */
+  load: { median: number; max: number } | undefined;
 }
 
 export function buildTable(samples: Sample[], builders: string[]): Table {
@@ -133,7 +139,9 @@ export function buildTable(samples: Sample[], builders: string[]): Table {
     const cached = figure(samples, b, STEP_CASE.name, 'cached');
     perStepMs.set(b, typeof incr === 'number' && typeof cached === 'number' ? ((incr - cached) * 1000) / STEP_CASE.steps : undefined);
   }
-  return { builders, peers, rows, sizes, rss: rss.filter((r) => r.peak !== undefined), perStepMs, misses };
+  const loads = samples.filter((s) => s.metric === 'load1' && s.value !== null).map((s) => s.value!);
+  const load = loads.length ? { median: median(loads)!, max: Math.max(...loads) } : undefined;
+  return { builders, peers, rows, sizes, rss: rss.filter((r) => r.peak !== undefined), perStepMs, misses, load };
 }
 
 function sec(f: Figure): string {
@@ -156,7 +164,9 @@ function mdTable(head: string[], body: string[][]): string {
 export function renderTable(t: Table, versions: string): string {
   const out: string[] = [];
   if (versions.trim()) out.push('```', versions.trim(), '```', '');
-  out.push('Seconds, median of the runs; ratio = kiln / peer (targets: issue 7).', '');
+  out.push('Seconds, median of the runs; ratio = kiln / peer (targets: issue 7).');
+  if (t.load) out.push(`Load average (1 min) after each build: median ${t.load.median.toFixed(1)}, max ${t.load.max.toFixed(1)} (${cpus} CPUs): the machine was shared.`);
+  out.push('');
   out.push(
     mdTable(
       ['case', 'phase', ...t.builders, ...t.peers.map((p) => `kiln/${p}`)],
