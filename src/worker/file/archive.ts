@@ -66,7 +66,7 @@ export async function extractArchiveInto(
     };
     const root: SelectedNode = { entry: await view.root(), sub: '', name: '', children: [] };
     await build(root);
-    await w.ensureDir(target, parents, false);
+    await w.ensureDir(target, parents);
     for (const c of root.children) await copyTree(c, target === '/' ? `/${c.name}` : `${target}/${c.name}`);
   } finally {
     await rm(scratch, { recursive: true, force: true });

@@ -68,7 +68,6 @@ export interface CopyOptions {
   owner?: Owner;
   /** --chown was given (the context's default 0:0 is not). */
   chownGiven: boolean;
-  fromContext: boolean;
   mode?: ModeFn;
   signal: AbortSignal;
   tempDir: () => Promise<string>;
@@ -82,7 +81,7 @@ export async function resolveCopyOptions(
   tempDir: () => Promise<string>,
 ): Promise<CopyOptions> {
   const owner = action.chown ? await resolveChown(action.chown, w.names) : fromContext ? { uid: 0, gid: 0 } : undefined;
-  return { owner, chownGiven: action.chown !== undefined, fromContext, mode: action.chmod ? parseChmod(action.chmod) : undefined, signal, tempDir };
+  return { owner, chownGiven: action.chown !== undefined, mode: action.chmod ? parseChmod(action.chmod) : undefined, signal, tempDir };
 }
 
 /** Metadata for a directory COPY creates on the way to its destination. */
@@ -90,16 +89,12 @@ export function parentMeta(opts: CopyOptions): EntryMeta {
   return { uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0, mode: opts.mode ? opts.mode(0o755, true) : 0o755 };
 }
 
-function metaOf(node: SelectedNode, opts: CopyOptions, fromContext: boolean): EntryMeta {
+function metaOf(node: SelectedNode, opts: CopyOptions): EntryMeta {
   const st = node.entry.stats;
-  const isDir = node.entry.type === 'dir';
-  // The context folder itself is not part of the context (BuildKit receives it into a fresh
-  // 0755 folder): its own mode, often 0700 from mktemp, must not leak into the image.
-  const own = fromContext && node.entry.path === '/' ? 0o755 : st.mode & 0o7777;
   return {
     uid: opts.owner?.uid ?? st.uid,
     gid: opts.owner?.gid ?? st.gid,
-    mode: opts.mode ? opts.mode(own, isDir) : own,
+    mode: opts.mode ? opts.mode(st.mode & 0o7777, node.entry.type === 'dir') : st.mode & 0o7777,
   };
 }
 
@@ -130,11 +125,12 @@ export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWr
     await new Promise<void>((r) => setImmediate(r));
   }
   const e = node.entry;
-  const meta = metaOf(node, opts, opts.fromContext);
+  const meta = metaOf(node, opts);
   switch (e.type) {
     case 'dir': {
-      // An existing directory keeps its own metadata; only new ones take the source's.
-      await w.ensureDir(target, meta, true);
+      // An existing directory keeps its own metadata; new ones take the source's, except the
+      // destination folder itself, which is made like the parents on the way (BuildKit).
+      await w.ensureDir(target, node.sub === '' ? parentMeta(opts) : meta);
       for (const c of node.children) await copyTreeNode(c, joinPath(target, c.name), w, opts, links);
       return;
     }

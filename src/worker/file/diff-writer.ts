@@ -36,8 +36,6 @@ export function joinPath(dir: string, name: string): string {
 }
 
 export class DiffWriter {
-  /** Paths where the stage replaced a lower directory with a non-directory: lower children are gone. */
-  private readonly hidden = new Set<string>();
   /** Directory mtimes to set last (adding entries changes a directory's mtime). */
   private readonly dirTimes = new Map<string, number>();
   private wrote = false;
@@ -75,13 +73,6 @@ export class DiffWriter {
     return this.wrote;
   }
 
-  private isHidden(p: string): boolean {
-    for (let q = p; ; q = parentOf(q)) {
-      if (this.hidden.has(q)) return true;
-      if (q === '/') return false;
-    }
-  }
-
   /** What the merged filesystem holds at canonical path `p` (no symlink followed). */
   async at(p: string): Promise<Present | undefined> {
     let st: Stats | undefined;
@@ -91,7 +82,6 @@ export class DiffWriter {
       if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
     }
     if (st) return isWhiteout(st) ? undefined : { type: entryType(st.mode), inStage: true, stats: st };
-    if (this.isHidden(p)) return undefined;
     const e = await this.lower.lstat(p);
     return e && { type: e.type, inStage: false, stats: e.stats };
   }
@@ -103,14 +93,15 @@ export class DiffWriter {
   async ensureParents(p: string, create: EntryMeta): Promise<void> {
     const parent = parentOf(p);
     if (parent === '/' || p === '/') return;
-    await this.ensureDir(parent, create, false);
+    await this.ensureDir(parent, create);
   }
 
   /**
-   * A directory at `p`: kept (copied up) when one exists, else made with `create`. With
-   * `replace`, a non-directory in the way is replaced; otherwise it is an error.
+   * A directory at `p`: kept (copied up, metadata and all) when one exists, else made with
+   * `create`. Anything else in the way is an error, as in BuildKit (a copy never replaces a
+   * file or a symlink by a directory, nor a directory by a file).
    */
-  async ensureDir(p: string, create: EntryMeta, replace: boolean): Promise<'existing' | 'created'> {
+  async ensureDir(p: string, create: EntryMeta): Promise<'existing' | 'created'> {
     if (p === '/') return 'existing';
     const cur = await this.at(p);
     if (cur?.type === 'dir' && cur.inStage) return 'existing';
@@ -123,13 +114,8 @@ export class DiffWriter {
       this.wrote = true;
       return 'existing';
     }
-    if (cur) {
-      if (!replace) throw new KilnError(`cannot copy to ${p}: it exists and is not a directory`);
-      if (cur.inStage) rmSync(h, { recursive: true, force: true });
-    }
+    if (cur) throw new KilnError(`cannot copy to non-directory: ${p} is a ${cur.type === 'other' ? 'special file' : cur.type}`);
     mkdirSync(h);
-    // A lower directory that an earlier action replaced must not show through the new one.
-    if (this.isHidden(p) && (await this.lower.lstat(p))?.type === 'dir') setXattr(h, 'trusted.overlay.opaque', Buffer.from('y'));
     this.applyMeta(h, 'dir', create);
     this.dirTimes.set(h, this.mtime);
     this.wrote = true;
@@ -137,18 +123,18 @@ export class DiffWriter {
   }
 
   /** Clears the place for a non-directory at `p` (its parents must exist in the stage). */
-  private async clearFor(p: string): Promise<string> {
+  private async clearFor(p: string, what: string): Promise<string> {
     const cur = await this.at(p);
     const h = this.host(p);
-    if (cur?.inStage) rmSync(h, { recursive: true, force: true });
-    if (cur?.type === 'dir') this.hidden.add(p);
+    if (cur?.type === 'dir') throw new KilnError(`cannot replace directory ${p} with a ${what}`);
+    if (cur?.inStage) rmSync(h, { force: true });
     this.dirTimes.delete(h);
     this.wrote = true;
     return h;
   }
 
   async writeFileFrom(p: string, sourceHost: string, meta: EntryMeta, size = Infinity): Promise<void> {
-    const h = await this.clearFor(p);
+    const h = await this.clearFor(p, 'file');
     // Small files are copied inline; big ones off the event loop.
     if (size < 1 << 20) copyFileSync(sourceHost, h);
     else await copyFile(sourceHost, h, constants.COPYFILE_FICLONE);
@@ -157,20 +143,20 @@ export class DiffWriter {
   }
 
   async writeFileData(p: string, data: string | Uint8Array, meta: EntryMeta): Promise<void> {
-    const h = await this.clearFor(p);
+    const h = await this.clearFor(p, 'file');
     await writeFile(h, data);
     this.applyMeta(h, 'file', meta);
   }
 
   async writeSymlink(p: string, target: string, meta: EntryMeta): Promise<void> {
-    const h = await this.clearFor(p);
+    const h = await this.clearFor(p, 'symlink');
     symlinkSync(target, h);
     lchownSync(h, meta.uid, meta.gid);
     lutimesSync(h, this.mtime, this.mtime);
   }
 
   async writeSpecial(p: string, fullMode: number, rdev: number, meta: EntryMeta): Promise<void> {
-    const h = await this.clearFor(p);
+    const h = await this.clearFor(p, 'special file');
     const major = Number((BigInt(rdev) >> 8n) & 0xfffn);
     const minor = Number((BigInt(rdev) & 0xffn) | ((BigInt(rdev) >> 12n) & ~0xffn));
     mknod(h, (fullMode & 0o170000) | (meta.mode & 0o777), major, minor);
@@ -179,7 +165,7 @@ export class DiffWriter {
 
   /** A hard link to an entry already written in this stage. */
   async writeHardlink(p: string, existing: string): Promise<void> {
-    const h = await this.clearFor(p);
+    const h = await this.clearFor(p, 'file');
     linkSync(this.host(existing), h);
   }
 

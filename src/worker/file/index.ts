@@ -78,7 +78,7 @@ async function runMkdir(action: MkdirAction, w: DiffWriter): Promise<void> {
     if (loc.entry.type !== 'dir') throw new KilnError(`cannot make directory ${action.path}: a file is in the way`);
     return; // already there: nothing changes (and no layer when nothing else does)
   }
-  await w.ensureDir(loc.path, { ...owner, mode: action.mode & 0o7777 }, false);
+  await w.ensureDir(loc.path, { ...owner, mode: action.mode & 0o7777 });
 }
 
 async function runMkfile(action: MkfileAction, w: DiffWriter): Promise<void> {

@@ -111,8 +111,8 @@ const cases: Case[] = [
   {
     name: 'special bits and modes are kept',
     context: { 'bits/': { dir: true, mode: 0o1777 }, 'bits/suid': { content: 's', mode: 0o4755 }, 'bits/sgid': { content: 'g', mode: 0o2750 } },
-    actions: [copyAction({ src: ['bits'], dest: '/bits/' })],
-    expect: { bits: D('1777'), 'bits/sgid': F('g', '2750'), 'bits/suid': F('s', '4755') },
+    actions: [copyAction({ src: ['.'], dest: '/x/' })],
+    expect: { x: D(), 'x/bits': D('1777'), 'x/bits/sgid': F('g', '2750'), 'x/bits/suid': F('s', '4755') },
   },
   {
     name: '--chown by name, looked up in the destination image',
@@ -182,16 +182,28 @@ const cases: Case[] = [
     expect: { app, 'app/old.txt': F('A') },
   },
   {
-    name: 'a lower directory replaced by a file',
+    name: 'a lower directory is never replaced by a file (BuildKit refuses)',
     context: { 'rep/olddir': 'now a file' },
     actions: [copyAction({ src: ['rep'], dest: '/app' })],
-    expect: { app, 'app/olddir': F('now a file') },
+    error: /cannot replace directory \/app\/olddir with a file/,
   },
   {
-    name: 'a lower file replaced by a directory',
+    name: 'a lower file is never replaced by a directory (BuildKit refuses)',
     context: { 'rep2/oldfile/': { dir: true }, 'rep2/oldfile/f': 'f' },
     actions: [copyAction({ src: ['rep2'], dest: '/app/' })],
-    expect: { app, 'app/oldfile': D(), 'app/oldfile/f': F('f') },
+    error: /cannot copy to non-directory: \/app\/oldfile is a file/,
+  },
+  {
+    name: 'a directory is not merged into a symlink inside the copied tree',
+    context: { 'tree/link-etc/': { dir: true }, 'tree/link-etc/x': 'x' },
+    actions: [copyAction({ src: ['tree'], dest: '/' })],
+    error: /cannot copy to non-directory: \/link-etc is a symlink/,
+  },
+  {
+    name: 'the destination folder of a directory copy is made like a parent, not like the source folder',
+    context: { 'priv/': { dir: true, mode: 0o700, uid: 3, gid: 3 }, 'priv/f': 'f' },
+    actions: [copyAction({ src: ['priv'], dest: '/p1' })],
+    expect: { p1: D(), 'p1/f': F('f') },
   },
   {
     name: 'into a directory of a non-directory is an error',
@@ -260,8 +272,15 @@ test('COPY --from a stage keeps the source owners unless --chown', async () => {
     'out/link': '->bin',
   });
   const inputs: ResolvedInput[] = [{ kind: 'state', layers: [base] }, { kind: 'state', layers: [stage] }];
+  // The destination folder itself is made like a parent (0755, root), as BuildKit does.
+  assert.deepEqual(await runAndList(store, fileOp(copyAction({ src: ['/'], dest: '/o/' })), inputs), {
+    o: D(),
+    'o/out': D('0750', '7:8'),
+    'o/out/bin': F('ELF', '0755', '7:8'),
+    'o/out/link': L('bin'),
+  });
   assert.deepEqual(await runAndList(store, fileOp(copyAction({ src: ['/out'], dest: '/o/' })), inputs), {
-    o: D('0750', '7:8'),
+    o: D(),
     'o/bin': F('ELF', '0755', '7:8'),
     'o/link': L('bin'),
   });
