@@ -141,3 +141,24 @@ test('ssh: the agent socket is forwarded and SSH_AUTH_SOCK set', async () => {
     server.close();
   }
 });
+
+test('bind from the context hides what the ignore patterns exclude', async () => {
+  const ctx = fx.store.path('ctx-ignored');
+  await mkdir(join(ctx, 'keep', 'secret-dir'), { recursive: true });
+  await mkdir(join(ctx, 'drop'), { recursive: true });
+  await writeFile(join(ctx, 'keep', 'a.txt'), 'a');
+  await writeFile(join(ctx, 'keep', 'b.log'), 'b');
+  await writeFile(join(ctx, 'keep', 'important.log'), 'i');
+  await writeFile(join(ctx, 'keep', 'secret-dir', 'x'), 'x');
+  await writeFile(join(ctx, 'drop', 'y'), 'y');
+  for (const readwrite of [false, true]) {
+    const r = await fx.run('cd /c && find . | sort', {
+      op: { mounts: [{ type: 'bind', from: 1, source: '/', target: '/c', readwrite }] },
+      inputs: [
+        { kind: 'state', layers: ['busybox'] },
+        { kind: 'context', dir: ctx, excludePatterns: ['drop', '**/*.log', '!keep/important.log', 'keep/secret-dir'] },
+      ],
+    });
+    assert.equal(r.output, '.\n./keep\n./keep/a.txt\n./keep/important.log\n');
+  }
+});

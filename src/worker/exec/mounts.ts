@@ -11,6 +11,7 @@ import { KilnError } from '../../util/errors.js';
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from '../../util/syscalls.js';
 import type { SpecToken } from '../sandbox/spec.js';
 import { overlayMountSpec } from './overlay.js';
+import { writeContextWhiteouts } from './context-view.js';
 
 export interface PreparedMounts {
   records: SpecToken[][];
@@ -89,14 +90,17 @@ export async function prepareMounts(
           if (!input) throw new KilnError(`RUN --mount from input ${mnt.from} is missing`);
           const source = subPath(mnt.source);
           if (input.kind === 'context') {
-            if (!mnt.readwrite) records.push(['bind', normalize(join(input.dir, source)), mnt.target, 'ro']);
+            const hidden = await scratchDir('ignored');
+            const filtered = await writeContextWhiteouts(input.dir, input.excludePatterns, hidden);
+            if (!mnt.readwrite && !filtered) records.push(['bind', normalize(join(input.dir, source)), mnt.target, 'ro']);
             else {
-              // Writes to a rw bind are discarded: an overlay with a throwaway upper.
-              const upper = await scratchDir('bind-upper');
-              const work = await scratchDir('bind-work');
+              // Ignored files are whited out; writes to a rw bind are discarded (a throwaway upper).
+              const lowers = filtered ? [hidden, input.dir] : [input.dir, dirs.empty];
               const staging = await scratchDir('bind-at');
-              const o = await overlayMountSpec([input.dir], upper, work, `${staging}-links`);
-              records.push(['overlay-at', staging, o.cwd, o.data, source, mnt.target, 'rw']);
+              const upper = mnt.readwrite ? await scratchDir('bind-upper') : undefined;
+              const work = mnt.readwrite ? await scratchDir('bind-work') : undefined;
+              const o = await overlayMountSpec(lowers, upper, work, `${staging}-links`);
+              records.push(['overlay-at', staging, o.cwd, o.data, source, mnt.target, mnt.readwrite ? 'rw' : 'ro']);
             }
           } else {
             const lowers = input.layers.map((id) => ctx.store.snapshotFs(id)).reverse();
