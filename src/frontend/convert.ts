@@ -17,6 +17,7 @@ import { checkChmod, checkStageName, parseExposePort } from './instructions/valu
 import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSetMap } from './gofmt.js';
 import { convertRun } from './convert-run.js';
 import { convertCopy } from './convert-copy.js';
+import { lint, lintMessages, applyCheckDirective } from './lint.js';
 
 export interface ResolvedImage {
   ref: string;
@@ -89,6 +90,7 @@ export interface StageState {
   author?: string;
   /** CMD was set in this stage (ENTRYPOINT then keeps it). */
   cmdSet?: boolean;
+  workdirSet?: boolean;
 }
 
 type StageRef = { kind: 'stage'; index: number } | { kind: 'image'; ref: string } | { kind: 'scratch' };
@@ -140,6 +142,14 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   // ---- stage table
   const byName = new Map<string, number>();
   for (const s of stages) {
+    const fromKw = s.from.original.split(/\s/, 1)[0]!;
+    const asKw = / (as) /i.exec(s.from.original.slice(fromKw.length))?.[1];
+    if (s.from.stageName !== undefined && s.from.stageName !== s.from.stageName.toLowerCase()) {
+      warnings.push(lint('StageNameCasing', lintMessages.StageNameCasing(s.from.stageName), s.from.location));
+    }
+    if (asKw && (fromKw === fromKw.toUpperCase()) !== (asKw === asKw.toUpperCase())) {
+      warnings.push(lint('FromAsCasing', lintMessages.FromAsCasing(fromKw, asKw), s.from.location));
+    }
     const name = s.from.stageName?.toLowerCase();
     if (name === undefined) continue;
     if (byName.has(name)) fail(`duplicate stage name "${name}"`, s.from.location);
@@ -351,12 +361,14 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     const c = st.config;
     switch (ins.kind) {
       case 'env': {
+        if (ins.legacy) warnings.push(lint('LegacyKeyValueFormat', lintMessages.LegacyKeyValueFormat('ENV'), loc));
         const pairs = ins.pairs.map((p) => [expand(p.key, env, loc), expand(p.value, env, loc)] as const);
         for (const [k, v] of pairs) st.scope.setEnv(k, v);
         hist(`ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
         return;
       }
       case 'label': {
+        if (ins.legacy) warnings.push(lint('LegacyKeyValueFormat', lintMessages.LegacyKeyValueFormat('LABEL'), loc));
         const parts: string[] = [];
         c.Labels ??= {};
         for (const p of ins.pairs) {
@@ -396,6 +408,8 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       }
       case 'workdir': {
         const w = expand(ins.value, env, loc);
+        if (!st.workdirSet && !w.startsWith('/')) warnings.push(lint('WorkdirRelativePath', lintMessages.WorkdirRelativePath(w), loc));
+        st.workdirSet = true;
         const abs = posix.normalize(w.startsWith('/') ? w : posix.join('/', c.WorkingDir || '/', w));
         const clean = abs.length > 1 ? abs.replace(/\/+$/, '') : abs;
         c.WorkingDir = clean;
@@ -421,6 +435,9 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       }
       case 'cmd':
       case 'entrypoint': {
+        if (ins.prependShell && !(c.Shell && c.Shell.length)) {
+          warnings.push(lint('JSONArgsRecommended', lintMessages.JSONArgsRecommended(ins.kind.toUpperCase()), loc));
+        }
         const args = ins.prependShell ? withShell(c, ins.cmdLine) : [...ins.cmdLine];
         if (ins.kind === 'cmd') {
           c.Cmd = args;
@@ -498,7 +515,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   }
   void checkChmod;
   void checkStageName;
-  return { nodes, stages: out, target, warnings };
+  return { nodes, stages: out, target, warnings: applyCheckDirective(warnings, df.check) };
 }
 
 export function withShell(c: ImageConfig, args: readonly string[]): string[] {

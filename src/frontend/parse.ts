@@ -44,7 +44,7 @@ export function parseDockerfileText(text: string, fileName: string): ParsedDocke
   const loc = (line: number) => ({ file: fileName, line, endLine: line, column: 1 });
   const diagnostics: Diagnostic[] = r.warnings.map((w) => ({
     level: 'warning',
-    message: `${w.short} (${w.detail})`,
+    message: `NoEmptyContinuation: ${w.short} (${w.detail})`,
     location: loc(w.line),
     rule: 'NoEmptyContinuation',
   }));

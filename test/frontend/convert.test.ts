@@ -289,3 +289,19 @@ test('FROM --platform and platform-specific image resolution', async () => {
   assert.deepEqual(images.calls.sort(), ['alpine linux/arm64', 'golang linux/amd64']);
   assert.deepEqual(g.stages.map((s) => s.platform.architecture), ['amd64', 'arm64']);
 });
+
+test('lint rules and the check directive', async () => {
+  const df = 'FROM base AS Build\nENV A 1\nWORKDIR app\nCMD run\nFROM base as x\n';
+  const g = await graphOf(df, { target: 'build' });
+  assert.deepEqual(g.warnings.map((w) => `${w.location?.line} ${w.message}`), [
+    "1 StageNameCasing: Stage name 'Build' should be lowercase",
+    "5 FromAsCasing: 'as' and 'FROM' keywords' casing do not match",
+    '2 LegacyKeyValueFormat: "ENV key=value" should be used instead of legacy "ENV key value" format',
+    '3 WorkdirRelativePath: Relative workdir "app" can have unexpected results if the base image changes',
+    '4 JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals',
+  ]);
+  const skipped = await graphOf('# check=skip=StageNameCasing,FromAsCasing,JSONArgsRecommended\n' + df, { target: 'build' });
+  assert.deepEqual(skipped.warnings.map((w) => w.rule), ['LegacyKeyValueFormat', 'WorkdirRelativePath']);
+  assert.deepEqual((await graphOf('# check=skip=all\n' + df, { target: 'build' })).warnings, []);
+  await assert.rejects(graphOf('# check=error=true\n' + df, { target: 'build' }), /Dockerfile:2:1: lint violations \(# check=error=true\)/);
+});

@@ -154,7 +154,7 @@ export function parseInstruction(node: Node, location: SourceLocation, escapeTok
         if (key === '') fail(`${KW} names can not be blank`);
         pairs.push({ key, value: args[i + 1] ?? '' });
       }
-      return { location, original: node.original, kind: kw, pairs };
+      return { location, original: node.original, kind: kw, pairs, legacy: args[2] === '' };
     }
     case 'expose':
       atLeast(1);

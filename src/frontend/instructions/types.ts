@@ -55,6 +55,8 @@ export interface ShellInstruction extends Base {
 export interface KeyValueInstruction extends Base {
   kind: 'env' | 'label';
   pairs: KeyValue[];
+  /** Written as `ENV key value` (no `=`): still accepted, linted. */
+  legacy: boolean;
 }
 
 export interface ExposeInstruction extends Base {
