@@ -30,6 +30,8 @@ export interface StepRecord {
   contentKeys: Digest[];
   /** The files a COPY selected, when the worker can list them. */
   content?: ContentEntry[];
+  /** When it was recorded (ms since the epoch): the latest record wins a position. */
+  at?: number;
 }
 
 /** Optional capability of the file worker: the file list behind fileContentKey. */
@@ -62,7 +64,7 @@ export async function describeSteps(store: Store, identity: string): Promise<Map
 export async function recordStep(store: Store, identity: string, node: GraphNode, rec: StepRecord, content?: ContentEntry[]): Promise<void> {
   const dir = dirFor(store, identity);
   await mkdir(dir, { recursive: true });
-  const full: StepRecord = content ? { ...rec, content } : rec;
+  const full: StepRecord = { ...rec, ...(content ? { content } : {}), at: Date.now() };
   await store.writeFileAtomic(join(dir, hexOf(sha256(node.name))), JSON.stringify(full));
 }
 
@@ -71,6 +73,23 @@ export function stepLabel(node: GraphNode | undefined): string | undefined {
   if (!node) return undefined;
   if (node.op.kind === 'source.image') return `FROM ${node.name.replace(/^\[internal\] load /, '')}`;
   return node.name.replace(/^\[[^\]]*\]\s*/, '');
+}
+
+/**
+ * The earlier build's record for this step: the same name, else (the line was edited) the
+ * latest record at the same `[stage k/n]` position whose op is of the same kind.
+ */
+export function earlierRecord(previous: Map<string, StepRecord>, name: string, kind: string): StepRecord | undefined {
+  const exact = previous.get(name);
+  if (exact) return exact;
+  const position = /^\[[^\]]*\]/.exec(name)?.[0];
+  if (!position) return undefined;
+  let best: StepRecord | undefined;
+  for (const r of previous.values()) {
+    if (!r.name.startsWith(position) || r.op.kind !== kind) continue;
+    if (!best || (r.at ?? 0) > (best.at ?? 0)) best = r;
+  }
+  return best;
 }
 
 /** Reasons a step missed the cache, or undefined when there is no earlier build to compare with. */

@@ -11,7 +11,7 @@ import { KilnError, errorMessage } from '../util/errors.js';
 import { hexOf, sha256 } from '../util/digest.js';
 import type { EventSink, StepState } from './events.js';
 import { withKeyLock } from './keylock.js';
-import { describeSteps, recordStep, explainDifference, stepLabel, type ContentLister, type StepRecord } from './explain.js';
+import { describeSteps, recordStep, explainDifference, earlierRecord, stepLabel, type ContentLister, type StepRecord } from './explain.js';
 
 /** What the solver needs from the stations below it; the CLI wires the real ones. */
 export interface Workers {
@@ -73,7 +73,8 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
   const ran: string[] = [];
   const seqOf = numberNodes(graph);
   const locksDir = opts.store.path('locks');
-  const previous = opts.explain ? await describeSteps(opts.store, opts.buildIdentity) : new Map<string, StepRecord>();
+  // Read on every build: a step is recorded again only when its key moved since (cheap no-change rebuilds).
+  const previous = await describeSteps(opts.store, opts.buildIdentity);
 
   const emitStep = (node: GraphNode, state: StepState, extra: { durationMs?: number; error?: string } = {}) => {
     opts.emit({ type: 'step', id: node.id, seq: seqOf.get(node.id) ?? 0, name: node.name, state, at: Date.now() - started, ...extra });
@@ -178,7 +179,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
         }
         const content = await record(node, stepRecord, op, inputs, ctx);
         if (opts.explain) {
-          const reasons = explainDifference(previous.get(node.name), { ...stepRecord, content }, argNames(node));
+          const reasons = explainDifference(earlierRecord(previous, node.name, op.kind), { ...stepRecord, content }, argNames(node));
           if (reasons) opts.emit({ type: 'explain', id: node.id, seq: seqOf.get(node.id) ?? 0, name: node.name, reasons });
         }
         emitStep(node, 'running');

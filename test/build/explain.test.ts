@@ -1,0 +1,100 @@
+// --explain through the CLI: why a step ran although the previous build of the same
+// Dockerfile had it cached, in the issue's words.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { chmod, writeFile, unlink } from 'node:fs/promises';
+import { tempDir } from '../helpers/tmp.js';
+import { runKiln } from '../helpers/kiln.js';
+import { busyboxStore, writeTree, buildJson, assertOk, BASE_REF, type BuildRun } from './fixture.js';
+import type { ExplainEvent } from '../../src/solver/events.js';
+
+// At the top level, not in before(): tempDir's cleanup would run when the hook ends.
+const root = await busyboxStore();
+
+const DOCKERFILE = `FROM ${BASE_REF}
+COPY make /usr/bin/make
+ARG VERSION=1.2
+WORKDIR /app
+COPY src/ /app
+RUN make
+`;
+
+async function project(): Promise<string> {
+  const ctx = await tempDir('kiln-explain-');
+  await writeTree(ctx, {
+    Dockerfile: DOCKERFILE,
+    make: '#!/bin/sh\necho "making $VERSION" && ls /app > /built.txt\n',
+    'src/a.ts': 'export const a = 1;\n',
+    'src/b.ts': 'export const b = 2;\n',
+    'src/c.ts': 'export const c = 3;\n',
+  });
+  await chmod(join(ctx, 'make'), 0o755);
+  await chmod(join(ctx, 'src/b.ts'), 0o644);
+  return ctx;
+}
+
+function reasons(run: BuildRun): string[] {
+  return run.events.filter((e): e is ExplainEvent => e.type === 'explain').flatMap((e) => e.reasons);
+}
+
+test('--explain names changed files, the parent step, and build args', async () => {
+  const ctx = await project();
+  const first = await buildJson(root, ctx, ['--explain']);
+  assertOk(first);
+  assert.deepEqual(reasons(first), [], 'nothing to compare with on the first build');
+
+  await writeFile(join(ctx, 'src/a.ts'), 'export const a = 10;\n');
+  await chmod(join(ctx, 'src/b.ts'), 0o755);
+  await writeFile(join(ctx, 'src/new.ts'), 'export {};\n');
+  const second = await buildJson(root, ctx, ['--explain']);
+  assertOk(second);
+  assert.deepEqual(reasons(second), [
+    'COPY src/ /app: 3 files changed: src/a.ts (content), src/b.ts (mode 644 -> 755), src/new.ts (added)',
+    'RUN make: parent step changed (COPY src/ /app)',
+  ]);
+
+  const third = await buildJson(root, ctx, ['--explain', '--build-arg', 'VERSION=1.3']);
+  assertOk(third);
+  assert.deepEqual(reasons(third), ['RUN make: build arg VERSION changed 1.2 -> 1.3']);
+
+  await unlink(join(ctx, 'src/c.ts'));
+  const plain = await runKiln(['build', '--root', root, '--progress', 'plain', '--explain', '--build-arg', 'VERSION=1.3', ctx]);
+  assertOk(plain);
+  assert.match(plain.stderr, /^#\d+ cache miss: COPY src\/ \/app: 1 file changed: src\/c\.ts \(removed\)$/m);
+  assert.match(plain.stderr, /^#\d+ cache miss: RUN make: parent step changed \(COPY src\/ \/app\)$/m);
+});
+
+test('without --explain, or when nothing changed, no explanation is printed', async () => {
+  const ctx = await project();
+  assertOk(await buildJson(root, ctx));
+  await writeFile(join(ctx, 'src/a.ts'), 'changed\n');
+  const quiet = await buildJson(root, ctx);
+  assertOk(quiet);
+  assert.deepEqual(reasons(quiet), []);
+  const same = await buildJson(root, ctx, ['--explain']);
+  assertOk(same);
+  assert.deepEqual(reasons(same), []);
+});
+
+test('--explain: an edited RUN line, and every step below a changed one', async () => {
+  const ctx = await project();
+  assertOk(await buildJson(root, ctx));
+  await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE.replace('RUN make', 'RUN make && true'));
+  // The step's text changed: it is compared with the step that stood at its place before.
+  const edited = await buildJson(root, ctx, ['--explain']);
+  assertOk(edited);
+  assert.deepEqual(reasons(edited), ['RUN make && true: command changed']);
+
+  await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE.replace('COPY make', 'COPY  make'));
+  assertOk(await buildJson(root, ctx));
+  await writeFile(join(ctx, 'make'), '#!/bin/sh\necho "making again $VERSION"\n');
+  const changed = await buildJson(root, ctx, ['--explain']);
+  assertOk(changed);
+  assert.deepEqual(reasons(changed), [
+    'COPY  make /usr/bin/make: 1 file changed: make (content)',
+    'WORKDIR /app: parent step changed (COPY  make /usr/bin/make)',
+    'COPY src/ /app: parent step changed (WORKDIR /app)',
+    'RUN make: parent step changed (COPY src/ /app)',
+  ]);
+});
