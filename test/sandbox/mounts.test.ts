@@ -162,3 +162,13 @@ test('bind from the context hides what the ignore patterns exclude', async () =>
     assert.equal(r.output, '.\n./keep\n./keep/a.txt\n./keep/important.log\n');
   }
 });
+
+test('a new cache mount with from= starts as a copy of that input\'s source folder', async () => {
+  const r = await fx.run('cat /c/artifact; echo more > /c/added', {
+    op: { mounts: [cache({ id: 'seeded', target: '/c', from: 1, source: '/out' })] },
+    inputs: stageInputs(),
+  });
+  assert.equal(r.output, 'built\n');
+  const again = await fx.run('ls /c', { op: { mounts: [cache({ id: 'seeded', target: '/c', from: 1, source: '/out' })] }, inputs: stageInputs() });
+  assert.equal(again.output, 'added\nartifact\n');
+});

@@ -2,7 +2,7 @@
 // step needs until it ends.
 
 import { closeSync, openSync } from 'node:fs';
-import { chmod, chown, mkdir, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join, normalize, posix } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ExecOp, RunMount } from '../../graph/ops.js';
@@ -12,6 +12,7 @@ import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from '../../util/syscalls.js';
 import type { SpecToken } from '../sandbox/spec.js';
 import { overlayMountSpec } from './overlay.js';
 import { writeContextWhiteouts } from './context-view.js';
+import { seedCacheDir } from './cache-seed.js';
 
 export interface PreparedMounts {
   records: SpecToken[][];
@@ -121,7 +122,7 @@ export async function prepareMounts(
           break;
         }
         case 'cache': {
-          const dir = await openCacheDir(ctx, mnt);
+          const dir = await openCacheDir(ctx, mnt, inputs);
           let use = dir;
           if (mnt.sharing === 'locked') {
             locks.push((await lockExclusive(`${dir}.lock`, ctx.signal, true))!);
@@ -184,15 +185,31 @@ function depth(m: RunMount): number {
   return t.split('/').filter(Boolean).length;
 }
 
-async function openCacheDir(ctx: WorkerContext, mnt: Extract<RunMount, { type: 'cache' }>): Promise<string> {
+async function openCacheDir(ctx: WorkerContext, mnt: Extract<RunMount, { type: 'cache' }>, inputs: ResolvedInput[]): Promise<string> {
   const dir = cacheMountDir(ctx, mnt.id);
   try {
-    await mkdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return dir;
-    throw err;
+    await stat(dir);
+    return dir;
+  } catch {
+    // new: made in tmp/ and renamed in, so a concurrent step never sees it half seeded
   }
-  await chown(dir, mnt.uid, mnt.gid);
-  await chmod(dir, mnt.mode);
+  const staged = await ctx.store.tempDir('cache-seed');
+  const fresh = join(staged, 'dir');
+  await mkdir(fresh);
+  try {
+    const from = mnt.from !== undefined ? inputs[mnt.from] : undefined;
+    if (mnt.from !== undefined && !from) throw new KilnError(`cache mount from input ${mnt.from} is missing`);
+    if (from) await seedCacheDir(fresh, from, mnt.source, ctx);
+    await chown(fresh, mnt.uid, mnt.gid);
+    await chmod(fresh, mnt.mode);
+    try {
+      await rename(fresh, dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err; // another step made it first
+    }
+  } finally {
+    await rm(staged, { recursive: true, force: true });
+  }
   return dir;
 }
