@@ -11,6 +11,8 @@ import { parseChown, type Ctx, type StageState } from './convert.js';
 import type { Digest } from '../graph/ops.js';
 
 const isURL = (s: string) => /^https?:\/\//.test(s);
+// BuildKit's git source forms; kiln has no git source yet, so they must not pass for URLs.
+const isGitRef = (s: string) => /^git@|^git:\/\/|^ssh:\/\/|^https?:\/\/[^#]*\.git(#.*)?$|^https?:\/\/(github\.com|gitlab\.com|bitbucket\.org)\/[^/]+\/[^/]+\/?(#.*)?$/.test(s);
 
 function heredocName(word: string): string | undefined {
   try {
@@ -42,7 +44,7 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
   let srcInput: number | undefined;
   const sourceInput = async () => {
     if (srcInput === undefined) {
-      const id = ins.from !== undefined ? await ctx.sourceNode(ctx.expand(ins.from, ctx.metaLookup, loc), loc) : ctx.contextNode();
+      const id = ins.from !== undefined ? await ctx.sourceNode(ctx.expand(ins.from, ctx.metaLookup, loc), loc, st.platform) : ctx.contextNode();
       inputs.push(id);
       srcInput = inputs.length - 1;
     }
@@ -60,6 +62,9 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
       continue;
     }
     const src = ctx.expand(raw, env, loc);
+    if (isGitRef(src)) {
+      ctx.fail(ins.kind === 'copy' ? 'source can\'t be a git ref for COPY' : `ADD of a git repository (${src}) is not supported by kiln yet`, loc);
+    }
     if (isURL(src)) {
       if (ins.kind === 'copy') ctx.fail('source can\'t be a URL for COPY', loc);
       urls.push(src);

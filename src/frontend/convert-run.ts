@@ -75,7 +75,7 @@ export async function convertRun(ctx: Ctx, st: StageState, ins: RunInstruction):
     const num = (k: string, dflt: number, base = 10) => (o.has(k) ? parseInt(o.get(k)!, base) : dflt);
     const fromInput = async () => {
       const from = o.get('from');
-      return from === undefined ? undefined : inputIndex(await ctx.sourceNode(from, loc));
+      return from === undefined ? undefined : inputIndex(await ctx.sourceNode(from, loc, st.platform));
     };
     switch (m.type) {
       case 'bind': {

@@ -65,8 +65,8 @@ export interface Ctx {
   metaLookup: EnvLookup;
   proxies: Map<string, string>;
   stageRoot(index: number): Promise<string>;
-  /** Node id for `--from` / `from=`: a stage root or an image source. */
-  sourceNode(ref: string, loc: SourceLocation): Promise<string>;
+  /** Node id for `--from` / `from=`: a stage root or an image source (pulled for `platform`). */
+  sourceNode(ref: string, loc: SourceLocation, platform: Platform): Promise<string>;
   contextNode(): string;
   fail(message: string, loc: SourceLocation): never;
   expand(word: string, env: EnvLookup, loc: SourceLocation): string;
@@ -254,11 +254,11 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   const ctx: Ctx = {
     input, nodes, warnings, lex, metaLookup, proxies, fail, expand, expandWords, contextNode,
     stageRoot: async (i) => (await convertStage(i)).root,
-    sourceNode: async (value, loc) => {
+    sourceNode: async (value, loc, platform) => {
       const ref = refOf(value, loc, true);
       if (ref.kind === 'stage') return (await convertStage(ref.index)).root;
       if (ref.kind === 'scratch') return scratchNode();
-      return (await resolveImageNode(ref.ref, input.platform, loc)).id;
+      return (await resolveImageNode(ref.ref, platform, loc)).id;
     },
   };
   const scratchNode = () => {

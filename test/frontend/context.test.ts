@@ -41,3 +41,12 @@ test('kiln context ls: Dockerfile-specific ignore file wins over .dockerignore',
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /\.dockerignore: syntax error in pattern/);
 });
+
+test('listContext: wildcard re-includes inside excluded folders are found, literal ones prune', async () => {
+  const d = await tempDir();
+  await makeTree(d, ['a/x.txt', 'a/b/keep.txt', 'a/b/drop.txt', 'c/keep.txt', 'c/other']);
+  const got = await listContext(d, ['a', 'c', '!**/keep.txt']);
+  assert.deepEqual(got.map((e) => e.path), ['a', 'a/b', 'a/b/keep.txt', 'c', 'c/keep.txt']);
+  const literal = await listContext(d, ['a', 'c', '!c/keep.txt']);
+  assert.deepEqual(literal.map((e) => e.path), ['c', 'c/keep.txt']);
+});

@@ -281,6 +281,7 @@ B
   ]);
   await assert.rejects(graphOf('FROM a\nCOPY x y z\n'), /Dockerfile:2:1: When using COPY with more than one source file, the destination must be a directory and end with a \//);
   await assert.rejects(graphOf('FROM a\nCOPY http://x/y /z\n'), /source can't be a URL for COPY/);
+  await assert.rejects(graphOf('FROM a\nADD https://github.com/moby/buildkit.git#v0.13 /src\n'), /Dockerfile:2:1: ADD of a git repository .* is not supported by kiln yet/);
 });
 
 test('FROM --platform and platform-specific image resolution', async () => {
@@ -288,6 +289,9 @@ test('FROM --platform and platform-specific image resolution', async () => {
   const g = await graphOf('FROM --platform=$BUILDPLATFORM golang AS b\nFROM --platform=linux/arm64 alpine\nCOPY --from=b / /\n', { platform: { os: 'linux', architecture: 'arm64' } }, images);
   assert.deepEqual(images.calls.sort(), ['alpine linux/arm64', 'golang linux/amd64']);
   assert.deepEqual(g.stages.map((s) => s.platform.architecture), ['amd64', 'arm64']);
+  const fromImage = fakeImages();
+  await graphOf('FROM --platform=linux/arm64 scratch\nCOPY --from=busybox /bin/sh /sh\n', {}, fromImage);
+  assert.deepEqual(fromImage.calls, ['busybox linux/arm64']);
 });
 
 test('lint rules and the check directive', async () => {
