@@ -1,8 +1,8 @@
 // Content digests of files, remembered so that an unchanged file is never read twice, in this
 // build or the next. A file counts as unchanged while its size, mtime, ctime and inode are the
-// same (ctime catches a rewrite that restored the mtime). Context folders get a persistent
-// table in the store (cache/filehash/<sha256 of the folder path>.json); everything goes
-// through an in-memory LRU first.
+// same (ctime catches a rewrite that restored the mtime). Each folder read (a build context,
+// or a snapshot layer that COPY --from reads) gets a persistent table in the store,
+// cache/filehash/<sha256 of the folder path>.json, behind an in-memory LRU.
 
 import { createReadStream, readFileSync } from 'node:fs';
 import { readFile, mkdir } from 'node:fs/promises';

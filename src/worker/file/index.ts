@@ -13,6 +13,7 @@ import { removeTree } from '../../store/store.js';
 import { FileHashTable, digestImmutable } from '../../store/filehash-cache.js';
 import { DiffWriter, joinPath } from './diff-writer.js';
 import { openSource, expandSources, selectTree, flatten, type SourceRoot } from './sources.js';
+import type { ViewEntry } from '../../store/rootfs-view.js';
 import { IgnoreMatcher } from './patterns.js';
 import { planCopy, runCopyPlan, resolveCopyOptions, parentMeta, copyTreeNode } from './copy.js';
 import { parseChmod, resolveChown } from './owner-mode.js';
@@ -136,7 +137,19 @@ export interface ActionSources {
 
 async function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
   const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from);
-  const table = src.context ? await FileHashTable.open(ctx.store, src.context.dir) : undefined;
+  // Digests are remembered per folder: the context, or each snapshot layer (immutable, so a
+  // COPY --from of a big stage is read once, not once per build).
+  const tables = new Map<string, FileHashTable>();
+  const digestOf = async (e: ViewEntry): Promise<Digest> => {
+    const folder = src.context ? src.context.dir : src.view.layers.find((l) => e.host.startsWith(l + '/'));
+    if (!folder) return digestImmutable(e.host, e.stats);
+    let t = tables.get(folder);
+    if (!t) {
+      t = await FileHashTable.open(ctx.store, folder);
+      tables.set(folder, t);
+    }
+    return t.digest(e.host.slice(folder.length + 1), e.host, e.stats);
+  };
   const exclude = new IgnoreMatcher(action.exclude);
   const out: SourceFileRecord[] = [];
   for (const m of await expandSources(action, src)) {
@@ -149,20 +162,19 @@ async function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: Wor
       const rec: SourceFileRecord = {
         path: rel,
         type: e.type,
-        // The context folder's own mode never reaches the image (see copy.ts).
+        // The context folder's own mode never reaches the image.
         mode: src.context && e.path === '/' ? 0o755 : e.stats.mode & 0o7777,
         // The context's owners never reach the image (they become 0:0), so they never count.
         uid: src.context ? 0 : e.stats.uid,
         gid: src.context ? 0 : e.stats.gid,
       };
       if (e.type === 'symlink') rec.linkTarget = await readlink(e.host);
-      else if (e.type === 'file') {
-        rec.digest = table ? await table.digest(e.path.slice(1), e.host, e.stats) : await digestImmutable(e.host, e.stats);
-      } else if (e.type === 'other') rec.mode = e.stats.mode;
+      else if (e.type === 'file') rec.digest = await digestOf(e);
+      else if (e.type === 'other') rec.mode = e.stats.mode;
       out.push(rec);
     }
   }
-  await table?.save();
+  for (const t of tables.values()) await t.save();
   return out;
 }
 
