@@ -2,7 +2,7 @@
 // function (self time), by source area (src/solver, src/worker/..., node: internals, GC) and
 // the idle share (waiting on children, disk or the network).
 //
-//   node dist/bench/peers/cpuprofile.js FILE.cpuprofile [TOP]
+//   node dist/bench/peers/cpuprofile.js FILE.cpuprofile [TOP] [--timeline MS]
 
 import { readFileSync } from 'node:fs';
 
@@ -73,6 +73,46 @@ export function summarise(p: CpuProfile, top = 25): ProfileSummary {
   };
 }
 
+/**
+ * What the main thread did over time: per bucket of `bucketMs`, the share of samples by the
+ * innermost kiln frame on the stack (or idle/GC/node when no kiln frame is), largest first.
+ */
+export function timeline(p: CpuProfile, bucketMs: number): string[] {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const label = new Map<number, string>();
+  const labelOf = (id: number): string => {
+    const known = label.get(id);
+    if (known) return known;
+    let x: number | undefined = id;
+    let out = areaOf(byId.get(id)!.callFrame);
+    while (x !== undefined) {
+      const f = byId.get(x)!.callFrame;
+      if (/\/dist\/src\//.test(f.url)) {
+        out = `${f.functionName || '(anonymous)'} (${f.url.replace(/^.*\/dist\//, '')})`;
+        break;
+      }
+      x = parent.get(x);
+    }
+    label.set(id, out);
+    return out;
+  };
+  const buckets: Map<string, number>[] = [];
+  let t = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += (p.timeDeltas[i] ?? 0) / 1000;
+    const dt = (p.timeDeltas[i + 1] ?? 0) / 1000;
+    const b = (buckets[Math.floor(t / bucketMs)] ??= new Map());
+    const l = labelOf(p.samples[i]!);
+    b.set(l, (b.get(l) ?? 0) + dt);
+  }
+  return buckets.map((b, i) => {
+    const top = [...(b ?? new Map<string, number>())].sort((x, y) => y[1] - x[1]).slice(0, 3);
+    return `${String(i * bucketMs).padStart(6)} ms  ${top.map(([k, v]) => `${((v / bucketMs) * 100).toFixed(0)}% ${k}`).join(' | ')}`;
+  });
+}
+
 export function renderSummary(s: ProfileSummary): string {
   const pct = (x: number) => `${(x * 100).toFixed(1).padStart(5)}%`;
   const ms = (x: number) => `${x.toFixed(0).padStart(7)} ms`;
@@ -88,9 +128,11 @@ export function renderSummary(s: ProfileSummary): string {
 if (process.argv[1]?.endsWith('/bench/peers/cpuprofile.js')) {
   const file = process.argv[2];
   if (!file) {
-    process.stderr.write('usage: node dist/bench/peers/cpuprofile.js FILE.cpuprofile [TOP]\n');
+    process.stderr.write('usage: node dist/bench/peers/cpuprofile.js FILE.cpuprofile [TOP] [--timeline MS]\n');
     process.exit(2);
   }
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
-  process.stdout.write(renderSummary(summarise(profile, Number(process.argv[3] ?? 25))) + '\n');
+  const t = process.argv.indexOf('--timeline');
+  if (t > 0) process.stdout.write(timeline(profile, Number(process.argv[t + 1] ?? 250)).join('\n') + '\n');
+  else process.stdout.write(renderSummary(summarise(profile, Number(process.argv[3] ?? 25))) + '\n');
 }
