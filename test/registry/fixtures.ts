@@ -63,6 +63,7 @@ export function imageOf(layers: Layer[], platform: Platform = { os: 'linux', arc
     ...(platform.variant ? { variant: platform.variant } : {}),
     config: { Cmd: cmd, Env: ['PATH=/bin:/usr/bin'] },
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+    history: layers.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `fixture layer ${i}` })),
   };
   const config = blob(Buffer.from(JSON.stringify(cfg)));
   const desc = (b: Blob, mediaType: string): Descriptor => ({ mediaType, digest: b.digest, size: b.bytes.length });
