@@ -226,7 +226,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
           r = await input.resolveImage(ref, platform);
         } catch (e) {
           if (e instanceof KilnError && e.location) throw e;
-          return fail(`FROM ${ref}: ${(e as Error).message}`, loc);
+          return fail(`image ${ref}: ${(e as Error).message}`, loc);
         }
         const id = `image:${r.ref}@${r.digest}|${formatPlatform(platform)}`;
         nodes[id] ??= { id, op: { kind: 'source.image', ref: r.ref, digest: r.digest, platform }, inputs: [], name: `[internal] load ${r.ref}` };

@@ -10,7 +10,26 @@ import { parseHeredocWord, heredocsFromLine, chompHeredocContent } from '../../s
 import { parseJsonArray, parseWords } from '../../src/frontend/parser/line-parsers.js';
 
 const dir = join(conformanceDir, 'buildkit-dockerfile-parser');
-const extra = (name: string) => JSON.parse(readFileSync(join(dir, 'extra', name), 'utf8')) as Record<string, any>;
+interface HeredocWant { name: string; fileDescriptor: number; expand: boolean; chomp: boolean; content: string }
+interface DirectiveCase { input: string; inputPrefixBytesHex?: string; key?: 'syntax' | 'check'; ok: boolean; ref?: string; cmdline?: string; startLine?: number }
+/** The transcribed tables of extra/*.json, as far as these tests read them. */
+interface Extra {
+  lineNumbers: { root: { startLine: number; endLine: number }; childCount: number; children: { startLine: number; endLine: number }[] };
+  emptyContinuationWarnings: { dockerfile: string; warningCount: number; warnings: { shortContains: string[]; detailContains?: string }[] };
+  lineTooLong: { expectedError: string };
+  extractsHeredoc: { dockerfile: string; children: { childIndex: number; instructionLine: string; heredocs: HeredocWant[] | null | 'not checked' }[] };
+  jsonFormHasNoHeredoc: { dockerfile: string; childrenWithNullHeredocs: number[] };
+  chomp: { input: string; expected: string };
+  parseHeredocWord: { valid: string[]; invalid: string[]; notHeredoc: string[] };
+  heredocsFromLine: { cases: { line: string; heredocNames: string[] | null }[] };
+  jsonArrayValid: { cases: { input: string; expected: string[] }[] };
+  jsonArrayNotAllStrings: { cases: string[] };
+  parseWords: { cases: { input: string; expected: string[] }[] };
+  parseAll: { cases: { input: string; expected: { name: string; value: string }[] }[] };
+  detectSyntax: { cases: DirectiveCase[] };
+  parseDirective: { cases: (DirectiveCase & { key: 'syntax' | 'check' })[] };
+}
+const extra = (name: string) => JSON.parse(readFileSync(join(dir, 'extra', name), 'utf8')) as Extra;
 
 test('testfiles: all 33 dumps are byte-identical to result', () => {
   const cases = readdirSync(join(dir, 'testfiles')).sort();
@@ -44,7 +63,7 @@ test('empty continuation lines warn once per instruction', () => {
   const want = extra('line-info-and-warnings.json').emptyContinuationWarnings;
   const r = parseDockerfile(want.dockerfile);
   assert.equal(r.warnings.length, want.warningCount);
-  want.warnings.forEach((w: { shortContains: string[]; detailContains?: string }, i: number) => {
+  want.warnings.forEach((w, i) => {
     for (const s of w.shortContains) assert.ok(r.warnings[i]!.short.includes(s), r.warnings[i]!.short);
     if (w.detailContains) assert.ok(r.warnings[i]!.detail.includes(w.detailContains));
   });
