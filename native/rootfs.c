@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <limits.h>
 #include <unistd.h>
 #include "sandbox.h"
 
@@ -57,7 +58,11 @@ static int make_target(const char *path, int is_dir) {
     if (f < 0 && errno != EEXIST) fail(errno, "create %s", path);
     if (f >= 0) close(f);
   }
-  if (report_stubs) report("stub %c %s/%s", is_dir ? 'd' : 'f', strcmp(parent, "/") ? parent : "", name);
+  if (report_stubs) {
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof(rel), "%s/%s", strcmp(parent, "/") ? parent : "", name);
+    record_stub(is_dir ? 'd' : 'f', rel);
+  }
   close(pfd);
   free(copy);
   fd = open_in_root(path, 0);

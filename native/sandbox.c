@@ -1,11 +1,11 @@
 /* kiln-sandbox: runs one RUN step isolated from the host.
  *
  * Protocol: the spec arrives on fd 3 (see spec.c) and is read to EOF; status lines go to fd 4:
- *   "stub d|f PATH"   a mount target the sandbox had to create (not part of the step's changes)
  *   "error MESSAGE"   the sandbox could not be set up; the command did not run
  *   "exit N" / "signal N"   how the step's PID 1 ended
  * The step's stdout and stderr are the helper's own. SIGTERM, SIGINT or SIGHUP to the helper
- * kill the step; a kill -9 of the helper kills it too (parent-death signal), and since every
+ * kill the step. After the step the helper removes its mount targets from the upperdir and the
+ * "scrap" folders (see cleanup.c). A kill -9 of the helper kills it too (parent-death signal), and since every
  * mount lives in the step's own mount namespace, nothing is left on the host. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -142,6 +142,7 @@ int main(void) {
   sigaction(SIGHUP, &sa, NULL);
   sigaction(SIGQUIT, &sa, NULL);
 
+  stub_log_init();
   int go[2];
   if (pipe2(go, O_CLOEXEC) < 0) fail(errno, "pipe");
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
@@ -170,6 +171,8 @@ int main(void) {
     if (w < 0 && errno != EINTR) fail(errno, "waitpid");
   }
   timing("reaped");
+  clean_after_step(&s);
+  timing("cleaned");
   if (WIFEXITED(st)) report("exit %d", WEXITSTATUS(st));
   else if (WIFSIGNALED(st)) report("signal %d", WTERMSIG(st));
   return 0;

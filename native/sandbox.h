@@ -32,6 +32,11 @@ struct spec {
   int insecure;
   char **cgroups;
   int ncgroups;
+  const char *upper;        /* the step's upperdir, cleaned of stubs after the step */
+  char **lowers;            /* host folders of the layers, top first */
+  int nlowers;
+  char **scrap;             /* scaffolding folders removed after the step */
+  int nscrap;
 };
 
 extern int status_fd;
@@ -43,6 +48,11 @@ void fail(int errnum, const char *fmt, ...) __attribute__((format(printf, 2, 3),
 
 /* With KILN_SANDBOX_TIMING set, reports "time PHASE MICROSECONDS" since the helper started. */
 void timing(const char *phase);
+
+void stub_log_init(void);
+/* A mount target the sandbox created in the root (type 'd' or 'f'). */
+void record_stub(char type, const char *path);
+void clean_after_step(const struct spec *s);
 
 int parse_spec(const char *buf, size_t size, struct spec *s);
 

@@ -1,12 +1,11 @@
 // RUN: the step runs in the sandbox over an overlay of its input layers; what it changed
 // (the upperdir) becomes its snapshot by rename.
 
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecOp } from '../../graph/ops.js';
 import type { ResolvedInput, StepOutput, WorkerContext } from '../types.js';
 import { KilnError } from '../../util/errors.js';
-import { RootfsView } from '../../store/rootfs-view.js';
 import { mountsUnder } from '../../store/mounts.js';
 import { SandboxSpec } from '../sandbox/spec.js';
 import { startSandbox } from '../sandbox/helper.js';
@@ -14,7 +13,6 @@ import { createStepCgroup, type StepCgroup } from '../sandbox/cgroups.js';
 import { resolveUser } from './user.js';
 import { prepareMounts } from './mounts.js';
 import { overlayMountSpec } from './overlay.js';
-import { removeStubs } from './stubs.js';
 import { OutputTail } from './output-tail.js';
 import { describeFailure } from './failure.js';
 
@@ -43,6 +41,13 @@ function hostResolvConf(): Buffer {
  * show up here, the folder is left alone rather than deleted through it.
  */
 function removeStepDir(dir: string): void {
+  try {
+    // Usually all that is left: the helper removed its scaffolding, the upperdir was renamed.
+    rmdirSync(dir);
+    return;
+  } catch {
+    // something else is still in there
+  }
   const stuck = mountsUnder(dir);
   if (stuck.length > 0) throw new Error(`cannot remove ${dir}: still mounted at ${stuck.join(', ')}`);
   rmSync(dir, { recursive: true, force: true });
@@ -56,8 +61,7 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
   const root = inputs[0];
   if (root && root.kind !== 'state') throw new KilnError('RUN needs a filesystem as its first input');
   const layers = root?.layers ?? [];
-  const view = RootfsView.forSnapshots(ctx.store, layers);
-  const user = await resolveUser(op.user, view);
+  const user = await resolveUser(op.user, layers.map((id) => ctx.store.snapshotFs(id)));
   if (ctx.signal.aborted) throw new KilnError('aborted');
 
   const stepDir = await ctx.store.tempDir('exec');
@@ -73,7 +77,8 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
 
     const lowers = layers.map((id) => ctx.store.snapshotFs(id)).reverse();
     if (lowers.length === 0) lowers.push(empty);
-    const ovl = await overlayMountSpec(lowers, upper, work, join(stepDir, 'lower-links'));
+    const linkDir = join(stepDir, 'lower-links');
+    const ovl = await overlayMountSpec(lowers, upper, work, linkDir);
     const mounts = await prepareMounts(op, inputs, ctx, { dir: stepDir, empty });
     releaseMounts = mounts.release;
 
@@ -99,6 +104,10 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     spec.add('file', '/etc/resolv.conf', '644', '0', '0', 'rw', hostResolvConf());
     spec.add('file', '/etc/hostname', '644', '0', '0', 'rw', Buffer.from(`${SANDBOX_HOSTNAME}\n`));
     for (const r of mounts.records) spec.add(...r);
+    // For the helper's cleanup after the step (mount stubs out of the upperdir, scaffolding gone).
+    spec.add('upper', upper);
+    for (const l of lowers) spec.add('lower', l);
+    for (const d of [work, rootfs, files, empty, linkDir]) spec.add('scrap', d);
 
     cgroup = createStepCgroup(ctx.limits);
     for (const dir of cgroup?.dirs ?? []) spec.add('cgroup', dir);
@@ -146,7 +155,6 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
       }));
     }
 
-    await removeStubs(upper, status.stubs, view);
     if (readdirSync(upper).length === 0) return { snapshot: null };
     await ctx.store.commitSnapshot(snapshotId, upper, { source: 'exec', empty: false });
     return { snapshot: snapshotId };

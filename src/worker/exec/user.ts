@@ -2,7 +2,7 @@
 // /etc/passwd and /etc/group (read through the layers, nothing mounted).
 
 import { KilnError } from '../../util/errors.js';
-import type { RootfsView } from '../../store/rootfs-view.js';
+import { readImageFile } from './image-file.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -47,11 +47,12 @@ function parseGroup(text: string): GroupEntry[] {
   return out;
 }
 
-export async function resolveUser(spec: string, view: RootfsView): Promise<ResolvedUser> {
+/** `layers`: the image's layer folders, bottom to top. */
+export async function resolveUser(spec: string, layers: readonly string[]): Promise<ResolvedUser> {
   // No USER means uid 0 even without an /etc/passwd (scratch images), as runc does.
   const [userPart = '', groupPart] = (spec || '0').split(':', 2) as [string, string | undefined];
-  const passwd = parsePasswd((await view.readFileIfExists('/etc/passwd'))?.toString('utf8') ?? '');
-  const groups = parseGroup((await view.readFileIfExists('/etc/group'))?.toString('utf8') ?? '');
+  const passwd = parsePasswd((await readImageFile(layers, '/etc/passwd'))?.toString('utf8') ?? '');
+  const groups = parseGroup((await readImageFile(layers, '/etc/group'))?.toString('utf8') ?? '');
 
   const byName = passwd.find((p) => p.name === userPart);
   const pw = byName ?? (isNumber(userPart) ? passwd.find((p) => p.uid === Number(userPart)) : undefined);

@@ -24,8 +24,6 @@ export class SandboxSpec {
 
 /** What the sandbox decided about the root filesystem and how the step ended. */
 export interface SandboxStatus {
-  /** Mount targets the sandbox created in the root (`d` folder, `f` file), in creation order. */
-  stubs: { type: 'd' | 'f'; path: string }[];
   setupError?: string;
   exitCode?: number;
   signal?: number;
@@ -34,14 +32,13 @@ export interface SandboxStatus {
 }
 
 export function parseStatus(text: string): SandboxStatus {
-  const st: SandboxStatus = { stubs: [], timings: {} };
+  const st: SandboxStatus = { timings: {} };
   for (const line of text.split('\n')) {
     const sp = line.indexOf(' ');
     if (sp < 0) continue;
     const word = line.slice(0, sp);
     const rest = line.slice(sp + 1);
-    if (word === 'stub' && (rest[0] === 'd' || rest[0] === 'f')) st.stubs.push({ type: rest[0], path: rest.slice(2) });
-    else if (word === 'error') st.setupError = rest;
+    if (word === 'error') st.setupError = rest;
     else if (word === 'exit') st.exitCode = Number(rest);
     else if (word === 'signal') st.signal = Number(rest);
     else if (word === 'time') {
