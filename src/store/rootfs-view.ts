@@ -222,7 +222,12 @@ export class RootfsView {
   async readdir(dir: ViewEntry): Promise<ViewEntry[]> {
     const names = new Set<string>();
     for (const d of dir.dirs) {
-      for (const n of readdirSync(d)) names.add(n);
+      for (const n of readdirSync(d)) {
+        // Node decodes names as UTF-8; a name that is not would be looked up under a mangled
+        // name and silently dropped, so say so instead.
+        if (n.includes('\uFFFD')) throw new KilnError(`${childPath(dir.path, n)}: file names that are not UTF-8 are not supported`);
+        names.add(n);
+      }
     }
     const out: ViewEntry[] = [];
     for (const n of [...names].sort()) {

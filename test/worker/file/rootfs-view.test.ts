@@ -76,3 +76,10 @@ test('an empty layer stack is an empty root directory', async () => {
   assert.deepEqual(await empty.readdir(root), []);
   assert.equal(await empty.readFileIfExists('/etc/passwd'), undefined);
 });
+
+test('a file name that is not UTF-8 is an error, not a silently dropped file', async () => {
+  const dir = await tempDir('kiln-view-bytes-');
+  await writeFile(Buffer.concat([Buffer.from(dir + '/bad'), Buffer.from([0xff])]), 'x');
+  const v = new RootfsView([dir]);
+  await assert.rejects(v.readdir(await v.root()), /not UTF-8/);
+});
