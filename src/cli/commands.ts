@@ -17,5 +17,8 @@ export const commands: Record<string, () => Promise<{ default: Command }>> = {
   tag: () => import('./cmd-tag.js'),
   rmi: () => import('./cmd-rmi.js'),
   export: () => import('./cmd-export.js'),
+  store: () => import('./cmd-store.js'),
+  du: () => import('./cmd-du.js'),
+  prune: () => import('./cmd-prune.js'),
   build: () => import('./cmd-build.js'),
 };

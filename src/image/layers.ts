@@ -56,6 +56,7 @@ export async function ensureLayer(
 ): Promise<LayerResult> {
   const meta = await store.getSnapshot(snapshotId);
   if (!meta) throw new KilnError(`snapshot ${snapshotId} is not in the store`);
+  await store.markSnapshotUsed(snapshotId);
   const fromImage = meta.source === 'layer';
   const tarEpoch = opts.sourceDateEpoch ?? null;
   const diffIdValid = meta.diffId !== undefined && (fromImage || (meta.tarEpoch ?? null) === tarEpoch);

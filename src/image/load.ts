@@ -150,6 +150,7 @@ export async function materializeLayer(store: Store, diffId: Digest, desc: Descr
   const blobRec = { digest: desc.digest as Digest, size: desc.size, mediaType: layerMediaType(compression) };
   const existing = await store.getSnapshot(id);
   if (existing) {
+    await store.markSnapshotUsed(id);
     if (!existing.blobs?.[compression] || !(await store.hasBlob(existing.blobs[compression].digest))) {
       if (await store.hasBlob(blobRec.digest)) await store.updateSnapshotMeta(id, { blobs: { ...existing.blobs, [compression]: blobRec } });
     }

@@ -3,7 +3,7 @@
 // the store valid, and several kiln processes can share one root.
 
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile, readdir, open } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile, readdir, open, utimes } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -276,6 +276,17 @@ export class Store {
     }
     const meta = await this.getSnapshot(id);
     return meta && meta.diffId === diffId ? id : undefined;
+  }
+
+  /** Records that a snapshot was just used (a cache hit, an export): prune removes least recently used first. */
+  async markSnapshotUsed(id: string): Promise<void> {
+    const p = join(this.snapshotDir(id), 'used');
+    const now = new Date();
+    try {
+      await utimes(p, now, now);
+    } catch {
+      await writeFile(p, '').catch(() => undefined); // gone already: nothing to record
+    }
   }
 
   async listSnapshots(): Promise<string[]> {

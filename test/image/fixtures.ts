@@ -1,5 +1,5 @@
 // Test images made straight through the store API (no build needed): a snapshot per layer.
-import { mkdir, utimes, readdir, lstat } from 'node:fs/promises';
+import { mkdir, utimes, readdir, lstat, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../../src/store/store.js';
@@ -11,6 +11,7 @@ export async function commitTestSnapshot(store: Store, fill: (dir: string) => Pr
   await mkdir(fs);
   await fill(fs);
   await store.commitSnapshot(id, fs, { source: 'file' });
+  await rm(staging, { recursive: true, force: true });
   return id;
 }
 
