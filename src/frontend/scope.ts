@@ -28,6 +28,8 @@ export class StageScope {
   // ENV as an ordered map (a replaced key keeps its place, as BuildKit's addEnv does); the
   // KEY=VALUE list is built only when a RUN or the image config needs it.
   private readonly envMap = new Map<string, string>();
+  /** `KEY=VALUE` per key, built once per assignment rather than per list. */
+  private readonly envEntries = new Map<string, string>();
   private envCache?: string[];
   /** In declaration order; a redeclared ARG keeps its first position. Replaced, never mutated. */
   private argList: readonly DeclaredArg[] = [];
@@ -36,12 +38,14 @@ export class StageScope {
   constructor(env: readonly string[]) {
     for (const e of env) {
       const eq = e.indexOf('=');
-      this.envMap.set(eq < 0 ? e : e.slice(0, eq), eq < 0 ? '' : e.slice(eq + 1));
+      const key = eq < 0 ? e : e.slice(0, eq);
+      this.envMap.set(key, eq < 0 ? '' : e.slice(eq + 1));
+      this.envEntries.set(key, eq < 0 ? `${e}=` : e);
     }
   }
 
   get env(): string[] {
-    this.envCache ??= [...this.envMap].map(([k, v]) => `${k}=${v}`);
+    this.envCache ??= [...this.envEntries.values()];
     return this.envCache;
   }
 
@@ -51,6 +55,7 @@ export class StageScope {
 
   setEnv(key: string, value: string): void {
     this.envMap.set(key, value);
+    this.envEntries.set(key, `${key}=${value}`);
     this.envCache = undefined;
     this.cachedExec = undefined;
   }
