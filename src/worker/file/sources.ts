@@ -3,6 +3,7 @@
 // runFile copies exactly these trees and fileOpContentKey hashes exactly these trees, so the
 // cache key can never disagree with what lands in the layer.
 
+import { isAbsolute, relative, sep } from 'node:path';
 import type { CopyAction } from '../../graph/ops.js';
 import type { ResolvedInput } from '../types.js';
 import type { Store } from '../../store/store.js';
@@ -21,9 +22,14 @@ export interface SourceRoot {
 export function openSource(input: ResolvedInput | undefined, store: Store, index: number): SourceRoot {
   if (!input) throw new Error(`file op: input ${index} is missing`);
   if (input.kind === 'context') {
+    // A store inside the context (kiln's default cache/ when building the checkout itself) is
+    // never part of it: a COPY would otherwise read its own staging folder while writing it.
+    const storeRel = relative(input.dir, store.root);
+    const inside = storeRel !== '' && !storeRel.startsWith('..') && !isAbsolute(storeRel);
+    const patterns = inside ? [...input.excludePatterns, storeRel.split(sep).join('/')] : input.excludePatterns;
     return {
       view: new RootfsView([input.dir]),
-      context: { dir: input.dir, ignore: new IgnoreMatcher(input.excludePatterns) },
+      context: { dir: input.dir, ignore: new IgnoreMatcher(patterns) },
       label: 'the build context',
     };
   }

@@ -313,3 +313,15 @@ test('COPY: nothing is written outside the staged folder when a copy fails midwa
   assert.deepEqual(await (await import('node:fs/promises')).readdir(store.path('tmp')), await before);
   await chmod(ctxDir, 0o755);
 });
+
+test('COPY: a store inside the context is never part of it', async () => {
+  const ctxDir = await tempDir('kiln-ctx-');
+  await writeTree(ctxDir, { 'a.txt': 'A' });
+  const { Store } = await import('../../../src/store/store.js');
+  const inner = await Store.open(join(ctxDir, 'cache'));
+  const out = await runAndList(inner, fileOp(copyAction({ src: ['.'], dest: '/c/' })), [
+    { kind: 'state', layers: [] },
+    { kind: 'context', dir: ctxDir, excludePatterns: ['!cache'] },
+  ]);
+  assert.deepEqual(out, { c: D(), 'c/a.txt': F('A') });
+});
