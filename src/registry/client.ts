@@ -27,6 +27,9 @@ export interface RegistryOptions {
 export const MANIFEST_TYPES = [MediaType.ociIndex, MediaType.dockerManifestList, MediaType.ociManifest, MediaType.dockerManifest];
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+/** The connection failed (not the registry's answer): worth another try. */
+export class NetworkError extends KilnError {}
+
 export interface FetchedManifest {
   bytes: Buffer;
   mediaType: string;
@@ -70,6 +73,10 @@ export class RegistryClient {
     readonly registry: string,
     private readonly opts: RegistryOptions = {},
   ) {}
+
+  aborted(): boolean {
+    return this.opts.signal?.aborted ?? false;
+  }
 
   private allowHttp(): boolean {
     return isLoopbackRegistry(this.registry) || (this.opts.insecureRegistries ?? []).includes(this.registry);
@@ -167,7 +174,7 @@ export class RegistryClient {
         } as RequestInit);
       } catch (err) {
         if (this.opts.signal?.aborted) throw err;
-        throw new KilnError(`registry ${this.registry}: ${init.method ?? 'GET'} ${new URL(url).pathname} failed: ${causeMessage(err)}`);
+        throw new NetworkError(`registry ${this.registry}: ${init.method ?? 'GET'} ${new URL(url).pathname} failed: ${causeMessage(err)}`);
       }
       if (res.status !== 401 || attempt > 0) return res;
       await drain(res);

@@ -2,13 +2,14 @@
 // the local store, tagged so `FROM REF` finds it. Blobs are verified while they stream and
 // enter the store only whole and correct; blobs already there are not downloaded again.
 
+import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
 import type { Descriptor, ImageConfigFile, ImageIndex, ImageManifest, Platform } from '../image/types.js';
 import { MediaType } from '../image/types.js';
 import { KilnError, errorMessage } from '../util/errors.js';
-import { clientFor, type RegistryClient, type RegistryOptions } from './client.js';
+import { clientFor, NetworkError, type RegistryClient, type RegistryOptions } from './client.js';
 import { formatReference, parseReference, referenceTarget, repositoryName, type ImageReference } from './reference.js';
 import { defaultPlatform, formatPlatform, normalizePlatform, platformMatches, selectPlatform } from './platform.js';
 import { recordBlobSource } from './blob-sources.js';
@@ -201,17 +202,30 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions = {
   };
 }
 
-/** Streams one blob into the store, verified against its digest; a mismatch stores nothing. */
+/**
+ * Streams one blob into the store, verified against its digest; a mismatch stores nothing and
+ * is final. A connection that breaks mid-stream is retried (registries behind CDNs do that).
+ */
 async function downloadBlob(store: Store, client: RegistryClient, repo: string, digest: Digest, name: string): Promise<void> {
-  const body = await client.fetchBlob(repo, digest);
-  try {
-    await store.ingestStream(body, digest);
-  } catch (err) {
-    body.destroy();
-    if (err instanceof KilnError && err.message.includes('does not match')) {
-      throw new KilnError(`${name}: blob ${digest} from ${client.registry} is corrupt: ${err.message}`);
+  const attempts = 3;
+  for (let attempt = 1; ; attempt++) {
+    let body: Readable | undefined;
+    try {
+      body = await client.fetchBlob(repo, digest);
+      await store.ingestStream(body, digest);
+      return;
+    } catch (err) {
+      body?.destroy();
+      if (err instanceof KilnError && err.message.includes('does not match')) {
+        throw new KilnError(`${name}: blob ${digest} from ${client.registry} is corrupt: ${err.message}`);
+      }
+      // The registry's own answers (404, 401, ...) are final; broken connections are not.
+      const transient = err instanceof NetworkError || !(err instanceof KilnError);
+      if (!transient) throw err;
+      if (attempt >= attempts || client.aborted()) {
+        throw new KilnError(`${name}: downloading blob ${digest} failed: ${errorMessage(err)}`);
+      }
     }
-    throw new KilnError(`${name}: downloading blob ${digest} failed: ${errorMessage(err)}`);
   }
 }
 

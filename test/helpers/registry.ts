@@ -271,6 +271,8 @@ export interface TestProxy {
 export interface ProxyOptions {
   /** Flip one byte in the body of every blob GET whose digest this returns true for. */
   corruptBlob?: (digest: string) => boolean;
+  /** Cut the connection after the first chunk of a blob GET whose digest this returns true for. */
+  breakBlob?: (digest: string) => boolean;
 }
 
 /** An HTTP proxy in front of `target` (`127.0.0.1:PORT`) that records requests and can corrupt blobs. */
@@ -280,6 +282,7 @@ export async function startProxy(target: string, opts: ProxyOptions = {}): Promi
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const blob = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '');
     const corrupt = req.method === 'GET' && blob !== null && (opts.corruptBlob?.(blob[1]!) ?? false);
+    const cut = req.method === 'GET' && blob !== null && !corrupt && (opts.breakBlob?.(blob[1]!) ?? false);
     const up = httpRequest(
       // The Host header passes through unchanged: the registry builds Location URLs from it, so
       // upload sessions keep going through the proxy.
@@ -287,6 +290,14 @@ export async function startProxy(target: string, opts: ProxyOptions = {}): Promi
       (upRes) => {
         requests.push({ method: req.method ?? '', url: req.url ?? '', status: upRes.statusCode ?? 0 });
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        if (cut) {
+          upRes.once('data', (chunk: Buffer) => {
+            res.write(chunk.subarray(0, Math.max(1, chunk.length >> 1)));
+            upRes.destroy();
+            res.destroy();
+          });
+          return;
+        }
         if (!corrupt) {
           upRes.pipe(res);
           return;

@@ -20,6 +20,8 @@ const src = await Store.open(await tempDir('kiln-store-'));
 await storeImage(src, img);
 await pushImage(src, img.manifest.digest, `${reg.host}/corrupt/img:1`);
 const proxy = await startProxy(reg.host, { corruptBlob: (d) => d === bad.digest });
+let breaks = 0;
+const flaky = await startProxy(reg.host, { breakBlob: (d) => d === bad.digest && breaks++ < 1 });
 
 test('a flipped byte in a layer fails the pull, names the digest, and stores nothing of it', async () => {
   const root = await tempDir('kiln-store-');
@@ -38,4 +40,14 @@ test('a flipped byte in a layer fails the pull, names the digest, and stores not
   const ok = await runKiln(['pull', '--root', root, `${reg.host}/corrupt/img:1`]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal((await store.getRef(`${reg.host}/corrupt/img:1`))?.digest, img.manifest.digest);
+});
+
+test('a connection cut in the middle of a blob is retried and the pull completes', async () => {
+  const root = await tempDir('kiln-store-');
+  const r = await runKiln(['pull', '--root', root, `${flaky.host}/corrupt/img:1`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(breaks, 2, 'the first GET was cut, the second went through');
+  const store = await Store.open(root);
+  assert.equal(await store.hasBlob(bad.digest), true);
+  assert.deepEqual(await readdir(join(root, 'tmp')), []);
 });
