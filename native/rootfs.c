@@ -174,22 +174,15 @@ static void mount_sys(int insecure) {
   }
 }
 
-/* A private tmpfs on the host folder `files_dir` (seen only in this namespace) holds secret
- * and heredoc contents, so they never touch a disk or the layer. */
+/* Secret and heredoc contents live in the private tmpfs: they never touch a disk or the layer. */
 static void mount_file(const struct spec *s, const struct record *r, int idx) {
-  if (!s->files_dir) fail(EINVAL, "file mount without a files folder");
-  static int tmpfs_ready;
-  if (!tmpfs_ready) {
-    if (mount("tmpfs", s->files_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700") < 0) fail(errno, "files tmpfs");
-    tmpfs_ready = 1;
-  }
   const char *target = r->tok[1];
   mode_t mode = (mode_t)strtoul(r->tok[2], NULL, 8);
   uid_t uid = (uid_t)strtoul(r->tok[3], NULL, 10);
   gid_t gid = (gid_t)strtoul(r->tok[4], NULL, 10);
   int readonly = !strcmp(r->tok[5], "ro");
   char path[4096];
-  snprintf(path, sizeof(path), "%s/%d", s->files_dir, idx);
+  snprintf(path, sizeof(path), "%s/f%d", s->private_dir, idx);
   int f = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
   if (f < 0) fail(errno, "stage %s", target);
   size_t off = 0;
@@ -240,10 +233,14 @@ static void run_mount_records(const struct spec *s) {
 void setup_rootfs(const struct spec *s) {
   /* Nothing we mount may propagate back to the host. */
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(errno, "make mounts private");
+  if (mount("tmpfs", s->private_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700") < 0) fail(errno, "private tmpfs");
+  char rootfs[PATH_MAX];
+  snprintf(rootfs, sizeof(rootfs), "%s/root", s->private_dir);
+  if (mkdir(rootfs, 0755) < 0) fail(errno, "mkdir %s", rootfs);
   if (s->ovl_cwd && chdir(s->ovl_cwd) < 0) fail(errno, "chdir %s", s->ovl_cwd);
-  if (mount("overlay", s->rootfs, "overlay", 0, s->ovl_data) < 0) fail(errno, "mount the root overlay");
+  if (mount("overlay", rootfs, "overlay", 0, s->ovl_data) < 0) fail(errno, "mount the root overlay");
   timing("overlay");
-  rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) fail(errno, "open root");
   mount_proc(s->insecure);
   mount_dev();
@@ -256,7 +253,7 @@ void setup_rootfs(const struct spec *s) {
   int cwd = make_target(s->cwd, 1);
   close(cwd);
 
-  if (chdir(s->rootfs) < 0) fail(errno, "chdir root");
+  if (chdir(rootfs) < 0) fail(errno, "chdir root");
   if (syscall(SYS_pivot_root, ".", ".") < 0) fail(errno, "pivot_root");
   if (umount2(".", MNT_DETACH) < 0) fail(errno, "detach the old root");
   close(rootfd);

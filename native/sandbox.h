@@ -16,10 +16,11 @@ struct spec {
   struct record *rec;
   int nrec;
   /* Filled from the records for quick access. */
-  const char *rootfs;       /* host folder the root overlay is mounted on (in our namespace only) */
   const char *ovl_cwd;      /* lowerdir paths in ovl_data may be relative to this folder */
   const char *ovl_data;     /* overlay mount options: lowerdir=...,upperdir=...,workdir=... */
-  const char *files_dir;    /* host folder we mount a private tmpfs on for secrets and heredocs */
+  /* Host folder the step's init mounts a private tmpfs on (seen only in its namespace): it
+   * holds the root overlay's mount point and the contents of secrets and heredocs. */
+  const char *private_dir;
   const char *cwd;
   const char *hostname;
   char **argv;

@@ -52,9 +52,8 @@ int parse_spec(const char *buf, size_t size, struct spec *s) {
     }
     if (r.n == 0) continue;
     const char *k = r.tok[0];
-    if (!strcmp(k, "rootfs") && r.n == 2) s->rootfs = r.tok[1];
-    else if (!strcmp(k, "overlay") && r.n == 3) { s->ovl_cwd = r.tok[1]; s->ovl_data = r.tok[2]; }
-    else if (!strcmp(k, "files") && r.n == 2) s->files_dir = r.tok[1];
+    if (!strcmp(k, "overlay") && r.n == 3) { s->ovl_cwd = r.tok[1]; s->ovl_data = r.tok[2]; }
+    else if (!strcmp(k, "private") && r.n == 2) s->private_dir = r.tok[1];
     else if (!strcmp(k, "cwd") && r.n == 2) s->cwd = r.tok[1];
     else if (!strcmp(k, "hostname") && r.n == 2) s->hostname = r.tok[1];
     else if (!strcmp(k, "arg") && r.n == 2) push((void ***)&s->argv, &nargv, r.tok[1]);
@@ -77,7 +76,7 @@ int parse_spec(const char *buf, size_t size, struct spec *s) {
     if (!s->rec) return -1;
     s->rec[s->nrec++] = r;
   }
-  if (!s->rootfs || !s->ovl_data || !s->argv || !s->argv[0]) return -1;
+  if (!s->private_dir || !s->ovl_data || !s->argv || !s->argv[0]) return -1;
   if (!s->envp) {
     s->envp = calloc(1, sizeof(char *));
   }

@@ -10,6 +10,7 @@ import { mountsUnder } from '../../store/mounts.js';
 import { SandboxSpec } from '../sandbox/spec.js';
 import { startSandbox } from '../sandbox/helper.js';
 import { createStepCgroup, type StepCgroup } from '../sandbox/cgroups.js';
+import { ensureSkeleton } from '../sandbox/skeleton.js';
 import { resolveUser } from './user.js';
 import { prepareMounts } from './mounts.js';
 import { overlayMountSpec } from './overlay.js';
@@ -70,16 +71,14 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
   try {
     const upper = join(stepDir, 'upper');
     const work = join(stepDir, 'work');
-    const rootfs = join(stepDir, 'root');
-    const files = join(stepDir, 'files');
-    const empty = join(stepDir, 'empty');
-    for (const d of [upper, work, rootfs, files, empty]) mkdirSync(d);
+    const privateDir = join(stepDir, 'private');
+    for (const d of [upper, work, privateDir]) mkdirSync(d);
 
-    const lowers = layers.map((id) => ctx.store.snapshotFs(id)).reverse();
-    if (lowers.length === 0) lowers.push(empty);
+    const skeleton = await ensureSkeleton(ctx.store);
+    const lowers = [...layers.map((id) => ctx.store.snapshotFs(id)).reverse(), skeleton];
     const linkDir = join(stepDir, 'lower-links');
     const ovl = await overlayMountSpec(lowers, upper, work, linkDir);
-    const mounts = await prepareMounts(op, inputs, ctx, { dir: stepDir, empty });
+    const mounts = await prepareMounts(op, inputs, ctx, { dir: stepDir });
     releaseMounts = mounts.release;
 
     const env = [...op.env, ...mounts.env];
@@ -88,9 +87,8 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     if (!hasVar(env, 'HOSTNAME')) env.push(`HOSTNAME=${SANDBOX_HOSTNAME}`);
 
     const spec = new SandboxSpec()
-      .add('rootfs', rootfs)
+      .add('private', privateDir)
       .add('overlay', ovl.cwd, ovl.data)
-      .add('files', files)
       .add('cwd', op.cwd || '/')
       .add('hostname', SANDBOX_HOSTNAME)
       .add('user', String(user.uid), String(user.gid), ...user.groups.map(String));
@@ -107,7 +105,7 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     // For the helper's cleanup after the step (mount stubs out of the upperdir, scaffolding gone).
     spec.add('upper', upper);
     for (const l of lowers) spec.add('lower', l);
-    for (const d of [work, rootfs, files, empty, linkDir]) spec.add('scrap', d);
+    for (const d of [work, privateDir, linkDir]) spec.add('scrap', d);
 
     cgroup = createStepCgroup(ctx.limits);
     for (const dir of cgroup?.dirs ?? []) spec.add('cgroup', dir);

@@ -23,7 +23,6 @@ export interface PreparedMounts {
 interface StepDirs {
   /** Private scratch folder of this step (removed after it). */
   dir: string;
-  empty: string;
 }
 
 /** A path inside the mount's source, never above its root. */
@@ -81,6 +80,9 @@ export async function prepareMounts(
     await mkdir(d);
     return d;
   };
+  // A layer that changes nothing, for overlays that need a second lower.
+  let empty: string | undefined;
+  const emptyDir = async () => (empty ??= await scratchDir('empty'));
   try {
     // Parents before children, so a mount inside another mount's target lands on top of it.
     const sorted = [...op.mounts].sort((a, b) => depth(a) - depth(b));
@@ -96,7 +98,7 @@ export async function prepareMounts(
             if (!mnt.readwrite && !filtered) records.push(['bind', normalize(join(input.dir, source)), mnt.target, 'ro']);
             else {
               // Ignored files are whited out; writes to a rw bind are discarded (a throwaway upper).
-              const lowers = filtered ? [hidden, input.dir] : [input.dir, dirs.empty];
+              const lowers = filtered ? [hidden, input.dir] : [input.dir, await emptyDir()];
               const staging = await scratchDir('bind-at');
               const upper = mnt.readwrite ? await scratchDir('bind-upper') : undefined;
               const work = mnt.readwrite ? await scratchDir('bind-work') : undefined;
@@ -105,7 +107,7 @@ export async function prepareMounts(
             }
           } else {
             const lowers = input.layers.map((id) => ctx.store.snapshotFs(id)).reverse();
-            if (lowers.length === 0) lowers.push(dirs.empty);
+            if (lowers.length === 0) lowers.push(await emptyDir());
             const staging = await scratchDir('bind-at');
             if (mnt.readwrite) {
               const upper = await scratchDir('bind-upper');
@@ -114,7 +116,7 @@ export async function prepareMounts(
               records.push(['overlay-at', staging, o.cwd, o.data, source, mnt.target, 'rw']);
             } else {
               // A read-only overlay needs two lowers at least; an empty one changes nothing.
-              if (lowers.length === 1) lowers.push(dirs.empty);
+              if (lowers.length === 1) lowers.push(await emptyDir());
               const o = await overlayMountSpec(lowers, undefined, undefined, `${staging}-links`);
               records.push(['overlay-at', staging, o.cwd, o.data, source, mnt.target, 'ro']);
             }

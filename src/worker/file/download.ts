@@ -7,6 +7,8 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Digest } from '../../graph/ops.js';
 import type { WorkerContext } from '../types.js';
 import { KilnError, errorMessage } from '../../util/errors.js';
+import { hexOf, sha256 } from '../../util/digest.js';
+import { mkdir, readFile } from 'node:fs/promises';
 
 /** Downloads already made by this process, by URL (and expected digest). */
 const fetched = new Map<string, Promise<Digest>>();
@@ -22,24 +24,61 @@ export function downloadToBlob(url: string, ctx: WorkerContext, expected?: Diges
   return p;
 }
 
+/** What the last download of a URL returned, so the next build can ask "changed since?". */
+interface Validators {
+  etag?: string;
+  lastModified?: string;
+  digest: Digest;
+}
+
+function validatorsPath(ctx: WorkerContext, url: string): string {
+  return ctx.store.path('cache', 'download', `${hexOf(sha256(url))}.json`);
+}
+
+async function readValidators(ctx: WorkerContext, url: string): Promise<Validators | undefined> {
+  try {
+    const v = JSON.parse(await readFile(validatorsPath(ctx, url), 'utf8')) as Validators;
+    return (await ctx.store.hasBlob(v.digest)) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function fetchOnce(url: string, ctx: WorkerContext, expected?: Digest): Promise<Digest> {
   if (expected && (await ctx.store.hasBlob(expected))) return expected;
+  // Without a checksum the content decides the cache key, so the URL is asked every build;
+  // a conditional request keeps that to a 304 when nothing changed (as BuildKit does).
+  const known = expected ? undefined : await readValidators(ctx, url);
+  const headers: Record<string, string> = {};
+  if (known?.etag) headers['if-none-match'] = known.etag;
+  if (known?.lastModified) headers['if-modified-since'] = known.lastModified;
   let res: Response;
   try {
-    res = await fetch(url, { signal: ctx.signal, redirect: 'follow' });
+    res = await fetch(url, { signal: ctx.signal, redirect: 'follow', headers });
   } catch (err) {
     throw new KilnError(`ADD ${url}: download failed: ${errorMessage((err as Error).cause ?? err)}`);
   }
+  if (res.status === 304 && known) {
+    await res.body?.cancel();
+    return known.digest;
+  }
   if (!res.ok || !res.body) throw new KilnError(`ADD ${url}: download failed: HTTP ${res.status} ${res.statusText}`);
+  let digest: Digest;
   try {
-    const info = await ctx.store.ingestStream(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), expected);
-    return info.digest;
+    digest = (await ctx.store.ingestStream(Readable.fromWeb(res.body as WebReadableStream<Uint8Array>), expected)).digest;
   } catch (err) {
     if (err instanceof KilnError && expected) {
       throw new KilnError(`ADD ${url}: checksum mismatch: --checksum is ${expected} but the download is ${/got (sha256:[0-9a-f]+)/.exec(err.message)?.[1] ?? 'different'}`);
     }
     throw err;
   }
+  const etag = res.headers.get('etag') ?? undefined;
+  const lastModified = res.headers.get('last-modified') ?? undefined;
+  if (!expected && (etag || lastModified)) {
+    await mkdir(ctx.store.path('cache', 'download'), { recursive: true });
+    await ctx.store.writeFileAtomic(validatorsPath(ctx, url), JSON.stringify({ etag, lastModified, digest } satisfies Validators));
+  }
+  return digest;
 }
 
 /** The file name a URL downloads to: the last component of its path. */

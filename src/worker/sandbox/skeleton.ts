@@ -1,0 +1,36 @@
+// The bottom layer of every RUN's overlay: empty /proc, /dev, /sys and /etc/hosts,
+// /etc/resolv.conf, /etc/hostname for the sandbox to mount on. With the mount targets already
+// in a lower layer, the sandbox creates nothing in the upperdir for them (no stub to clean up,
+// no copy-up of /etc). Being the bottom layer it hides nothing of the image: every image layer
+// sits above it, and an image folder's owner and mode win over the skeleton's.
+
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Store } from '../../store/store.js';
+
+const NAME = 'sandbox-skeleton-v1';
+const known = new Map<string, string>();
+
+export async function ensureSkeleton(store: Store): Promise<string> {
+  const dir = store.path('mounts', NAME);
+  if (known.get(store.root) === dir || existsSync(dir)) {
+    known.set(store.root, dir);
+    return dir;
+  }
+  const staging = await store.tempDir('skeleton');
+  const fs = join(staging, 'fs');
+  for (const d of ['proc', 'dev', 'sys', 'etc']) await mkdir(join(fs, d), { recursive: true });
+  for (const d of ['', 'proc', 'dev', 'sys', 'etc']) await chmod(join(fs, d), 0o755);
+  for (const f of ['hosts', 'resolv.conf', 'hostname']) await writeFile(join(fs, 'etc', f), '', { mode: 0o644 });
+  try {
+    await rename(fs, dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err; // another kiln made it first
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  known.set(store.root, dir);
+  return dir;
+}
