@@ -117,5 +117,6 @@ void clean_after_step(const struct spec *s) {
       remove_copied_up_parents(s, rel);
     }
   }
+  timing("stubs-cleaned");
   for (int i = 0; i < s->nscrap; i++) nftw(s->scrap[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -76,6 +76,7 @@ void apply_security(const struct spec *s) {
   /* A non-root uid has already lost every capability with setuid. */
   if (s->uid == 0 && !s->insecure) set_caps();
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "no_new_privs");
+  timing("creds");
   if (!s->insecure) install_seccomp();
   /* Credentials changed above, which clears the parent-death signal: set it again. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(errno, "pdeathsig");
