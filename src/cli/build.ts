@@ -109,9 +109,10 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const digests = { manifestDigest: written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushTo.size > 0 };
       if (o.iidfile) await writeIidFile(o.iidfile, digests);
       if (o.metadataFile) await writeMetadataFile(o.metadataFile, digests);
+      progress.sink({ type: 'result', ...digests });
       progress.close();
       if (o.progress === 'quiet') process.stdout.write(`${written.configDigest}\n`);
-      else {
+      else if (o.progress !== 'json') {
         process.stderr.write(`writing image ${written.manifestDigest} done\n`);
         for (const t of names) process.stderr.write(`naming to ${t} done\n`);
       }

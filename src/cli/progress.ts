@@ -69,6 +69,8 @@ function plainProgress(out: NodeJS.WriteStream): Progress {
       case 'message':
         out.write(`${e.level === 'warning' ? 'WARNING: ' : ''}${e.text}\n`);
         return;
+      case 'result':
+        return; // the CLI says what it wrote in its own words
     }
   };
   return { sink, close: () => {} };
@@ -122,6 +124,7 @@ function ttyProgress(out: NodeJS.WriteStream): Progress {
     timer ??= setTimeout(draw, 100);
   };
   const sink: EventSink = (e) => {
+    if (e.type === 'result') return;
     if (e.type === 'message') messages.push(`${e.level === 'warning' ? 'WARNING: ' : ''}${e.text}`);
     else if (e.type === 'explain') messages.push(...e.reasons.map((r) => `cache miss: ${r}`));
     else {

@@ -39,6 +39,16 @@ export interface MessageEvent {
   text: string;
 }
 
-export type BuildEvent = StepEvent | LogEvent | ExplainEvent | MessageEvent;
+/** The last event of a successful build: what it wrote. */
+export interface ResultEvent {
+  type: 'result';
+  manifestDigest: string;
+  configDigest: string;
+  /** The references it was named (and pushed, when `pushed`). */
+  names: string[];
+  pushed: boolean;
+}
+
+export type BuildEvent = StepEvent | LogEvent | ExplainEvent | MessageEvent | ResultEvent;
 
 export type EventSink = (e: BuildEvent) => void;
