@@ -144,7 +144,7 @@ export class Store {
     // Consumers see the error through their own listeners; this one keeps a consumer that has
     // already stopped reading (say, a tar writer that failed first) from crashing the process.
     verify.on('error', () => undefined);
-    const src = createReadStream(this.blobPath(d));
+    const src = createReadStream(this.blobPath(d), { highWaterMark: 1 << 20 });
     src.on('error', (err) => verify.destroy(new KilnError(`blob ${d} is not in the store`, { cause: err })));
     return src.pipe(verify);
   }

@@ -204,7 +204,7 @@ async function entry(pack: tar.Pack, header: TarHeader, body?: Buffer, file?: st
   done.catch(() => undefined); // a failed read is reported by the loop below
   (sink as unknown as NodeJS.EventEmitter).on('error', () => undefined);
   let written = 0;
-  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     written += chunk.length;
     if (written > (header.size ?? 0)) throw new Error(`${file} grew while it was being archived`);
     if (!sink.write(chunk)) await once(sink as unknown as NodeJS.EventEmitter, 'drain');
