@@ -206,3 +206,42 @@ test('kiln build: ADD of an http URL with --checksum', async () => {
   }
 });
 
+
+test('kiln build: ADD of a URL without --checksum asks "changed since?" and reruns only when it did', async () => {
+  let body = 'version 1\n';
+  const statuses: number[] = [];
+  const server = createServer((req, res) => {
+    const etag = `"${sha256(body).slice(7, 23)}"`;
+    if (req.headers['if-none-match'] === etag) {
+      statuses.push(304);
+      res.writeHead(304, { etag }).end();
+      return;
+    }
+    statuses.push(200);
+    res.writeHead(200, { etag }).end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const ctx = await tempDir('kiln-addetag-');
+    await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\nADD http://127.0.0.1:${port}/v.txt /v.txt\n`);
+    const store = join(ctx, '.store');
+    const step = 'ADD http://127.0.0.1:' + port + '/v.txt /v.txt';
+    const b1 = await build(ctx, ['--root', store]);
+    assert.equal(b1.code, 0, b1.stderr);
+    assert.deepEqual(statuses, [200]);
+    const b2 = await build(ctx, ['--root', store]);
+    assert.equal(b2.code, 0, b2.stderr);
+    assert.deepEqual(statuses, [200, 304]);
+    assert.equal(stepLines(b2.stderr + b2.stdout).get(step), 'CACHED');
+    body = 'version 2\n';
+    const out = join(ctx, 'out');
+    const b3 = await build(ctx, ['--root', store, '-o', `type=local,dest=${out}`]);
+    assert.equal(b3.code, 0, b3.stderr);
+    assert.deepEqual(statuses, [200, 304, 200]);
+    assert.equal(stepLines(b3.stderr + b3.stdout).get(step), 'DONE');
+    assert.equal(await readFile(join(out, 'v.txt'), 'utf8'), 'version 2\n');
+  } finally {
+    server.close();
+  }
+});
