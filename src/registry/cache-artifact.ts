@@ -134,6 +134,55 @@ function parseCacheConfig(bytes: Buffer, manifest: ImageManifest, origin: string
   return { records, mounts };
 }
 
+function parseManifest(bytes: Buffer, origin: string): ImageManifest {
+  const m = JSON.parse(bytes.toString('utf8')) as ImageManifest;
+  if (!m.config?.mediaType) throw new KilnError(`cache ${origin}: not a kiln build cache (no config)`);
+  return m;
+}
+
+/**
+ * `--cache-to type=inline`: the image's own config carries the records under this key, their
+ * layers being the image's layers (so only the steps whose layers the image has: mode=min).
+ */
+export const INLINE_CACHE_FIELD = 'kiln.buildcache.v1';
+
+export interface InlineCache {
+  /** `layer` indexes the image manifest's layers (= rootfs.diff_ids). */
+  records: { key: Digest; layer: number | null }[];
+}
+
+/** The value to put under INLINE_CACHE_FIELD of an image config, given the image's layer diffIDs in order. */
+export function inlineCacheValue(records: CacheRecordOut[], imageDiffIds: Digest[]): InlineCache {
+  const at = new Map(imageDiffIds.map((d, i) => [d, i]));
+  const out: InlineCache['records'] = [];
+  for (const r of [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    if (r.layer === null) out.push({ key: r.key, layer: null });
+    else if (at.has(r.layer.diffId)) out.push({ key: r.key, layer: at.get(r.layer.diffId)! });
+  }
+  return { records: out };
+}
+
+function parseInlineCache(bytes: Buffer, manifest: ImageManifest, origin: string): { records: Map<Digest, CacheLayer | null>; mounts: CacheMountOut[] } {
+  const cfg = JSON.parse(bytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] }; [INLINE_CACHE_FIELD]?: InlineCache };
+  const inline = cfg[INLINE_CACHE_FIELD];
+  if (!inline) {
+    throw new KilnError(`cache ${origin}: not a kiln build cache (neither a cache artifact nor an image with inline cache)`);
+  }
+  const diffIds = cfg.rootfs?.diff_ids ?? [];
+  const records = new Map<Digest, CacheLayer | null>();
+  for (const r of inline.records) {
+    if (r.layer === null) {
+      records.set(r.key, null);
+      continue;
+    }
+    const d = manifest.layers[r.layer];
+    const diffId = diffIds[r.layer];
+    if (!d || !diffId || !isDigest(diffId)) throw new KilnError(`cache ${origin}: inline cache names layer ${r.layer}, which the image lacks`);
+    records.set(r.key, { digest: d.digest as Digest, size: d.size, mediaType: d.mediaType, diffId });
+  }
+  return { records, mounts: [] };
+}
+
 function checkManifest(bytes: Buffer, origin: string): ImageManifest {
   const m = JSON.parse(bytes.toString('utf8')) as ImageManifest & { artifactType?: string };
   if (m.config?.mediaType !== CACHE_CONFIG_TYPE) {
@@ -152,12 +201,12 @@ export async function openRegistryCache(store: Store, ref: string, opts: PullOpt
   const client = clientFor(parsed.registry, opts);
   let top;
   try {
-    top = await client.getManifest(parsed.repository, referenceTarget(parsed), [MediaType.ociManifest]);
+    top = await client.getManifest(parsed.repository, referenceTarget(parsed), [MediaType.ociManifest, MediaType.dockerManifest]);
   } catch (err) {
     if (err instanceof KilnError && /not found in the registry/.test(err.message)) return undefined;
     throw err;
   }
-  const manifest = checkManifest(top.bytes, origin);
+  const manifest = parseManifest(top.bytes, origin);
   const fetchBlob = async (digest: Digest) => {
     if (await store.hasBlob(digest)) return;
     const body = await client.fetchBlob(parsed.repository, digest);
@@ -170,7 +219,9 @@ export async function openRegistryCache(store: Store, ref: string, opts: PullOpt
     await recordBlobSource(store, digest, `${parsed.registry}/${parsed.repository}`);
   };
   await fetchBlob(manifest.config.digest as Digest);
-  const { records, mounts } = parseCacheConfig(await store.readBlob(manifest.config.digest as Digest), manifest, origin);
+  const configBytes = await store.readBlob(manifest.config.digest as Digest);
+  const { records, mounts } =
+    manifest.config.mediaType === CACHE_CONFIG_TYPE ? parseCacheConfig(configBytes, manifest, origin) : parseInlineCache(configBytes, manifest, origin);
   return { origin, digest: top.digest, records, mounts, fetchLayer: (l) => fetchBlob(l.digest) };
 }
 

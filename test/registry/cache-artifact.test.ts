@@ -14,6 +14,8 @@ import {
   writeLocalCache,
   openLocalCache,
   CACHE_ARTIFACT_TYPE,
+  INLINE_CACHE_FIELD,
+  inlineCacheValue,
   type CacheContents,
   type CacheLayer,
 } from '../../src/registry/cache-artifact.js';
@@ -101,4 +103,28 @@ test('cache to a local folder: an OCI layout skopeo reads, imported lazily', asy
   assert.equal(await b.hasBlob(l1.digest), true);
   assert.equal(await openLocalCache(b, dir, 'other-tag'), undefined);
   assert.equal(await openLocalCache(b, `${dir}/missing`), undefined);
+});
+
+test('inline cache: an image whose config carries the records is a cache source over its own layers', async () => {
+  const other = await fileLayer('other', 'not in the image\n');
+  const inline = inlineCacheValue(
+    [...contents.records, { key: k('4'), layer: asCache(other) }],
+    [l1.diffId, l2.diffId],
+  );
+  assert.deepEqual(inline.records.map((r) => r.key), [k('1'), k('2'), k('3')], 'records whose layer the image lacks are left out');
+  const img = imageOf([l1, l2], undefined, undefined, { [INLINE_CACHE_FIELD]: inline });
+  const s = await Store.open(await tempDir('kiln-store-'));
+  await storeImage(s, img);
+  const ref = `${reg.host}/inline/app:1`;
+  await pushImage(s, img.manifest.digest, ref);
+
+  const b = await Store.open(await tempDir('kiln-store-'));
+  const cache = await openRegistryCache(b, ref);
+  assert.ok(cache);
+  assert.equal(cache.digest, img.manifest.digest);
+  assert.deepEqual(cache.records.get(k('1')), asCache(l1));
+  assert.deepEqual(cache.records.get(k('3')), asCache(l2));
+  assert.equal(cache.records.get(k('2')), null);
+  await cache.fetchLayer(cache.records.get(k('3'))!);
+  assert.equal(await b.hasBlob(l2.digest), true);
 });

@@ -56,8 +56,14 @@ export interface ImageBlobs {
   platform: Platform;
 }
 
-export function imageOf(layers: Layer[], platform: Platform = { os: 'linux', architecture: 'amd64' }, cmd = ['/bin/sh']): ImageBlobs {
-  const cfg: ImageConfigFile = {
+export function imageOf(
+  layers: Layer[],
+  platform: Platform = { os: 'linux', architecture: 'amd64' },
+  cmd = ['/bin/sh'],
+  extraConfig: Record<string, unknown> = {},
+): ImageBlobs {
+  const cfg: ImageConfigFile & Record<string, unknown> = {
+    ...extraConfig,
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
