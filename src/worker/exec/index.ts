@@ -153,7 +153,10 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
       }));
     }
 
-    if (readdirSync(upper).length === 0) return { snapshot: null };
+    if (readdirSync(upper).length === 0) {
+      rmdirSync(upper);
+      return { snapshot: null };
+    }
     await ctx.store.commitSnapshot(snapshotId, upper, { source: 'exec', empty: false });
     return { snapshot: snapshotId };
   } finally {
