@@ -4,10 +4,10 @@
 import { posix } from 'node:path';
 import type { FileAction } from '../graph/ops.js';
 import type { CopyInstruction } from './instructions/types.js';
-import { checkChmod } from './instructions/values.js';
+import { checkChmod, parseChown } from './instructions/values.js';
 import { parseHeredocWord, chompHeredocContent } from './parser/heredoc.js';
 import { ShellLex, ShellError } from './shell/lex.js';
-import { parseChown, type Ctx, type StageState } from './convert.js';
+import type { Ctx, StageState } from './convert.js';
 import type { Digest } from '../graph/ops.js';
 
 const isURL = (s: string) => /^https?:\/\//.test(s);

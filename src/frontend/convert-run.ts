@@ -5,7 +5,8 @@ import type { EphemeralFile, ExecOp, NetworkMode, RunMount, SecurityMode } from 
 import type { RunInstruction } from './instructions/types.js';
 import { checkMountValue, MountError, parseSize } from './instructions/mounts.js';
 import { parseHeredocWord, chompHeredocContent } from './parser/heredoc.js';
-import { withShell, type Ctx, type StageState } from './convert.js';
+import { withShell } from './shell-form.js';
+import type { Ctx, StageState } from './convert.js';
 
 function heredocWordOf(text: string): ReturnType<typeof parseHeredocWord> {
   try {

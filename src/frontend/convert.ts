@@ -1,11 +1,10 @@
 // Dockerfile -> BuildGraph: stage selection, argument scoping, variable expansion, and the ops,
 // image config and history of every stage the target needs.
 
-import { posix } from 'node:path';
 import type {
   BuildGraph, Diagnostic, Digest, GraphNode, HistoryStep, Op, SourceLocation, Stage,
 } from '../graph/ops.js';
-import type { HealthConfig, ImageConfig, ImageConfigFile, Platform } from '../image/types.js';
+import type { ImageConfig, ImageConfigFile, Platform } from '../image/types.js';
 import { KilnError } from '../util/errors.js';
 import { parseDockerfileText } from './parse.js';
 import { parseInstructions, parseInstruction, type StageSpec } from './instructions/parse.js';
@@ -13,10 +12,7 @@ import type { Instruction } from './instructions/types.js';
 import { parseDockerfile } from './parser/parser.js';
 import { ShellLex, ShellError, type EnvLookup } from './shell/lex.js';
 import { StageScope, envGet, DEFAULT_PATH, PROXY_ARGS } from './scope.js';
-import { checkChmod, checkStageName, parseExposePort } from './instructions/values.js';
-import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSetMap } from './gofmt.js';
-import { convertRun } from './convert-run.js';
-import { convertCopy } from './convert-copy.js';
+import { dispatch } from './dispatch.js';
 import { lint, lintMessages, applyCheckDirective } from './lint.js';
 
 export interface ResolvedImage {
@@ -65,6 +61,10 @@ export interface Ctx {
   metaLookup: EnvLookup;
   proxies: Map<string, string>;
   stageRoot(index: number): Promise<string>;
+  /** Build args that some converted ARG (or the proxy list) consumed. */
+  usedBuildArgs: Set<string>;
+  /** Declared before the first FROM, or one of the predefined platform args. */
+  hasGlobalArg(name: string): boolean;
   /** Node id for `--from` / `from=`: a stage root or an image source (pulled for `platform`). */
   sourceNode(ref: string, loc: SourceLocation, platform: Platform): Promise<string>;
   contextNode(): string;
@@ -252,7 +252,8 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   };
 
   const ctx: Ctx = {
-    input, nodes, warnings, lex, metaLookup, proxies, fail, expand, expandWords, contextNode,
+    input, nodes, warnings, lex, metaLookup, proxies, fail, expand, expandWords, contextNode, usedBuildArgs,
+    hasGlobalArg: (n) => meta.has(n) || predefined.has(n),
     stageRoot: async (i) => (await convertStage(i)).root,
     sourceNode: async (value, loc, platform) => {
       const ref = refOf(value, loc, true);
@@ -341,7 +342,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     };
 
     for (const ins of commands) {
-      await dispatch(st, ins, triggers.includes(ins));
+      await dispatch(ctx, st, ins);
     }
     st.config.Env = st.scope.env;
     const stage: Stage = {
@@ -352,178 +353,11 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     return stage;
   }
 
-  async function dispatch(st: StageState, ins: Instruction, fromTrigger: boolean): Promise<void> {
-    // Every word of an instruction sees the variables as they were before it: ENV applies its
-    // pairs only after expanding all of them.
-    const env = st.scope.lookup();
-    const loc = ins.location;
-    const hist = (createdBy: string, nodeId?: string) => st.history.push({ createdBy, comment: 'buildkit.dockerfile.v0', ...(nodeId ? { nodeId } : {}) });
-    const c = st.config;
-    switch (ins.kind) {
-      case 'env': {
-        if (ins.legacy) warnings.push(lint('LegacyKeyValueFormat', lintMessages.LegacyKeyValueFormat('ENV'), loc));
-        const pairs = ins.pairs.map((p) => [expand(p.key, env, loc), expand(p.value, env, loc)] as const);
-        for (const [k, v] of pairs) st.scope.setEnv(k, v);
-        hist(`ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
-        return;
-      }
-      case 'label': {
-        if (ins.legacy) warnings.push(lint('LegacyKeyValueFormat', lintMessages.LegacyKeyValueFormat('LABEL'), loc));
-        const parts: string[] = [];
-        c.Labels ??= {};
-        for (const p of ins.pairs) {
-          const k = expand(p.key, env, loc);
-          const v = expand(p.value, env, loc);
-          c.Labels[k] = v;
-          parts.push(`${k}=${v}`);
-        }
-        hist(`LABEL ${parts.join(' ')}`);
-        return;
-      }
-      case 'maintainer':
-        st.author = ins.value;
-        hist(`MAINTAINER ${ins.value}`);
-        return;
-      case 'expose': {
-        const ports: string[] = [];
-        for (const p of ins.ports) {
-          for (const w of expandWords(p, env, loc)) {
-            try {
-              ports.push(...parseExposePort(w));
-            } catch (e) {
-              fail(`EXPOSE: ${(e as Error).message}`, loc);
-            }
-          }
-        }
-        c.ExposedPorts ??= {};
-        for (const p of ports) c.ExposedPorts[p] = {};
-        hist(`EXPOSE ${goSetMap(ports)}`);
-        return;
-      }
-      case 'user': {
-        const u = expand(ins.value, env, loc);
-        c.User = u;
-        hist(`USER ${u}`);
-        return;
-      }
-      case 'workdir': {
-        const w = expand(ins.value, env, loc);
-        if (!st.workdirSet && !w.startsWith('/')) warnings.push(lint('WorkdirRelativePath', lintMessages.WorkdirRelativePath(w), loc));
-        st.workdirSet = true;
-        const abs = posix.normalize(w.startsWith('/') ? w : posix.join('/', c.WorkingDir || '/', w));
-        const clean = abs.length > 1 ? abs.replace(/\/+$/, '') : abs;
-        c.WorkingDir = clean;
-        if (clean !== '/') {
-          const id = st.addNode({ kind: 'file', actions: [{ action: 'mkdir', path: clean, mode: 0o755, ...(c.User ? { chown: parseChown(c.User) } : {}) }] }, [st.current], ins);
-          hist(`WORKDIR ${clean}`, id);
-        } else hist(`WORKDIR ${clean}`);
-        return;
-      }
-      case 'volume': {
-        const vols = ins.volumes.map((v) => expand(v, env, loc));
-        for (const v of vols) if (v === '') fail('VOLUME specified can not be an empty string', loc);
-        c.Volumes ??= {};
-        for (const v of vols) c.Volumes[v] = {};
-        hist(`VOLUME ${goList(vols)}`);
-        return;
-      }
-      case 'stopsignal': {
-        const s = expand(ins.value, env, loc);
-        c.StopSignal = s;
-        hist(`STOPSIGNAL ${s}`);
-        return;
-      }
-      case 'cmd':
-      case 'entrypoint': {
-        if (ins.prependShell && !(c.Shell && c.Shell.length)) {
-          warnings.push(lint('JSONArgsRecommended', lintMessages.JSONArgsRecommended(ins.kind.toUpperCase()), loc));
-        }
-        const args = ins.prependShell ? withShell(c, ins.cmdLine) : [...ins.cmdLine];
-        if (ins.kind === 'cmd') {
-          c.Cmd = args;
-          c.ArgsEscaped = true;
-          st.cmdSet = true;
-          hist(`CMD ${goQuoteList(args)}`);
-        } else {
-          c.Entrypoint = args;
-          if (!st.cmdSet) c.Cmd = null;
-          hist(`ENTRYPOINT ${goQuoteList(args)}`);
-        }
-        return;
-      }
-      case 'shell':
-        c.Shell = [...ins.shell];
-        hist(`SHELL ${goList(ins.shell)}`);
-        return;
-      case 'healthcheck': {
-        if (ins.test[0] === 'NONE') {
-          c.Healthcheck = { Test: ['NONE'] };
-        } else {
-          const h: HealthConfig = { Test: ins.test };
-          if (ins.interval) h.Interval = ins.interval;
-          if (ins.timeout) h.Timeout = ins.timeout;
-          if (ins.startPeriod) h.StartPeriod = ins.startPeriod;
-          if (ins.startInterval) h.StartInterval = ins.startInterval;
-          if (ins.retries) h.Retries = ins.retries;
-          c.Healthcheck = h;
-        }
-        const h = c.Healthcheck;
-        hist(`HEALTHCHECK &{${goQuoteList(h.Test ?? [])} ${[h.Interval, h.Timeout, h.StartPeriod, h.StartInterval].map((d) => goQuote(goDuration(d ?? 0))).join(' ')} ${goQuoteRune(h.Retries ?? 0)}}`);
-        return;
-      }
-      case 'onbuild':
-        c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
-        return;
-      case 'arg': {
-        const parts: string[] = [];
-        for (const a of ins.args) {
-          let value: string | undefined;
-          if (input.buildArgs.has(a.key)) {
-            value = input.buildArgs.get(a.key);
-            usedBuildArgs.add(a.key);
-          } else if (a.value !== undefined) value = expand(a.value, env, loc);
-          else if (meta.has(a.key) || predefined.has(a.key)) value = metaLookup.get(a.key);
-          // ENV shadows ARG: a value already set by ENV wins for expansion and the exec.
-          st.scope.declare({ key: a.key, value });
-          parts.push(value === undefined ? a.key : `${a.key}=${value}`);
-        }
-        hist(`ARG ${parts.join(' ')}`);
-        return;
-      }
-      case 'run': {
-        const r = await convertRun(ctx, st, ins);
-        hist(r.createdBy, r.nodeId);
-        return;
-      }
-      case 'copy':
-      case 'add': {
-        const r = await convertCopy(ctx, st, ins);
-        hist(r.createdBy, r.nodeId);
-        return;
-      }
-      case 'from':
-        return;
-    }
-    void fromTrigger;
-  }
-
   const out = await Promise.all([...needed].sort((a, b) => a - b).map((i) => convertStage(i)));
   for (const k of input.buildArgs.keys()) {
     if (!usedBuildArgs.has(k) && !predefined.has(k)) {
       warnings.push({ level: 'warning', message: `build arg ${k} was given but no ARG in the stages built declares it`, rule: 'UnusedBuildArg' });
     }
   }
-  void checkChmod;
-  void checkStageName;
   return { nodes, stages: out, target, warnings: applyCheckDirective(warnings, df.check) };
-}
-
-export function withShell(c: ImageConfig, args: readonly string[]): string[] {
-  const shell = c.Shell && c.Shell.length ? c.Shell : ['/bin/sh', '-c'];
-  return [...shell, args.join(' ')];
-}
-
-export function parseChown(v: string): { user: string; group?: string } {
-  const i = v.indexOf(':');
-  return i < 0 ? { user: v } : { user: v.slice(0, i), group: v.slice(i + 1) };
 }

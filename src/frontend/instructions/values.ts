@@ -90,3 +90,9 @@ export function splitCsv(text: string): string[] {
   out.push(cur);
   return out;
 }
+
+/** `USER[:GROUP]` of --chown and of the user WORKDIR creates folders for. */
+export function parseChown(v: string): { user: string; group?: string } {
+  const i = v.indexOf(':');
+  return i < 0 ? { user: v } : { user: v.slice(0, i), group: v.slice(i + 1) };
+}

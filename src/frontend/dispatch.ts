@@ -1,0 +1,170 @@
+// One instruction applied to a stage being converted: image config, history, and the ops of
+// RUN, COPY, ADD and WORKDIR.
+
+import { posix } from 'node:path';
+import type { HealthConfig } from '../image/types.js';
+import type { Instruction } from './instructions/types.js';
+import { parseExposePort } from './instructions/values.js';
+import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSetMap } from './gofmt.js';
+import { convertRun } from './convert-run.js';
+import { convertCopy } from './convert-copy.js';
+import { lint, lintMessages } from './lint.js';
+import { withShell } from './shell-form.js';
+import { parseChown } from './instructions/values.js';
+import type { Ctx, StageState } from './convert.js';
+
+/** Applies one instruction to the stage: config changes, history, and ops for RUN/COPY/ADD/WORKDIR. */
+export async function dispatch(ctx: Ctx, st: StageState, ins: Instruction): Promise<void> {
+  const { input, warnings, fail } = ctx;
+  // Every word of an instruction sees the variables as they were before it: ENV applies its
+  // pairs only after expanding all of them.
+  const env = st.scope.lookup();
+  const loc = ins.location;
+  const hist = (createdBy: string, nodeId?: string) => st.history.push({ createdBy, comment: 'buildkit.dockerfile.v0', ...(nodeId ? { nodeId } : {}) });
+  const c = st.config;
+  switch (ins.kind) {
+    case 'env': {
+      if (ins.legacy) warnings.push(lint('LegacyKeyValueFormat', lintMessages.LegacyKeyValueFormat('ENV'), loc));
+      const pairs = ins.pairs.map((p) => [ctx.expand(p.key, env, loc), ctx.expand(p.value, env, loc)] as const);
+      for (const [k, v] of pairs) st.scope.setEnv(k, v);
+      hist(`ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      return;
+    }
+    case 'label': {
+      if (ins.legacy) warnings.push(lint('LegacyKeyValueFormat', lintMessages.LegacyKeyValueFormat('LABEL'), loc));
+      const parts: string[] = [];
+      c.Labels ??= {};
+      for (const p of ins.pairs) {
+        const k = ctx.expand(p.key, env, loc);
+        const v = ctx.expand(p.value, env, loc);
+        c.Labels[k] = v;
+        parts.push(`${k}=${v}`);
+      }
+      hist(`LABEL ${parts.join(' ')}`);
+      return;
+    }
+    case 'maintainer':
+      st.author = ins.value;
+      hist(`MAINTAINER ${ins.value}`);
+      return;
+    case 'expose': {
+      const ports: string[] = [];
+      for (const p of ins.ports) {
+        for (const w of ctx.expandWords(p, env, loc)) {
+          try {
+            ports.push(...parseExposePort(w));
+          } catch (e) {
+            fail(`EXPOSE: ${(e as Error).message}`, loc);
+          }
+        }
+      }
+      c.ExposedPorts ??= {};
+      for (const p of ports) c.ExposedPorts[p] = {};
+      hist(`EXPOSE ${goSetMap(ports)}`);
+      return;
+    }
+    case 'user': {
+      const u = ctx.expand(ins.value, env, loc);
+      c.User = u;
+      hist(`USER ${u}`);
+      return;
+    }
+    case 'workdir': {
+      const w = ctx.expand(ins.value, env, loc);
+      if (!st.workdirSet && !w.startsWith('/')) warnings.push(lint('WorkdirRelativePath', lintMessages.WorkdirRelativePath(w), loc));
+      st.workdirSet = true;
+      const abs = posix.normalize(w.startsWith('/') ? w : posix.join('/', c.WorkingDir || '/', w));
+      const clean = abs.length > 1 ? abs.replace(/\/+$/, '') : abs;
+      c.WorkingDir = clean;
+      if (clean !== '/') {
+        const id = st.addNode({ kind: 'file', actions: [{ action: 'mkdir', path: clean, mode: 0o755, ...(c.User ? { chown: parseChown(c.User) } : {}) }] }, [st.current], ins);
+        hist(`WORKDIR ${clean}`, id);
+      } else hist(`WORKDIR ${clean}`);
+      return;
+    }
+    case 'volume': {
+      const vols = ins.volumes.map((v) => ctx.expand(v, env, loc));
+      for (const v of vols) if (v === '') fail('VOLUME specified can not be an empty string', loc);
+      c.Volumes ??= {};
+      for (const v of vols) c.Volumes[v] = {};
+      hist(`VOLUME ${goList(vols)}`);
+      return;
+    }
+    case 'stopsignal': {
+      const s = ctx.expand(ins.value, env, loc);
+      c.StopSignal = s;
+      hist(`STOPSIGNAL ${s}`);
+      return;
+    }
+    case 'cmd':
+    case 'entrypoint': {
+      if (ins.prependShell && !(c.Shell && c.Shell.length)) {
+        warnings.push(lint('JSONArgsRecommended', lintMessages.JSONArgsRecommended(ins.kind.toUpperCase()), loc));
+      }
+      const args = ins.prependShell ? withShell(c, ins.cmdLine) : [...ins.cmdLine];
+      if (ins.kind === 'cmd') {
+        c.Cmd = args;
+        c.ArgsEscaped = true;
+        st.cmdSet = true;
+        hist(`CMD ${goQuoteList(args)}`);
+      } else {
+        c.Entrypoint = args;
+        if (!st.cmdSet) c.Cmd = null;
+        hist(`ENTRYPOINT ${goQuoteList(args)}`);
+      }
+      return;
+    }
+    case 'shell':
+      c.Shell = [...ins.shell];
+      hist(`SHELL ${goList(ins.shell)}`);
+      return;
+    case 'healthcheck': {
+      if (ins.test[0] === 'NONE') {
+        c.Healthcheck = { Test: ['NONE'] };
+      } else {
+        const h: HealthConfig = { Test: ins.test };
+        if (ins.interval) h.Interval = ins.interval;
+        if (ins.timeout) h.Timeout = ins.timeout;
+        if (ins.startPeriod) h.StartPeriod = ins.startPeriod;
+        if (ins.startInterval) h.StartInterval = ins.startInterval;
+        if (ins.retries) h.Retries = ins.retries;
+        c.Healthcheck = h;
+      }
+      const h = c.Healthcheck;
+      hist(`HEALTHCHECK &{${goQuoteList(h.Test ?? [])} ${[h.Interval, h.Timeout, h.StartPeriod, h.StartInterval].map((d) => goQuote(goDuration(d ?? 0))).join(' ')} ${goQuoteRune(h.Retries ?? 0)}}`);
+      return;
+    }
+    case 'onbuild':
+      c.OnBuild = [...(c.OnBuild ?? []), ins.expression];
+      return;
+    case 'arg': {
+      const parts: string[] = [];
+      for (const a of ins.args) {
+        let value: string | undefined;
+        if (input.buildArgs.has(a.key)) {
+          value = input.buildArgs.get(a.key);
+          ctx.usedBuildArgs.add(a.key);
+        } else if (a.value !== undefined) value = ctx.expand(a.value, env, loc);
+        else if (ctx.hasGlobalArg(a.key)) value = ctx.metaLookup.get(a.key);
+        // ENV shadows ARG: a value already set by ENV wins for expansion and the exec.
+        st.scope.declare({ key: a.key, value });
+        parts.push(value === undefined ? a.key : `${a.key}=${value}`);
+      }
+      hist(`ARG ${parts.join(' ')}`);
+      return;
+    }
+    case 'run': {
+      const r = await convertRun(ctx, st, ins);
+      hist(r.createdBy, r.nodeId);
+      return;
+    }
+    case 'copy':
+    case 'add': {
+      const r = await convertCopy(ctx, st, ins);
+      hist(r.createdBy, r.nodeId);
+      return;
+    }
+    case 'from':
+      return;
+  }
+}
