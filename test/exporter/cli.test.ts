@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { exportImage, parseOutputSpec } from '../../src/exporter/index.js';
 import type { WrittenImage } from '../../src/image/assemble.js';
+import tar from 'tar-stream';
 import { runKiln } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/tmp.js';
 import { makeTestImage } from './fixture.js';
@@ -159,18 +160,17 @@ test('evil archives are refused by import, with nothing written outside and no i
     await mkdir(dir);
     const target = join(work, 'outside-target');
     await mkdir(target, { recursive: true });
-    // Built with python's tarfile so the member names are exactly as written.
-    const py = `
-import tarfile, io, sys
-t = tarfile.open(sys.argv[1], 'w')
-for name in sys.argv[3:]:
-    if name == 'link':
-        i = tarfile.TarInfo('link'); i.type = tarfile.SYMTYPE; i.linkname = sys.argv[2]; t.addfile(i)
-    else:
-        data = b'pwned'; i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
-t.close()`;
+    // Built with tar-stream so the member names are exactly as written (GNU tar would clean them).
+    const pack = tar.pack();
+    for (const name of members) {
+      if (name === 'link') pack.entry({ name, type: 'symlink', linkname: target, mode: 0o777, mtime: new Date(0) });
+      else pack.entry({ name, type: 'file', mode: 0o644, mtime: new Date(0) }, 'pwned');
+    }
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(c);
     const layer = join(dir, 'layer.tar');
-    execFileSync('python3', ['-c', py, layer, target, ...members]);
+    await writeFile(layer, Buffer.concat(chunks));
     const archive = await legacyDockerSave(join(dir, 'img'), await readFile(layer), `evil/${label.replace(/\W/g, '')}:1`);
     const r = await kiln(root, 'import', archive);
     assert.equal(r.code, 1, `${label}: ${r.stdout}${r.stderr}`);
