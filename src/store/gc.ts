@@ -167,7 +167,7 @@ export async function verifyStore(store: Store): Promise<VerifyReport> {
   const refs = await store.listRefs();
   const reach = await reachableBlobs(store);
   problems.push(...reach.problems);
-  for (const n of await names(store.path('cache'))) {
+  for (const n of (await names(store.path('cache'))).filter((x) => /^[0-9a-f]{64}$/.test(x))) {
     try {
       const rec = JSON.parse(await readFile(store.path('cache', n), 'utf8')) as { snapshot: string | null };
       if (rec.snapshot !== null && !(await store.getSnapshot(rec.snapshot))) warnings.push(`cache record ${n.slice(0, 12)}: snapshot ${rec.snapshot} is gone (a miss, pruned next time)`);
