@@ -207,8 +207,24 @@ static void mount_overlay_at(const struct record *r) {
   rootfd = open(staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
   int src = open_in_root(sub, 0);
   if (src < 0) fail(errno, "mount source %s", sub);
+  close(rootfd);
   rootfd = saved;
   bind_into(fdpath(src), target, readonly, target);
+  close(src);
+}
+
+/* A bind from a host folder taken as a root (the build context): `sub` is resolved inside it,
+ * so a symlink in the context cannot reach the rest of the host. */
+static void mount_bind_at(const struct record *r) {
+  const char *root = r->tok[1], *sub = r->tok[2], *target = r->tok[3];
+  int saved = rootfd;
+  rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) fail(errno, "mount source %s", root);
+  int src = open_in_root(sub, 0);
+  if (src < 0) fail(errno, "mount source %s", sub);
+  close(rootfd);
+  rootfd = saved;
+  bind_into(fdpath(src), target, !strcmp(r->tok[4], "ro"), target);
   close(src);
 }
 
@@ -224,6 +240,8 @@ static void run_mount_records(const struct spec *s) {
       close(fd);
     } else if (!strcmp(k, "file") && r->n == 7) {
       mount_file(s, r, i);
+    } else if (!strcmp(k, "bind-at") && r->n == 5) {
+      mount_bind_at(r);
     } else if (!strcmp(k, "overlay-at") && r->n == 7) {
       mount_overlay_at(r);
     }

@@ -1,7 +1,7 @@
 // RUN --mount: bind (context and stage), cache (shared/locked/private), tmpfs, secret, ssh.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { makeFixture, describeTree, type Fixture } from './fixture.js';
@@ -171,4 +171,20 @@ test('a new cache mount with from= starts as a copy of that input\'s source fold
   assert.equal(r.output, 'built\n');
   const again = await fx.run('ls /c', { op: { mounts: [cache({ id: 'seeded', target: '/c', from: 1, source: '/out' })] }, inputs: stageInputs() });
   assert.equal(again.output, 'added\nartifact\n');
+});
+
+test('a symlink in the context resolves inside the context, never to the host', async () => {
+  const ctx = fx.store.path('ctx-symlink');
+  await mkdir(join(ctx, 'inside'), { recursive: true });
+  await writeFile(join(ctx, 'inside', 'passwd'), 'context passwd\n');
+  await symlink('/etc', join(ctx, 'etc-link'));
+  const r = await fx.run('cat /c/passwd', {
+    op: { mounts: [{ type: 'bind', from: 1, source: 'etc-link/../inside', target: '/c', readwrite: false }] },
+    inputs: [{ kind: 'state', layers: ['busybox'] }, { kind: 'context', dir: ctx, excludePatterns: [] }],
+  });
+  assert.equal(r.output, 'context passwd\n');
+  await assert.rejects(fx.run('cat /c', {
+    op: { mounts: [{ type: 'bind', from: 1, source: 'etc-link/hostname', target: '/c', readwrite: false }] },
+    inputs: [{ kind: 'state', layers: ['busybox'] }, { kind: 'context', dir: ctx, excludePatterns: [] }],
+  }), /sandbox: mount source/);
 });

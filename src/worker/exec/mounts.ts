@@ -3,7 +3,7 @@
 
 import { closeSync, openSync } from 'node:fs';
 import { chmod, chown, mkdir, rename, rm, stat } from 'node:fs/promises';
-import { join, normalize, posix } from 'node:path';
+import { join, posix } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ExecOp, RunMount } from '../../graph/ops.js';
 import type { ResolvedInput, WorkerContext } from '../types.js';
@@ -95,7 +95,7 @@ export async function prepareMounts(
           if (input.kind === 'context') {
             const hidden = await scratchDir('ignored');
             const filtered = await writeContextWhiteouts(input.dir, input.excludePatterns, hidden);
-            if (!mnt.readwrite && !filtered) records.push(['bind', normalize(join(input.dir, source)), mnt.target, 'ro']);
+            if (!mnt.readwrite && !filtered) records.push(['bind-at', input.dir, source, mnt.target, 'ro']);
             else {
               // Ignored files are whited out; writes to a rw bind are discarded (a throwaway upper).
               const lowers = filtered ? [hidden, input.dir] : [input.dir, await emptyDir()];

@@ -32,7 +32,7 @@ interface Validators {
 }
 
 function validatorsPath(ctx: WorkerContext, url: string): string {
-  return ctx.store.path('cache', 'download', `${hexOf(sha256(url))}.json`);
+  return ctx.store.path('filehash', `url-${hexOf(sha256(url))}.json`);
 }
 
 async function readValidators(ctx: WorkerContext, url: string): Promise<Validators | undefined> {
@@ -75,7 +75,7 @@ async function fetchOnce(url: string, ctx: WorkerContext, expected?: Digest): Pr
   const etag = res.headers.get('etag') ?? undefined;
   const lastModified = res.headers.get('last-modified') ?? undefined;
   if (!expected && (etag || lastModified)) {
-    await mkdir(ctx.store.path('cache', 'download'), { recursive: true });
+    await mkdir(ctx.store.path('filehash'), { recursive: true });
     await ctx.store.writeFileAtomic(validatorsPath(ctx, url), JSON.stringify({ etag, lastModified, digest } satisfies Validators));
   }
   return digest;
