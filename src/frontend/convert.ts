@@ -288,6 +288,8 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       config = { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' };
     } else if (base.kind === 'stage') {
       const st = await convertStage(base.index);
+      // A stage built on another stage runs on that stage's platform unless told otherwise.
+      if (from.platform === undefined) platform = st.platform;
       baseId = st.root;
       config = structuredClone(st.config);
       author = st.author;

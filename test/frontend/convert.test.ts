@@ -289,6 +289,8 @@ test('FROM --platform and platform-specific image resolution', async () => {
   const g = await graphOf('FROM --platform=$BUILDPLATFORM golang AS b\nFROM --platform=linux/arm64 alpine\nCOPY --from=b / /\n', { platform: { os: 'linux', architecture: 'arm64' } }, images);
   assert.deepEqual(images.calls.sort(), ['alpine linux/arm64', 'golang linux/amd64']);
   assert.deepEqual(g.stages.map((s) => s.platform.architecture), ['amd64', 'arm64']);
+  const chained = await graphOf('FROM --platform=linux/arm64 alpine AS a\nFROM a\n', {}, fakeImages());
+  assert.deepEqual(chained.stages.map((s) => s.platform.architecture), ['arm64', 'arm64']);
   const fromImage = fakeImages();
   await graphOf('FROM --platform=linux/arm64 scratch\nCOPY --from=busybox /bin/sh /sh\n', {}, fromImage);
   assert.deepEqual(fromImage.calls, ['busybox linux/arm64']);
