@@ -2,7 +2,9 @@
 // build or the next. A file counts as unchanged while its size, mtime, ctime and inode are the
 // same (ctime catches a rewrite that restored the mtime). Each folder read (a build context,
 // or a snapshot layer that COPY --from reads) gets a persistent table in the store,
-// cache/filehash/<sha256 of the folder path>.json, behind an in-memory LRU.
+// filehash/<sha256 of the folder path>.json, behind an in-memory LRU. It is only a cache:
+// deleting the folder costs one re-read of each file. (Not under cache/, whose entries are
+// the solver's cache records.)
 
 import { createReadStream, readFileSync } from 'node:fs';
 import { readFile, mkdir } from 'node:fs/promises';
@@ -63,7 +65,7 @@ export class FileHashTable {
 
   private static async load(store: Store, folder: string): Promise<FileHashTable> {
     const name = createHash('sha256').update(folder).digest('hex');
-    const file = store.path('cache', 'filehash', `${name}.json`);
+    const file = store.path('filehash', `${name}.json`);
     let rows: Record<string, Row> = {};
     try {
       const parsed = JSON.parse(await readFile(file, 'utf8')) as TableFile;
@@ -93,7 +95,7 @@ export class FileHashTable {
 
   async save(): Promise<void> {
     if (!this.dirty) return;
-    await mkdir(this.store.path('cache', 'filehash'), { recursive: true });
+    await mkdir(this.store.path('filehash'), { recursive: true });
     const body: TableFile = { version: 1, files: this.rows };
     await this.store.writeFileAtomic(this.file, JSON.stringify(body));
     this.dirty = false;

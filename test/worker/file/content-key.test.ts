@@ -87,7 +87,7 @@ test('the listing names every selected file with its metadata', async () => {
 test('digests of unchanged context files are kept in the store and reused by the next process', async () => {
   const c = await context();
   await fileOpContentKey(copyApp, c.inputs, ctx);
-  const table = join(store.path('cache', 'filehash'), `${createHash('sha256').update(c.dir).digest('hex')}.json`);
+  const table = join(store.path('filehash'), `${createHash('sha256').update(c.dir).digest('hex')}.json`);
   const body = JSON.parse(await readFile(table, 'utf8')) as { files: Record<string, [number, number, number, number, string]> };
   assert.ok(body.files['app/main.ts'], 'the digest table names the file');
   // Plant a digest the file cannot have: a fresh process that reports it has used the table
