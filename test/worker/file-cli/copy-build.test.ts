@@ -245,3 +245,21 @@ test('kiln build: ADD of a URL without --checksum asks "changed since?" and reru
     server.close();
   }
 });
+
+test('kiln build: COPY --from an image in the local store', async () => {
+  const work = await tempDir('kiln-fromimg-');
+  const store = join(work, 'store');
+  const src = join(work, 'src');
+  await mkdir(join(src, 'data'), { recursive: true });
+  await writeFile(join(src, 'data', 'f.txt'), 'from an image');
+  await writeFile(join(src, 'Dockerfile'), 'FROM scratch\nCOPY --chown=7:8 data /data/\n');
+  const made = await build(src, ['--root', store, '-t', 'copysrc:1']);
+  assert.equal(made.code, 0, made.stderr);
+  const use = join(work, 'use');
+  await mkdir(use);
+  await writeFile(join(use, 'Dockerfile'), 'FROM scratch\nCOPY --from=copysrc:1 /data/f.txt /got/\n');
+  const out = join(work, 'out');
+  const r = await build(use, ['--root', store, '-o', `type=local,dest=${out}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await listTree(out), { got: D(), 'got/f.txt': F('from an image', '0644', '7:8') });
+});
