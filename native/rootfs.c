@@ -159,11 +159,54 @@ static void mount_dev(void) {
   close(fd);
 }
 
-static void mount_sys(int insecure) {
+/* With limits, the step's cgroups, read-only at /sys/fs/cgroup as Docker shows them: inside
+ * the step's cgroup namespace each hierarchy's root is the step's own cgroup, so a runtime that
+ * sizes itself from memory.limit_in_bytes or memory.max sees the --memory limit. */
+static void mount_cgroups(void) {
+  int fd = open_in_root("/sys/fs/cgroup", O_DIRECTORY);
+  if (fd < 0) return; /* a kernel without cgroups */
+  report_stubs = 0;   /* mount points on a tmpfs of ours, not in the overlay */
+  do_mount("tmpfs", fd, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k", "/sys/fs/cgroup");
+  close(fd);
+  FILE *f = fopen("/proc/self/cgroup", "r");
+  if (!f) fail(errno, "read /proc/self/cgroup");
+  char line[4096];
+  int v1 = 0, v2 = 0;
+  while (fgets(line, sizeof(line), f)) {
+    char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+    if (!a || !b) continue;
+    *b = 0;
+    const char *ctrls = a + 1;
+    if (*ctrls == 0) {
+      v2 = 1;
+      continue;
+    }
+    if (!strncmp(ctrls, "name=", 5)) continue;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", ctrls);
+    int d = make_target(path, 1);
+    do_mount("cgroup", d, "cgroup", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, ctrls, path);
+    close(d);
+    v1 = 1;
+  }
+  fclose(f);
+  if (v2) {
+    const char *path = v1 ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup";
+    int d = v1 ? make_target(path, 1) : open_in_root(path, O_DIRECTORY);
+    if (mount("cgroup2", fdpath(d), "cgroup2", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 && !v1)
+      fail(errno, "mount cgroup2");
+    close(d);
+  }
+  remount_ro("/sys/fs/cgroup", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  report_stubs = 1;
+}
+
+static void mount_sys(int insecure, int cgroups) {
   int fd = make_target("/sys", 1);
   unsigned long ro = insecure ? 0 : MS_RDONLY;
   do_mount("sysfs", fd, "sysfs", ro | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/sys");
   close(fd);
+  if (cgroups) mount_cgroups();
   if (insecure) return;
   static const char *masked[] = {"/sys/firmware", "/sys/devices/virtual/powercap", NULL};
   for (int i = 0; masked[i]; i++) {
@@ -262,7 +305,7 @@ void setup_rootfs(const struct spec *s) {
   if (rootfd < 0) fail(errno, "open root");
   mount_proc(s->insecure);
   mount_dev();
-  mount_sys(s->insecure);
+  mount_sys(s->insecure, s->ncgroups > 0);
   timing("system-mounts");
   run_mount_records(s);
   timing("run-mounts");

@@ -45,6 +45,18 @@ test('a step within its limits runs normally and sees its cgroup as its own root
   assert.deepEqual(ourCgroups(), []);
 });
 
+test('the limits are readable at /sys/fs/cgroup inside the step, read-only', async () => {
+  const h = discoverHierarchies();
+  const mem = h.find((x) => x.controllers.includes('memory'))!;
+  const pids = h.find((x) => x.controllers.includes('pids'))!;
+  const memFile = mem.version === 1 ? 'memory/memory.limit_in_bytes' : 'memory.max';
+  const pidsFile = pids.version === 1 ? 'pids/pids.max' : 'pids.max';
+  const r = await fx.run(`cat /sys/fs/cgroup/${memFile} /sys/fs/cgroup/${pidsFile}; (echo 1 > /sys/fs/cgroup/${pidsFile}) 2>/dev/null || echo refused`, {
+    limits: { memoryBytes: 256 * 1024 * 1024, pids: 77 },
+  });
+  assert.equal(r.output, `${256 * 1024 * 1024}\n77\nrefused\n`);
+});
+
 test('the limits are set on the step\'s cgroup while it runs', async () => {
   const running = fx.run('sleep 1', { limits: { cpus: 0.5, memoryBytes: 128 * 1024 * 1024, pids: 50 } });
   await eventually(() => ourCgroups().length > 0, 'no step cgroup appeared');
