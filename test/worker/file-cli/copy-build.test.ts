@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmod, link, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
 import { testdataDir } from '../../helpers/paths.js';
@@ -262,4 +262,21 @@ test('kiln build: COPY --from an image in the local store', async () => {
   const r = await build(use, ['--root', store, '-o', `type=local,dest=${out}`]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(await listTree(out), { got: D(), 'got/f.txt': F('from an image', '0644', '7:8') });
+});
+
+test('kiln build: ADD of an evil archive fails and writes nothing outside', async () => {
+  const work = await tempDir('kiln-evilcli-');
+  const outside = await tempDir('kiln-evil-outside-');
+  const ctx = join(work, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'placeholder');
+  // A tar whose entry climbs out with `..`.
+  execFileSync('tar', ['-cf', join(ctx, 'evil.tar'), '--absolute-names', '--transform', `s,^,../../../../../../../../..${outside}/,`, '-C', ctx, 'Dockerfile']);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nADD evil.tar /x/\n');
+  const r = await build(ctx, ['--root', join(work, 'store'), '-t', 'evil:1']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /refusing to extract/);
+  assert.deepEqual(await readdir(outside), []);
+  const images = await runKiln(['images', '--root', join(work, 'store')]);
+  assert.doesNotMatch(images.stdout, /evil/);
 });
