@@ -84,7 +84,13 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const image = result.stages.get(graph.target)!;
       const written = await writeImage(store, {
         layers: image.layers,
-        config: { architecture: stage.platform.architecture, os: stage.platform.os, ...(stage.platform.variant ? { variant: stage.platform.variant } : {}), config: stage.config },
+        config: {
+          architecture: stage.platform.architecture,
+          os: stage.platform.os,
+          ...(stage.platform.variant ? { variant: stage.platform.variant } : {}),
+          ...(stage.author ? { author: stage.author } : {}),
+          config: stage.config,
+        },
         history: image.history,
         sourceDateEpoch: o.sourceDateEpoch,
       });
