@@ -15,7 +15,7 @@ import { removeTree, type Store } from './store.js';
 import { sweepStaleTemp } from './sweep.js';
 
 export interface UsageEntry {
-  kind: 'blobs' | 'snapshots' | 'cache records' | 'cache mounts' | 'refs' | 'tmp';
+  kind: 'blobs' | 'snapshots' | 'cache records' | 'cache mounts' | 'file digests' | 'refs' | 'tmp';
   count: number;
   bytes: number;
 }
@@ -52,6 +52,7 @@ export async function storeUsage(store: Store): Promise<UsageEntry[]> {
     ['snapshots', 'snapshots'],
     ['cache records', 'cache'],
     ['cache mounts', 'mounts'],
+    ['file digests', 'filehash'],
     ['refs', 'refs'],
     ['tmp', 'tmp'],
   ];
@@ -230,7 +231,7 @@ export async function pruneStore(store: Store, opts: PruneOptions = {}): Promise
 
   // Cache records name the snapshots the solver may still reuse.
   const records = new Map<string, { snapshot: string | null; mtime: number }>();
-  for (const n of await names(store.path('cache'))) {
+  for (const n of (await names(store.path('cache'))).filter((x) => /^[0-9a-f]{64}$/.test(x))) {
     try {
       const p = store.path('cache', n);
       const rec = JSON.parse(await readFile(p, 'utf8')) as { snapshot: string | null };
@@ -277,6 +278,11 @@ export async function pruneStore(store: Store, opts: PruneOptions = {}): Promise
     if (!id || !(await store.getSnapshot(id))) await rm(store.path('diffids', n), { force: true });
   }
   if (opts.all) {
+    // Digest tables of context files: only a cache (a re-read of each file brings them back).
+    for (const n of await names(store.path('filehash'))) {
+      const p = store.path('filehash', n);
+      if (oldEnough((await stat(p)).mtimeMs)) await rm(p, { force: true });
+    }
     for (const n of await names(store.path('mounts'))) {
       const p = store.path('mounts', n);
       if (!oldEnough((await stat(p)).mtimeMs)) continue;
