@@ -109,8 +109,10 @@ async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec): Prom
     const have = compressionOfMediaType(l.mediaType);
     if (want && (want !== have || (spec.forceCompression && spec.compressionLevel !== undefined))) {
       const snap = await store.snapshotForDiffId(diffIds[i]!);
-      const rec = snap
-        ? (await ensureLayer(store, snap, want, spec.compressionLevel)).descriptor
+      const meta = snap ? await store.getSnapshot(snap) : undefined;
+      // The snapshot's tar is remade with the epoch it was first made with, so its diffID holds.
+      const rec = snap && meta
+        ? (await ensureLayer(store, snap, want, spec.compressionLevel, { sourceDateEpoch: meta.tarEpoch ?? undefined })).descriptor
         : await transcodeBlob(store, l.digest as Digest, diffIds[i]!, want, spec.compressionLevel);
       next = { mediaType: rec.mediaType, digest: rec.digest, size: rec.size };
       if (snap && (await store.getSnapshot(snap))?.diffId !== diffIds[i]) {

@@ -104,7 +104,10 @@ export async function ensureLayers(
   opts: LayerOptions = {},
 ): Promise<LayerResult[]> {
   const limit = pLimit(Math.max(1, Math.min(4, availableParallelism())));
-  return Promise.all(snapshotIds.map((id) => limit(() => ensureLayer(store, id, compression, level, opts))));
+  // A snapshot listed twice is archived once.
+  const byId = new Map<string, Promise<LayerResult>>();
+  for (const id of snapshotIds) if (!byId.has(id)) byId.set(id, limit(() => ensureLayer(store, id, compression, level, opts)));
+  return Promise.all(snapshotIds.map((id) => byId.get(id)!));
 }
 
 function result(diffId: Digest, rec: LayerBlobRecord, empty: boolean): LayerResult {

@@ -126,3 +126,23 @@ test('loadImage: tag resolution, layers materialised once per diffID, diffID che
   await assert.rejects(loadImage(fresh, m.digest), /unpacks to sha256:.*but the image config says/);
   assert.deepEqual((await fresh.listSnapshots()).filter((s) => s.startsWith('layer-')).length <= 1, true);
 });
+
+test('recompressing at export keeps the diffIDs of layers made under SOURCE_DATE_EPOCH', async () => {
+  const store = await Store.open(await tempDir());
+  const layers = await twoLayerImage(store, 1_600_000_000);
+  const img = await writeImage(store, { layers, config, history, sourceDateEpoch: 1_000_000 });
+  const { exportImage, parseOutputSpec } = await import('../../src/exporter/index.js');
+  const dir = await tempDir();
+  const r = await exportImage(store, img.manifestDigest, parseOutputSpec(`type=oci,dest=${join(dir, 'z.tar')},compression=zstd`));
+  const m = JSON.parse((await store.readBlob(r.manifestDigest)).toString()) as ImageManifest;
+  assert.equal(m.config.digest, img.configDigest);
+  assert.ok(m.layers.every((l) => l.mediaType === MediaType.ociLayerZstd));
+  // Each zstd blob unpacks to the diffID the config lists.
+  const { openDecompressed } = await import('../../src/util/tar/filter.js');
+  const { createHash } = await import('node:crypto');
+  for (const [i, l] of m.layers.entries()) {
+    const h = createHash('sha256');
+    for await (const c of await openDecompressed(store.blobStream(l.digest as `sha256:${string}`))) h.update(c as Buffer);
+    assert.equal(`sha256:${h.digest('hex')}`, img.config.rootfs.diff_ids[i]);
+  }
+});
