@@ -34,7 +34,12 @@ kiln_setup() {
   mkdir -p "$KILN_DIR"
   "$KILN_BIN" export --help > /dev/null 2>&1 && KILN_HAS_EXPORT=1
   rm -rf --one-file-system "$KILN_BASE_ROOT" "$KILN_ROOT_DIR"
-  "$KILN_BIN" pull --root "$KILN_BASE_ROOT" "$BASE"
+  "$KILN_BIN" pull --root "$KILN_BASE_ROOT" "$BASE" || return 1
+  # A pull stores the base's blobs; its layers are unpacked on first use. The peers' clean
+  # keeps the base unpacked, so one throwaway build unpacks it in the template too.
+  local d=$KILN_DIR/unpack-base
+  mkdir -p "$d" && printf 'FROM %s\nRUN true\n' "$BASE" > "$d/Dockerfile"
+  "$KILN_BIN" build --root "$KILN_BASE_ROOT" --progress plain -t kiln-bench-unpack-base "$d"
 }
 
 kiln_clean() {
