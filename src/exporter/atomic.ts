@@ -17,7 +17,13 @@ function siblingTemp(dest: string): string {
 /** Streams into `dest` (a file path, or `-` for stdout). */
 export async function writeStreamAtomic(dest: string, source: Readable, signal?: AbortSignal): Promise<void> {
   if (dest === '-') {
-    await pipeline(source, process.stdout, { signal, end: false });
+    try {
+      await pipeline(source, process.stdout, { signal, end: false });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPIPE') throw new KilnError('the reader of standard output went away before the export finished');
+      if (err instanceof KilnError) throw err;
+      throw new KilnError(`cannot write to standard output: ${(err as Error).message}`, { cause: err });
+    }
     return;
   }
   await mkdir(dirname(resolve(dest)), { recursive: true });
