@@ -6,6 +6,7 @@
 //   npm run bench -- [--peers] [--no-setup] [--keep] [--runs N] [--cases a,b] [--builders "x y"]
 //                    [--small] [--skip-own] [--only-own] [--markdown FILE]
 //   --table-only   print the table of the last measurement again (no measuring)
+//   --results a,b  with --table-only: the samples of several runs (compare.sh's RESULTS_NAME), as one table
 //
 // The measuring loop is bench/peers/compare.sh (bash, built on run.sh's own functions, so every
 // builder is driven exactly as run.sh drives it); this file orchestrates and makes the table.
@@ -35,6 +36,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'only-own', kind: 'boolean' },
   { name: 'markdown', kind: 'string' },
   { name: 'table-only', kind: 'boolean' },
+  { name: 'results', kind: 'string' },
 ];
 
 const peersDir = join(sharedDir, 'peers');
@@ -123,7 +125,7 @@ async function main(): Promise<number> {
   const small = flagBool(a, 'small') || process.env.SMALL === '1';
 
   const builderList = (b: string) => (b.includes('kiln') ? b : `${b} kiln`).split(/\s+/).filter(Boolean);
-  if (flagBool(a, 'table-only')) return printTable(flagString(a, 'markdown'));
+  if (flagBool(a, 'table-only')) return printTable(flagString(a, 'markdown'), (flagString(a, 'results') ?? 'kiln').split(','));
   if (!flagBool(a, 'skip-own')) await runOwnBenches();
   if (flagBool(a, 'only-own')) return 0;
   if (!existsSync(runSh)) throw new KilnError(`no peer harness at ${runSh} (../shared/peers beside the checkout)`);
@@ -162,19 +164,24 @@ async function main(): Promise<number> {
 }
 
 /** The builders in the order the samples name them first (the order of the run). */
-function printTable(markdownFile: string | undefined): number {
-  const results = join(workDir, 'results', 'kiln');
-  const samplesFile = join(results, 'samples.tsv');
-  if (!existsSync(samplesFile)) throw new KilnError(`no measurement to show: ${samplesFile} does not exist`);
-  const samples = parseSamples(readFileSync(samplesFile, 'utf8'));
+function printTable(markdownFile: string | undefined, runs: string[] = ['kiln']): number {
+  const dirs = runs.map((r) => join(workDir, 'results', r));
+  const samples = dirs.flatMap((d) => {
+    const f = join(d, 'samples.tsv');
+    if (!existsSync(f)) throw new KilnError(`no measurement to show: ${f} does not exist`);
+    return parseSamples(readFileSync(f, 'utf8'));
+  });
   const builders = [...new Set(samples.map((s) => s.builder))];
-  const versionsFile = join(results, 'versions.txt');
-  const versions = existsSync(versionsFile) ? readFileSync(versionsFile, 'utf8') : '';
+  const versions = dirs
+    .map((d) => join(d, 'versions.txt'))
+    .filter((f) => existsSync(f))
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
   const text = renderTable(buildTable(samples, builders), versions);
   process.stdout.write(`\n${text}`);
-  writeFileSync(join(results, 'table.md'), text);
+  writeFileSync(join(dirs[0]!, 'table.md'), text);
   if (markdownFile) writeFileSync(markdownFile, text);
-  say(`table: ${join(results, 'table.md')}`);
+  say(`table: ${join(dirs[0]!, 'table.md')}`);
   return 0;
 }
 

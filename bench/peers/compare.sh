@@ -15,7 +15,8 @@
 # Knobs: RUNS=3 BUILDERS="docker_buildkit buildah_oci podman kiln" CASES="..."
 #   KILN_CASES=bench/cases  SMALL=1 (smaller generated contexts)  PEERBENCH_DIR=/tmp/peerbench
 #   EXTRA_BUILDERS=bench/peers/kiln-builder.sh (compare.sh sources it when not set)
-# Output: $W/results/kiln/samples.tsv (builder case metric run value status), versions.txt.
+#   RESULTS_NAME=kiln (results folder under $W/results)
+# Output: $W/results/$RESULTS_NAME/samples.tsv (builder case metric run value status), versions.txt.
 
 set -uo pipefail
 export LC_ALL=C
@@ -40,7 +41,7 @@ BUILDERS=$wanted_builders   # kiln-builder.sh appends kiln for run.sh's users; h
 
 PEERS_DIR=$(cd "$(dirname "$RUN_SH")" && pwd)
 HERE=$W/kiln-cases           # gen_context/touch_file read $HERE/cases/
-RESULTS=$W/results/kiln
+RESULTS=$W/results/${RESULTS_NAME:-kiln}   # RESULTS_NAME: keep an earlier run's samples
 
 merge_cases() {
   rm -rf "$HERE"; mkdir -p "$HERE/cases"
@@ -138,7 +139,7 @@ do_bench() {
   esac
   mkdir -p "$LOGDIR" "$RESULTS" "$W/tmp"
   : > "$RESULTS/samples.tsv"
-  rm -f "$LOGDIR"/cmp-*.log
+  for c in $CASES; do rm -f "$LOGDIR"/cmp-*-"$c".log; done
   merge_cases
   local b c p ok_builders=""
   {
