@@ -1,7 +1,10 @@
 // One step runs once across every kiln process sharing a store: the first to take a key's
-// lock runs it, the others wait and then find it cached. mkdir is atomic, and the lock
-// names its owner's pid so a lock left by a killed kiln is taken over.
+// lock runs it, the others wait and then find it cached. mkdir is atomic, and the lock names
+// its owner (pid and start time, so a reused pid is not taken for the owner): a lock left by
+// a killed kiln is taken over. Two waiters taking over at once may both run the step; that
+// costs time, not correctness (identical snapshot ids, the second commit is discarded).
 
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +17,7 @@ export async function withKeyLock<T>(locksDir: string, name: string, signal: Abo
     signal.throwIfAborted();
     try {
       await mkdir(dir);
-      await writeFile(join(dir, 'owner'), String(process.pid));
+      await writeFile(join(dir, 'owner'), ownerId(process.pid) ?? String(process.pid));
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -29,16 +32,37 @@ export async function withKeyLock<T>(locksDir: string, name: string, signal: Abo
   }
 }
 
-async function isStale(dir: string): Promise<boolean> {
+/** `PID:STARTTIME` (clock ticks after boot, from /proc): unique for the machine's uptime. */
+function ownerId(pid: number): string | undefined {
   try {
-    const pid = Number(await readFile(join(dir, 'owner'), 'utf8'));
-    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces); starttime is field 22.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return `${pid}:${fields[19]}`;
   } catch {
-    // The owner file is written right after mkdir; a lock without one for long was abandoned in between.
-    try {
-      return Date.now() - (await stat(dir)).mtimeMs > 10_000;
-    } catch {
-      return false;
-    }
+    return undefined;
+  }
+}
+
+async function isStale(dir: string): Promise<boolean> {
+  let owner = '';
+  try {
+    owner = (await readFile(join(dir, 'owner'), 'utf8')).trim();
+  } catch {
+    // No owner file yet: see below.
+  }
+  const pid = Number(owner.split(':')[0]);
+  if (owner !== '' && Number.isInteger(pid) && pid > 0) {
+    if (pid === process.pid) return false;
+    if (!processAlive(pid)) return true;
+    // Alive, but is it the same process? A pid reused after a kill -9 is not the owner.
+    return owner.includes(':') && ownerId(pid) !== undefined && ownerId(pid) !== owner;
+  }
+  // The owner file is written right after mkdir; a kill in between leaves none (or an empty
+  // one). Such a lock, untouched for a while, was abandoned.
+  try {
+    return Date.now() - (await stat(dir)).mtimeMs > 5_000;
+  } catch {
+    return false;
   }
 }
