@@ -14,8 +14,9 @@ type Controller = 'memory' | 'pids' | 'cpu';
 
 interface Hierarchy {
   version: 1 | 2;
-  /** kiln's own cgroup folder in this hierarchy. */
+  /** kiln's own cgroup folder in this hierarchy (v2: may move to `<mount>/kiln`, see below). */
   base: string;
+  mountPoint: string;
   controllers: Controller[];
 }
 
@@ -49,7 +50,7 @@ export function discoverHierarchies(): Hierarchy[] {
       const rel = relative(own.get(ctrls[0]!) ?? '/');
       if (rel === undefined) continue;
       ctrls.forEach((c) => covered.add(c));
-      out.push({ version: 1, base: join(mountPoint, rel), controllers: ctrls });
+      out.push({ version: 1, base: join(mountPoint, rel), mountPoint, controllers: ctrls });
     } else if (fstype === 'cgroup2') {
       const rel = relative(own.get('') ?? '/');
       if (rel === undefined) continue;
@@ -63,7 +64,7 @@ export function discoverHierarchies(): Hierarchy[] {
       const ctrls = wanted.filter((c) => available.includes(c) && !covered.has(c));
       if (ctrls.length === 0) continue;
       ctrls.forEach((c) => covered.add(c));
-      out.push({ version: 2, base, controllers: ctrls });
+      out.push({ version: 2, base, mountPoint, controllers: ctrls });
     }
   }
   return out;
@@ -153,16 +154,33 @@ export function createStepCgroup(limits: ResourceLimits): StepCgroup | null {
   return result;
 }
 
+function enableIn(dir: string, ctrls: Controller[]): void {
+  const enabled = readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/);
+  const missing = ctrls.filter((c) => !enabled.includes(c));
+  if (missing.length > 0) writeFileSync(join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+}
+
+/**
+ * cgroup v2 lets a cgroup hand controllers to its children only while it holds no process
+ * itself, and kiln's own cgroup holds kiln. Then the step cgroups go below `<mount>/kiln`
+ * instead (the root may delegate; `kiln` holds no process), where the sweep looks too.
+ */
 function enableV2Controllers(h: Hierarchy, need: Controller[]): void {
   const ctrls = need.filter((c) => h.controllers.includes(c));
   try {
-    const enabled = readFileSync(join(h.base, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/);
-    const missing = ctrls.filter((c) => !enabled.includes(c));
-    if (missing.length > 0) writeFileSync(join(h.base, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+    enableIn(h.base, ctrls);
+    return;
+  } catch {
+    // kiln's own cgroup is not a place for children with controllers
+  }
+  const shared = join(h.mountPoint, 'kiln');
+  try {
+    enableIn(h.mountPoint, ctrls);
+    mkdirSync(shared, { recursive: true });
+    enableIn(shared, ctrls);
+    h.base = shared;
   } catch (err) {
-    throw new KilnError(
-      `cannot delegate the ${ctrls.join(', ')} controllers below ${h.base} (cgroup v2 refuses it while kiln's own cgroup holds processes; run kiln in a cgroup of its own): ${errorMessage(err)}`,
-    );
+    throw new KilnError(`cannot delegate the ${ctrls.join(', ')} cgroup controllers for the step limits: ${errorMessage(err)}`);
   }
 }
 
@@ -232,10 +250,15 @@ export async function sweepStaleCgroups(): Promise<string[]> {
   } catch {
     return removed;
   }
+  const bases = new Set<string>();
   for (const h of hs) {
+    bases.add(h.base);
+    if (h.version === 2) bases.add(join(h.mountPoint, 'kiln'));
+  }
+  for (const base of bases) {
     let names: string[];
     try {
-      names = readdirSync(h.base);
+      names = readdirSync(base);
     } catch {
       continue;
     }
@@ -245,8 +268,8 @@ export async function sweepStaleCgroups(): Promise<string[]> {
       const pid = Number(m[1]);
       if (pid === process.pid || processAlive(pid)) continue;
       try {
-        await removeCgroupDirs([join(h.base, n)]);
-        removed.push(join(h.base, n));
+        await removeCgroupDirs([join(base, n)]);
+        removed.push(join(base, n));
       } catch {
         // still busy: the next sweep tries again
       }
