@@ -7,6 +7,7 @@ import { join, posix } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ExecOp, RunMount } from '../../graph/ops.js';
 import type { ResolvedInput, WorkerContext } from '../types.js';
+import type { Store } from '../../store/store.js';
 import { KilnError } from '../../util/errors.js';
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from '../../util/syscalls.js';
 import type { SpecToken } from '../sandbox/spec.js';
@@ -53,7 +54,12 @@ async function lockExclusive(path: string, signal: AbortSignal, wait: boolean): 
 }
 
 export function cacheMountDir(ctx: WorkerContext, id: string): string {
-  return ctx.store.path('mounts', `cache-${createHash('sha256').update(id).digest('hex').slice(0, 32)}`);
+  return cacheMountPath(ctx.store, id);
+}
+
+/** Where a RUN --mount=type=cache folder lives in the store (also read by --cache-to cache-mounts=true). */
+export function cacheMountPath(store: Store, id: string): string {
+  return store.path('mounts', `cache-${createHash('sha256').update(id).digest('hex').slice(0, 32)}`);
 }
 
 export async function prepareMounts(
