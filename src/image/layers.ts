@@ -82,15 +82,17 @@ export async function ensureLayer(
 
   // Archive the folder: one pass hashes the tar (diffID) and compresses it into a blob.
   const { stream, stats } = createLayerTar(store.snapshotFs(snapshotId), { sourceDateEpoch: opts.sourceDateEpoch });
-  const tarHash = hashingPassThrough();
-  const blob = await ingestThrough(store, stream.pipe(tarHash.stream), compression, level, stream);
+  // Uncompressed, the blob is the tar: the store's own hash is the diffID (one pass, not two).
+  const tarHash = compression === 'uncompressed' ? undefined : hashingPassThrough();
+  const blob = await ingestThrough(store, tarHash ? stream.pipe(tarHash.stream) : stream, compression, level, stream);
   const { entries } = await stats;
-  const diffId = tarHash.digest();
+  const diffId = tarHash ? tarHash.digest() : blob.digest;
+  const tarSize = tarHash ? tarHash.size() : blob.size;
   const rec: LayerBlobRecord = { digest: blob.digest, size: blob.size, mediaType: layerMediaType(compression), ...(level !== undefined ? { level } : {}) };
   // A different epoch or new contents invalidate every compressed form recorded before.
   const blobs = meta.diffId === diffId ? { ...meta.blobs } : {};
   blobs[compression] = rec;
-  await store.updateSnapshotMeta(snapshotId, { diffId, size: tarHash.size(), empty: entries === 0, tarEpoch, blobs });
+  await store.updateSnapshotMeta(snapshotId, { diffId, size: tarSize, empty: entries === 0, tarEpoch, blobs });
   if (entries > 0) await store.linkDiffId(diffId, snapshotId);
   return result(diffId, rec, entries === 0);
 }
