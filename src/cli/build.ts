@@ -19,7 +19,7 @@ import { normalizeReference } from '../registry/reference.js';
 import { runExec, sweepStaleSandboxes } from '../worker/exec/index.js';
 import { runFile, fileOpContentKey, listFileOpContent } from '../worker/file/index.js';
 import { pushImage } from '../registry/push.js';
-import { resolveCacheImports, exportCache } from './cache-transfer.js';
+import { openCacheImports, exportCache, inlineCacheField, parseCacheSpec, type CacheExportContext } from './cache-transfer.js';
 
 export async function runBuild(o: BuildOptions): Promise<number> {
   const progress = makeProgress(o.progress);
@@ -28,6 +28,9 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const dockerfile = await readDockerfile(o);
       await assertDir(o.contextDir);
       const outputs: OutputSpec[] = o.outputs.map((t) => parseOutputSpec(t));
+      // Bad cache specs fail before any step runs, not after the build.
+      for (const t of o.cacheTo) parseCacheSpec(t, '--cache-to');
+      for (const t of o.cacheFrom) parseCacheSpec(t, '--cache-from');
       const store = await Store.open(o.root ?? defaultStoreRoot());
       await sweepStaleSandboxes(store);
       const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath);
@@ -48,7 +51,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       }
       if (o.network) applyDefaultNetwork(graph, o.network);
       const noCacheStages = stagesNamed(graph, o.noCacheFilter);
-      await resolveCacheImports(store, o.cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
+      const cacheImports = await openCacheImports(store, o.cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
 
       const workers: Workers = {
         loadImage: async (digest) => {
@@ -59,6 +62,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         runFile,
         fileContentKey: fileOpContentKey,
         listContent: listFileOpContent,
+        ensureLayers: async (ids) => cacheImports?.ensureLayers(ids),
       };
       const result = await solve(graph, {
         store,
@@ -72,6 +76,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
           sourceDateEpoch: o.sourceDateEpoch,
         },
         jobs: o.jobs,
+        remoteCache: cacheImports,
         noCache: o.noCache,
         noCacheStages,
         buildIdentity: `${o.contextDir}\0${o.dockerfilePath}\0${o.target ?? ''}`,
@@ -82,6 +87,9 @@ export async function runBuild(o: BuildOptions): Promise<number> {
 
       const stage = graph.stages.find((s) => s.index === graph.target)!;
       const image = result.stages.get(graph.target)!;
+      await cacheImports?.ensureLayers(image.layers);
+      const cacheContext: CacheExportContext = { graph, result, mountIds: cacheMountIds(graph) };
+      const inline = o.cacheTo.some((t) => parseCacheSpec(t, '--cache-to').type === 'inline');
       const written = await writeImage(store, {
         layers: image.layers,
         config: {
@@ -93,6 +101,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         },
         history: image.history,
         sourceDateEpoch: o.sourceDateEpoch,
+        ...(inline ? { extraConfig: await inlineCacheField(store, cacheContext, image.layers) } : {}),
       });
 
       const names = new Set(o.tags);
@@ -110,7 +119,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       for (const n of pushTo) {
         await pushImage(store, written.manifestDigest, n, { insecureRegistries: o.insecureRegistries, signal });
       }
-      await exportCache(store, o.cacheTo, { graph, result, manifestDigest: written.manifestDigest, insecureRegistries: o.insecureRegistries, signal });
+      await exportCache(store, o.cacheTo, cacheContext, { insecureRegistries: o.insecureRegistries, signal });
 
       const digests = { manifestDigest: written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushTo.size > 0 };
       if (o.iidfile) await writeIidFile(o.iidfile, digests);
@@ -163,4 +172,12 @@ function stagesNamed(graph: BuildGraph, names: string[]): Set<number> {
     out.add(s.index);
   }
   return out;
+}
+
+function cacheMountIds(graph: BuildGraph): string[] {
+  const ids: string[] = [];
+  for (const n of Object.values(graph.nodes)) {
+    if (n.op.kind === 'exec') for (const m of n.op.mounts) if (m.type === 'cache') ids.push(m.id);
+  }
+  return ids;
 }

@@ -28,6 +28,8 @@ export interface WriteImageOptions {
   /** Media types for manifest and config; 'docker' is for registries that want Docker v2.2. */
   flavour?: ImageFlavour;
   annotations?: Record<string, string>;
+  /** Extra top-level fields of the config JSON (the inline build cache). */
+  extraConfig?: Record<string, unknown>;
 }
 
 export interface WrittenImage {
@@ -79,6 +81,7 @@ export async function writeImage(store: Store, opts: WriteImageOptions): Promise
     config: opts.config.config ?? {},
     rootfs: { type: 'layers', diff_ids: kept.map((r) => r.diffId) },
     history,
+    ...opts.extraConfig,
   };
   const docker = opts.flavour === 'docker';
   const configBlob = await store.writeBlob(JSON.stringify(config));

@@ -50,6 +50,8 @@ export interface CacheMountOut {
 export interface CacheContents {
   records: CacheRecordOut[];
   mounts?: CacheMountOut[];
+  /** Keys a step can be found by without reading its source files (COPY --from), to its record's key. */
+  aliases?: { key: Digest; resultKey: Digest }[];
 }
 
 interface CacheConfig {
@@ -57,6 +59,7 @@ interface CacheConfig {
   diffIds: Digest[];
   records: { key: Digest; layer: number | null }[];
   mounts?: { id: string; layer: number }[];
+  aliases?: { key: Digest; resultKey: Digest }[];
 }
 
 /** An imported cache: what it knows, and a way to bring one layer blob into the store. */
@@ -67,6 +70,7 @@ export interface CacheSource {
   digest: Digest;
   records: Map<Digest, CacheLayer | null>;
   mounts: CacheMountOut[];
+  aliases: Map<Digest, Digest>;
   /** Puts the layer's blob in the store, verified (nothing when it is already there). */
   fetchLayer(layer: CacheLayer): Promise<void>;
 }
@@ -93,6 +97,8 @@ export async function writeCacheArtifact(store: Store, contents: CacheContents):
     records: records.map((r) => ({ key: r.key, layer: r.layer ? add(r.layer) : null })),
   };
   if (mounts.length) cfg.mounts = mounts.map((m) => ({ id: m.id, layer: add(m.layer) }));
+  const aliases = [...(contents.aliases ?? [])].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  if (aliases.length) cfg.aliases = aliases;
   cfg.diffIds = layers.map((l) => l.diffId);
   for (const l of layers) {
     if (!(await store.hasBlob(l.digest))) throw new KilnError(`cache export: layer blob ${l.digest} is not in the store`);
@@ -114,7 +120,9 @@ export async function pushCache(store: Store, contents: CacheContents, ref: stri
   return pushImage(store, digest, ref, opts);
 }
 
-function parseCacheConfig(bytes: Buffer, manifest: ImageManifest, origin: string): { records: Map<Digest, CacheLayer | null>; mounts: CacheMountOut[] } {
+type ParsedCache = Pick<CacheSource, 'records' | 'mounts' | 'aliases'>;
+
+function parseCacheConfig(bytes: Buffer, manifest: ImageManifest, origin: string): ParsedCache {
   let cfg: CacheConfig;
   try {
     cfg = JSON.parse(bytes.toString('utf8')) as CacheConfig;
@@ -131,7 +139,9 @@ function parseCacheConfig(bytes: Buffer, manifest: ImageManifest, origin: string
   const records = new Map<Digest, CacheLayer | null>();
   for (const r of cfg.records) records.set(r.key, r.layer === null ? null : layerAt(r.layer));
   const mounts = (cfg.mounts ?? []).map((m) => ({ id: m.id, layer: layerAt(m.layer) }));
-  return { records, mounts };
+  const aliases = new Map<Digest, Digest>();
+  for (const a of cfg.aliases ?? []) if (isDigest(a.key) && isDigest(a.resultKey)) aliases.set(a.key, a.resultKey);
+  return { records, mounts, aliases };
 }
 
 function parseManifest(bytes: Buffer, origin: string): ImageManifest {
@@ -162,7 +172,7 @@ export function inlineCacheValue(records: CacheRecordOut[], imageDiffIds: Digest
   return { records: out };
 }
 
-function parseInlineCache(bytes: Buffer, manifest: ImageManifest, origin: string): { records: Map<Digest, CacheLayer | null>; mounts: CacheMountOut[] } {
+function parseInlineCache(bytes: Buffer, manifest: ImageManifest, origin: string): ParsedCache {
   const cfg = JSON.parse(bytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] }; [INLINE_CACHE_FIELD]?: InlineCache };
   const inline = cfg[INLINE_CACHE_FIELD];
   if (!inline) {
@@ -180,7 +190,7 @@ function parseInlineCache(bytes: Buffer, manifest: ImageManifest, origin: string
     if (!d || !diffId || !isDigest(diffId)) throw new KilnError(`cache ${origin}: inline cache names layer ${r.layer}, which the image lacks`);
     records.set(r.key, { digest: d.digest as Digest, size: d.size, mediaType: d.mediaType, diffId });
   }
-  return { records, mounts: [] };
+  return { records, mounts: [], aliases: new Map() };
 }
 
 function checkManifest(bytes: Buffer, origin: string): ImageManifest {
@@ -220,9 +230,9 @@ export async function openRegistryCache(store: Store, ref: string, opts: PullOpt
   };
   await fetchBlob(manifest.config.digest as Digest);
   const configBytes = await store.readBlob(manifest.config.digest as Digest);
-  const { records, mounts } =
+  const contents =
     manifest.config.mediaType === CACHE_CONFIG_TYPE ? parseCacheConfig(configBytes, manifest, origin) : parseInlineCache(configBytes, manifest, origin);
-  return { origin, digest: top.digest, records, mounts, fetchLayer: (l) => fetchBlob(l.digest) };
+  return { origin, digest: top.digest, ...contents, fetchLayer: (l) => fetchBlob(l.digest) };
 }
 
 // ---------------------------------------------------------------- OCI layout folders (type=local)
@@ -285,8 +295,8 @@ export async function openLocalCache(store: Store, dir: string, tag = DEFAULT_LA
   await importBlob(entry.digest as Digest);
   const manifest = checkManifest(await store.readBlob(entry.digest as Digest), origin);
   await importBlob(manifest.config.digest as Digest);
-  const { records, mounts } = parseCacheConfig(await store.readBlob(manifest.config.digest as Digest), manifest, origin);
-  return { origin, digest: entry.digest as Digest, records, mounts, fetchLayer: (l) => importBlob(l.digest) };
+  const contents = parseCacheConfig(await store.readBlob(manifest.config.digest as Digest), manifest, origin);
+  return { origin, digest: entry.digest as Digest, ...contents, fetchLayer: (l) => importBlob(l.digest) };
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -10,7 +10,7 @@ import type { ResolvedInput, StepOutput, WorkerContext } from '../worker/types.j
 import { KilnError, errorMessage } from '../util/errors.js';
 import { hexOf, sha256 } from '../util/digest.js';
 import type { EventSink, StepState } from './events.js';
-import { withKeyLock } from './keylock.js';
+import { withKeyLock, sweepStaleLocks } from './keylock.js';
 import { describeSteps, recordStep, explainDifference, earlierRecord, stepLabel, type ContentLister, type StepRecord } from './explain.js';
 
 /** What the solver needs from the stations below it; the CLI wires the real ones. */
@@ -22,6 +22,16 @@ export interface Workers {
   fileContentKey(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<Digest>;
   /** The files behind fileContentKey, so --explain can name what changed. */
   listContent?: ContentLister;
+  /** Makes sure these snapshots are on disk (a cache imported from elsewhere brings them lazily). */
+  ensureLayers?(snapshotIds: string[]): Promise<void>;
+}
+
+/** A build cache from elsewhere (--cache-from), asked after the local store misses. */
+export interface RemoteCache {
+  /** The step's snapshot id (possibly not on disk yet: see Workers.ensureLayers), or undefined. */
+  lookup(key: Digest): Promise<{ snapshot: string | null } | undefined>;
+  /** The real key behind an alias key (see aliasKeyOf), if this cache knows it. */
+  alias(key: Digest): Promise<Digest | undefined>;
 }
 
 export type WorkerSettings = Omit<WorkerContext, 'store' | 'signal' | 'onOutput'>;
@@ -32,6 +42,7 @@ export interface SolveOptions {
   contextDir: string;
   settings: WorkerSettings;
   jobs: number;
+  remoteCache?: RemoteCache;
   noCache: boolean;
   /** Stage indexes whose steps ignore the cache (--no-cache-filter). */
   noCacheStages: Set<number>;
@@ -49,6 +60,8 @@ export interface NodeResult {
   /** This node's own layer (null: it changed nothing, or it is a source). */
   own: string | null;
   cached: boolean;
+  /** The key this step can also be found by without reading its source files (see aliasKeyOf). */
+  alias?: Digest;
 }
 
 export interface StageImage {
@@ -73,6 +86,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
   const ran: string[] = [];
   const seqOf = numberNodes(graph);
   const locksDir = opts.store.path('locks');
+  await sweepStaleLocks(locksDir);
   // Read on every build: a step is recorded again only when its key moved since (cheap no-change rebuilds).
   const previous = await describeSteps(opts.store, opts.buildIdentity);
 
@@ -123,8 +137,27 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
       return { key: cacheKey(op, []), layers: img.layers, own: null, cached: true };
     }
     const ctx = workerCtx(node);
-    const contentKeys = await contentKeysOf(op, inputs, ctx, opts.workers);
-    const key = cacheKey(op, keyedInputs(op, inputResults.map((r) => r.key), contentKeys), contentKeys);
+    // COPY stamps files with SOURCE_DATE_EPOCH: another epoch is another result.
+    const stamp = op.kind === 'file' ? [sha256(`source-date-epoch:${opts.settings.sourceDateEpoch ?? 0}`)] : [];
+    const alias = aliasKeyOf(op, inputs, inputResults.map((r) => r.key), stamp);
+    if (alias && usesCache(node)) {
+      const hit = await aliasHit(alias);
+      if (hit) {
+        emitStep(node, 'cached');
+        const r: NodeResult = { key: hit.key, layers: hit.snapshot ? [...inputResults[0]!.layers, hit.snapshot] : inputResults[0]!.layers, own: hit.snapshot, cached: true, alias };
+        done.set(id, r);
+        return r;
+      }
+    }
+    let contentKeys: Digest[];
+    try {
+      contentKeys = await contentKeysOf(op, inputs, ctx, opts.workers);
+    } catch (err) {
+      // A missing COPY source surfaces here, before the step starts: name its line too.
+      emitStep(node, 'error', { error: errorMessage(err) });
+      throw withLocation(node, err);
+    }
+    const key = cacheKey(op, keyedInputs(op, inputResults.map((r) => r.key), contentKeys), [...contentKeys, ...stamp]);
     // Identical ops in one build (same key) run once; the others show as cached.
     let shared = byKey.get(key);
     const duplicate = shared !== undefined;
@@ -132,10 +165,26 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
       shared = runOrReuse(node, op, key, inputs, inputResults, ctx, contentKeys);
       byKey.set(key, shared);
     }
-    const r = await shared;
+    let r = await shared;
     if (duplicate) emitStep(node, 'cached');
+    if (alias && r.key === key) {
+      // Next time this step is found without reading its sources (and so is a cache imported from here).
+      await opts.store.putCacheRecord({ key: alias, snapshot: r.own, resultKey: key, createdAt: new Date().toISOString() });
+      r = { ...r, alias };
+    }
     done.set(id, r);
     return r;
+  };
+
+  const usesCache = (node: GraphNode) => !opts.noCache && !(node.stage !== undefined && opts.noCacheStages.has(node.stage));
+
+  const aliasHit = async (alias: Digest): Promise<{ key: Digest; snapshot: string | null } | undefined> => {
+    const local = await opts.store.getCacheRecord(alias);
+    if (local?.resultKey) return { key: local.resultKey, snapshot: local.snapshot };
+    const remoteKey = await opts.remoteCache?.alias(alias);
+    if (!remoteKey) return undefined;
+    const rec = (await opts.store.getCacheRecord(remoteKey)) ?? (await opts.remoteCache?.lookup(remoteKey));
+    return rec ? { key: remoteKey, snapshot: rec.snapshot } : undefined;
   };
 
   const runOrReuse = async (
@@ -148,7 +197,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     contentKeys: Digest[],
   ): Promise<NodeResult> => {
     const base = inputResults[0]?.layers ?? [];
-    const useCache = !opts.noCache && !(node.stage !== undefined && opts.noCacheStages.has(node.stage));
+    const useCache = usesCache(node);
     const stepRecord: StepRecord = {
       name: node.name,
       instruction: node.instruction,
@@ -171,10 +220,11 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
       withKeyLock(locksDir, hexOf(key), opts.signal, async () => {
         if (useCache) {
           const rec = await opts.store.getCacheRecord(key);
-          if (rec) {
+          const hit = rec ?? (await opts.remoteCache?.lookup(key));
+          if (hit) {
             emitStep(node, 'cached');
             if (previous.get(node.name)?.key !== key) await record(node, stepRecord, op, inputs, ctx);
-            return finish(rec.snapshot, true);
+            return finish(hit.snapshot, true);
           }
         }
         const content = await record(node, stepRecord, op, inputs, ctx);
@@ -182,6 +232,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
           const reasons = explainDifference(earlierRecord(previous, node.name, op.kind), { ...stepRecord, content }, argNames(node));
           if (reasons) opts.emit({ type: 'explain', id: node.id, seq: seqOf.get(node.id) ?? 0, name: node.name, reasons });
         }
+        await opts.workers.ensureLayers?.(inputs.flatMap((i) => (i.kind === 'state' ? i.layers : [])));
         emitStep(node, 'running');
         const t0 = Date.now();
         // A fresh id when the cache is bypassed: the step may give a different result this time.
@@ -229,7 +280,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     if (!stage) throw new Error(`stage ${index} is not in the graph`);
     const baseNode = graph.nodes[stage.base]!;
     let history: HistoryEntry[] = [];
-    if (baseNode.op.kind === 'source.image') history = [...(imageHistory.get(baseNode.id) ?? [])];
+    if (baseNode.op.kind === 'source.image') history = baseHistory(imageHistory.get(baseNode.id) ?? [], (await resolve(stage.base)).layers.length);
     else if (baseNode.stage !== undefined && baseNode.stage !== index) history = [...(await stageImage(baseNode.stage)).history];
     const baseResult = await resolve(stage.base);
     const layers = [...baseResult.layers];
@@ -298,7 +349,7 @@ async function contentKeysOf(op: Op, inputs: ResolvedInput[], ctx: WorkerContext
 
 function withLocation(node: GraphNode, err: unknown): Error {
   if (err instanceof KilnError && err.location) return err;
-  const where = node.location ? { file: node.location.file, line: node.location.line } : undefined;
+  const where = node.location ? { file: node.location.file, line: node.location.line, column: node.location.column } : undefined;
   const text = `${node.name}: ${errorMessage(err)}`;
   return new KilnError(text, { location: where, cause: err, exitCode: err instanceof KilnError ? err.exitCode : 1 });
 }
@@ -313,4 +364,29 @@ function numberNodes(graph: BuildGraph): Map<string, number> {
     seq.set(id, ++n);
   }
   return seq;
+}
+
+/** A base image's history, or one plain entry per layer when it has none that fits (it is optional in OCI). */
+function baseHistory(history: HistoryEntry[], layers: number): HistoryEntry[] {
+  const withLayers = history.filter((h) => !h.empty_layer).length;
+  return withLayers === layers ? [...history] : Array.from({ length: layers }, () => ({}));
+}
+
+const ALIAS = sha256('alias: keyed by the source states, not by the files they hold');
+
+/**
+ * A COPY whose sources are all other stages or images can also be keyed by those states' keys,
+ * without reading a file: a rebuild (or a fresh store with an imported cache) then finds it
+ * without unpacking or hashing the source stages. Its real key stays the content key.
+ */
+function aliasKeyOf(op: Op, inputs: ResolvedInput[], inputKeys: Digest[], stamp: Digest[]): Digest | undefined {
+  if (op.kind !== 'file') return undefined;
+  let fromStates = false;
+  for (const a of op.actions) {
+    if (a.action === 'download') return undefined;
+    if (a.action !== 'copy') continue;
+    if (a.from === 0 || inputs[a.from]?.kind !== 'state') return undefined;
+    fromStates = true;
+  }
+  return fromStates ? cacheKey(op, inputKeys, [...stamp, ALIAS]) : undefined;
 }

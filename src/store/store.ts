@@ -51,6 +51,11 @@ export interface CacheRecord {
   createdAt: string;
   /** Free-form description of the inputs, for --explain. */
   explain?: unknown;
+  /**
+   * Set on an alias record (a key made without reading the step's source files): the key of
+   * the step's real record, which later steps build their keys on.
+   */
+  resultKey?: Digest;
 }
 
 export interface RefRecord {

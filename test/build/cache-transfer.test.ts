@@ -1,0 +1,131 @@
+// A build cache shared between stores through a real registry or a folder: a fresh store
+// builds everything from it, gets the same image, and fetches only what the image needs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startRegistry, blobDownloads } from '../helpers/registry.js';
+import { runKiln } from '../helpers/kiln.js';
+import { tempDir } from '../helpers/tmp.js';
+import { BASE_REF, busyboxStore, buildJson, finalStates, ranSteps, writeTree } from './fixture.js';
+
+const registry = await startRegistry();
+
+// Two independent stages whose outputs the final stage copies: with mode=max the cache holds
+// their layers too, but a fresh store needs only the final image's.
+const MULTISTAGE = `FROM ${BASE_REF} AS a
+COPY a/ /src/
+RUN mkdir /out && cp /src/* /out/ && echo built-a > /out/a.txt
+FROM ${BASE_REF} AS b
+COPY b/ /src/
+RUN mkdir /out && cp /src/* /out/ && echo built-b > /out/b.txt
+FROM ${BASE_REF}
+COPY --from=a /out /a
+COPY --from=b /out /b
+RUN ls /a /b > /listing
+`;
+
+async function multistageContext(): Promise<string> {
+  const ctx = await tempDir('kiln-cachectx-');
+  await writeTree(ctx, { Dockerfile: MULTISTAGE, 'a/in.txt': 'input a\n', 'b/in.txt': 'input b\n' });
+  return ctx;
+}
+
+async function manifestDigest(metadataFile: string): Promise<string> {
+  return (JSON.parse(await readFile(metadataFile, 'utf8')) as Record<string, string>)['containerimage.digest']!;
+}
+
+async function imageLayers(root: string, digest: string): Promise<string[]> {
+  const manifest = JSON.parse(await readFile(join(root, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+  return manifest.layers.map((l) => l.digest);
+}
+
+test('registry cache (mode=max): a fresh store runs nothing, makes the same image, and fetches only its layers', async () => {
+  const ctx = await multistageContext();
+  const [rootA, rootB] = [await busyboxStore(), await busyboxStore()];
+  const ref = `${registry.host}/cache/multistage:buildcache`;
+  const metaA = join(ctx, '..', 'meta-a.json');
+  const a = await buildJson(rootA, ctx, ['--cache-to', `type=registry,ref=${ref},mode=max`, '--metadata-file', metaA]);
+  assert.equal(a.code, 0, a.stderr);
+
+  const before = registry.requests().length;
+  const metaB = join(ctx, '..', 'meta-b.json');
+  const b = await buildJson(rootB, ctx, ['--cache-from', `type=registry,ref=${ref}`, '--metadata-file', metaB]);
+  assert.equal(b.code, 0, b.stderr);
+  const states = [...finalStates(b).values()];
+  assert.ok(states.length >= 7, `steps: ${[...finalStates(b)].join(' | ')}`);
+  assert.deepEqual(ranSteps(b), [], 'every step comes from the cache');
+  assert.equal(await manifestDigest(metaB), await manifestDigest(metaA));
+
+  const finalLayers = new Set(await imageLayers(rootB, await manifestDigest(metaB)));
+  const fetched = blobDownloads(registry.requests().slice(before)).map((r) => /blobs\/(sha256:[0-9a-f]{64})/.exec(r.uri)![1]!);
+  const fetchedLayers = fetched.filter((d) => finalLayers.has(d));
+  const others = fetched.filter((d) => !finalLayers.has(d));
+  assert.ok(fetchedLayers.length >= 3, `the final stage's own layers come from the cache (fetched ${fetched.join(', ')})`);
+  assert.ok(others.length <= 1, `only the cache's config besides image layers, got ${others.join(', ')}`);
+});
+
+test('local cache folder: export then import into a fresh store, every step cached, same digest', async () => {
+  const ctx = await multistageContext();
+  const [rootA, rootB] = [await busyboxStore(), await busyboxStore()];
+  const dir = await tempDir('kiln-cachedir-');
+  const metaA = join(dir, 'meta-a.json');
+  const a = await buildJson(rootA, ctx, ['--cache-to', `type=local,dest=${join(dir, 'cache')},mode=max`, '--metadata-file', metaA]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.ok((await readdir(join(dir, 'cache'))).includes('index.json'));
+  const metaB = join(dir, 'meta-b.json');
+  const b = await buildJson(rootB, ctx, ['--cache-from', `type=local,src=${join(dir, 'cache')}`, '--metadata-file', metaB]);
+  assert.equal(b.code, 0, b.stderr);
+  assert.deepEqual(ranSteps(b), []);
+  assert.equal(await manifestDigest(metaB), await manifestDigest(metaA));
+});
+
+test('mode=min carries only the final stage: intermediate stages run again, the final steps still hit', async () => {
+  const ctx = await multistageContext();
+  const [rootA, rootB] = [await busyboxStore(), await busyboxStore()];
+  const ref = `${registry.host}/cache/multistage:min`;
+  const a = await buildJson(rootA, ctx, ['--cache-to', `type=registry,ref=${ref}`]);
+  assert.equal(a.code, 0, a.stderr);
+  const b = await buildJson(rootB, ctx, ['--cache-from', `type=registry,ref=${ref}`]);
+  assert.equal(b.code, 0, b.stderr);
+  const ran = ranSteps(b);
+  assert.ok(ran.some((s) => s.startsWith('RUN mkdir /out')), `intermediate RUNs rerun: ${ran.join(' | ')}`);
+  assert.ok(!ran.includes('RUN ls /a /b > /listing'), 'the final RUN is cached');
+});
+
+test('cache-mounts=true carries RUN --mount=type=cache folders to a fresh store', async () => {
+  const ctx = await tempDir('kiln-cachemount-');
+  await writeTree(ctx, {
+    Dockerfile: `FROM ${BASE_REF}\nARG ROUND\nRUN --mount=type=cache,target=/cache,id=notes sh -c 'cat /cache/notes > /seen 2>/dev/null; echo "round $ROUND" >> /cache/notes'\n`,
+  });
+  const [rootA, rootB] = [await busyboxStore(), await busyboxStore()];
+  const dir = await tempDir('kiln-cachemountdir-');
+  const a = await buildJson(rootA, ctx, ['--build-arg', 'ROUND=1', '--cache-to', `type=local,dest=${dir},cache-mounts=true`]);
+  assert.equal(a.code, 0, a.stderr);
+  const out = await tempDir('kiln-cachemountout-');
+  const b = await runKiln(['build', '--root', rootB, '--progress', 'quiet', '--build-arg', 'ROUND=2', '--cache-from', `type=local,src=${dir}`, '-o', `type=local,dest=${out}`, ctx]);
+  assert.equal(b.code, 0, b.stderr);
+  assert.equal(await readFile(join(out, 'seen'), 'utf8'), 'round 1\n');
+});
+
+test('inline cache: the pushed image carries its own cache', async () => {
+  const ctx = await multistageContext();
+  const [rootA, rootB] = [await busyboxStore(), await busyboxStore()];
+  const ref = `${registry.host}/app/multistage:inline`;
+  const a = await buildJson(rootA, ctx, ['-t', ref, '--push', '--cache-to', 'type=inline']);
+  assert.equal(a.code, 0, a.stderr);
+  const b = await buildJson(rootB, ctx, ['--cache-from', `type=registry,ref=${ref}`]);
+  assert.equal(b.code, 0, b.stderr);
+  const ran = ranSteps(b);
+  assert.ok(!ran.includes('RUN ls /a /b > /listing'), `the final RUN is cached: ran ${ran.join(' | ')}`);
+});
+
+test('a cache that does not exist yet is not an error; a malformed spec is', async () => {
+  const ctx = await multistageContext();
+  const root = await busyboxStore();
+  const ok = await buildJson(root, ctx, ['--cache-from', `type=registry,ref=${registry.host}/cache/none:yet`]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const bad = await runKiln(['build', '--root', root, '--cache-to', 'type=s3,bucket=x', ctx]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--cache-to: unknown cache type "s3"/);
+});
