@@ -5,7 +5,7 @@
 // costs time, not correctness (identical snapshot ids, the second commit is discarded).
 
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive } from '../store/sweep.js';
@@ -30,6 +30,25 @@ export async function withKeyLock<T>(locksDir: string, name: string, signal: Abo
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Removes the locks of kiln processes that are gone (a kill -9 leaves them); returns their names. */
+export async function sweepStaleLocks(locksDir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(locksDir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    const dir = join(locksDir, n);
+    if (await isStale(dir)) {
+      await rm(dir, { recursive: true, force: true });
+      removed.push(n);
+    }
+  }
+  return removed;
 }
 
 /** `PID:STARTTIME` (clock ticks after boot, from /proc): unique for the machine's uptime. */
