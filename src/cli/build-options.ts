@@ -66,6 +66,8 @@ export interface BuildOptions {
   secrets: Map<string, Buffer>;
   sshAgents: Map<string, string>;
   allowInsecure: boolean;
+  /** `--allow network.host`: RUN --network=host is permitted (BuildKit's entitlement). */
+  allowNetworkHost: boolean;
   network?: NetworkMode;
   sourceDateEpoch?: number;
   explain: boolean;
@@ -115,7 +117,8 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     cpus: parseCpus(flagString(a, 'cpus')),
     secrets: parseSecrets(flagList(a, 'secret'), env),
     sshAgents: parseSsh(flagList(a, 'ssh'), env),
-    allowInsecure: parseAllow(flagList(a, 'allow')),
+    allowInsecure: parseAllow(flagList(a, 'allow')).has('security.insecure'),
+    allowNetworkHost: parseAllow(flagList(a, 'allow')).has('network.host'),
     network: parseNetwork(flagString(a, 'network')),
     sourceDateEpoch: sde === undefined || sde === '' ? undefined : parseEpoch(sde),
     explain: flagBool(a, 'explain'),
@@ -170,13 +173,15 @@ function parseNetwork(v: string | undefined): NetworkMode | undefined {
   throw new KilnError(`--network: expected default, none or host, got "${v}"`, { exitCode: 2 });
 }
 
-function parseAllow(values: string[]): boolean {
-  let insecure = false;
+function parseAllow(values: string[]): Set<string> {
+  const out = new Set<string>();
   for (const v of values.flatMap((s) => s.split(','))) {
-    if (v === 'security.insecure') insecure = true;
-    else if (v !== 'network.host') throw new KilnError(`--allow: unknown entitlement "${v}" (expected security.insecure or network.host)`, { exitCode: 2 });
+    if (v !== 'security.insecure' && v !== 'network.host') {
+      throw new KilnError(`--allow: unknown entitlement "${v}" (expected security.insecure or network.host)`, { exitCode: 2 });
+    }
+    out.add(v);
   }
-  return insecure;
+  return out;
 }
 
 /** `id=X,src=FILE`, `id=X,env=VAR`, or `id=X` (from the environment variable X, as buildx). */

@@ -49,6 +49,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         const where = w.location ? `${w.location.file}:${w.location.line}: ` : '';
         progress.sink({ type: 'message', level: 'warning', text: `${where}${w.message}` });
       }
+      if (!o.allowNetworkHost) refuseHostNetwork(graph);
       if (o.network) applyDefaultNetwork(graph, o.network);
       const noCacheStages = stagesNamed(graph, o.noCacheFilter);
       const cacheImports = await openCacheImports(store, o.cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
@@ -107,13 +108,17 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const names = new Set(o.tags);
       const pushTo = new Set(o.push ? o.tags : []);
       for (const spec of outputs) {
-        if (spec.type === 'image' || spec.type === 'registry') {
-          for (const n of spec.names) {
-            const name = normalizeReference(n, '--output name');
-            names.add(name);
-            if (spec.type === 'registry' || spec.push) pushTo.add(name);
-          }
-        } else await exportImage(store, written.manifestDigest, spec, { signal });
+        if (spec.type !== 'image' && spec.type !== 'registry') continue;
+        for (const n of spec.names) {
+          const name = normalizeReference(n, '--output name');
+          names.add(name);
+          if (spec.type === 'registry' || spec.push) pushTo.add(name);
+        }
+      }
+      for (const spec of outputs) {
+        if (spec.type !== 'image' && spec.type !== 'registry') {
+          await exportImage(store, written.manifestDigest, spec, { signal, names: [...names] });
+        }
       }
       for (const n of names) await store.setRef(n, written.manifestDigest);
       for (const n of pushTo) {
@@ -156,6 +161,18 @@ async function assertDir(dir: string): Promise<void> {
     ok = false;
   }
   if (!ok) throw new KilnError(`the build context ${dir} is not a folder`);
+}
+
+/** As BuildKit: a step may ask for the host's network only when the user allowed it. */
+function refuseHostNetwork(graph: BuildGraph): void {
+  for (const n of Object.values(graph.nodes)) {
+    if (n.op.kind === 'exec' && n.op.network === 'host') {
+      throw new KilnError('RUN --network=host is not allowed without --allow network.host', {
+        location: n.location ? { file: n.location.file, line: n.location.line, column: n.location.column } : undefined,
+        exitCode: 1,
+      });
+    }
+  }
 }
 
 function applyDefaultNetwork(graph: BuildGraph, network: 'default' | 'none' | 'host'): void {

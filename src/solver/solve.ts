@@ -222,6 +222,8 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
           const rec = await opts.store.getCacheRecord(key);
           const hit = rec ?? (await opts.remoteCache?.lookup(key));
           if (hit) {
+            // prune removes the least recently used first: a hit is a use.
+            if (rec?.snapshot) await opts.store.markSnapshotUsed(rec.snapshot);
             emitStep(node, 'cached');
             if (previous.get(node.name)?.key !== key) await record(node, stepRecord, op, inputs, ctx);
             return finish(hit.snapshot, true);
