@@ -97,10 +97,11 @@ function ttyProgress(out: NodeJS.WriteStream): Progress {
   const rows = new Map<number, Row>();
   const messages: string[] = [];
   let drawnLines = 0;
+  let closed = false;
   let timer: NodeJS.Timeout | undefined;
   const t0 = Date.now();
 
-  const frame = (): string[] => {
+  const frame = (full: boolean): string[] => {
     const width = out.columns || 100;
     const lines: string[] = [];
     for (const r of [...rows.values()].sort((a, b) => a.seq - b.seq)) {
@@ -109,19 +110,33 @@ function ttyProgress(out: NodeJS.WriteStream): Progress {
       lines.push(clip(`#${r.seq} ${STATE_LABEL[r.state].padEnd(7)} ${r.name}${time}`, width));
       if (r.state === 'running' || r.state === 'error') for (const t of r.tail.slice(-3)) lines.push(clip(`     > ${t}`, width));
     }
-    return [...messages, ...lines];
+    // Rows above the screen's top cannot be redrawn: fold the oldest finished steps into one line.
+    const room = Math.max(5, (out.rows || 40) - 1);
+    if (!full && lines.length > room) {
+      const finished = [...rows.values()].sort((a, b) => a.seq - b.seq).filter((r) => r.state === 'done' || r.state === 'cached');
+      const fold = Math.min(finished.length, lines.length - room + 1);
+      if (fold > 0) {
+        const hidden = new Set(finished.slice(0, fold).map((r) => `#${r.seq} `));
+        const kept = lines.filter((l) => ![...hidden].some((h) => l.startsWith(h)));
+        return [clip(`   ${fold} finished step${fold === 1 ? '' : 's'} above`, width), ...kept];
+      }
+    }
+    return lines;
   };
-  const draw = () => {
+  // The last frame is drawn whole: it scrolls into the terminal's history, nothing redraws it.
+  const draw = (full = false) => {
     timer = undefined;
-    const lines = frame();
+    const lines = frame(full);
     let s = drawnLines > 0 ? `\x1b[${drawnLines}F` : '';
+    // Messages (warnings, cache-miss reasons) go above the live rows once and stay there.
+    if (messages.length > 0) s += '\x1b[J' + messages.splice(0).map((m) => `${m}\n`).join('');
     s += lines.map((l) => `\x1b[2K${l}\n`).join('');
     if (drawnLines > lines.length) s += '\x1b[J';
     out.write(s);
     drawnLines = lines.length;
   };
   const schedule = () => {
-    timer ??= setTimeout(draw, 100);
+    if (!closed) timer ??= setTimeout(() => draw(), 100);
   };
   const sink: EventSink = (e) => {
     if (e.type === 'result') return;
@@ -147,7 +162,10 @@ function ttyProgress(out: NodeJS.WriteStream): Progress {
     sink,
     close: () => {
       if (timer) clearTimeout(timer);
-      draw();
+      timer = undefined;
+      if (closed) return;
+      closed = true;
+      draw(true);
     },
   };
 }

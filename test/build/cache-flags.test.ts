@@ -104,7 +104,7 @@ test('a stage built FROM a re-run stage is re-run too (it may stand on different
 test('context files are hashed once: the persistent table is trusted while size, mtime, ctime and inode match', async () => {
   const ctx = await context({ Dockerfile: `FROM ${BASE_REF}\nCOPY src/ /app/\n`, 'src/keep.txt': 'keep\n', 'src/other.txt': 'other\n' });
   assertOk(await buildJson(root, ctx));
-  const table = join(root, 'cache', 'filehash', `${createHash('sha256').update(ctx).digest('hex')}.json`);
+  const table = join(root, 'filehash', `${createHash('sha256').update(ctx).digest('hex')}.json`);
   const body = JSON.parse(await readFile(table, 'utf8')) as { files: Record<string, [number, number, number, number, string]> };
   const row = body.files['src/keep.txt'];
   assert.ok(row, `no row for src/keep.txt in ${Object.keys(body.files).join(', ')}`);

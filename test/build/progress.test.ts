@@ -25,8 +25,8 @@ async function project(marker: string): Promise<string> {
 }
 
 /** Runs kiln on a pseudo-terminal; returns what the terminal received. */
-async function onTerminal(args: string[]): Promise<{ code: number; out: string }> {
-  const cmd = [process.execPath, kilnBin, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+async function onTerminal(args: string[], rows = 40): Promise<{ code: number; out: string }> {
+  const cmd = `stty rows ${rows} cols 120; ` + [process.execPath, kilnBin, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
   const r = await runProgram('script', ['-q', '-e', '-c', cmd, '/dev/null'], { env: { COLUMNS: '120', LINES: '40' } });
   return { code: r.code, out: r.stdout };
 }
@@ -99,6 +99,17 @@ test('tty: a live view redrawn in place, with running rows and their last output
   const cached = await onTerminal(['build', '--root', root, '--progress', 'tty', ctx]);
   assert.equal(cached.code, 0, cached.out);
   assert.match(cached.out, /#3 done/);
+});
+
+test('tty: on a short terminal, finished steps fold into one line; the last frame lists every step', async () => {
+  const ctx = await tempDir('kiln-progress-');
+  const steps = Array.from({ length: 12 }, (_, i) => `RUN sleep 0.2 && echo step ${i} > /s${i}`).join('\n');
+  await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF}\n${steps}\n` });
+  const r = await onTerminal(['build', '--root', root, '--progress', 'tty', ctx], 8);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /\d+ finished steps? above/);
+  const last = r.out.slice(r.out.lastIndexOf('finished step'));
+  for (let n = 1; n <= 13; n++) assert.match(last, new RegExp(`#${n} done `), `#${n} in the last frame`);
 });
 
 test('auto: tty on a terminal, plain otherwise; a bad mode names the flag', async () => {
