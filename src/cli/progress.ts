@@ -53,6 +53,7 @@ function plainProgress(out: NodeJS.WriteStream): Progress {
         if (e.state === 'cached') out.write(`#${e.seq} CACHED\n`);
         else if (e.state === 'done') out.write(`#${e.seq} DONE ${seconds(e.durationMs)}\n`);
         else if (e.state === 'error') out.write(`#${e.seq} ERROR: ${e.error ?? 'failed'}\n`);
+        else if (e.state === 'cancelled') out.write(`#${e.seq} CANCELED\n`);
         return;
       case 'log': {
         const text = (partial.get(e.seq) ?? '') + e.data;
@@ -91,6 +92,7 @@ const STATE_LABEL: Record<StepState, string> = {
   cached: 'CACHED',
   done: 'done',
   error: 'ERROR',
+  cancelled: 'CANCELED',
 };
 
 function ttyProgress(out: NodeJS.WriteStream): Progress {

@@ -1,7 +1,8 @@
 // What the solver tells the outside world while it works. Progress printers (plain, tty,
 // json) and --explain read only these events.
 
-export type StepState = 'waiting' | 'running' | 'cached' | 'done' | 'error';
+/** `cancelled`: stopped because another step failed or the build was interrupted. */
+export type StepState = 'waiting' | 'running' | 'cached' | 'done' | 'error' | 'cancelled';
 
 export interface StepEvent {
   type: 'step';

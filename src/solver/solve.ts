@@ -79,6 +79,11 @@ export interface SolveResult {
 
 export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<SolveResult> {
   const started = Date.now();
+  // One failed step stops the others (as Ctrl-C does): their results could not be used anyway.
+  const cancel = new AbortController();
+  const onAbort = () => cancel.abort(opts.signal.reason);
+  if (opts.signal.aborted) onAbort();
+  else opts.signal.addEventListener('abort', onAbort, { once: true });
   const limit = pLimit(Math.max(1, opts.jobs));
   const results = new Map<string, Promise<NodeResult>>();
   const byKey = new Map<Digest, Promise<NodeResult>>();
@@ -105,7 +110,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
   const workerCtx = (node: GraphNode): WorkerContext => ({
     ...opts.settings,
     store: opts.store,
-    signal: opts.signal,
+    signal: cancel.signal,
     onOutput: (chunk, stream) =>
       opts.emit({ type: 'log', id: node.id, seq: seqOf.get(node.id) ?? 0, stream, data: chunk.toString('utf8') }),
   });
@@ -123,7 +128,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     const node = graph.nodes[id];
     if (!node) throw new Error(`graph has no node ${id}`);
     const inputResults = await Promise.all(node.inputs.map(resolve));
-    opts.signal.throwIfAborted();
+    cancel.signal.throwIfAborted();
     const inputs = inputResults.map((r, i) => inputOf(node, r, i));
     const op = node.op;
     if (op.kind === 'source.scratch') return { key: sha256('scratch'), layers: [], own: null, cached: true };
@@ -217,7 +222,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     });
     emitStep(node, 'waiting');
     return limit(() =>
-      withKeyLock(locksDir, hexOf(key), opts.signal, async () => {
+      withKeyLock(locksDir, hexOf(key), cancel.signal, async () => {
         if (useCache) {
           const rec = await opts.store.getCacheRecord(key);
           const hit = rec ?? (await opts.remoteCache?.lookup(key));
@@ -245,7 +250,8 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
             ? await opts.workers.runExec(op, inputs, ctx, snapshotId)
             : await opts.workers.runFile(op, inputs, ctx, snapshotId);
         } catch (err) {
-          emitStep(node, 'error', { durationMs: Date.now() - t0, error: errorMessage(err) });
+          if (cancel.signal.aborted) emitStep(node, 'cancelled', { durationMs: Date.now() - t0 });
+          else emitStep(node, 'error', { durationMs: Date.now() - t0, error: errorMessage(err) });
           throw withLocation(node, err);
         }
         await opts.store.putCacheRecord({ key, snapshot: out.snapshot, createdAt: new Date().toISOString() });
@@ -303,9 +309,12 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     await Promise.all(graph.stages.map((s) => resolve(s.root)));
     for (const s of graph.stages) await stageImage(s.index);
   } catch (err) {
-    // Let steps already running finish or fail before reporting, so nothing is left half-made.
+    // Stop the steps still running, and let them clean up before reporting, so nothing is left half-made.
+    if (!cancel.signal.aborted) cancel.abort(err);
     await Promise.allSettled(results.values());
     throw err;
+  } finally {
+    opts.signal.removeEventListener('abort', onAbort);
   }
   const nodes = new Map<string, NodeResult>();
   for (const [id, p] of results) nodes.set(id, await p);
