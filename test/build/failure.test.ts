@@ -24,5 +24,4 @@ test('a failed step cancels the steps running beside it', async () => {
   const bad = r.steps.filter((s) => s.name.includes('exit 3'));
   assert.equal(bad.at(-1)?.state, 'error');
   assert.deepEqual(await readdir(join(root, 'tmp')), []);
-
 });
