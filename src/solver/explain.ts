@@ -65,7 +65,8 @@ export async function recordStep(store: Store, identity: string, node: GraphNode
   const dir = dirFor(store, identity);
   await mkdir(dir, { recursive: true });
   const full: StepRecord = { ...rec, ...(content ? { content } : {}), at: Date.now() };
-  await store.writeFileAtomic(join(dir, hexOf(sha256(node.name))), JSON.stringify(full));
+  // Advisory: a record lost to a power cut only makes the next --explain say less.
+  await store.writeFileAtomic(join(dir, hexOf(sha256(node.name))), JSON.stringify(full), { durable: false });
 }
 
 /** `COPY src/ /app`: the node name without its `[stage k/n]` prefix; `FROM ref` for a base image. */

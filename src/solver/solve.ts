@@ -220,20 +220,25 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
       own,
       cached,
     });
+    const cacheHit = async (): Promise<NodeResult | undefined> => {
+      const rec = await opts.store.getCacheRecord(key);
+      const hit = rec ?? (await opts.remoteCache?.lookup(key));
+      if (!hit) return undefined;
+      // prune removes the least recently used first: a hit is a use.
+      if (rec?.snapshot) await opts.store.markSnapshotUsed(rec.snapshot);
+      emitStep(node, 'cached');
+      if (previous.get(node.name)?.key !== key) await record(node, stepRecord, op, inputs, ctx);
+      return finish(hit.snapshot, true);
+    };
     emitStep(node, 'waiting');
+    // A hit needs neither a job slot nor the key's lock: records appear whole (by rename).
+    const early = useCache ? await cacheHit() : undefined;
+    if (early) return early;
     return limit(() =>
       withKeyLock(locksDir, hexOf(key), cancel.signal, async () => {
-        if (useCache) {
-          const rec = await opts.store.getCacheRecord(key);
-          const hit = rec ?? (await opts.remoteCache?.lookup(key));
-          if (hit) {
-            // prune removes the least recently used first: a hit is a use.
-            if (rec?.snapshot) await opts.store.markSnapshotUsed(rec.snapshot);
-            emitStep(node, 'cached');
-            if (previous.get(node.name)?.key !== key) await record(node, stepRecord, op, inputs, ctx);
-            return finish(hit.snapshot, true);
-          }
-        }
+        // Another build may have made it while we waited for the lock.
+        const hit = useCache ? await cacheHit() : undefined;
+        if (hit) return hit;
         const content = await record(node, stepRecord, op, inputs, ctx);
         if (opts.explain) {
           const reasons = explainDifference(earlierRecord(previous, node.name, op.kind), { ...stepRecord, content }, argNames(node));

@@ -360,12 +360,14 @@ export class Store {
   // ------------------------------------------------------------ helpers
 
   /** Write to tmp/, fsync, rename over the target: readers see the old or the new file, never half. */
-  async writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  async writeFileAtomic(target: string, data: string | Uint8Array, opts: { durable?: boolean } = {}): Promise<void> {
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-write`);
     const fh = await open(tmp, 'w');
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      // The rename alone survives kill -9; fsync is for power loss, worth it only for records
+      // that matter (cache records, refs), not for advisory ones on every step's path.
+      if (opts.durable !== false) await fh.sync();
     } finally {
       await fh.close();
     }
