@@ -14,7 +14,7 @@ import { solve, type Workers } from '../solver/solve.js';
 import { makeImageResolver } from './image-source.js';
 import { loadImage } from '../image/load.js';
 import { writeImage } from '../image/assemble.js';
-import { exportImage, parseOutputSpec, writeIidFile, writeMetadataFile, type OutputSpec } from '../exporter/index.js';
+import { distributable, exportImage, parseOutputSpec, writeIidFile, writeMetadataFile, type OutputSpec } from '../exporter/index.js';
 import { normalizeReference } from '../registry/reference.js';
 import { runExec, sweepStaleSandboxes } from '../worker/exec/index.js';
 import { runFile, fileOpContentKey, listFileOpContent } from '../worker/file/index.js';
@@ -102,6 +102,8 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         },
         history: image.history,
         sourceDateEpoch: o.sourceDateEpoch,
+        // Stored uncompressed, as a local image store does: pushes and OCI exports compress once.
+        compression: 'uncompressed',
         ...(inline ? { extraConfig: await inlineCacheField(store, cacheContext, image.layers) } : {}),
       });
 
@@ -121,19 +123,21 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         }
       }
       for (const n of names) await store.setRef(n, written.manifestDigest);
+      const pushed = pushTo.size > 0 ? await distributable(store, written.manifestDigest) : undefined;
       for (const n of pushTo) {
-        await pushImage(store, written.manifestDigest, n, { insecureRegistries: o.insecureRegistries, signal });
+        await pushImage(store, pushed!, n, { insecureRegistries: o.insecureRegistries, signal });
       }
       await exportCache(store, o.cacheTo, cacheContext, { insecureRegistries: o.insecureRegistries, signal });
 
-      const digests = { manifestDigest: written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushTo.size > 0 };
+      const digests = { manifestDigest: pushed ?? written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushed !== undefined };
       if (o.iidfile) await writeIidFile(o.iidfile, digests);
       if (o.metadataFile) await writeMetadataFile(o.metadataFile, digests);
       progress.sink({ type: 'result', ...digests });
       progress.close();
       if (o.progress === 'quiet') process.stdout.write(`${written.configDigest}\n`);
       else if (o.progress !== 'json') {
-        process.stderr.write(`writing image ${written.manifestDigest} done\n`);
+        // As BuildKit: the image id (config digest), the same whatever the layers' compression.
+        process.stderr.write(`writing image ${written.configDigest} done\n`);
         for (const t of names) process.stderr.write(`naming to ${t} done\n`);
       }
       return 0;

@@ -5,6 +5,7 @@ import { Store, defaultStoreRoot } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
 import { isDigest } from '../util/digest.js';
 import { pushImage } from '../registry/push.js';
+import { distributable } from '../exporter/index.js';
 import { normalizeReference } from '../registry/reference.js';
 
 const cmd: Command = {
@@ -33,7 +34,8 @@ const cmd: Command = {
       if (!rec) throw new KilnError(`push: no image named ${name} in the store (build it with -t, or kiln pull it)`);
       digest = rec.digest;
     }
-    const r = await pushImage(store, digest, target ?? source, {
+    // Stored layers may be uncompressed (kiln build); registries get gzip.
+    const r = await pushImage(store, await distributable(store, digest), target ?? source, {
       insecureRegistries: insecureRegistries(a),
       onEvent: printRegistryEvent,
     });

@@ -96,9 +96,36 @@ const DOCKER_TYPES: Record<string, string> = {
 };
 const OCI_TYPES: Record<string, string> = Object.fromEntries(Object.entries(DOCKER_TYPES).map(([k, v]) => [v, k]));
 
+/**
+ * The image as registries and OCI archives expect it: gzip layers unless told otherwise.
+ * `kiln build` stores images with uncompressed layers (as a local image store does), so
+ * compression is paid once, by the first push or OCI export, and its blobs are then reused.
+ */
+export async function distributable(store: Store, manifestDigest: Digest, compression: LayerCompression = 'gzip'): Promise<Digest> {
+  const docs = await readImage(store, manifestDigest);
+  const spec: OutputSpec = {
+    type: 'registry',
+    tar: false,
+    compression,
+    forceCompression: false,
+    names: [],
+    push: true,
+    // A Docker v2 image stays one: only its layers' compression changes.
+    ociMediaTypes: docs.manifest.mediaType !== MediaType.dockerManifest,
+    attrs: {},
+  };
+  return (await adaptImage(store, docs, spec)).manifestDigest;
+}
+
+/** What a spec without compression= gets: gzip where images travel (OCI archives, registries), else as stored. */
+function defaultCompression(spec: OutputSpec): LayerCompression | undefined {
+  if (spec.compression) return spec.compression;
+  return spec.type === 'oci' || spec.type === 'registry' || (spec.type === 'image' && spec.push) ? 'gzip' : undefined;
+}
+
 /** Applies compression= and oci-mediatypes= to the image, writing a new manifest when anything changes. */
 async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec): Promise<ImageDocs> {
-  const want: LayerCompression | undefined = spec.compression;
+  const want: LayerCompression | undefined = defaultCompression(spec);
   const docker = spec.ociMediaTypes === false;
   const diffIds = docs.config.rootfs.diff_ids as Digest[];
   let changed = false;

@@ -154,6 +154,7 @@ export async function materializeLayer(store: Store, diffId: Digest, desc: Descr
     if (!existing.blobs?.[compression] || !(await store.hasBlob(existing.blobs[compression].digest))) {
       if (await store.hasBlob(blobRec.digest)) await store.updateSnapshotMeta(id, { blobs: { ...existing.blobs, [compression]: blobRec } });
     }
+    await store.linkDiffId(diffId, id);
     return id;
   }
   if (!(await store.hasBlob(blobRec.digest))) throw new KilnError(`layer blob ${desc.digest} is not in the store`);
@@ -168,6 +169,8 @@ export async function materializeLayer(store: Store, diffId: Digest, desc: Descr
     if (hash.digest() !== diffId) throw new KilnError(`layer ${desc.digest} unpacks to ${hash.digest()}, but the image config says ${diffId}`);
     // An image's layer stays in images built on it even when it holds no entries.
     await store.commitSnapshot(id, fs, { source: 'layer', diffId, size: hash.size(), empty: false, blobs: { [compression]: blobRec } });
+    // Exports find the layer's blobs by diffID: an image pushed again keeps the bytes it was pulled with.
+    await store.linkDiffId(diffId, id);
     return id;
   } finally {
     await removeTree(staging);

@@ -35,9 +35,26 @@ async function manifestDigest(metadataFile: string): Promise<string> {
   return (JSON.parse(await readFile(metadataFile, 'utf8')) as Record<string, string>)['containerimage.digest']!;
 }
 
-async function imageLayers(root: string, digest: string): Promise<string[]> {
-  const manifest = JSON.parse(await readFile(join(root, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
-  return manifest.layers.map((l) => l.digest);
+async function blobJson<T>(root: string, digest: string): Promise<T> {
+  return JSON.parse(await readFile(join(root, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as T;
+}
+
+/** The image's layers by diffID (stored and pushed forms of a layer differ in compression, not in diffID). */
+async function imageDiffIds(root: string, digest: string): Promise<string[]> {
+  const manifest = await blobJson<{ config: { digest: string } }>(root, digest);
+  return (await blobJson<{ rootfs: { diff_ids: string[] } }>(root, manifest.config.digest)).rootfs.diff_ids;
+}
+
+/** The cache artifact's layer blobs, each with its diffID, read from the registry. */
+async function cacheLayers(repo: string, tag: string): Promise<Map<string, string>> {
+  const get = async (path: string, accept?: string) => {
+    const r = await fetch(`${registry.url}/v2/${repo}/${path}`, accept ? { headers: { accept } } : {});
+    assert.equal(r.status, 200, path);
+    return r.json() as Promise<unknown>;
+  };
+  const manifest = (await get(`manifests/${tag}`, 'application/vnd.oci.image.manifest.v1+json')) as { config: { digest: string }; layers: { digest: string }[] };
+  const config = (await get(`blobs/${manifest.config.digest}`)) as { diffIds: string[] };
+  return new Map(manifest.layers.map((l, i) => [l.digest, config.diffIds[i]!]));
 }
 
 test('registry cache (mode=max): a fresh store runs nothing, makes the same image, and fetches only its layers', async () => {
@@ -57,12 +74,15 @@ test('registry cache (mode=max): a fresh store runs nothing, makes the same imag
   assert.deepEqual(ranSteps(b), [], 'every step comes from the cache');
   assert.equal(await manifestDigest(metaB), await manifestDigest(metaA));
 
-  const finalLayers = new Set(await imageLayers(rootB, await manifestDigest(metaB)));
   const fetched = blobDownloads(registry.requests().slice(before)).map((r) => /blobs\/(sha256:[0-9a-f]{64})/.exec(r.uri)![1]!);
-  const fetchedLayers = fetched.filter((d) => finalLayers.has(d));
-  const others = fetched.filter((d) => !finalLayers.has(d));
-  assert.ok(fetchedLayers.length >= 3, `the final stage's own layers come from the cache (fetched ${fetched.join(', ')})`);
-  assert.ok(others.length <= 1, `only the cache's config besides image layers, got ${others.join(', ')}`);
+  const finalDiffIds = new Set(await imageDiffIds(rootB, await manifestDigest(metaB)));
+  const layers = await cacheLayers('cache/multistage', 'buildcache');
+  const fetchedLayers = fetched.filter((d) => layers.has(d));
+  const notFetched = [...layers.keys()].filter((d) => !fetched.includes(d));
+  assert.equal(fetchedLayers.length, 3, `the final stage's three layers come from the cache (fetched ${fetched.join(', ')})`);
+  for (const d of fetchedLayers) assert.ok(finalDiffIds.has(layers.get(d)!), `fetched ${d}, which the final image does not hold`);
+  assert.ok(notFetched.length >= 4, 'the intermediate stages\' layers stay in the registry');
+  assert.ok(fetched.length - fetchedLayers.length <= 1, `only the cache's config besides layers, got ${fetched.join(', ')}`);
 });
 
 test('local cache folder: export then import into a fresh store, every step cached, same digest', async () => {

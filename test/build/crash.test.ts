@@ -85,7 +85,9 @@ test('SIGKILL at twenty moments of a build: the next build succeeds and the stor
 });
 
 test('SIGINT during a RUN exits 130 and leaves no process, mount, lock or staging folder', async () => {
-  const ctx = await project();
+  // A RUN that is certainly still running when Ctrl-C comes (the project's RUNs can end within the wait).
+  const ctx = await tempDir('kiln-sigint-');
+  await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF}\nCOPY f /f\nRUN echo started && sleep 60\n`, f: 'x\n' });
   const { child, exited } = startBuild(ctx, ['--no-cache']);
   let tree: number[] = [];
   let stderr = '';
@@ -113,5 +115,5 @@ test('SIGINT during a RUN exits 130 and leaves no process, mount, lock or stagin
   );
   assert.deepEqual(owners.filter((o) => o.split(':')[0] === pid), [], 'step locks released');
   await verifyStore(root);
-  assertOk(await buildJson(root, ctx));
+  assertOk(await buildJson(root, await project()));
 });

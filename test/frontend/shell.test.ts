@@ -3,20 +3,25 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { conformanceDir } from '../helpers/paths.js';
-import { ShellLex, envListLookup, mapLookup } from '../../src/frontend/shell/lex.js';
+import { ShellLex, caseInsensitiveLookup, envListLookup, mapLookup } from '../../src/frontend/shell/lex.js';
 
 const dir = join(conformanceDir, 'buildkit-dockerfile-shell');
 
-test('envVarTest: every Unix case of ProcessWord', () => {
-  const env = mapLookup(new Map([['PWD', '/home'], ['SHELL', 'bash'], ['KOREAN', '한국어'], ['NULL', '']]));
+const ENV_VAR_TEST_ENV = new Map([['PWD', '/home'], ['SHELL', 'bash'], ['KOREAN', '한국어'], ['NULL', '']]);
+
+/** Runs the envVarTest lines meant for one platform (`A` lines and its own); returns [cases, error cases]. */
+function runEnvVarTest(platform: 'U' | 'W'): [number, number, Set<string>] {
+  const env = platform === 'W' ? caseInsensitiveLookup(ENV_VAR_TEST_ENV) : mapLookup(ENV_VAR_TEST_ENV);
   const lex = new ShellLex();
   let count = 0;
   let errors = 0;
-  for (const line of readFileSync(join(dir, 'envVarTest'), 'utf8').split('\n')) {
+  const seen = new Set<string>();
+  for (const [n, line] of readFileSync(join(dir, 'envVarTest'), 'utf8').split('\n').entries()) {
     if (line.startsWith('#') || line.trim() === '') continue;
-    const [platform, input, expected] = line.split('|').map((f) => f.trim()) as [string, string, string];
-    if (platform === 'W') continue;
+    const [which, input, expected] = line.split('|').map((f) => f.trim()) as [string, string, string];
+    if (which !== 'A' && which !== platform) continue;
     count++;
+    seen.add(String(n));
     if (expected === 'error') {
       errors++;
       assert.throws(() => lex.processWord(input, env), `${input} must fail`);
@@ -24,8 +29,16 @@ test('envVarTest: every Unix case of ProcessWord', () => {
       assert.equal(lex.processWord(input, env), expected, `input ${input}`);
     }
   }
-  assert.equal(count, 228);
-  assert.equal(errors, 36);
+  return [count, errors, seen];
+}
+
+test('envVarTest: all 230 cases of ProcessWord (Unix lines as Linux, Windows lines with case-insensitive names)', () => {
+  const [unix, unixErrors, unixLines] = runEnvVarTest('U');
+  const [windows, , windowsLines] = runEnvVarTest('W');
+  assert.equal(unix, 228);
+  assert.equal(windows, 228);
+  assert.equal(unixErrors, 36);
+  assert.equal(new Set([...unixLines, ...windowsLines]).size, 230);
 });
 
 test('wordsTest: ProcessWords with the ENV lines seen so far', () => {

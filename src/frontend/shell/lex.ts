@@ -393,3 +393,10 @@ export function envListLookup(list: readonly string[]): EnvLookup {
 export function mapLookup(m: ReadonlyMap<string, string>): EnvLookup {
   return { get: (n) => m.get(n) };
 }
+
+/** Windows targets: variable names are case-insensitive (`$pwd` finds `PWD`). */
+export function caseInsensitiveLookup(m: ReadonlyMap<string, string>): EnvLookup {
+  const lower = new Map<string, string>();
+  for (const [k, v] of m) lower.set(k.toLowerCase(), v);
+  return { get: (n) => lower.get(n.toLowerCase()) };
+}
