@@ -28,7 +28,11 @@ interface TableFile {
 }
 
 const openTables = new Map<string, Promise<FileHashTable>>();
-const memory = new LRUCache<string, Digest>({ max: 200_000 });
+// Made on first use: lru-cache allocates its slots up front, which every kiln start would pay.
+let memoryCache: LRUCache<string, Digest> | undefined;
+function memory(): LRUCache<string, Digest> {
+  return (memoryCache ??= new LRUCache<string, Digest>({ max: 50_000 }));
+}
 
 function memoryKey(host: string, st: HashableStat): string {
   return `${host}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`;
@@ -83,10 +87,10 @@ export class FileHashTable {
       return row[4];
     }
     const mk = memoryKey(host, st);
-    let d = memory.get(mk);
+    let d = memory().get(mk);
     if (!d) {
       d = await hashFile(host, st.size);
-      memory.set(mk, d);
+      memory().set(mk, d);
     }
     this.rows[key] = [st.size, st.mtimeMs, st.ctimeMs, st.ino, d];
     this.dirty = true;
@@ -105,10 +109,10 @@ export class FileHashTable {
 /** Digest of an immutable file (inside a snapshot): memory cache only. */
 export async function digestImmutable(host: string, st: HashableStat): Promise<Digest> {
   const mk = memoryKey(host, st);
-  let d = memory.get(mk);
+  let d = memory().get(mk);
   if (!d) {
     d = await hashFile(host, st.size);
-    memory.set(mk, d);
+    memory().set(mk, d);
   }
   return d;
 }
