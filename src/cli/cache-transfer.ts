@@ -4,7 +4,7 @@
 // top of them, or the final image.
 
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, stat } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -35,6 +35,7 @@ import { openDecompressed } from '../util/tar/filter.js';
 import { hashingPassThrough } from '../util/tar/hash.js';
 import { parseKeyValues } from './args.js';
 import { KilnError } from '../util/errors.js';
+import { pathExists } from '../util/fs.js';
 
 export interface CacheTransferOptions {
   insecureRegistries: string[];
@@ -150,7 +151,7 @@ export class CacheImports implements RemoteCache {
     for (const source of this.sources) {
       for (const m of source.mounts) {
         const target = cacheMountPath(this.store, m.id);
-        if (await exists(target)) continue;
+        if (await pathExists(target)) continue;
         await source.fetchLayer(m.layer);
         const staging = await this.store.tempDir('cache-mount');
         try {
@@ -258,7 +259,7 @@ async function mountLayers(store: Store, ids: string[]): Promise<CacheMountOut[]
   const out: CacheMountOut[] = [];
   for (const id of [...new Set(ids)].sort()) {
     const dir = cacheMountPath(store, id);
-    if (!(await exists(dir))) continue;
+    if (!(await pathExists(dir))) continue;
     const staging = await store.tempDir('mount-layer');
     try {
       const file = join(staging, 'layer.tar.gz');
@@ -272,13 +273,4 @@ async function mountLayers(store: Store, ids: string[]): Promise<CacheMountOut[]
     }
   }
   return out;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -4,7 +4,7 @@
 // diffID checked) before any name is set, so a bad archive leaves no image behind.
 
 import { createReadStream } from 'node:fs';
-import { readFile, stat, mkdir, access } from 'node:fs/promises';
+import { readFile, stat, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Digest } from '../graph/ops.js';
 import { normalizeReference } from '../registry/reference.js';
@@ -16,6 +16,7 @@ import { openDecompressed, peek, detectCompression } from '../util/tar/filter.js
 import { layerMediaType } from './layers.js';
 import { loadImage } from './load.js';
 import { MediaType, type Descriptor, type ImageConfigFile, type ImageIndex, type ImageManifest } from './types.js';
+import { pathExists } from '../util/fs.js';
 
 export interface ImportedImage {
   /** Manifest (or index) digest the names point at. */
@@ -47,15 +48,6 @@ export async function importImages(store: Store, source: string, opts: { name?: 
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function readJson<T>(path: string, label: string): Promise<T> {
   let text: string;
   try {
@@ -72,8 +64,8 @@ async function readJson<T>(path: string, label: string): Promise<T> {
 
 async function importFromDir(store: Store, dir: string, label: string, owned: boolean, opts: { name?: string }): Promise<ImportResult> {
   const name = opts.name === undefined ? undefined : normalizeReference(opts.name, '--name');
-  if (await exists(join(dir, 'manifest.json'))) return importDockerArchive(store, dir, label, owned, name);
-  if (await exists(join(dir, 'index.json'))) return importOciLayout(store, dir, label, owned, name);
+  if (await pathExists(join(dir, 'manifest.json'))) return importDockerArchive(store, dir, label, owned, name);
+  if (await pathExists(join(dir, 'index.json'))) return importOciLayout(store, dir, label, owned, name);
   throw new KilnError(`import: ${label} is neither a docker archive (no manifest.json) nor an OCI layout (no index.json)`);
 }
 
@@ -159,7 +151,7 @@ async function importOciLayout(store: Store, dir: string, label: string, owned: 
   const copied = new Set<string>();
   const copy = async (d: Descriptor, optional: boolean): Promise<Buffer | undefined> => {
     const path = blobPath(d.digest);
-    if (optional && !(await exists(path))) return undefined;
+    if (optional && !(await pathExists(path))) return undefined;
     if (!copied.has(d.digest)) {
       await ingest(store, path, false, d.digest as Digest, label);
       copied.add(d.digest);

@@ -11,7 +11,7 @@
 //               mounts: [{ id, layer: index }] }   (mounts: RUN --mount=type=cache contents)
 
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
@@ -23,6 +23,7 @@ import { parseReference, formatReference, referenceTarget } from './reference.js
 import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { recordBlobSource } from './blob-sources.js';
 import type { PullOptions } from './pull.js';
+import { pathExists } from '../util/fs.js';
 
 export const CACHE_ARTIFACT_TYPE = 'application/vnd.kiln.build-cache.v1';
 export const CACHE_CONFIG_TYPE = 'application/vnd.kiln.build-cache.config.v1+json';
@@ -247,7 +248,7 @@ export async function writeLocalCache(store: Store, contents: CacheContents, dir
   await mkdir(blobDir, { recursive: true });
   for (const d of [manifest.config, ...manifest.layers, { digest, size: 0, mediaType: '' } as Descriptor]) {
     const target = join(blobDir, d.digest.slice('sha256:'.length));
-    if (await exists(target)) continue;
+    if (await pathExists(target)) continue;
     const tmp = `${target}.tmp-${process.pid}`;
     await copyFile(store.blobPath(d.digest as Digest), tmp);
     await rename(tmp, target);
@@ -297,15 +298,6 @@ export async function openLocalCache(store: Store, dir: string, tag = DEFAULT_LA
   await importBlob(manifest.config.digest as Digest);
   const contents = parseCacheConfig(await store.readBlob(manifest.config.digest as Digest), manifest, origin);
   return { origin, digest: entry.digest as Digest, ...contents, fetchLayer: (l) => importBlob(l.digest) };
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function writeFileAtomic(path: string, data: string): Promise<void> {

@@ -1,7 +1,7 @@
 // RUN --mount=type=cache,from=X,source=P: a new cache folder starts as a copy of P in X (a stage,
 // an image, or the context), as BuildKit bases the cache on that input.
 
-import { copyFile, lchown, chmod, mkdir, readlink, symlink, utimes } from 'node:fs/promises';
+import { copyFile, lchown, chmod, mkdir, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResolvedInput, WorkerContext } from '../types.js';
 import { RootfsView, type ViewEntry } from '../../store/rootfs-view.js';
