@@ -6,8 +6,8 @@
 // directory (trusted.overlay.opaque=y) gets a `.wh..wh..opq` entry; overlay's own xattrs never
 // leave the snapshot.
 
-import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { createReadStream, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
+import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
@@ -137,10 +137,12 @@ async function writeAll(pack: tar.Pack, root: string, opts: LayerTarOptions): Pr
 
   const walk = async (rel: string): Promise<void> => {
     const abs = rel === '' ? root : join(root, rel);
-    const names = await readdir(abs);
+    // Synchronous: for a layer of many small files, the thread pool's round trips cost more
+    // than the calls themselves.
+    const names = readdirSync(abs);
     const children: Child[] = [];
     for (const diskName of names) {
-      const st = await lstat(join(abs, diskName));
+      const st = lstatSync(join(abs, diskName));
       if (st.isSocket()) continue; // tar cannot carry a socket
       children.push({ diskName, st, tarName: isWhiteout(st) ? WHITEOUT_PREFIX + diskName : diskName });
     }
@@ -191,8 +193,18 @@ async function writeAll(pack: tar.Pack, root: string, opts: LayerTarOptions): Pr
   return entries;
 }
 
+const SMALL_FILE = 1 << 20;
+
 /** Adds one entry (its body streamed from `file` when given) and waits until tar-stream has taken all of it. */
 async function entry(pack: tar.Pack, header: TarHeader, body?: Buffer, file?: string): Promise<void> {
+  if (file !== undefined && (header.size ?? 0) < SMALL_FILE) {
+    // One read instead of a stream: most files of most layers are small.
+    const data = readFileSync(file);
+    if (data.length > (header.size ?? 0)) throw new Error(`${file} grew while it was being archived`);
+    if (data.length < (header.size ?? 0)) throw new Error(`${file} shrank while it was being archived`);
+    body = data;
+    file = undefined;
+  }
   if (file === undefined) {
     await new Promise<void>((resolve, reject) => pack.entry(header as tar.Header, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
     return;
