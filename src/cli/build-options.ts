@@ -9,6 +9,7 @@ import { KilnError } from '../util/errors.js';
 import type { Platform } from '../image/types.js';
 import type { NetworkMode } from '../graph/ops.js';
 import { normalizeReference } from '../registry/reference.js';
+import { defaultPlatform, parsePlatform } from '../registry/platform.js';
 
 export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'tag', short: 't', kind: 'list' },
@@ -94,6 +95,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     } else buildArgs.set(kv.slice(0, eq), kv.slice(eq + 1));
   }
   const sde = flagString(a, 'source-date-epoch') ?? env.SOURCE_DATE_EPOCH;
+  const platformFlag = flagString(a, 'platform');
   return {
     contextDir,
     dockerfilePath,
@@ -101,7 +103,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     tags: flagList(a, 'tag').map((t) => normalizeReference(t, '--tag')),
     buildArgs,
     target: flagString(a, 'target'),
-    platform: parsePlatform(flagString(a, 'platform') ?? 'linux/amd64', '--platform'),
+    platform: platformFlag ? parsePlatform(platformFlag, '--platform') : defaultPlatform(),
     outputs: flagList(a, 'output'),
     push: flagBool(a, 'push'),
     pull: flagBool(a, 'pull'),
@@ -126,16 +128,6 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     cacheFrom: flagList(a, 'cache-from'),
     insecureRegistries: flagList(a, 'insecure-registry'),
   };
-}
-
-export function parsePlatform(text: string, flag: string): Platform {
-  const parts = text.split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) {
-    throw new KilnError(`${flag}: expected os/arch[/variant], got "${text}"`, { exitCode: 2 });
-  }
-  const p: Platform = { os: parts[0]!, architecture: parts[1]! };
-  if (parts[2]) p.variant = parts[2];
-  return p;
 }
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {
