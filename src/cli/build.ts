@@ -29,8 +29,8 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       await assertDir(o.contextDir);
       const outputs: OutputSpec[] = o.outputs.map((t) => parseOutputSpec(t));
       // Bad cache specs fail before any step runs, not after the build.
-      for (const t of o.cacheTo) parseCacheSpec(t, '--cache-to');
-      for (const t of o.cacheFrom) parseCacheSpec(t, '--cache-from');
+      const cacheTo = o.cacheTo.map((t) => parseCacheSpec(t, '--cache-to'));
+      const cacheFrom = o.cacheFrom.map((t) => parseCacheSpec(t, '--cache-from'));
       const store = await Store.open(o.root ?? defaultStoreRoot());
       await sweepStaleSandboxes(store);
       const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath);
@@ -52,7 +52,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       if (!o.allowNetworkHost) refuseHostNetwork(graph);
       if (o.network) applyDefaultNetwork(graph, o.network);
       const noCacheStages = stagesNamed(graph, o.noCacheFilter);
-      const cacheImports = await openCacheImports(store, o.cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
+      const cacheImports = await openCacheImports(store, cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
 
       const workers: Workers = {
         loadImage: async (digest) => {
@@ -90,7 +90,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const image = result.stages.get(graph.target)!;
       await cacheImports?.ensureLayers(image.layers);
       const cacheContext: CacheExportContext = { graph, result, mountIds: cacheMountIds(graph) };
-      const inline = o.cacheTo.some((t) => parseCacheSpec(t, '--cache-to').type === 'inline');
+      const inline = cacheTo.some((c) => c.type === 'inline');
       const written = await writeImage(store, {
         layers: image.layers,
         config: {
@@ -127,7 +127,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       for (const n of pushTo) {
         await pushImage(store, pushed!, n, { insecureRegistries: o.insecureRegistries, signal });
       }
-      await exportCache(store, o.cacheTo, cacheContext, { insecureRegistries: o.insecureRegistries, signal });
+      await exportCache(store, cacheTo, cacheContext, { insecureRegistries: o.insecureRegistries, signal });
 
       const digests = { manifestDigest: pushed ?? written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushed !== undefined };
       if (o.iidfile) await writeIidFile(o.iidfile, digests);

@@ -4,7 +4,7 @@
 // top of them, or the final image.
 
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -35,7 +35,7 @@ import { openDecompressed } from '../util/tar/filter.js';
 import { hashingPassThrough } from '../util/tar/hash.js';
 import { parseKeyValues } from './args.js';
 import { KilnError } from '../util/errors.js';
-import { pathExists } from '../util/fs.js';
+import { pathExists, renameIntoPlace } from '../util/fs.js';
 
 export interface CacheTransferOptions {
   insecureRegistries: string[];
@@ -159,10 +159,7 @@ export class CacheImports implements RemoteCache {
           await mkdir(dir);
           await extractTar(await openDecompressed(this.store.blobStream(m.layer.digest)), dir, { whiteouts: 'apply', label: `cache mount ${m.id}` });
           await mkdir(join(target, '..'), { recursive: true });
-          await rename(dir, target).catch((err: NodeJS.ErrnoException) => {
-            // Another build restored it first: theirs is as good as ours.
-            if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
-          });
+          await renameIntoPlace(dir, target); // false: another build restored it first
         } finally {
           await removeTree(staging);
         }
@@ -171,11 +168,10 @@ export class CacheImports implements RemoteCache {
   }
 }
 
-export async function openCacheImports(store: Store, texts: string[], opts: CacheTransferOptions): Promise<CacheImports | undefined> {
-  if (texts.length === 0) return undefined;
+export async function openCacheImports(store: Store, specs: CacheSpec[], opts: CacheTransferOptions): Promise<CacheImports | undefined> {
+  if (specs.length === 0) return undefined;
   const sources: CacheSource[] = [];
-  for (const text of texts) {
-    const spec = parseCacheSpec(text, '--cache-from');
+  for (const spec of specs) {
     const source =
       spec.type === 'registry'
         ? await openRegistryCache(store, spec.location!, { insecureRegistries: opts.insecureRegistries, signal: opts.signal })
@@ -240,9 +236,8 @@ export async function inlineCacheField(store: Store, ctx: CacheExportContext, la
   return { [INLINE_CACHE_FIELD]: inlineCacheValue(records, diffIds) };
 }
 
-export async function exportCache(store: Store, texts: string[], ctx: CacheExportContext, opts: CacheTransferOptions): Promise<void> {
-  for (const text of texts) {
-    const spec = parseCacheSpec(text, '--cache-to');
+export async function exportCache(store: Store, specs: CacheSpec[], ctx: CacheExportContext, opts: CacheTransferOptions): Promise<void> {
+  for (const spec of specs) {
     if (spec.type === 'inline') continue; // written into the image itself
     const contents: CacheContents = { records: await cacheRecords(store, ctx, spec.mode), aliases: cacheAliases(ctx) };
     if (spec.cacheMounts) contents.mounts = await mountLayers(store, ctx.mountIds);

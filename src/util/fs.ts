@@ -1,4 +1,4 @@
-import { lstat } from 'node:fs/promises';
+import { lstat, rename } from 'node:fs/promises';
 
 /** True when something (a file, a folder, even a dangling link) is at `p`. */
 export async function pathExists(p: string): Promise<boolean> {
@@ -6,6 +6,21 @@ export async function pathExists(p: string): Promise<boolean> {
     await lstat(p);
     return true;
   } catch {
+    return false;
+  }
+}
+
+/**
+ * Renames a staged folder to `dest`. When another process put an equal one there first
+ * (content-addressed or idempotent results), theirs is kept: returns false and leaves `src`.
+ */
+export async function renameIntoPlace(src: string, dest: string): Promise<boolean> {
+  try {
+    await rename(src, dest);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
     return false;
   }
 }

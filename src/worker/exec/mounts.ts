@@ -2,7 +2,7 @@
 // step needs until it ends.
 
 import { closeSync, openSync } from 'node:fs';
-import { chmod, chown, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ExecOp, RunMount } from '../../graph/ops.js';
@@ -14,6 +14,7 @@ import type { SpecToken } from '../sandbox/spec.js';
 import { overlayMountSpec } from './overlay.js';
 import { writeContextWhiteouts } from './context-view.js';
 import { seedCacheDir } from './cache-seed.js';
+import { renameIntoPlace } from '../../util/fs.js';
 
 export interface PreparedMounts {
   records: SpecToken[][];
@@ -210,12 +211,7 @@ async function openCacheDir(ctx: WorkerContext, mnt: Extract<RunMount, { type: '
     if (from) await seedCacheDir(fresh, from, mnt.source, ctx);
     await chown(fresh, mnt.uid, mnt.gid);
     await chmod(fresh, mnt.mode);
-    try {
-      await rename(fresh, dir);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err; // another step made it first
-    }
+    await renameIntoPlace(fresh, dir); // false: another step made it first
   } finally {
     await rm(staged, { recursive: true, force: true });
   }

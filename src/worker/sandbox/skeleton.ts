@@ -5,9 +5,10 @@
 // sits above it, and an image folder's owner and mode win over the skeleton's.
 
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Store } from '../../store/store.js';
+import { renameIntoPlace } from '../../util/fs.js';
 
 const NAME = 'sandbox-skeleton-v1';
 const known = new Map<string, string>();
@@ -24,10 +25,7 @@ export async function ensureSkeleton(store: Store): Promise<string> {
   for (const d of ['', 'proc', 'dev', 'sys', 'etc']) await chmod(join(fs, d), 0o755);
   for (const f of ['hosts', 'resolv.conf', 'hostname']) await writeFile(join(fs, 'etc', f), '', { mode: 0o644 });
   try {
-    await rename(fs, dir);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err; // another kiln made it first
+    await renameIntoPlace(fs, dir); // false: another kiln made it first
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
