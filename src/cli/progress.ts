@@ -25,8 +25,17 @@ export function makeProgress(mode: ProgressMode, out: NodeJS.WriteStream = proce
       return { sink: () => {}, close: () => {} };
     case 'json':
       return { sink: (e) => out.write(JSON.stringify(e) + '\n'), close: () => {} };
-    case 'tty':
-      return ttyProgress(out);
+    case 'tty': {
+      // The build closes it before printing its result and again on the way out.
+      const p = ttyProgress(out);
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        p.close();
+      };
+      return { sink: p.sink, close };
+    }
     default:
       return plainProgress(out);
   }
