@@ -171,7 +171,7 @@ async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec): Prom
 
 function blobFile(store: Store, d: Descriptor): ArchiveFile {
   const digest = d.digest as Digest;
-  return { name: `blobs/sha256/${hexOf(digest)}`, size: d.size, body: () => store.blobStream(digest) };
+  return { name: `blobs/sha256/${hexOf(digest)}`, size: d.size, body: () => store.blobStream(digest, { sizeOnly: d.size }) };
 }
 
 /** The files of an OCI image layout; with `docker`, also docker-archive's manifest.json. */

@@ -2,19 +2,52 @@
 // link itself (never following a symlink), and mknod for overlay whiteouts and device nodes.
 // Other engineers may add bindings here (mount, umount2, flock); keep one libc handle.
 
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type koffiModule from 'koffi';
 
-const libc = koffi.load('libc.so.6');
+type Koffi = typeof koffiModule;
+type NativeFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
 
-const c = {
-  lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, uintptr_t size)'),
-  llistxattr: libc.func('intptr_t llistxattr(const char *path, _Out_ uint8_t *list, uintptr_t size)'),
-  lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, uintptr_t size, int flags)'),
-  lremovexattr: libc.func('int lremovexattr(const char *path, const char *name)'),
-  mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
-};
+interface Bindings {
+  koffi: Koffi;
+  lgetxattr: NativeFunction;
+  llistxattr: NativeFunction;
+  lsetxattr: NativeFunction;
+  lremovexattr: NativeFunction;
+  mknod: NativeFunction;
+  mount: NativeFunction;
+  umount2: NativeFunction;
+  flock: NativeFunction;
+}
 
-export { libc };
+let bound: Bindings | undefined;
+
+/**
+ * koffi and libc are loaded on the first call, not at import: loading them costs 20-50 ms
+ * here, and a fully cached build, `kiln images` and the like never make one of these calls.
+ */
+function native(): Bindings {
+  if (bound) return bound;
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const libc = koffi.load('libc.so.6');
+  bound = {
+    koffi,
+    lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, uintptr_t size)'),
+    llistxattr: libc.func('intptr_t llistxattr(const char *path, _Out_ uint8_t *list, uintptr_t size)'),
+    lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, uintptr_t size, int flags)'),
+    lremovexattr: libc.func('int lremovexattr(const char *path, const char *name)'),
+    mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
+    // For host-side cleanup and RUN --mount=type=cache locks; the sandbox helper mounts in C.
+    mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    umount2: libc.func('int umount2(const char *target, int flags)'),
+    flock: libc.func('int flock(int fd, int operation)'),
+  };
+  return bound;
+}
+
+function errno(): number {
+  return native().koffi.errno();
+}
 
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE',
@@ -37,23 +70,23 @@ export class SyscallError extends Error {
 }
 
 function fail(syscall: string, path: string): never {
-  throw new SyscallError(syscall, koffi.errno(), path);
+  throw new SyscallError(syscall, errno(), path);
 }
 
 /** Names of the extended attributes on `path` itself (a symlink is not followed). */
 export function listXattrs(path: string): string[] {
   for (;;) {
-    const size = Number(c.llistxattr(path, null, 0));
+    const size = Number(native().llistxattr(path, null, 0));
     if (size < 0) {
-      const e = koffi.errno();
+      const e = errno();
       if (e === 95) return []; // the filesystem has no xattrs at all
       fail('llistxattr', path);
     }
     if (size === 0) return [];
     const buf = Buffer.alloc(size);
-    const got = Number(c.llistxattr(path, buf, size));
+    const got = Number(native().llistxattr(path, buf, size));
     if (got < 0) {
-      if (koffi.errno() === 34) continue; // grew between the two calls
+      if (errno() === 34) continue; // grew between the two calls
       fail('llistxattr', path);
     }
     return buf
@@ -67,17 +100,17 @@ export function listXattrs(path: string): string[] {
 /** The attribute's raw bytes, or undefined when it is not set. */
 export function getXattr(path: string, name: string): Buffer | undefined {
   for (;;) {
-    const size = Number(c.lgetxattr(path, name, null, 0));
+    const size = Number(native().lgetxattr(path, name, null, 0));
     if (size < 0) {
-      const e = koffi.errno();
+      const e = errno();
       if (e === 61 || e === 95) return undefined;
       fail('lgetxattr', path);
     }
     const buf = Buffer.alloc(size);
     if (size === 0) return buf;
-    const got = Number(c.lgetxattr(path, name, buf, size));
+    const got = Number(native().lgetxattr(path, name, buf, size));
     if (got < 0) {
-      if (koffi.errno() === 34) continue;
+      if (errno() === 34) continue;
       fail('lgetxattr', path);
     }
     return buf.subarray(0, got);
@@ -85,12 +118,12 @@ export function getXattr(path: string, name: string): Buffer | undefined {
 }
 
 export function setXattr(path: string, name: string, value: Uint8Array): void {
-  if (c.lsetxattr(path, name, value, value.byteLength, 0) !== 0) fail('lsetxattr', path);
+  if (native().lsetxattr(path, name, value, value.byteLength, 0) !== 0) fail('lsetxattr', path);
 }
 
 export function removeXattr(path: string, name: string): void {
-  if (c.lremovexattr(path, name) !== 0) {
-    if (koffi.errno() === 61) return;
+  if (native().lremovexattr(path, name) !== 0) {
+    if (errno() === 61) return;
     fail('lremovexattr', path);
   }
 }
@@ -117,7 +150,7 @@ export function devMinor(dev: number): number {
 }
 
 export function mknod(path: string, mode: number, major = 0, minor = 0): void {
-  if (c.mknod(path, mode, makedev(major, minor)) !== 0) fail('mknod', path);
+  if (native().mknod(path, mode, makedev(major, minor)) !== 0) fail('mknod', path);
 }
 
 /** An overlayfs whiteout: a character device 0/0. */
@@ -126,14 +159,6 @@ export function makeWhiteout(path: string): void {
 }
 
 // ---------------------------------------------------------------- mount, umount2, flock
-// (the sandbox engineer's additions; the sandbox helper does its own mounts in C, these are
-// for host-side cleanup and for RUN --mount=type=cache locks)
-
-const m = {
-  mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
-  umount2: libc.func('int umount2(const char *target, int flags)'),
-  flock: libc.func('int flock(int fd, int operation)'),
-};
 
 export const MNT_DETACH = 2;
 export const LOCK_SH = 1;
@@ -143,17 +168,17 @@ export const LOCK_UN = 8;
 const EWOULDBLOCK = 11;
 
 export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
-  if (m.mount(source, target, fstype, flags, data) !== 0) fail('mount', target);
+  if (native().mount(source, target, fstype, flags, data) !== 0) fail('mount', target);
 }
 
 export function umount2(target: string, flags = 0): void {
-  if (m.umount2(target, flags) !== 0) fail('umount2', target);
+  if (native().umount2(target, flags) !== 0) fail('umount2', target);
 }
 
 /** flock(2) on an open fd. With LOCK_NB, returns false when another holder has the lock. */
 export function flock(fd: number, operation: number): boolean {
-  if (m.flock(fd, operation) === 0) return true;
-  const e = koffi.errno();
+  if (native().flock(fd, operation) === 0) return true;
+  const e = errno();
   if (e === EWOULDBLOCK && (operation & LOCK_NB) !== 0) return false;
   throw new SyscallError('flock', e, `fd ${fd}`);
 }

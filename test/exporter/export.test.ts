@@ -170,7 +170,9 @@ test('compression=zstd and uncompressed give new manifests with the same diffIDs
 test('a failed export leaves nothing at the destination', async () => {
   const broken = await Store.open(join(work, 'broken-store'));
   const bimg = await makeTestImage(broken);
-  // Corrupt the big layer: the export must notice and leave no file behind.
+  // Corrupt the big layer: the export must notice and leave no file behind. (Exports check
+  // lengths only; a same-length corruption is caught by the archive's reader, which checks
+  // digests, and by `kiln store verify`.)
   const layer = bimg.manifest.layers[0]!.digest as `sha256:${string}`;
   await rm(broken.blobPath(layer));
   await (await import('node:fs/promises')).writeFile(broken.blobPath(layer), 'not the layer');

@@ -3,12 +3,13 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { KilnError } from '../../util/errors.js';
+import { packageRoot } from '../../util/package-root.js';
 import { parseStatus, type SandboxStatus } from './spec.js';
 
-export const helperPath = process.env.KILN_SANDBOX_HELPER ?? fileURLToPath(new URL('../../../../native/build/kiln-sandbox', import.meta.url));
+export const helperPath = process.env.KILN_SANDBOX_HELPER ?? join(packageRoot(), 'native', 'build', 'kiln-sandbox');
 
 /** Phase timings of the last sandbox that reported them (KILN_SANDBOX_TIMING), for bench/. */
 export let lastTimings: Record<string, number> = {};
