@@ -107,7 +107,9 @@ export class RootfsView {
       if (!st) continue;
       top ??= st;
       dirs.push(host);
-      if (isOpaqueDir(host)) break;
+      // An opaque folder hides the layers below it; the bottom layer has none, so its xattr
+      // is not read (a context folder is a one-layer view: no getxattr per folder).
+      if (i > 0 && isOpaqueDir(host)) break;
     }
     const stats: ViewStat = top ?? {
       mode: 0o040755, uid: 0, gid: 0, size: 0, mtimeMs: 0, ctimeMs: 0, ino: 0, dev: 0, nlink: 1, rdev: 0,
@@ -127,8 +129,8 @@ export class RootfsView {
     if (hit !== undefined) return hit ?? undefined;
     let top: { host: string; st: Stats } | undefined;
     const dirs: string[] = [];
-    for (const d of dir.dirs) {
-      const host = join(d, name);
+    for (let i = 0; i < dir.dirs.length; i++) {
+      const host = join(dir.dirs[i]!, name);
       let st: Stats | undefined;
       try {
         st = lstatSync(host, { throwIfNoEntry: false });
@@ -141,7 +143,7 @@ export class RootfsView {
         if (top && !top.st.isDirectory()) break;
         top ??= { host, st };
         dirs.push(host);
-        if (isOpaqueDir(host)) break;
+        if (i < dir.dirs.length - 1 && isOpaqueDir(host)) break;
         continue;
       }
       top ??= { host, st };
