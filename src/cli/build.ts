@@ -5,7 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { BuildOptions } from './build-options.js';
 import { makeProgress } from './progress.js';
 import { withSignals } from './signals.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { dockerfileToGraph } from '../frontend/index.js';
 import { readIgnorePatterns } from '../frontend/dockerignore.js';
@@ -31,7 +31,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       // Bad cache specs fail before any step runs, not after the build.
       const cacheTo = o.cacheTo.map((t) => parseCacheSpec(t, '--cache-to'));
       const cacheFrom = o.cacheFrom.map((t) => parseCacheSpec(t, '--cache-from'));
-      const store = await Store.open(o.root ?? defaultStoreRoot());
+      const store = await openStore(o.root);
       await sweepStaleSandboxes(store);
       const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath);
       const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink });

@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { flagBool, flagString, parseArgs } from './args.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { storeUsage } from '../store/gc.js';
 import { humanSize, table } from './image-info.js';
@@ -15,7 +15,7 @@ const cmd: Command = {
   async run(argv) {
     const a = parseArgs(argv, [{ name: 'json', kind: 'boolean' }, { name: 'root', kind: 'string' }], 'du');
     if (a.positional.length > 0) throw new KilnError('du: takes no arguments', { exitCode: 2 });
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     const usage = await storeUsage(store);
     if (flagBool(a, 'json')) {
       process.stdout.write(JSON.stringify(usage, null, 2) + '\n');

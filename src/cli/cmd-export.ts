@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { flagList, flagString, parseArgs } from './args.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { resolveLocal } from '../image/load.js';
 import { exportImage, parseOutputSpec, writeIidFile, writeMetadataFile } from '../exporter/index.js';
@@ -32,7 +32,7 @@ const cmd: Command = {
     if (a.positional.length !== 1) throw new KilnError('export: expected one image (kiln export REF -o SPEC)', { exitCode: 2 });
     const specs = flagList(a, 'output').map((t) => parseOutputSpec(t));
     if (specs.length === 0) throw new KilnError('export: --output is required', { exitCode: 2 });
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     const r = await resolveLocal(store, a.positional[0]!);
     let last;
     for (const spec of specs) last = await exportImage(store, r.digest, spec, { names: r.name ? [r.name] : [] });

@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { flagBool, flagString, parseArgs } from './args.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { resolveLocal } from '../image/load.js';
 import { humanSize, imageInfo, table } from './image-info.js';
@@ -16,7 +16,7 @@ const cmd: Command = {
   async run(argv) {
     const a = parseArgs(argv, [{ name: 'no-trunc', kind: 'boolean' }, { name: 'json', kind: 'boolean' }, { name: 'root', kind: 'string' }], 'history');
     if (a.positional.length !== 1) throw new KilnError('history: expected one image (kiln history REF)', { exitCode: 2 });
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     const info = await imageInfo(store, (await resolveLocal(store, a.positional[0]!)).digest);
     let layer = 0;
     const entries = (info.config.history ?? []).map((h) => {

@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { flagBool, flagString, parseArgs } from './args.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { hexOf } from '../util/digest.js';
 import { humanSize, imageInfo, table } from './image-info.js';
@@ -16,7 +16,7 @@ const cmd: Command = {
   async run(argv) {
     const a = parseArgs(argv, [{ name: 'json', kind: 'boolean' }, { name: 'quiet', short: 'q', kind: 'boolean' }, { name: 'root', kind: 'string' }], 'images');
     if (a.positional.length > 0) throw new KilnError('images: takes no arguments', { exitCode: 2 });
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     const rows: string[][] = [['NAME', 'DIGEST', 'IMAGE ID', 'SIZE']];
     const json: unknown[] = [];
     for (const ref of await store.listRefs()) {

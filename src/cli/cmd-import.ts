@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { flagString, parseArgs } from './args.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { importImages } from '../image/import.js';
 
@@ -17,7 +17,7 @@ Reads what \`docker save\`, \`podman save\`, \`skopeo copy ... oci-archive:\` or
   async run(argv) {
     const a = parseArgs(argv, [{ name: 'name', kind: 'string' }, { name: 'root', kind: 'string' }], 'import');
     if (a.positional.length !== 1) throw new KilnError('import: expected one archive or folder (kiln import FILE|DIR)', { exitCode: 2 });
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     const r = await importImages(store, a.positional[0]!, { name: flagString(a, 'name') });
     for (const img of r.images) {
       if (img.names.length === 0) process.stdout.write(`Loaded image: ${img.digest}\n`);

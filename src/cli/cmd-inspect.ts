@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { flagString, parseArgs } from './args.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { resolveLocal } from '../image/load.js';
 import { imageInfo } from './image-info.js';
@@ -16,7 +16,7 @@ REF is a name (busybox means docker.io/library/busybox:latest), a digest, or an 
   async run(argv) {
     const a = parseArgs(argv, [{ name: 'root', kind: 'string' }], 'inspect');
     if (a.positional.length !== 1) throw new KilnError('inspect: expected one image (kiln inspect REF)', { exitCode: 2 });
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     const r = await resolveLocal(store, a.positional[0]!);
     const info = await imageInfo(store, r.digest);
     const names = (await store.listRefs()).filter((x) => x.digest === r.digest).map((x) => x.name);

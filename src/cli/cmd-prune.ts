@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { flagBool, flagList, flagString, parseArgs } from './args.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStoreAlone } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { parseDuration, parseSize, pruneStore, type PruneOptions } from '../store/gc.js';
 import { humanSize } from './image-info.js';
@@ -10,7 +10,9 @@ const cmd: Command = {
   usage: `kiln prune [flags]
 
 Named images (kiln images) are kept. Without flags, removes snapshots no cache record can hand
-out again, dangling cache records and blobs no name reaches.
+out again, dangling cache records and blobs no name reaches. A prune runs alone: it waits for
+the other kiln processes using the store to finish, and kiln commands started meanwhile wait
+for it.
 
       --all                     also remove all build cache (every snapshot, cache record, cache mount)
       --keep-storage SIZE       keep up to SIZE of build cache (e.g. 5GB), least recently used goes first
@@ -38,8 +40,8 @@ out again, dangling cache records and blobs no name reaches.
       if (!m) throw new KilnError(`--filter: only until=DURATION is supported, not "${f}"`, { exitCode: 2 });
       opts.olderThanMs = parseDuration(m[1]!, '--filter until');
     }
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
-    const r = await pruneStore(store, opts);
+    const { store, release } = await openStoreAlone(flagString(a, 'root'));
+    const r = await pruneStore(store, opts).finally(release);
     process.stdout.write(`removed ${r.snapshots.length} snapshots, ${r.cacheRecords} cache records, ${r.blobs} blobs, ${r.mounts} cache mounts\n`);
     process.stdout.write(`reclaimed ${humanSize(r.reclaimedBytes)}\n`);
     return 0;

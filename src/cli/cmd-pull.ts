@@ -1,7 +1,7 @@
 import type { Command } from './command.js';
 import { flagString, parseArgs } from './args.js';
 import { REGISTRY_FLAGS, insecureRegistries, printRegistryEvent } from './registry-flags.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { pullImage } from '../registry/pull.js';
 import { defaultPlatform, parsePlatform } from '../registry/platform.js';
@@ -19,7 +19,7 @@ const cmd: Command = {
     if (a.positional.length !== 1) throw new KilnError('pull: expected one image reference (kiln pull REF)', { exitCode: 2 });
     const p = flagString(a, 'platform');
     const platform = p ? parsePlatform(p) : defaultPlatform();
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     const img = await pullImage(store, a.positional[0]!, {
       platform,
       insecureRegistries: insecureRegistries(a),

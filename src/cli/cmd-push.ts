@@ -1,7 +1,7 @@
 import type { Command } from './command.js';
 import { flagString, parseArgs } from './args.js';
 import { REGISTRY_FLAGS, insecureRegistries, printRegistryEvent } from './registry-flags.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { isDigest } from '../util/digest.js';
 import { pushImage } from '../registry/push.js';
@@ -23,7 +23,7 @@ const cmd: Command = {
       throw new KilnError('push: expected an image reference (kiln push REF [TARGET])', { exitCode: 2 });
     }
     const [source, target] = a.positional as [string, string | undefined];
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     let digest;
     if (isDigest(source)) {
       if (!target) throw new KilnError('push: pushing a digest needs a TARGET reference', { exitCode: 2 });

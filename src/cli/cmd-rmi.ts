@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { flagString, parseArgs } from './args.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { resolveLocal } from '../image/load.js';
 
@@ -15,7 +15,7 @@ A name removes that name; a digest or id prefix removes every name of that image
   async run(argv) {
     const a = parseArgs(argv, [{ name: 'root', kind: 'string' }], 'rmi');
     if (a.positional.length === 0) throw new KilnError('rmi: expected at least one image (kiln rmi REF...)', { exitCode: 2 });
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     for (const ref of a.positional) {
       const r = await resolveLocal(store, ref);
       const names = r.name ? [r.name] : (await store.listRefs()).filter((x) => x.digest === r.digest).map((x) => x.name);

@@ -1,6 +1,6 @@
 import type { Command } from './command.js';
 import { flagString, parseArgs } from './args.js';
-import { Store, defaultStoreRoot } from '../store/store.js';
+import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { verifyStore } from '../store/gc.js';
 
@@ -16,7 +16,7 @@ config and layers. Exits 1 when something is wrong.
   async run(argv) {
     const a = parseArgs(argv, [{ name: 'root', kind: 'string' }], 'store');
     if (a.positional[0] !== 'verify' || a.positional.length !== 1) throw new KilnError('store: expected a subcommand: kiln store verify', { exitCode: 2 });
-    const store = await Store.open(flagString(a, 'root') ?? defaultStoreRoot());
+    const store = await openStore(flagString(a, 'root'));
     const r = await verifyStore(store);
     for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
     for (const p of r.problems) process.stdout.write(`problem: ${p}\n`);

@@ -4,11 +4,10 @@
 // a killed kiln is taken over. Two waiters taking over at once may both run the step; that
 // costs time, not correctness (identical snapshot ids, the second commit is discarded).
 
-import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processAlive } from '../store/sweep.js';
+import { processAlive, processIdentity } from '../store/sweep.js';
 
 export async function withKeyLock<T>(locksDir: string, name: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
   const dir = join(locksDir, name);
@@ -17,7 +16,7 @@ export async function withKeyLock<T>(locksDir: string, name: string, signal: Abo
     signal.throwIfAborted();
     try {
       await mkdir(dir);
-      await writeFile(join(dir, 'owner'), ownerId(process.pid) ?? String(process.pid));
+      await writeFile(join(dir, 'owner'), processIdentity(process.pid) ?? String(process.pid));
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -51,18 +50,6 @@ export async function sweepStaleLocks(locksDir: string): Promise<string[]> {
   return removed;
 }
 
-/** `PID:STARTTIME` (clock ticks after boot, from /proc): unique for the machine's uptime. */
-function ownerId(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces); starttime is field 22.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return `${pid}:${fields[19]}`;
-  } catch {
-    return undefined;
-  }
-}
-
 async function isStale(dir: string): Promise<boolean> {
   let owner = '';
   try {
@@ -75,7 +62,7 @@ async function isStale(dir: string): Promise<boolean> {
     if (pid === process.pid) return false;
     if (!processAlive(pid)) return true;
     // Alive, but is it the same process? A pid reused after a kill -9 is not the owner.
-    return owner.includes(':') && ownerId(pid) !== undefined && ownerId(pid) !== owner;
+    return owner.includes(':') && processIdentity(pid) !== undefined && processIdentity(pid) !== owner;
   }
   // The owner file is written right after mkdir; a kill in between leaves none (or an empty
   // one). Such a lock, untouched for a while, was abandoned.

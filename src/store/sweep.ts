@@ -1,6 +1,7 @@
 // tmp/ entries are named `<pid>-<random>-<what>`. An entry whose process is gone was left by
 // a kiln that crashed or was killed; the next kiln to open the store removes it.
 
+import { readFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { unmountAllUnder } from './mounts.js';
@@ -12,6 +13,25 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** `PID:STARTTIME` (clock ticks after boot, from /proc): unique for the machine's uptime. */
+export function processIdentity(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces); starttime is field 22.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return `${pid}:${fields[19]}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process a `PID:STARTTIME` identity names still runs (a reused pid does not count). */
+export function identityAlive(identity: string): boolean {
+  const pid = Number(identity.split(':')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return false;
+  return !identity.includes(':') || processIdentity(pid) === identity;
 }
 
 export async function sweepStaleTemp(tmpDir: string): Promise<string[]> {
