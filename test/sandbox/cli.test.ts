@@ -181,6 +181,27 @@ test('secrets reach the step and nothing else: not the image, the history, the c
   }
 });
 
+test('--ssh forwards the agent: the step gets its own socket with the mount\'s mode and owner', async () => {
+  const agent = join(work, 'agent.sock');
+  const server = createServer((c) => c.end('agent\n'));
+  await new Promise<void>((r) => server.listen(agent, r));
+  try {
+    const r = await build('ssh', [
+      'RUN --mount=type=ssh,mode=0640,uid=1000,gid=1001 test -S "$SSH_AUTH_SOCK" && stat -c "ssh %n %a %u %g" "$SSH_AUTH_SOCK"',
+      'RUN --mount=type=ssh,id=other,required=false test -z "$SSH_AUTH_SOCK" && echo no-other-agent',
+      '',
+    ].join('\n'), ['--ssh', 'default'], { SSH_AUTH_SOCK: agent });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /ssh \/run\/buildkit\/ssh_agent\.0 640 1000 1001/);
+    assert.match(r.stderr, /no-other-agent/);
+    const missing = await build('ssh-missing', 'RUN --mount=type=ssh,required=true true\n');
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /ssh agent default is required but was not given \(--ssh default\)/);
+  } finally {
+    server.close();
+  }
+});
+
 test('--memory and --pids-limit: a memory hog and a fork bomb end the step with a clear message', async () => {
   const hog = await build('hog', "RUN awk 'BEGIN { s = \"x\"; while (1) s = s s }'\n", ['--memory', '64m']);
   assert.notEqual(hog.code, 0);

@@ -2,7 +2,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeFixture, describeTree, type Fixture } from './fixture.js';
 import type { CacheMount, RunMount } from '../../src/graph/ops.js';
@@ -124,23 +125,48 @@ test('secrets: files with mode and owner, env, never in the layer; required ones
   assert.equal(optional.output, 'absent\n');
 });
 
-test('ssh: the agent socket is forwarded and SSH_AUTH_SOCK set', async () => {
+test('ssh: a socket of the mount\'s mode and owner forwards to the agent, and SSH_AUTH_SOCK is set', async () => {
   const sock = fx.store.path('agent.sock');
-  // (busybox has no unix-socket client; that the path is a socket in the sandbox is the check)
+  // busybox has no unix-socket client: the step checks the socket's path, mode and owner, and
+  // the forwarding itself is checked from the host while the step is running.
   const server = createServer((s) => s.end('agent-says-hi\n'));
   await new Promise<void>((r) => server.listen(sock, r));
+  const before = await stat(sock);
+  const heard: string[] = [];
+  const probe = setInterval(() => {
+    for (const d of readdirSafe(fx.store.path('tmp'))) {
+      for (const sub of readdirSafe(join(fx.store.path('tmp'), d)).filter((n) => n.startsWith('ssh'))) {
+        const proxy = join(fx.store.path('tmp'), d, sub, 'agent.sock');
+        const c = connect(proxy);
+        c.on('error', () => undefined);
+        c.setEncoding('utf8').on('data', (t: string) => heard.push(t));
+      }
+    }
+  }, 100);
   try {
-    const r = await fx.run('test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK"', {
-      op: { mounts: [{ type: 'ssh', id: 'default', target: '/run/buildkit/ssh_agent.0', required: true, mode: 0o600, uid: 0, gid: 0 }] },
+    const r = await fx.run('test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK" && stat -c "%a %u %g" "$SSH_AUTH_SOCK" && sleep 1', {
+      op: { mounts: [{ type: 'ssh', id: 'default', target: '/run/buildkit/ssh_agent.0', required: true, mode: 0o640, uid: 1000, gid: 1001 }] },
       ctx: { sshAgents: new Map([['default', sock]]) },
     });
-    assert.equal(r.output, '/run/buildkit/ssh_agent.0\n');
+    assert.equal(r.output, '/run/buildkit/ssh_agent.0\n640 1000 1001\n');
     assert.equal(r.snapshot, null);
-    assert.ok((await stat(sock)).isSocket());
+    assert.ok(heard.join('').includes('agent-says-hi'), 'a connection to the step\'s socket reaches the agent');
+    const after = await stat(sock);
+    assert.equal(after.mode, before.mode, 'the agent socket itself is not changed');
+    assert.equal(after.uid, before.uid);
   } finally {
+    clearInterval(probe);
     server.close();
   }
 });
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
 
 test('bind from the context hides what the ignore patterns exclude', async () => {
   const ctx = fx.store.path('ctx-ignored');

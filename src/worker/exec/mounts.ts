@@ -15,6 +15,7 @@ import { overlayMountSpec } from './overlay.js';
 import { writeContextWhiteouts } from './context-view.js';
 import { seedCacheDir } from './cache-seed.js';
 import { renameIntoPlace } from '../../util/fs.js';
+import { startAgentProxy, type AgentProxy } from './ssh-proxy.js';
 
 export interface PreparedMounts {
   records: SpecToken[][];
@@ -72,7 +73,9 @@ export async function prepareMounts(
   const records: SpecToken[][] = [];
   const env: string[] = [];
   const locks: number[] = [];
+  const proxies: AgentProxy[] = [];
   const release = () => {
+    for (const p of proxies.splice(0)) p.close();
     for (const fd of locks.splice(0)) {
       try {
         flock(fd, LOCK_UN);
@@ -173,7 +176,9 @@ export async function prepareMounts(
           await stat(sock).catch((err: unknown) => {
             throw new KilnError(`ssh agent socket ${sock} for --ssh ${mnt.id}: ${(err as Error).message}`);
           });
-          records.push(['bind', sock, mnt.target, 'rw']);
+          const proxy = await startAgentProxy(sock, join(await scratchDir('ssh'), 'agent.sock'), mnt);
+          proxies.push(proxy);
+          records.push(['bind', proxy.path, mnt.target, 'rw']);
           if (!env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${mnt.target}`);
           break;
         }
