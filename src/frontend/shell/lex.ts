@@ -36,8 +36,11 @@ function isSpace(c: number): boolean {
   return (c >= 9 && c <= 13) || c === 32 || c === 0x85 || c === 0xa0 || c === 0x1680 ||
     (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
 }
-const isLetter = (c: number) => /\p{L}/u.test(String.fromCodePoint(c));
-const isDigit = (c: number) => /\p{Nd}/u.test(String.fromCodePoint(c));
+// ASCII first: these run for every character of every variable name.
+const LETTER = /\p{L}/u;
+const DIGIT = /\p{Nd}/u;
+const isLetter = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c > 127 && LETTER.test(String.fromCodePoint(c)));
+const isDigit = (c: number) => (c >= 48 && c <= 57) || (c > 127 && DIGIT.test(String.fromCodePoint(c)));
 
 /** Splits expanded text into words the way an unquoted shell word list is split. */
 class Words {
