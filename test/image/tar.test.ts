@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createReadStream, existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
-import { mkdir, writeFile, symlink, link, utimes, readdir } from 'node:fs/promises';
+import { mkdir, writeFile, symlink, link, utimes, lutimes, readdir, chown } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,6 +22,10 @@ async function tarBytes(dir: string, sourceDateEpoch?: number): Promise<Buffer> 
   await stats;
   return Buffer.concat(chunks);
 }
+
+// sha256 of makeEdgeCaseDir's layer tar, as kiln has always written it (with tar-stream's pack).
+const GOLDEN_PLAIN = '25a6110d9cbf42cf086090975357653cfb5ad7d534395eed47f170d7ec18cc20';
+const GOLDEN_EPOCH = '0c7ae2347f52742ee83585eb75fad1e99ba3fcadca10b2a9529395382fe4cbe7';
 
 const CAP = Buffer.from([1, 0, 0, 2, 0x80, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
@@ -88,6 +92,33 @@ test('layer tar: same contents with different mtimes and creation order give the
   assert.equal(createHash('sha256').update(a).digest('hex'), createHash('sha256').update(b).digest('hex'));
   const c = await tarBytes(join(dir, 'a'));
   assert.notEqual(createHash('sha256').update(a).digest('hex'), createHash('sha256').update(c).digest('hex'));
+});
+
+/** makeSnapshotDir plus the header cases kiln's defaults and fallbacks touch. */
+async function makeEdgeCaseDir(dir: string): Promise<void> {
+  await makeSnapshotDir(dir, 1_600_000_000);
+  await writeFile(join(dir, 'mode0'), 'm', { mode: 0 });
+  await writeFile(join(dir, 'empty'), '');
+  await writeFile(join(dir, 'bigid'), 'b');
+  await chown(join(dir, 'bigid'), 3_000_000, 5);
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  await symlink('t'.repeat(150), join(dir, 'longtarget'));
+  // Bigger than one read chunk, with a fixed pseudo-random body.
+  const big = Buffer.alloc(1_500_000 + 17);
+  for (let i = 0, x = 7; i < big.length; i++) big[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+  await writeFile(join(dir, 'big'), big);
+  await mkdir(join(dir, 'dir0'), { mode: 0 });
+  // Every entry gets one fixed mtime (children before their folders), so the bytes are fixed.
+  const names = (await readdir(dir, { recursive: true })).sort((a, b) => b.length - a.length);
+  for (const p of names) await lutimes(join(dir, p), 1_600_000_000, 1_600_000_000);
+}
+
+test('layer tar: the bytes are pinned (image digests must not change with the writer)', async () => {
+  const dir = await tempDir();
+  await makeEdgeCaseDir(join(dir, 'src'));
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  assert.equal(sha(await tarBytes(join(dir, 'src'))), GOLDEN_PLAIN);
+  assert.equal(sha(await tarBytes(join(dir, 'src'), 1_000_000)), GOLDEN_EPOCH);
 });
 
 test('extract overlay: round trip keeps types, modes, links, binary xattrs, whiteouts and opaque dirs', async () => {

@@ -43,15 +43,20 @@ export function decodePaxBytes(buf: Buffer): Record<string, string> {
   return out;
 }
 
-interface HeadersModule {
+export interface HeadersModule {
   decodePax: (buf: Buffer) => Record<string, string>;
   encode: (header: Record<string, unknown>) => Buffer | null;
+  encodePax: (opts: { name?: string; linkname?: string | null }) => Buffer;
 }
 
+let headers: HeadersModule | undefined;
+
 /** tar-stream's header codec (not in its package exports, so loaded by path). */
-function headersModule(): HeadersModule {
+export function headersModule(): HeadersModule {
+  if (headers) return headers;
   const require = createRequire(import.meta.url);
-  return require(join(dirname(require.resolve('tar-stream')), 'headers.js')) as HeadersModule;
+  headers = require(join(dirname(require.resolve('tar-stream')), 'headers.js')) as HeadersModule;
+  return headers;
 }
 
 /**

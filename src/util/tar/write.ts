@@ -6,14 +6,11 @@
 // directory (trusted.overlay.opaque=y) gets a `.wh..wh..opq` entry; overlay's own xattrs never
 // leave the snapshot.
 
-import { createReadStream, lstatSync, readFileSync, readdirSync, type Stats } from 'node:fs';
-import { readlink } from 'node:fs/promises';
+import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { once } from 'node:events';
-import tar from 'tar-stream';
 import { devMajor, devMinor, getXattr, listXattrs } from '../syscalls.js';
-import { encodePax, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
+import { encodePax, headersModule, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
 
 export interface LayerTarOptions {
   /** Seconds; mtimes later than this are written as this. */
@@ -25,9 +22,19 @@ export interface LayerTarStats {
   entries: number;
 }
 
-/** tar-stream's header, widened to the PAX header type kiln writes itself. */
-type TarHeader = Omit<Partial<tar.Header>, 'type'> & { name: string; type?: tar.Header['type'] | 'pax-header' };
-type Sink = ReturnType<tar.Pack['entry']>;
+/** A ustar header as tar-stream's codec takes it (kiln writes its PAX records itself). */
+interface TarHeader {
+  name: string;
+  type: 'file' | 'link' | 'symlink' | 'directory' | 'character-device' | 'block-device' | 'fifo';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: Date;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+}
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_MARKER = '.wh..wh..opq';
@@ -43,13 +50,18 @@ export function isWhiteout(st: Stats): boolean {
 }
 
 interface Child {
-  /** Name as it appears in the tar (a whiteout's `.wh.` form). */
+  /** Name as it appears in the tar (a whiteout's `.wh.` form), and its bytes (the sort key). */
   tarName: string;
+  sortKey: Buffer;
   diskName: string;
   st: Stats;
 }
 
 const MAX_USTAR_ID = 0o7777777;
+const BLOCK = 512;
+const ZEROS = Buffer.alloc(2 * BLOCK);
+/** Bodies below this are read in one call; bigger ones in chunks of this size. */
+const CHUNK = 1 << 20;
 
 function fitsUstarName(name: string): boolean {
   if (Buffer.byteLength(name) !== name.length) return false; // non-ASCII
@@ -65,28 +77,91 @@ function fitsUstarLink(link: string): boolean {
   return Buffer.byteLength(link) === link.length && link.length <= 100;
 }
 
-/** Writes `dir` as a layer tar. `stats` resolves once the last entry is written. */
+function compareKeys(a: Child, b: Child): number {
+  return Buffer.compare(a.sortKey, b.sortKey);
+}
+
+/**
+ * Writes `dir` as a layer tar. `stats` resolves once the last entry is written.
+ *
+ * The bytes are those tar-stream's pack would write for the same headers (its header codec
+ * is used, and its defaults applied: see `headerBlocks`), but assembled here into chunks of
+ * about a megabyte: a layer of thousands of small files spent most of its time in the pack's
+ * per-entry stream machinery.
+ */
 export function createLayerTar(dir: string, opts: LayerTarOptions = {}): { stream: Readable; stats: Promise<LayerTarStats> } {
-  const pack = tar.pack();
-  // The error reaches the reader through the returned stream; without this listener a reader
-  // that already gave up would turn it into an uncaught exception.
-  pack.on('error', () => undefined);
-  const stats = writeAll(pack, dir, opts).then(
-    (entries) => {
-      pack.finalize();
-      return { entries };
-    },
-    (err: unknown) => {
-      pack.destroy(err as Error);
-      throw err;
-    },
-  );
+  let settle!: { resolve: (s: LayerTarStats) => void; reject: (e: unknown) => void };
+  const stats = new Promise<LayerTarStats>((resolve, reject) => (settle = { resolve, reject }));
   stats.catch(() => undefined); // the stream carries the error too
-  const stream = Readable.from(pack as unknown as AsyncIterable<Buffer>, { objectMode: false });
+  async function* chunks(): AsyncGenerator<Buffer> {
+    try {
+      const out = new ChunkBuilder();
+      const entries = yield* writeAll(out, dir, opts);
+      out.add(ZEROS);
+      yield out.take();
+      settle.resolve({ entries });
+    } catch (err) {
+      settle.reject(err);
+      throw err;
+    }
+  }
+  const stream = Readable.from(chunks(), { objectMode: false });
   return { stream, stats };
 }
 
-async function writeAll(pack: tar.Pack, root: string, opts: LayerTarOptions): Promise<number> {
+/** Collects small buffers and hands them on in chunks. */
+class ChunkBuilder {
+  private parts: Buffer[] = [];
+  private bytes = 0;
+
+  add(b: Buffer): void {
+    this.parts.push(b);
+    this.bytes += b.length;
+  }
+
+  /** Enough is collected to hand on a chunk. */
+  get full(): boolean {
+    return this.bytes >= CHUNK;
+  }
+
+  /** What is collected, as one buffer (empty when nothing is). */
+  take(): Buffer {
+    const chunk = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.bytes);
+    this.parts = [];
+    this.bytes = 0;
+    return chunk;
+  }
+}
+
+function padding(size: number): Buffer | undefined {
+  const rest = size % BLOCK;
+  return rest === 0 ? undefined : ZEROS.subarray(0, BLOCK - rest);
+}
+
+/**
+ * The header block(s) tar-stream's pack writes for `header`: its defaults applied (a missing
+ * size, mode, uid or gid; a mode of 0 becomes 0644, or 0755 for a directory), and its own PAX
+ * fallback when the codec cannot fit the name.
+ */
+function headerBlocks(header: TarHeader): Buffer[] {
+  const h = { ...header };
+  if (!h.size || h.type === 'symlink') h.size = 0;
+  if (!h.mode) h.mode = h.type === 'directory' ? 0o755 : 0o644;
+  if (!h.uid) h.uid = 0;
+  if (!h.gid) h.gid = 0;
+  const codec = headersModule();
+  const plain = codec.encode(h as unknown as Record<string, unknown>);
+  if (plain) return [plain];
+  const body = codec.encodePax({ name: h.name, linkname: h.linkname });
+  const paxHeader = { ...h, name: 'PaxHeader', size: body.length, type: 'pax-header', linkname: h.linkname && 'PaxHeader' };
+  const out = [codec.encode(paxHeader)!, body];
+  const pad = padding(body.length);
+  if (pad) out.push(pad);
+  out.push(codec.encode({ ...paxHeader, size: h.size, type: h.type })!);
+  return out;
+}
+
+async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions): AsyncGenerator<Buffer, number> {
   const hardlinks = new Map<string, string>();
   let entries = 0;
 
@@ -97,11 +172,12 @@ async function writeAll(pack: tar.Pack, root: string, opts: LayerTarOptions): Pr
     return new Date(secs * 1000);
   };
 
-  const put = async (header: TarHeader, pax: Array<[string, Buffer | string]>, file?: string): Promise<void> => {
+  /** Header (and any PAX record) of one entry; the caller adds the body. */
+  const put = (header: TarHeader, pax: Array<[string, Buffer | string]>): void => {
     const name = header.name;
     const needPath = !fitsUstarName(name);
-    const needLink = header.linkname !== undefined && header.linkname !== null && !fitsUstarLink(header.linkname);
-    const big = (header.uid ?? 0) > MAX_USTAR_ID || (header.gid ?? 0) > MAX_USTAR_ID;
+    const needLink = header.linkname !== undefined && !fitsUstarLink(header.linkname);
+    const big = header.uid > MAX_USTAR_ID || header.gid > MAX_USTAR_ID;
     const records: Array<[string, Buffer | string]> = [];
     if (needPath) records.push(['path', name]);
     if (needLink) records.push(['linkpath', header.linkname!]);
@@ -111,31 +187,61 @@ async function writeAll(pack: tar.Pack, root: string, opts: LayerTarOptions): Pr
     }
     records.push(...pax);
     if (records.length > 0) {
-      const paxBody = encodePax(records);
-      // Between entries tar-stream has nothing in flight, so the blocks can go straight in.
-      (pack as unknown as { push(b: Buffer): boolean }).push(paxHeaderBlocks(paxBody, header.mtime ?? new Date(0)));
+      out.add(paxHeaderBlocks(encodePax(records), header.mtime));
       // The real values are in the PAX record; ustar gets a stand-in that fits.
       if (needPath) header.name = asciiTail(name, 100);
       if (needLink) header.linkname = asciiTail(header.linkname!, 100);
       if (big) {
-        header.uid = Math.min(header.uid ?? 0, MAX_USTAR_ID);
-        header.gid = Math.min(header.gid ?? 0, MAX_USTAR_ID);
+        header.uid = Math.min(header.uid, MAX_USTAR_ID);
+        header.gid = Math.min(header.gid, MAX_USTAR_ID);
       }
     }
-    await entry(pack, header, undefined, file);
+    for (const b of headerBlocks(header)) out.add(b);
     entries++;
   };
 
   const xattrRecords = (path: string): Array<[string, Buffer]> => {
+    const names = listXattrs(path);
+    if (names.length === 0) return [];
     const out: Array<[string, Buffer]> = [];
-    for (const n of listXattrs(path).filter(xattrKept).sort()) {
+    for (const n of names.filter(xattrKept).sort()) {
       const v = getXattr(path, n);
       if (v !== undefined) out.push([XATTR_PREFIX + n, v]);
     }
     return out;
   };
 
-  const walk = async (rel: string): Promise<void> => {
+  async function* body(path: string, size: number): AsyncGenerator<Buffer> {
+    // Synchronous reads of known size: one read for a small file (the extra byte would show
+    // a file that grew), chunks for a big one.
+    const fd = openSync(path, 'r');
+    try {
+      if (size < CHUNK) {
+        const buf = Buffer.allocUnsafe(size + 1);
+        const n = readFull(fd, buf, 0);
+        if (n > size) throw new Error(`${path} grew while it was being archived`);
+        if (n < size) throw new Error(`${path} shrank while it was being archived`);
+        out.add(buf.subarray(0, size));
+      } else {
+        for (let done = 0; done < size; ) {
+          const want = Math.min(CHUNK, size - done);
+          const buf = Buffer.allocUnsafe(want);
+          const n = readFull(fd, buf, done);
+          if (n < want) throw new Error(`${path} shrank while it was being archived`);
+          done += n;
+          out.add(buf);
+          if (out.full) yield out.take();
+        }
+        if (readSync(fd, Buffer.alloc(1), 0, 1, size) > 0) throw new Error(`${path} grew while it was being archived`);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    const pad = padding(size);
+    if (pad) out.add(pad);
+  }
+
+  async function* walk(rel: string): AsyncGenerator<Buffer> {
     const abs = rel === '' ? root : join(root, rel);
     // Synchronous: for a layer of many small files, the thread pool's round trips cost more
     // than the calls themselves.
@@ -144,86 +250,67 @@ async function writeAll(pack: tar.Pack, root: string, opts: LayerTarOptions): Pr
     for (const diskName of names) {
       const st = lstatSync(join(abs, diskName));
       if (st.isSocket()) continue; // tar cannot carry a socket
-      children.push({ diskName, st, tarName: isWhiteout(st) ? WHITEOUT_PREFIX + diskName : diskName });
+      const tarName = isWhiteout(st) ? WHITEOUT_PREFIX + diskName : diskName;
+      children.push({ diskName, st, tarName, sortKey: Buffer.from(tarName) });
     }
-    children.sort((a, b) => Buffer.compare(Buffer.from(a.tarName), Buffer.from(b.tarName)));
+    children.sort(compareKeys);
     for (const ch of children) {
+      if (out.full) yield out.take();
       const path = join(abs, ch.diskName);
       const name = rel === '' ? ch.tarName : `${rel}/${ch.tarName}`;
       const st = ch.st;
       const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: mtimeOf(st) };
       if (isWhiteout(st)) {
-        await put({ name, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, []);
+        put({ name, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, []);
         continue;
       }
       if (st.isDirectory()) {
-        await put({ ...base, name: name + '/', type: 'directory', size: 0 }, xattrRecords(path));
+        put({ ...base, name: name + '/', type: 'directory', size: 0 }, xattrRecords(path));
         const opaque = getXattr(path, OVERLAY_OPAQUE_XATTR);
         if (opaque && opaque.toString() === 'y') {
-          await put({ name: `${name}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, []);
+          put({ name: `${name}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, []);
         }
-        await walk(rel === '' ? ch.diskName : `${rel}/${ch.diskName}`);
+        yield* walk(rel === '' ? ch.diskName : `${rel}/${ch.diskName}`);
         continue;
       }
       if (st.nlink > 1) {
         const key = `${st.dev}:${st.ino}`;
         const first = hardlinks.get(key);
         if (first !== undefined) {
-          await put({ ...base, name, type: 'link', size: 0, linkname: first }, []);
+          put({ ...base, name, type: 'link', size: 0, linkname: first }, []);
           continue;
         }
         hardlinks.set(key, name);
       }
       if (st.isSymbolicLink()) {
-        await put({ ...base, name, type: 'symlink', size: 0, linkname: await readlink(path) }, xattrRecords(path));
+        put({ ...base, name, type: 'symlink', size: 0, linkname: readlinkSync(path) }, xattrRecords(path));
       } else if (st.isFile()) {
-        await put({ ...base, name, type: 'file', size: st.size }, xattrRecords(path), st.size > 0 ? path : undefined);
+        put({ ...base, name, type: 'file', size: st.size }, xattrRecords(path));
+        if (st.size > 0) yield* body(path, st.size);
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        await put(
+        put(
           { ...base, name, type: st.isCharacterDevice() ? 'character-device' : 'block-device', size: 0, devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev) },
           xattrRecords(path),
         );
       } else if (st.isFIFO()) {
-        await put({ ...base, name, type: 'fifo', size: 0 }, xattrRecords(path));
+        put({ ...base, name, type: 'fifo', size: 0 }, xattrRecords(path));
       }
     }
-  };
+  }
 
-  await walk('');
+  yield* walk('');
   return entries;
 }
 
-const SMALL_FILE = 1 << 20;
-
-/** Adds one entry (its body streamed from `file` when given) and waits until tar-stream has taken all of it. */
-async function entry(pack: tar.Pack, header: TarHeader, body?: Buffer, file?: string): Promise<void> {
-  if (file !== undefined && (header.size ?? 0) < SMALL_FILE) {
-    // One read instead of a stream: most files of most layers are small.
-    const data = readFileSync(file);
-    if (data.length > (header.size ?? 0)) throw new Error(`${file} grew while it was being archived`);
-    if (data.length < (header.size ?? 0)) throw new Error(`${file} shrank while it was being archived`);
-    body = data;
-    file = undefined;
+/** Reads until `buf` is full or the file ends; the count read. */
+function readFull(fd: number, buf: Buffer, position: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, position + got);
+    if (n === 0) break;
+    got += n;
   }
-  if (file === undefined) {
-    await new Promise<void>((resolve, reject) => pack.entry(header as tar.Header, body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
-    return;
-  }
-  let sink!: Sink;
-  const done = new Promise<void>((resolve, reject) => {
-    sink = pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
-  });
-  done.catch(() => undefined); // a failed read is reported by the loop below
-  (sink as unknown as NodeJS.EventEmitter).on('error', () => undefined);
-  let written = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    written += chunk.length;
-    if (written > (header.size ?? 0)) throw new Error(`${file} grew while it was being archived`);
-    if (!sink.write(chunk)) await once(sink as unknown as NodeJS.EventEmitter, 'drain');
-  }
-  if (written !== header.size) throw new Error(`${file} shrank while it was being archived`);
-  (sink as unknown as { end(): void }).end();
-  await done;
+  return got;
 }
 
 function asciiTail(s: string, max: number): string {
