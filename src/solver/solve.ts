@@ -110,6 +110,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
   const workerCtx = (node: GraphNode): WorkerContext => ({
     ...opts.settings,
     store: opts.store,
+    reuseEarlierFiles: usesCache(node),
     signal: cancel.signal,
     onOutput: (chunk, stream) =>
       opts.emit({ type: 'log', id: node.id, seq: seqOf.get(node.id) ?? 0, stream, data: chunk.toString('utf8') }),

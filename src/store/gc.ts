@@ -273,9 +273,11 @@ export async function pruneStore(store: Store, opts: PruneOptions = {}): Promise
       report.cacheRecords++;
     }
   }
-  for (const n of await names(store.path('diffids'))) {
-    const id = (await readFile(store.path('diffids', n), 'utf8').catch(() => '')).trim();
-    if (!id || !(await store.getSnapshot(id))) await rm(store.path('diffids', n), { force: true });
+  for (const dir of ['diffids', 'lineage']) {
+    for (const n of await names(store.path(dir))) {
+      const id = (await readFile(store.path(dir, n), 'utf8').catch(() => '')).trim();
+      if (!id || !(await store.getSnapshot(id))) await rm(store.path(dir, n), { force: true });
+    }
   }
   if (opts.all) {
     // Digest tables of context files: only a cache (a re-read of each file brings them back).

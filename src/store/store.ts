@@ -258,12 +258,19 @@ export class Store {
    * Makes `stagedFs` (a folder under tmp/) the snapshot `id` by rename. If another process
    * committed the same id first, ours is discarded: identical ids mean identical contents.
    */
-  async commitSnapshot(id: string, stagedFs: string, meta: Omit<SnapshotMeta, 'id' | 'createdAt'>): Promise<SnapshotMeta> {
+  async commitSnapshot(
+    id: string,
+    stagedFs: string,
+    meta: Omit<SnapshotMeta, 'id' | 'createdAt'>,
+    /** Files kept next to fs/ and meta.json (by name), committed with them. */
+    extras: Record<string, string> = {},
+  ): Promise<SnapshotMeta> {
     if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw new Error(`bad snapshot id ${id}`);
     const full: SnapshotMeta = { ...meta, id, createdAt: new Date().toISOString() };
     const staging = await this.tempDir(`snap-${id.slice(0, 12)}`);
     await rename(stagedFs, join(staging, 'fs'));
     await writeFile(join(staging, 'meta.json'), JSON.stringify(full));
+    for (const [name, body] of Object.entries(extras)) await writeFile(join(staging, name), body);
     try {
       await rename(staging, this.snapshotDir(id));
       return full;
@@ -303,6 +310,25 @@ export class Store {
     }
     const meta = await this.getSnapshot(id);
     return meta && meta.diffId === diffId ? id : undefined;
+  }
+
+  /**
+   * Remembers the latest snapshot a step of this lineage made (a COPY keyed without its source
+   * files' contents), so its next run can start from it. Advisory: losing it costs a full copy.
+   */
+  async setLineage(lineage: Digest, snapshotId: string): Promise<void> {
+    await this.writeFileAtomic(join(this.root, 'lineage', hexOf(lineage)), snapshotId, { durable: false });
+  }
+
+  /** The latest snapshot of this lineage, if it is still in the store. */
+  async getLineage(lineage: Digest): Promise<string | undefined> {
+    let id: string;
+    try {
+      id = (await readFile(join(this.root, 'lineage', hexOf(lineage)), 'utf8')).trim();
+    } catch {
+      return undefined;
+    }
+    return (await this.getSnapshot(id)) ? id : undefined;
   }
 
   /** Records that a snapshot was just used (a cache hit, an export): prune removes least recently used first. */

@@ -35,6 +35,11 @@ export interface WorkerContext {
   allowInsecure: boolean;
   /** SOURCE_DATE_EPOCH in seconds, when set. */
   sourceDateEpoch?: number;
+  /**
+   * A COPY may link unchanged files from its previous snapshot instead of copying them
+   * (false under --no-cache, which trusts nothing made before).
+   */
+  reuseEarlierFiles?: boolean;
   signal: AbortSignal;
   /** The step's output as it comes, for progress and for the failure message. */
   onOutput(chunk: Buffer, stream: 'stdout' | 'stderr'): void;

@@ -7,7 +7,8 @@
 // - --parents keeps each match's path (from the `./` pivot on) under the destination.
 
 import { readlink } from 'node:fs/promises';
-import type { CopyAction } from '../../graph/ops.js';
+import type { CopyAction, Digest } from '../../graph/ops.js';
+import type { ViewEntry } from '../../store/rootfs-view.js';
 import { KilnError } from '../../util/errors.js';
 import { DiffWriter, joinPath, type EntryMeta } from './diff-writer.js';
 import { IgnoreMatcher } from './patterns.js';
@@ -71,6 +72,8 @@ export interface CopyOptions {
   mode?: ModeFn;
   signal: AbortSignal;
   tempDir: () => Promise<string>;
+  /** Content digest of a source file, for linking unchanged files from the previous snapshot (reuse.ts). */
+  digestOf?: (e: ViewEntry) => Promise<Digest>;
 }
 
 export async function resolveCopyOptions(
@@ -105,7 +108,8 @@ export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: Cop
     const links = new Map<string, string>();
     if (item.extract) {
       // An archive's own owners stay unless --chown says otherwise.
-      const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined };
+      // (Its files are not the source's: nothing to look up digests of.)
+      const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, digestOf: undefined };
       await extractArchiveInto(item.match.entry.host, item.target, w, archOpts, parents, (n, t) => copyTreeNode(n, t, w, archOpts, links));
       continue;
     }
@@ -147,7 +151,8 @@ export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWr
         }
         links.set(key, target);
       }
-      await w.writeFileFrom(target, e.host, meta, e.stats.size);
+      const digest = w.reuse && opts.digestOf ? await opts.digestOf(e) : undefined;
+      await w.writeFileFrom(target, e.host, meta, e.stats.size, digest);
       return;
     }
     default: {

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { entryType, isWhiteout, RootfsView, type EntryType, type ViewStat } from '../../store/rootfs-view.js';
 import { KilnError } from '../../util/errors.js';
 import { getXattr, listXattrs, mknod, setXattr } from '../../util/syscalls.js';
+import type { Digest } from '../../graph/ops.js';
+import type { CopyReuse } from './reuse.js';
 
 export interface EntryMeta {
   uid: number;
@@ -57,6 +59,8 @@ export class DiffWriter {
   }
 
   readonly lower: RootfsView;
+  /** Files of the previous snapshot of this COPY that may be linked instead of copied (see reuse.ts). */
+  reuse: CopyReuse | undefined;
   /** The destination image, for /etc/passwd and /etc/group. */
   readonly names: RootfsView;
 
@@ -127,19 +131,38 @@ export class DiffWriter {
     const cur = await this.at(p);
     const h = this.host(p);
     if (cur?.type === 'dir') throw new KilnError(`cannot replace directory ${p} with a ${what}`);
-    if (cur?.inStage) rmSync(h, { force: true });
+    if (cur?.inStage) {
+      rmSync(h, { force: true });
+      this.reuse?.forget(p);
+    }
     this.dirTimes.delete(h);
     this.wrote = true;
     return h;
   }
 
-  async writeFileFrom(p: string, sourceHost: string, meta: EntryMeta, size = Infinity): Promise<void> {
+  /**
+   * A copy of `sourceHost` at `p`. With `digest` (the source's content digest), the previous
+   * snapshot's identical file is linked when there is one, and the new file is recorded as
+   * lendable to the next snapshot.
+   */
+  async writeFileFrom(p: string, sourceHost: string, meta: EntryMeta, size = Infinity, digest?: Digest): Promise<void> {
     const h = await this.clearFor(p, 'file');
+    const xattrs = xattrNames(sourceHost);
+    const lendable = digest !== undefined && this.reuse !== undefined && xattrs.length === 0;
+    if (lendable) {
+      const earlier = this.reuse!.candidate(p, digest, meta);
+      if (earlier !== undefined && tryLink(earlier, h)) {
+        this.reuse!.record(p, digest, meta);
+        this.reuse!.linked++;
+        return;
+      }
+    }
     // Small files are copied inline; big ones off the event loop.
     if (size < 1 << 20) copyFileSync(sourceHost, h);
     else await copyFile(sourceHost, h, constants.COPYFILE_FICLONE);
     this.applyMeta(h, 'file', meta);
-    copyXattrs(sourceHost, h);
+    copyXattrs(sourceHost, h, xattrs);
+    if (lendable) this.reuse!.record(p, digest, meta);
   }
 
   async writeFileData(p: string, data: string | Uint8Array, meta: EntryMeta): Promise<void> {
@@ -184,15 +207,17 @@ export class DiffWriter {
   }
 }
 
-function copyXattrs(from: string, to: string): void {
-  let names: string[];
+/** The extended attributes a copy carries over (overlayfs' own never). */
+function xattrNames(from: string): string[] {
   try {
-    names = listXattrs(from);
+    return listXattrs(from).filter((n) => !n.startsWith('trusted.overlay.'));
   } catch {
-    return;
+    return [];
   }
+}
+
+function copyXattrs(from: string, to: string, names: string[] = xattrNames(from)): void {
   for (const n of names) {
-    if (n.startsWith('trusted.overlay.')) continue;
     const v = getXattr(from, n);
     if (v === undefined) continue;
     try {
@@ -200,5 +225,15 @@ function copyXattrs(from: string, to: string): void {
     } catch {
       // The staging filesystem may refuse some namespaces; the content is what matters.
     }
+  }
+}
+
+/** A hard link, or false when the filesystem will not make one (another device, too many links). */
+function tryLink(existing: string, at: string): boolean {
+  try {
+    linkSync(existing, at);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -19,6 +19,8 @@ import { planCopy, runCopyPlan, resolveCopyOptions, parentMeta, copyTreeNode } f
 import { parseChmod, resolveChown } from './owner-mode.js';
 import { downloadToBlob, fileNameFromUrl } from './download.js';
 import { extractArchiveInto, isArchiveFile } from './archive.js';
+import { CopyReuse, REUSE_MANIFEST } from './reuse.js';
+import type { Store } from '../../store/store.js';
 
 function destLayers(inputs: ResolvedInput[]): string[] {
   const base = inputs[0];
@@ -36,6 +38,8 @@ export async function runFile(op: FileOp, inputs: ResolvedInput[], ctx: WorkerCo
     // the base and can be reused on any base: just the files and plain parent directories.
     const linked = op.actions.length > 0 && op.actions.every((a) => a.action === 'copy' && a.link);
     const w = new DiffWriter(stage, linked ? [] : layers, ctx.sourceDateEpoch ?? 0, layers);
+    const lineage = op.actions.some((a) => a.action === 'copy') ? lineageOf(op, inputs, w.mtime) : undefined;
+    if (lineage) w.reuse = ctx.reuseEarlierFiles === false ? CopyReuse.fresh() : await CopyReuse.open(ctx.store, lineage);
     for (const action of op.actions) {
       ctx.signal.throwIfAborted();
       await runAction(action, inputs, ctx, w);
@@ -45,12 +49,24 @@ export async function runFile(op: FileOp, inputs: ResolvedInput[], ctx: WorkerCo
       await rm(stage, { recursive: true, force: true });
       return { snapshot: null };
     }
-    await ctx.store.commitSnapshot(snapshotId, stage, { source: 'file' });
+    await ctx.store.commitSnapshot(snapshotId, stage, { source: 'file' }, w.reuse ? { [REUSE_MANIFEST]: w.reuse.manifest() } : {});
+    if (lineage) await ctx.store.setLineage(lineage, snapshotId);
     return { snapshot: snapshotId };
   } catch (err) {
     await removeTree(stage);
     throw err;
   }
+}
+
+/**
+ * What makes two runs of a COPY "the same COPY" for reuse.ts: the op, the mtime stamp and the
+ * context folder it reads, but neither the destination's layers nor a source stage's, since a
+ * rebuilt base or stage is just when the earlier files are worth finding. (Nothing here has to
+ * be exact: a file is linked only when its digest, owner and mode are the ones a copy gives.)
+ */
+function lineageOf(op: FileOp, inputs: ResolvedInput[], mtime: number): Digest {
+  const sources = inputs.map((i) => (i.kind === 'context' ? { dir: i.dir } : 'state'));
+  return sha256(canonicalJson({ v: 1, op, inputs: sources, mtime }));
 }
 
 async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: WorkerContext, w: DiffWriter): Promise<void> {
@@ -60,7 +76,9 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
       const src = openSource(inputs[action.from], ctx.store, action.from);
       const plan = await planCopy(action, src, w);
       const opts = await resolveCopyOptions(action, src.context !== undefined, w, ctx.signal, tempDir);
-      await runCopyPlan(plan, w, opts);
+      const digests = sourceDigests(src, ctx.store);
+      await runCopyPlan(plan, w, { ...opts, digestOf: digests.digestOf });
+      await digests.save();
       return;
     }
     case 'mkdir':
@@ -135,21 +153,31 @@ export interface ActionSources {
   content?: Digest;
 }
 
-async function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
-  const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from);
-  // Digests are remembered per folder: the context, or each snapshot layer (immutable, so a
-  // COPY --from of a big stage is read once, not once per build).
+/**
+ * Content digests of a source's files, remembered per folder: the context, or each snapshot
+ * layer (immutable, so a COPY --from of a big stage is read once, not once per build).
+ */
+function sourceDigests(src: SourceRoot, store: Store): { digestOf: (e: ViewEntry) => Promise<Digest>; save: () => Promise<void> } {
   const tables = new Map<string, FileHashTable>();
   const digestOf = async (e: ViewEntry): Promise<Digest> => {
     const folder = src.context ? src.context.dir : src.view.layers.find((l) => e.host.startsWith(l + '/'));
     if (!folder) return digestImmutable(e.host, e.stats);
     let t = tables.get(folder);
     if (!t) {
-      t = await FileHashTable.open(ctx.store, folder);
+      t = await FileHashTable.open(store, folder);
       tables.set(folder, t);
     }
     return t.digest(e.host.slice(folder.length + 1), e.host, e.stats);
   };
+  const save = async () => {
+    for (const t of tables.values()) await t.save();
+  };
+  return { digestOf, save };
+}
+
+async function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
+  const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from);
+  const { digestOf, save } = sourceDigests(src, ctx.store);
   const exclude = new IgnoreMatcher(action.exclude);
   const out: SourceFileRecord[] = [];
   for (const m of await expandSources(action, src)) {
@@ -174,7 +202,7 @@ async function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: Wor
       out.push(rec);
     }
   }
-  for (const t of tables.values()) await t.save();
+  await save();
   return out;
 }
 
