@@ -111,6 +111,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     ...opts.settings,
     store: opts.store,
     reuseEarlierFiles: usesCache(node),
+    stepMemo: new WeakMap(),
     signal: cancel.signal,
     onOutput: (chunk, stream) =>
       opts.emit({ type: 'log', id: node.id, seq: seqOf.get(node.id) ?? 0, stream, data: chunk.toString('utf8') }),

@@ -80,12 +80,17 @@ export class FileHashTable {
     return new FileHashTable(store, file, rows);
   }
 
+  /** The remembered digest when the file is unchanged since, without reading it. */
+  known(key: string, st: HashableStat): Digest | undefined {
+    const row = this.rows[key];
+    if (row && row[0] === st.size && row[1] === st.mtimeMs && row[2] === st.ctimeMs && row[3] === st.ino) return row[4];
+    return undefined;
+  }
+
   /** Digest of the file at `host` (keyed in the table by `key`, usually its relative path). */
   async digest(key: string, host: string, st: HashableStat): Promise<Digest> {
-    const row = this.rows[key];
-    if (row && row[0] === st.size && row[1] === st.mtimeMs && row[2] === st.ctimeMs && row[3] === st.ino) {
-      return row[4];
-    }
+    const known = this.known(key, st);
+    if (known) return known;
     const mk = memoryKey(host, st);
     let d = memory().get(mk);
     if (!d) {
@@ -101,7 +106,8 @@ export class FileHashTable {
     if (!this.dirty) return;
     await mkdir(this.store.path('filehash'), { recursive: true });
     const body: TableFile = { version: 1, files: this.rows };
-    await this.store.writeFileAtomic(this.file, JSON.stringify(body));
+    // Only a cache: no fsync (a table lost to a power cut costs one re-read of each file).
+    await this.store.writeFileAtomic(this.file, JSON.stringify(body), { durable: false });
     this.dirty = false;
   }
 }

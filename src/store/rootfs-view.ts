@@ -124,6 +124,11 @@ export class RootfsView {
    * its time waiting for libuv's thread pool, one round trip per lstat.
    */
   async child(dir: ViewEntry, name: string): Promise<ViewEntry | undefined> {
+    return this.childSync(dir, name);
+  }
+
+  /** child() without a promise per call (a walk of thousands of files makes much garbage). */
+  childSync(dir: ViewEntry, name: string): ViewEntry | undefined {
     const path = childPath(dir.path, name);
     const hit = this.cache.get(path);
     if (hit !== undefined) return hit ?? undefined;
@@ -222,6 +227,11 @@ export class RootfsView {
 
   /** Entries of a directory, merged across layers, sorted by name. */
   async readdir(dir: ViewEntry): Promise<ViewEntry[]> {
+    return this.readdirSync(dir);
+  }
+
+  /** readdir() without promises. */
+  readdirSync(dir: ViewEntry): ViewEntry[] {
     const names = new Set<string>();
     for (const d of dir.dirs) {
       for (const n of readdirSync(d)) {
@@ -233,7 +243,7 @@ export class RootfsView {
     }
     const out: ViewEntry[] = [];
     for (const n of [...names].sort()) {
-      const e = await this.child(dir, n);
+      const e = this.childSync(dir, n);
       if (e) out.push(e);
     }
     return out;

@@ -40,6 +40,11 @@ export interface WorkerContext {
    * (false under --no-cache, which trusts nothing made before).
    */
   reuseEarlierFiles?: boolean;
+  /**
+   * Lookups that stay valid for one step, shared between its cache key, its --explain record
+   * and its run (the solver gives each step a fresh one; without it nothing is shared).
+   */
+  stepMemo?: WeakMap<object, unknown>;
   signal: AbortSignal;
   /** The step's output as it comes, for progress and for the failure message. */
   onOutput(chunk: Buffer, stream: 'stdout' | 'stderr'): void;

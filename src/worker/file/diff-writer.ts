@@ -40,6 +40,8 @@ export function joinPath(dir: string, name: string): string {
 export class DiffWriter {
   /** Directory mtimes to set last (adding entries changes a directory's mtime). */
   private readonly dirTimes = new Map<string, number>();
+  /** Canonical paths of directories made here that no lower layer has. */
+  private readonly createdDirs = new Set<string>();
   private wrote = false;
 
   /**
@@ -86,6 +88,8 @@ export class DiffWriter {
       if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
     }
     if (st) return isWhiteout(st) ? undefined : { type: entryType(st.mode), inStage: true, stats: st };
+    // Below a directory this diff made, the lower layers hold nothing.
+    if (this.createdDirs.has(parentOf(p))) return undefined;
     const e = await this.lower.lstat(p);
     return e && { type: e.type, inStage: false, stats: e.stats };
   }
@@ -122,6 +126,7 @@ export class DiffWriter {
     mkdirSync(h);
     this.applyMeta(h, 'dir', create);
     this.dirTimes.set(h, this.mtime);
+    this.createdDirs.add(p);
     this.wrote = true;
     return 'created';
   }

@@ -73,7 +73,7 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
   const tempDir = () => ctx.store.tempDir('file-extract');
   switch (action.action) {
     case 'copy': {
-      const src = openSource(inputs[action.from], ctx.store, action.from);
+      const src = openSource(inputs[action.from], ctx.store, action.from, ctx.stepMemo);
       const plan = await planCopy(action, src, w);
       const opts = await resolveCopyOptions(action, src.context !== undefined, w, ctx.signal, tempDir);
       const digests = sourceDigests(src, ctx.store);
@@ -157,10 +157,16 @@ export interface ActionSources {
  * Content digests of a source's files, remembered per folder: the context, or each snapshot
  * layer (immutable, so a COPY --from of a big stage is read once, not once per build).
  */
-function sourceDigests(src: SourceRoot, store: Store): { digestOf: (e: ViewEntry) => Promise<Digest>; save: () => Promise<void> } {
+function sourceDigests(src: SourceRoot, store: Store): {
+  digestOf: (e: ViewEntry) => Promise<Digest>;
+  /** The digest when it is known without reading the file or waiting (most files of a rebuild). */
+  known: (e: ViewEntry) => Digest | undefined;
+  save: () => Promise<void>;
+} {
   const tables = new Map<string, FileHashTable>();
+  const folderOf = (e: ViewEntry) => (src.context ? src.context.dir : src.view.layers.find((l) => e.host.startsWith(l + '/')));
   const digestOf = async (e: ViewEntry): Promise<Digest> => {
-    const folder = src.context ? src.context.dir : src.view.layers.find((l) => e.host.startsWith(l + '/'));
+    const folder = folderOf(e);
     if (!folder) return digestImmutable(e.host, e.stats);
     let t = tables.get(folder);
     if (!t) {
@@ -169,15 +175,34 @@ function sourceDigests(src: SourceRoot, store: Store): { digestOf: (e: ViewEntry
     }
     return t.digest(e.host.slice(folder.length + 1), e.host, e.stats);
   };
+  const known = (e: ViewEntry): Digest | undefined => {
+    const folder = folderOf(e);
+    const t = folder === undefined ? undefined : tables.get(folder);
+    return t?.known(e.host.slice(folder!.length + 1), e.stats);
+  };
   const save = async () => {
     for (const t of tables.values()) await t.save();
   };
-  return { digestOf, save };
+  return { digestOf, known, save };
 }
 
-async function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
-  const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from);
-  const { digestOf, save } = sourceDigests(src, ctx.store);
+// The cache key and --explain's record both list a COPY's files: with a step memo, once.
+function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
+  const memo = ctx.stepMemo;
+  let files = memo?.get(action) as Promise<SourceFileRecord[]> | undefined;
+  if (!files) {
+    files = readCopySources(action, inputs, ctx);
+    if (memo) {
+      memo.set(action, files);
+      files.catch(() => memo.delete(action)); // a failure is reported by the caller, and not kept
+    }
+  }
+  return files;
+}
+
+async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
+  const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from, ctx.stepMemo);
+  const { digestOf, known, save } = sourceDigests(src, ctx.store);
   const exclude = new IgnoreMatcher(action.exclude);
   const out: SourceFileRecord[] = [];
   for (const m of await expandSources(action, src)) {
@@ -197,7 +222,7 @@ async function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: Wor
         gid: src.context ? 0 : e.stats.gid,
       };
       if (e.type === 'symlink') rec.linkTarget = await readlink(e.host);
-      else if (e.type === 'file') rec.digest = await digestOf(e);
+      else if (e.type === 'file') rec.digest = known(e) ?? (await digestOf(e));
       else if (e.type === 'other') rec.mode = e.stats.mode;
       out.push(rec);
     }
@@ -233,7 +258,36 @@ export async function fileOpSources(op: FileOp, inputs: ResolvedInput[], ctx: Wo
 
 /** The checksum of exactly the files an op reads (never their mtimes), for the cache key. */
 export async function fileOpContentKey(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<Digest> {
-  return sha256(canonicalJson({ version: 1, sources: await fileOpSources(op, inputs, ctx) }));
+  return sha256(contentKeyJson(await fileOpSources(op, inputs, ctx)));
+}
+
+/**
+ * canonicalJson({ version: 1, sources }), written directly: the generic one copies every
+ * record of every file to sort its keys. (Keys below are in sorted order; absent ones left out.)
+ */
+export function contentKeyJson(sources: ActionSources[]): string {
+  const parts: string[] = ['{"sources":['];
+  sources.forEach((a, i) => {
+    if (i > 0) parts.push(',');
+    parts.push(`{"action":${JSON.stringify(a.action)}`);
+    if (a.content !== undefined) parts.push(`,"content":${JSON.stringify(a.content)}`);
+    if (a.files !== undefined) {
+      parts.push(',"files":[');
+      a.files.forEach((r, j) => parts.push(j > 0 ? ',' : '', fileRecordJson(r)));
+      parts.push(']');
+    }
+    parts.push(`,"kind":${JSON.stringify(a.kind)}}`);
+  });
+  parts.push('],"version":1}');
+  return parts.join('');
+}
+
+function fileRecordJson(r: SourceFileRecord): string {
+  let s = '{';
+  if (r.digest !== undefined) s += `"digest":${JSON.stringify(r.digest)},`;
+  s += `"gid":${JSON.stringify(r.gid)},`;
+  if (r.linkTarget !== undefined) s += `"linkTarget":${JSON.stringify(r.linkTarget)},`;
+  return s + `"mode":${JSON.stringify(r.mode)},"path":${JSON.stringify(r.path)},"type":${JSON.stringify(r.type)},"uid":${JSON.stringify(r.uid)}}`;
 }
 
 

@@ -19,8 +19,22 @@ export interface SourceRoot {
   label: string;
 }
 
-export function openSource(input: ResolvedInput | undefined, store: Store, index: number): SourceRoot {
+/**
+ * The view of an input. With a step memo, one view per input for the whole step: its cache key,
+ * --explain's record and the copy then read the tree from disk once, not three times (the view
+ * remembers every lookup).
+ */
+export function openSource(input: ResolvedInput | undefined, store: Store, index: number, memo?: WeakMap<object, unknown>): SourceRoot {
   if (!input) throw new Error(`file op: input ${index} is missing`);
+  let root = memo?.get(input) as SourceRoot | undefined;
+  if (!root) {
+    root = newSourceRoot(input, store);
+    memo?.set(input, root);
+  }
+  return root;
+}
+
+function newSourceRoot(input: ResolvedInput, store: Store): SourceRoot {
   if (input.kind === 'context') {
     // A store inside the context (kiln's default cache/ when building the checkout itself) is
     // never part of it: a COPY would otherwise read its own staging folder while writing it.
@@ -174,16 +188,17 @@ export async function selectTree(root: SourceRoot, match: SourceMatch, exclude: 
     if (!exclude.empty && exclude.matches(match.name)) return undefined;
     return { entry: match.entry, sub: '', name: match.name, children: [] };
   }
-  const walk = async (entry: ViewEntry, sub: string): Promise<SelectedNode | undefined> => {
+  // Synchronous (the view's lookups are): a promise per file was most of a big walk's garbage.
+  const walk = (entry: ViewEntry, sub: string): SelectedNode | undefined => {
     const contextIgnored = sub !== '' && ignored(root, entry);
     const excluded = sub !== '' && !exclude.empty && exclude.matches(sub);
     const node: SelectedNode = { entry, sub, name: sub === '' ? match.name : baseName(sub), children: [] };
     if (entry.type === 'dir') {
       const mayReinclude = (contextIgnored && root.context!.ignore.hasNegations) || (excluded && exclude.hasNegations);
       if ((contextIgnored || excluded) && !mayReinclude) return undefined;
-      for (const e of await root.view.readdir(entry)) {
+      for (const e of root.view.readdirSync(entry)) {
         const n = baseName(e.path);
-        const child = await walk(e, sub === '' ? n : `${sub}/${n}`);
+        const child = walk(e, sub === '' ? n : `${sub}/${n}`);
         if (child) node.children.push(child);
       }
       // A folder excluded itself is still made when something inside it is re-included.

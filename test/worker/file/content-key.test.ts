@@ -129,3 +129,25 @@ test('heredoc content counts; a missing source fails while computing the key', a
   assert.notEqual(await fileOpContentKey(mk('a'), c.inputs, ctx), await fileOpContentKey(mk('b'), c.inputs, ctx));
   await assert.rejects(fileOpContentKey(fileOp(copyAction({ src: ['nope'], dest: '/x' })), c.inputs, ctx), /"nope" not found/);
 });
+
+test('the content key JSON is canonicalJson of the sources, byte for byte (keys stay valid across versions)', async () => {
+  const { contentKeyJson } = await import('../../../src/worker/file/index.js');
+  const { canonicalJson } = await import('../../../src/util/digest.js');
+  const sources = [
+    {
+      action: 0,
+      kind: 'copy' as const,
+      files: [
+        { path: '', type: 'dir' as const, mode: 0o755, uid: 0, gid: 0 },
+        { path: 'a "quoted"\\name\n', type: 'file' as const, mode: 0o4755, uid: 1000, gid: 3_000_000, digest: `sha256:${'a'.repeat(64)}` as const },
+        { path: 'ünï/✓', type: 'symlink' as const, mode: 0o777, uid: 0, gid: 0, linkTarget: '../x "y"' },
+        { path: 'dev', type: 'other' as const, mode: 0o20644, uid: 0, gid: 0 },
+      ],
+    },
+    { action: 1, kind: 'mkfile' as const, content: `sha256:${'b'.repeat(64)}` as const },
+    { action: 2, kind: 'mkdir' as const },
+    { action: 3, kind: 'copy' as const, files: [] },
+  ];
+  assert.equal(contentKeyJson(sources), canonicalJson({ version: 1, sources }));
+  assert.equal(contentKeyJson([]), canonicalJson({ version: 1, sources: [] }));
+});
