@@ -10,6 +10,7 @@ import type { Digest } from '../graph/ops.js';
 import type { LayerCompression, SnapshotMeta, Store, LayerBlobRecord } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
 import { createLayerTar } from '../util/tar/write.js';
+import { spliceableEntries } from './layer-splice.js';
 import { compressor, openDecompressed } from '../util/tar/filter.js';
 import { hashingPassThrough } from '../util/tar/hash.js';
 import { MediaType, type Descriptor } from './types.js';
@@ -81,7 +82,9 @@ export async function ensureLayer(
   if (fromImage) throw new KilnError(`the blob of image layer ${meta.diffId ?? snapshotId} is no longer in the store`);
 
   // Archive the folder: one pass hashes the tar (diffID) and compresses it into a blob.
-  const { stream, stats } = createLayerTar(store.snapshotFs(snapshotId), { sourceDateEpoch: opts.sourceDateEpoch });
+  // A COPY rerun that linked files from its previous snapshot takes their entries from that layer.
+  const splice = meta.source === 'file' ? await spliceableEntries(store, snapshotId, tarEpoch) : undefined;
+  const { stream, stats } = createLayerTar(store.snapshotFs(snapshotId), { sourceDateEpoch: opts.sourceDateEpoch, splice });
   // Uncompressed, the blob is the tar: the store's own hash is the diffID (one pass, not two).
   const tarHash = compression === 'uncompressed' ? undefined : hashingPassThrough();
   const blob = await ingestThrough(store, tarHash ? stream.pipe(tarHash.stream) : stream, compression, level, stream);

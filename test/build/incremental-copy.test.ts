@@ -3,7 +3,11 @@
 // one a build from scratch gives, and the changed folder must hold exactly the new files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { Store } from '../../src/store/store.js';
+import { spliceableEntries } from '../../src/image/layer-splice.js';
+import { createLayerTar, type LayerTarOptions } from '../../src/util/tar/write.js';
 import { chmod, link, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tempDir } from '../helpers/tmp.js';
 import { busyboxStore, writeTree, buildJson, ranSteps, assertOk, readIid, BASE_REF } from './fixture.js';
@@ -74,6 +78,28 @@ test('a COPY rerun links unchanged files and gives the image a build without cac
   assert.equal(await shared('data/fromstage/f14.txt'), 2, 'unchanged file of a COPY --from linked too');
   assert.equal(await shared('data/small/d01/f11.txt'), 1, 'a changed file is a fresh copy');
   assert.equal(await shared('data/small/d01/f13.txt'), 1, 'a file whose mode changed is a fresh copy');
+
+  // Its layer took the unchanged files' entries from the previous layer, and only those.
+  const store = await Store.open(root);
+  let spliced: Map<string, Buffer> | undefined;
+  for (const s of snaps) {
+    const id = basename(dirname(s));
+    if ((await stat(join(s, 'data/small')).catch(() => undefined)) === undefined) continue;
+    const entries = await spliceableEntries(store, id, null);
+    assert.ok(entries, 'entries to splice');
+    assert.ok(entries.has('data/small/d00/f00.txt'));
+    assert.ok(entries.has('data/small/d01/f10.txt'));
+    for (const changed of ['f11.txt', 'f12.txt', 'f13.txt', 'added.txt', 'linked.txt']) assert.ok(!entries.has(`data/small/d01/${changed}`), changed);
+    spliced = entries;
+    const whole = async (o: LayerTarOptions) => {
+      const { stream } = createLayerTar(s, o);
+      const h = createHash('sha256');
+      for await (const c of stream) h.update(c as Buffer);
+      return h.digest('hex');
+    };
+    assert.equal(await whole({ splice: spliced }), await whole({}));
+  }
+  assert.ok(spliced, 'the COPY small/ snapshot was found');
 
   const clean = join(await tempDir('kiln-iid-'), 'iid');
   assertOk(await buildJson(root, ctx, ['--no-cache', '--iidfile', clean]));

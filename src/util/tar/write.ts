@@ -15,6 +15,11 @@ import { encodePax, headersModule, paxHeaderBlocks, XATTR_PREFIX } from './pax.j
 export interface LayerTarOptions {
   /** Seconds; mtimes later than this are written as this. */
   sourceDateEpoch?: number;
+  /**
+   * Whole entries (by tar name) known to be what this writer would write for the regular file
+   * there, when it is the first name of its inode: copied as they are (image/layer-splice.ts).
+   */
+  splice?: ReadonlyMap<string, Buffer>;
 }
 
 export interface LayerTarStats {
@@ -50,9 +55,8 @@ export function isWhiteout(st: Stats): boolean {
 }
 
 interface Child {
-  /** Name as it appears in the tar (a whiteout's `.wh.` form), and its bytes (the sort key). */
+  /** Name as it appears in the tar (a whiteout's `.wh.` form). */
   tarName: string;
-  sortKey: Buffer;
   diskName: string;
   st: Stats;
 }
@@ -77,8 +81,17 @@ function fitsUstarLink(link: string): boolean {
   return Buffer.byteLength(link) === link.length && link.length <= 100;
 }
 
-function compareKeys(a: Child, b: Child): number {
-  return Buffer.compare(a.sortKey, b.sortKey);
+/**
+ * Sorts by the names' UTF-8 bytes. JavaScript compares UTF-16 units, which is the same order
+ * unless a name has a character from U+D800 on (surrogates sort below U+E000..U+FFFF there).
+ */
+function sortByBytes(children: Child[]): void {
+  if (children.every((c) => !/[\uD800-\uFFFF]/.test(c.tarName))) {
+    children.sort((a, b) => (a.tarName < b.tarName ? -1 : a.tarName > b.tarName ? 1 : 0));
+    return;
+  }
+  const keys = new Map(children.map((c) => [c, Buffer.from(c.tarName)]));
+  children.sort((a, b) => Buffer.compare(keys.get(a)!, keys.get(b)!));
 }
 
 /**
@@ -172,6 +185,14 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions)
     return new Date(secs * 1000);
   };
 
+  /** Whether `name` is the first of its inode's names in this walk (and so not a hard link entry); remembers it. */
+  const firstName = (st: Stats, name: string): boolean => {
+    const key = `${st.dev}:${st.ino}`;
+    if (hardlinks.has(key)) return false;
+    hardlinks.set(key, name);
+    return true;
+  };
+
   /** Header (and any PAX record) of one entry; the caller adds the body. */
   const put = (header: TarHeader, pax: Array<[string, Buffer | string]>): void => {
     const name = header.name;
@@ -211,29 +232,37 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions)
     return out;
   };
 
-  async function* body(path: string, size: number): AsyncGenerator<Buffer> {
-    // Synchronous reads of known size: one read for a small file (the extra byte would show
-    // a file that grew), chunks for a big one.
+  // Bodies are read synchronously at their known size. A small one in one read (the extra
+  // byte would show a file that grew), without a generator per file.
+  const smallBody = (path: string, size: number): void => {
     const fd = openSync(path, 'r');
     try {
-      if (size < CHUNK) {
-        const buf = Buffer.allocUnsafe(size + 1);
-        const n = readFull(fd, buf, 0);
-        if (n > size) throw new Error(`${path} grew while it was being archived`);
-        if (n < size) throw new Error(`${path} shrank while it was being archived`);
-        out.add(buf.subarray(0, size));
-      } else {
-        for (let done = 0; done < size; ) {
-          const want = Math.min(CHUNK, size - done);
-          const buf = Buffer.allocUnsafe(want);
-          const n = readFull(fd, buf, done);
-          if (n < want) throw new Error(`${path} shrank while it was being archived`);
-          done += n;
-          out.add(buf);
-          if (out.full) yield out.take();
-        }
-        if (readSync(fd, Buffer.alloc(1), 0, 1, size) > 0) throw new Error(`${path} grew while it was being archived`);
+      const buf = Buffer.allocUnsafe(size + 1);
+      const n = readFull(fd, buf, 0);
+      if (n > size) throw new Error(`${path} grew while it was being archived`);
+      if (n < size) throw new Error(`${path} shrank while it was being archived`);
+      out.add(buf.subarray(0, size));
+    } finally {
+      closeSync(fd);
+    }
+    const pad = padding(size);
+    if (pad) out.add(pad);
+  };
+
+  // A big one in chunks, handed on as they come.
+  async function* bigBody(path: string, size: number): AsyncGenerator<Buffer> {
+    const fd = openSync(path, 'r');
+    try {
+      for (let done = 0; done < size; ) {
+        const want = Math.min(CHUNK, size - done);
+        const buf = Buffer.allocUnsafe(want);
+        const n = readFull(fd, buf, done);
+        if (n < want) throw new Error(`${path} shrank while it was being archived`);
+        done += n;
+        out.add(buf);
+        if (out.full) yield out.take();
       }
+      if (readSync(fd, Buffer.alloc(1), 0, 1, size) > 0) throw new Error(`${path} grew while it was being archived`);
     } finally {
       closeSync(fd);
     }
@@ -248,17 +277,25 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions)
     const names = readdirSync(abs);
     const children: Child[] = [];
     for (const diskName of names) {
-      const st = lstatSync(join(abs, diskName));
+      const st = lstatSync(`${abs}/${diskName}`);
       if (st.isSocket()) continue; // tar cannot carry a socket
       const tarName = isWhiteout(st) ? WHITEOUT_PREFIX + diskName : diskName;
-      children.push({ diskName, st, tarName, sortKey: Buffer.from(tarName) });
+      children.push({ diskName, st, tarName });
     }
-    children.sort(compareKeys);
+    sortByBytes(children);
     for (const ch of children) {
       if (out.full) yield out.take();
-      const path = join(abs, ch.diskName);
+      const path = `${abs}/${ch.diskName}`;
       const name = rel === '' ? ch.tarName : `${rel}/${ch.tarName}`;
       const st = ch.st;
+      if (opts.splice && st.isFile()) {
+        const known = opts.splice.get(name);
+        if (known && known.length >= BLOCK + st.size && !(st.nlink > 1 && !firstName(st, name))) {
+          out.add(known);
+          entries++;
+          continue;
+        }
+      }
       const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: mtimeOf(st) };
       if (isWhiteout(st)) {
         put({ name, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, []);
@@ -273,20 +310,16 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions)
         yield* walk(rel === '' ? ch.diskName : `${rel}/${ch.diskName}`);
         continue;
       }
-      if (st.nlink > 1) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = hardlinks.get(key);
-        if (first !== undefined) {
-          put({ ...base, name, type: 'link', size: 0, linkname: first }, []);
-          continue;
-        }
-        hardlinks.set(key, name);
+      if (st.nlink > 1 && !firstName(st, name)) {
+        put({ ...base, name, type: 'link', size: 0, linkname: hardlinks.get(`${st.dev}:${st.ino}`)! }, []);
+        continue;
       }
       if (st.isSymbolicLink()) {
         put({ ...base, name, type: 'symlink', size: 0, linkname: readlinkSync(path) }, xattrRecords(path));
       } else if (st.isFile()) {
         put({ ...base, name, type: 'file', size: st.size }, xattrRecords(path));
-        if (st.size > 0) yield* body(path, st.size);
+        if (st.size >= CHUNK) yield* bigBody(path, st.size);
+        else if (st.size > 0) smallBody(path, st.size);
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         put(
           { ...base, name, type: st.isCharacterDevice() ? 'character-device' : 'block-device', size: 0, devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev) },

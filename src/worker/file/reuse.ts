@@ -20,9 +20,11 @@ import type { EntryMeta } from './diff-writer.js';
 /** Content digest, uid, gid, permission bits of one lendable file, by its path in the snapshot. */
 type Row = [digest: Digest, uid: number, gid: number, mode: number];
 
-interface ManifestFile {
+export interface CopyManifest {
   v: 1;
   files: Record<string, Row>;
+  /** The snapshot files were linked from, if any were (its layer's entries may be spliced: image/layer-splice.ts). */
+  from?: string;
 }
 
 /** The file in a snapshot folder that lists what it can lend to the next snapshot of its lineage. */
@@ -30,31 +32,32 @@ export const REUSE_MANIFEST = 'copy-files.json';
 
 export class CopyReuse {
   private readonly lent: Record<string, Row> = Object.create(null) as Record<string, Row>;
-  /** Files reused or copied so far, for the figures in tests and profiles. */
+  /** Files linked from the previous snapshot so far. */
   linked = 0;
 
   private constructor(
+    private readonly previousId: string | undefined,
     private readonly previousFs: string | undefined,
     private readonly previous: Record<string, Row>,
   ) {}
 
   /** Nothing to reuse, but what this run writes is recorded for the next one. */
   static fresh(): CopyReuse {
-    return new CopyReuse(undefined, Object.create(null) as Record<string, Row>);
+    return new CopyReuse(undefined, undefined, Object.create(null) as Record<string, Row>);
   }
 
   /** The previous snapshot of `lineage`, when it is still in the store with its manifest. */
   static async open(store: Store, lineage: Digest): Promise<CopyReuse> {
     const id = await store.getLineage(lineage);
     if (!id) return CopyReuse.fresh();
-    let parsed: ManifestFile;
+    let parsed: CopyManifest;
     try {
-      parsed = JSON.parse(readFileSync(join(store.snapshotDir(id), REUSE_MANIFEST), 'utf8')) as ManifestFile;
+      parsed = JSON.parse(readFileSync(join(store.snapshotDir(id), REUSE_MANIFEST), 'utf8')) as CopyManifest;
     } catch {
       return CopyReuse.fresh(); // pruned, or made before manifests existed
     }
     if (parsed.v !== 1 || typeof parsed.files !== 'object' || parsed.files === null) return CopyReuse.fresh();
-    return new CopyReuse(store.snapshotFs(id), Object.assign(Object.create(null), parsed.files) as Record<string, Row>);
+    return new CopyReuse(id, store.snapshotFs(id), Object.assign(Object.create(null), parsed.files) as Record<string, Row>);
   }
 
   /** Host path of the previous snapshot's file at `target` when it is exactly what a copy would write. */
@@ -78,7 +81,7 @@ export class CopyReuse {
   }
 
   manifest(): string {
-    const body: ManifestFile = { v: 1, files: this.lent };
+    const body: CopyManifest = { v: 1, files: this.lent, ...(this.linked > 0 && this.previousId ? { from: this.previousId } : {}) };
     return JSON.stringify(body);
   }
 }
