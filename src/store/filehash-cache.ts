@@ -91,12 +91,9 @@ export class FileHashTable {
   async digest(key: string, host: string, st: HashableStat): Promise<Digest> {
     const known = this.known(key, st);
     if (known) return known;
-    const mk = memoryKey(host, st);
-    let d = memory().get(mk);
-    if (!d) {
-      d = await hashFile(host, st.size);
-      memory().set(mk, d);
-    }
+    // (Not through the in-memory LRU: the row answers from now on, and making the LRU costs
+    // more than reading the few files a rebuild finds changed.)
+    const d = await hashFile(host, st.size);
     this.rows[key] = [st.size, st.mtimeMs, st.ctimeMs, st.ino, d];
     this.dirty = true;
     return d;

@@ -8,7 +8,6 @@ import { copyFile, writeFile, constants } from 'node:fs/promises';
 import {
   chmodSync, copyFileSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, utimesSync, type Stats,
 } from 'node:fs';
-import { join } from 'node:path';
 import { entryType, isWhiteout, RootfsView, type EntryType, type ViewStat } from '../../store/rootfs-view.js';
 import { KilnError } from '../../util/errors.js';
 import { getXattr, listXattrs, mknod, setXattr } from '../../util/syscalls.js';
@@ -42,6 +41,8 @@ export class DiffWriter {
   private readonly dirTimes = new Map<string, number>();
   /** Canonical paths of directories made here that no lower layer has. */
   private readonly createdDirs = new Set<string>();
+  /** Canonical paths of everything but directories written here. */
+  private readonly written = new Set<string>();
   private wrote = false;
 
   /**
@@ -67,7 +68,8 @@ export class DiffWriter {
   readonly names: RootfsView;
 
   host(p: string): string {
-    return join(this.stage, p);
+    // `p` is canonical (absolute, no `.`, `..` or double slashes): no need for join's normalising.
+    return p === '/' ? this.stage : this.stage + p;
   }
 
   /** A fresh view of lower layers + what is staged so far, to resolve destinations through symlinks. */
@@ -81,6 +83,8 @@ export class DiffWriter {
 
   /** What the merged filesystem holds at canonical path `p` (no symlink followed). */
   async at(p: string): Promise<Present | undefined> {
+    // Below a directory this diff made, only what it wrote there exists.
+    if (this.createdDirs.has(parentOf(p)) && !this.createdDirs.has(p) && !this.written.has(p)) return undefined;
     let st: Stats | undefined;
     try {
       st = lstatSync(this.host(p), { throwIfNoEntry: false });
@@ -140,6 +144,7 @@ export class DiffWriter {
       rmSync(h, { force: true });
       this.reuse?.forget(p);
     }
+    this.written.add(p);
     this.dirTimes.delete(h);
     this.wrote = true;
     return h;

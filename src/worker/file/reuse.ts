@@ -67,7 +67,7 @@ export class CopyReuse {
     if (!row || row[0] !== digest || row[1] !== meta.uid || row[2] !== meta.gid || row[3] !== (meta.mode & 0o7777)) return undefined;
     // One lend per file: two names for one inode would read as a hard link in the layer.
     delete this.previous[target];
-    return join(this.previousFs, target);
+    return this.previousFs + target; // target is canonical and absolute
   }
 
   /** `target` in the new snapshot may be lent on (a copy or a lent file of a source without xattrs). */
