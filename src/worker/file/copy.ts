@@ -74,6 +74,8 @@ export interface CopyOptions {
   tempDir: () => Promise<string>;
   /** Content digest of a source file, for linking unchanged files from the previous snapshot (reuse.ts). */
   digestOf?: (e: ViewEntry) => Promise<Digest>;
+  /** The digest when known without reading the file (most files of a rerun). */
+  knownDigest?: (e: ViewEntry) => Digest | undefined;
 }
 
 export async function resolveCopyOptions(
@@ -109,7 +111,7 @@ export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: Cop
     if (item.extract) {
       // An archive's own owners stay unless --chown says otherwise.
       // (Its files are not the source's: nothing to look up digests of.)
-      const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, digestOf: undefined };
+      const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, digestOf: undefined, knownDigest: undefined };
       await extractArchiveInto(item.match.entry.host, item.target, w, archOpts, parents, (n, t) => copyTreeNode(n, t, w, archOpts, links));
       continue;
     }
@@ -151,7 +153,8 @@ export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWr
         }
         links.set(key, target);
       }
-      const digest = w.reuse && opts.digestOf ? await opts.digestOf(e) : undefined;
+      const digest = w.reuse && opts.digestOf ? (opts.knownDigest?.(e) ?? (await opts.digestOf(e))) : undefined;
+      if (digest !== undefined && w.lendSync(target, e.host, meta, digest)) return;
       await w.writeFileFrom(target, e.host, meta, e.stats.size, digest);
       return;
     }

@@ -175,6 +175,25 @@ export class DiffWriter {
     if (lendable) this.reuse!.record(p, digest, meta);
   }
 
+  /**
+   * writeFileFrom's link from the previous snapshot, without waiting for anything: true when
+   * done (`p` new below a directory this diff made, the previous snapshot's file identical);
+   * false leaves `p` to writeFileFrom.
+   */
+  lendSync(p: string, sourceHost: string, meta: EntryMeta, digest: Digest): boolean {
+    const reuse = this.reuse;
+    if (!reuse || !this.createdDirs.has(parentOf(p)) || this.createdDirs.has(p) || this.written.has(p)) return false;
+    const earlier = reuse.candidate(p, digest, meta);
+    if (earlier === undefined || xattrNames(sourceHost).length > 0) return false;
+    const h = this.host(p);
+    if (!tryLink(earlier, h)) return false;
+    this.written.add(p);
+    this.wrote = true;
+    reuse.record(p, digest, meta);
+    reuse.linked++;
+    return true;
+  }
+
   async writeFileData(p: string, data: string | Uint8Array, meta: EntryMeta): Promise<void> {
     const h = await this.clearFor(p, 'file');
     await writeFile(h, data);

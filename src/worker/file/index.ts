@@ -77,7 +77,7 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
       const plan = await planCopy(action, src, w);
       const opts = await resolveCopyOptions(action, src.context !== undefined, w, ctx.signal, tempDir);
       const digests = sourceDigests(src, ctx.store);
-      await runCopyPlan(plan, w, { ...opts, digestOf: digests.digestOf });
+      await runCopyPlan(plan, w, { ...opts, digestOf: digests.digestOf, knownDigest: digests.known });
       await digests.save();
       return;
     }
