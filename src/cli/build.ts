@@ -14,6 +14,11 @@ import { solve, type Workers } from '../solver/solve.js';
 import { makeImageResolver } from './image-source.js';
 import { loadImage } from '../image/load.js';
 import { writeImage } from '../image/assemble.js';
+import { ensureLayer } from '../image/layers.js';
+import type { LayerCompression } from '../store/store.js';
+
+/** Layers are stored uncompressed, as a local image store does: pushes and OCI exports compress once. */
+const LOCAL_COMPRESSION: LayerCompression = 'uncompressed';
 import { distributable, exportImage, parseOutputSpec, writeIidFile, writeMetadataFile, type OutputSpec } from '../exporter/index.js';
 import { normalizeReference } from '../registry/reference.js';
 import { runExec, sweepStaleSandboxes } from '../worker/exec/index.js';
@@ -54,13 +59,22 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const noCacheStages = stagesNamed(graph, o.noCacheFilter);
       const cacheImports = await openCacheImports(store, cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
 
+      const targetOps = new Set<unknown>(Object.values(graph.nodes).filter((n) => n.stage === graph.target).map((n) => n.op));
       const workers: Workers = {
         loadImage: async (digest) => {
           const img = await loadImage(store, digest);
           return { layers: img.layerSnapshots, history: img.config.history ?? [] };
         },
         runExec,
-        runFile,
+        runFile: async (op, inputs, ctx, snapshotId) => {
+          const out = await runFile(op, inputs, ctx, snapshotId);
+          // A layer of the image is archived while the steps after it run (a RUN leaves this
+          // process waiting); the image write below then finds it made.
+          if (out.snapshot && targetOps.has(op)) {
+            ensureLayer(store, out.snapshot, LOCAL_COMPRESSION, undefined, { sourceDateEpoch: o.sourceDateEpoch }).catch(() => undefined);
+          }
+          return out;
+        },
         fileContentKey: fileOpContentKey,
         listContent: listFileOpContent,
         ensureLayers: async (ids) => cacheImports?.ensureLayers(ids),
@@ -102,8 +116,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         },
         history: image.history,
         sourceDateEpoch: o.sourceDateEpoch,
-        // Stored uncompressed, as a local image store does: pushes and OCI exports compress once.
-        compression: 'uncompressed',
+        compression: LOCAL_COMPRESSION,
         ...(inline ? { extraConfig: await inlineCacheField(store, cacheContext, image.layers) } : {}),
       });
 

@@ -15,6 +15,11 @@ import { REUSE_MANIFEST, type CopyManifest } from '../worker/file/reuse.js';
 /** Previous tars bigger than this are not held in memory to splice from. */
 const MAX_SPLICE_TAR = 64 << 20;
 
+/** A turn of the event loop for the rest of the process (this runs beside later steps). */
+function breather(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function readManifest(store: Store, id: string): CopyManifest | undefined {
   try {
     const m = JSON.parse(readFileSync(join(store.snapshotDir(id), REUSE_MANIFEST), 'utf8')) as CopyManifest;
@@ -35,8 +40,10 @@ export async function spliceableEntries(store: Store, snapshotId: string, tarEpo
   if (!prev?.diffId || (prev.tarEpoch ?? null) !== tarEpoch || prev.size === undefined || prev.size > MAX_SPLICE_TAR) return undefined;
   const theirs = readManifest(store, mine.from);
   if (!theirs) return undefined;
+  await breather();
   const tar = previousTar(store, prev);
   if (!tar) return undefined;
+  await breather();
   const out = new Map<string, Buffer>();
   for (const [name, entry] of plainFileEntries(tar)) {
     const a = mine.files['/' + name];

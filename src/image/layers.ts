@@ -48,12 +48,34 @@ export function compressionOfMediaType(mediaType: string): LayerCompression | un
   return undefined;
 }
 
-export async function ensureLayer(
+// Layers being made in this process: a layer started early (see cli/build.ts) is awaited by
+// the image write, not made twice.
+const inFlight = new Map<string, Promise<LayerResult>>();
+
+export function ensureLayer(
   store: Store,
   snapshotId: string,
   compression: LayerCompression = 'gzip',
   level?: number,
   opts: LayerOptions = {},
+): Promise<LayerResult> {
+  const key = [store.root, snapshotId, compression, level ?? '', opts.sourceDateEpoch ?? ''].join('\0');
+  let made = inFlight.get(key);
+  if (!made) {
+    made = makeLayer(store, snapshotId, compression, level, opts);
+    inFlight.set(key, made);
+    const forget = () => void inFlight.delete(key);
+    made.then(forget, forget);
+  }
+  return made;
+}
+
+async function makeLayer(
+  store: Store,
+  snapshotId: string,
+  compression: LayerCompression,
+  level: number | undefined,
+  opts: LayerOptions,
 ): Promise<LayerResult> {
   const meta = await store.getSnapshot(snapshotId);
   if (!meta) throw new KilnError(`snapshot ${snapshotId} is not in the store`);

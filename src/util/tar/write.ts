@@ -177,6 +177,7 @@ function headerBlocks(header: TarHeader): Buffer[] {
 async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions): AsyncGenerator<Buffer, number> {
   const hardlinks = new Map<string, string>();
   let entries = 0;
+  let sinceBreak = 0;
 
   const mtimeOf = (st: Stats): Date => {
     let secs = Math.floor(st.mtimeMs / 1000);
@@ -285,6 +286,12 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions)
     sortByBytes(children);
     for (const ch of children) {
       if (out.full) yield out.take();
+      // Let other work of the process (a step starting, progress) in now and then: a layer
+      // can be made while later steps run.
+      if (++sinceBreak >= 128) {
+        sinceBreak = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       const path = `${abs}/${ch.diskName}`;
       const name = rel === '' ? ch.tarName : `${rel}/${ch.tarName}`;
       const st = ch.st;
