@@ -99,3 +99,13 @@ test('kiln prune keeps named images and cached steps; --keep-storage and --all g
     assert.match(bad.stderr, re);
   }
 });
+
+test('kiln prune drops COPY lineage records whose snapshot is gone, and keeps the others', async () => {
+  const { root, store, cached, orphan } = await setup();
+  await store.setLineage(sha256('lineage of cached'), cached);
+  await store.setLineage(sha256('lineage of orphan'), orphan);
+  const r = await kiln(root, 'prune');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await store.getLineage(sha256('lineage of cached')), cached);
+  assert.deepEqual(await readdir(join(root, 'lineage')), [sha256('lineage of cached').slice('sha256:'.length)]);
+});
