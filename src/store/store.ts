@@ -5,7 +5,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile, readdir, open, utimes } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
@@ -83,6 +83,8 @@ export class Store {
   private constructor(readonly root: string) {}
 
   static async open(root: string = defaultStoreRoot()): Promise<Store> {
+    // Absolute: the sandbox helper resolves overlay and bind paths after changing directory.
+    root = resolve(root);
     const s = new Store(root);
     for (const d of ['blobs/sha256', 'snapshots', 'cache', 'refs', 'mounts', 'tmp', 'diffids']) {
       await mkdir(join(root, d), { recursive: true });

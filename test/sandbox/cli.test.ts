@@ -109,6 +109,16 @@ test('RUN semantics through the CLI: heredocs, USER, WORKDIR, cache and tmpfs mo
   assert.equal(podmanRun(layout, 'cat /srv/app/cache-runs'), '2\n');
 });
 
+test('a relative --root works for RUN steps (the store path is made absolute)', async () => {
+  const dir = join(work, 'relative-root');
+  await mkdir(join(dir, 'ctx'), { recursive: true });
+  await writeFile(join(dir, 'ctx', 'Dockerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "echo ran > /ran"]\n');
+  await writeFile(join(dir, 'ctx', 'busybox'), readFileSync(join(work, 'busybox', 'bin', 'busybox')), { mode: 0o755 });
+  const r = await runKiln(['build', '--root', 'rel-store', '--progress', 'plain', '-t', 'rel:1', 'ctx'], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(join(dir, 'rel-store', 'refs')), 'the store is made relative to the working folder');
+});
+
 test('a failing RUN names its Dockerfile line, the command, the exit code and its output', async () => {
   const r = await build('fails', 'RUN echo about to fail && mount -t tmpfs none /mnt\n');
   assert.notEqual(r.code, 0);
