@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { Store, SnapshotMeta } from '../store/store.js';
-import { REUSE_MANIFEST, type CopyManifest } from '../worker/file/reuse.js';
+import { REUSE_MANIFEST, type CopyManifest } from '../store/copy-manifest.js';
 
 /** Previous tars bigger than this are not held in memory to splice from. */
 const MAX_SPLICE_TAR = 64 << 20;

@@ -19,7 +19,8 @@ import { planCopy, runCopyPlan, resolveCopyOptions, parentMeta, copyTreeNode } f
 import { parseChmod, resolveChown } from './owner-mode.js';
 import { downloadToBlob, fileNameFromUrl } from './download.js';
 import { extractArchiveInto, isArchiveFile } from './archive.js';
-import { CopyReuse, REUSE_MANIFEST } from './reuse.js';
+import { CopyReuse } from './reuse.js';
+import { REUSE_MANIFEST } from '../../store/copy-manifest.js';
 import type { Store } from '../../store/store.js';
 
 function destLayers(inputs: ResolvedInput[]): string[] {

@@ -16,19 +16,9 @@ import { readFileSync } from 'node:fs';
 import type { Digest } from '../../graph/ops.js';
 import type { Store } from '../../store/store.js';
 import type { EntryMeta } from './diff-writer.js';
+import { REUSE_MANIFEST, type CopyManifest, type CopyManifestRow } from '../../store/copy-manifest.js';
 
-/** Content digest, uid, gid, permission bits of one lendable file, by its path in the snapshot. */
-type Row = [digest: Digest, uid: number, gid: number, mode: number];
-
-export interface CopyManifest {
-  v: 1;
-  files: Record<string, Row>;
-  /** The snapshot files were linked from, if any were (its layer's entries may be spliced: image/layer-splice.ts). */
-  from?: string;
-}
-
-/** The file in a snapshot folder that lists what it can lend to the next snapshot of its lineage. */
-export const REUSE_MANIFEST = 'copy-files.json';
+type Row = CopyManifestRow;
 
 export class CopyReuse {
   private readonly lent: Record<string, Row> = Object.create(null) as Record<string, Row>;

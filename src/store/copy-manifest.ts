@@ -1,0 +1,18 @@
+// The list a COPY snapshot keeps of the files it can lend to the next snapshot of the same COPY
+// (written by worker/file/reuse.ts, read again there and by image/layer-splice.ts). It lives
+// beside the snapshot, so it is store data that both stations read.
+
+import type { Digest } from '../graph/ops.js';
+
+/** Content digest, uid, gid, permission bits of one lendable file, by its path in the snapshot. */
+export type CopyManifestRow = [digest: Digest, uid: number, gid: number, mode: number];
+
+export interface CopyManifest {
+  v: 1;
+  files: Record<string, CopyManifestRow>;
+  /** The snapshot files were linked from, if any were (its layer's entries may be spliced: image/layer-splice.ts). */
+  from?: string;
+}
+
+/** Its file name in the snapshot's folder. */
+export const REUSE_MANIFEST = 'copy-files.json';
