@@ -97,6 +97,26 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
   return 0;
 }
 
+/* What overlayfs leaves in a workdir after a volatile mount; removed deepest first. */
+static const char *const overlay_work_leftovers[] = {"work/incompat/volatile/dirty", "work/incompat/volatile",
+                                                     "work/incompat", "work", NULL};
+
+/* A scrap folder is usually missing or an overlay workdir: a handful of direct calls instead
+ * of a tree walk (which opens and stats every level). Anything else gets the walk. */
+static void remove_scrap(const char *dir) {
+  if (rmdir(dir) == 0 || errno == ENOENT) return;
+  if (errno == ENOTEMPTY || errno == EEXIST) {
+    char p[PATH_MAX];
+    for (int i = 0; overlay_work_leftovers[i]; i++) {
+      snprintf(p, sizeof(p), "%s/%s", dir, overlay_work_leftovers[i]);
+      if (i == 0) unlink(p);
+      else if (rmdir(p) < 0 && errno != ENOENT) break;
+    }
+    if (rmdir(dir) == 0) return;
+  }
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void clean_after_step(const struct spec *s) {
   if (s->upper) {
     /* Last created first: a stub folder holding a stub file empties before its own turn. */
@@ -118,5 +138,5 @@ void clean_after_step(const struct spec *s) {
     }
   }
   timing("stubs-cleaned");
-  for (int i = 0; i < s->nscrap; i++) nftw(s->scrap[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  for (int i = 0; i < s->nscrap; i++) remove_scrap(s->scrap[i]);
 }

@@ -294,6 +294,9 @@ static void run_mount_records(const struct spec *s) {
 void setup_rootfs(const struct spec *s) {
   /* Nothing we mount may propagate back to the host. */
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(errno, "make mounts private");
+  /* The mount point is shared by every step (each mounts its own tmpfs there, seen only in its
+   * namespace); made here too in case a prune removed it. */
+  if (mkdir(s->private_dir, 0700) < 0 && errno != EEXIST) fail(errno, "mkdir %s", s->private_dir);
   if (mount("tmpfs", s->private_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=700") < 0) fail(errno, "private tmpfs");
   char rootfs[PATH_MAX];
   snprintf(rootfs, sizeof(rootfs), "%s/root", s->private_dir);

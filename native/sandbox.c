@@ -95,8 +95,10 @@ static void join_cgroups(const struct spec *s, pid_t pid) {
 static void step_init(const struct spec *s, int go_fd) {
   char c;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(errno, "pdeathsig");
-  if (read(go_fd, &c, 1) != 1) _exit(125); /* the supervisor died or gave up */
-  close(go_fd);
+  if (go_fd >= 0) {
+    if (read(go_fd, &c, 1) != 1) _exit(125); /* the supervisor died or gave up */
+    close(go_fd);
+  }
   if (fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0) fail(errno, "status fd");
   /* After the cgroup move, so the step sees its own cgroup as the root. */
   if (s->ncgroups > 0 && unshare(CLONE_NEWCGROUP) < 0) fail(errno, "cgroup namespace");
@@ -143,26 +145,29 @@ int main(void) {
   sigaction(SIGQUIT, &sa, NULL);
 
   stub_log_init();
-  int go[2];
-  if (pipe2(go, O_CLOEXEC) < 0) fail(errno, "pipe");
+  /* Only a step with cgroups waits to be moved into them before it starts; the others go at once. */
+  int go[2] = {-1, -1};
+  if (s.ncgroups > 0 && pipe2(go, O_CLOEXEC) < 0) fail(errno, "pipe");
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (s.net_none) flags |= CLONE_NEWNET;
   /* A fork with namespace flags: no stack juggling, and this process is single-threaded. */
   pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
   if (pid < 0) fail(errno, "clone");
   if (pid == 0) {
-    close(go[1]);
+    if (go[1] >= 0) close(go[1]);
     step_init(&s, go[0]);
   }
   step_pid = pid;
-  close(go[0]);
   timing("cloned");
-  join_cgroups(&s, pid);
-  if (write(go[1], "g", 1) != 1) {
-    kill(pid, SIGKILL);
-    fail(errno, "start the step");
+  if (go[0] >= 0) {
+    close(go[0]);
+    join_cgroups(&s, pid);
+    if (write(go[1], "g", 1) != 1) {
+      kill(pid, SIGKILL);
+      fail(errno, "start the step");
+    }
+    close(go[1]);
   }
-  close(go[1]);
 
   int st;
   for (;;) {

@@ -10,8 +10,8 @@ import { mountsUnder } from '../../store/mounts.js';
 import { SandboxSpec } from '../sandbox/spec.js';
 import { startSandbox } from '../sandbox/helper.js';
 import { createStepCgroup, type StepCgroup } from '../sandbox/cgroups.js';
-import { ensureSkeleton } from '../sandbox/skeleton.js';
-import { resolveUser } from './user.js';
+import { ensureSkeleton, privateMountPoint } from '../sandbox/skeleton.js';
+import { resolveUserCached } from './user.js';
 import { prepareMounts } from './mounts.js';
 import { overlayMountSpec } from './overlay.js';
 import { OutputTail } from './output-tail.js';
@@ -62,17 +62,17 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
   const root = inputs[0];
   if (root && root.kind !== 'state') throw new KilnError('RUN needs a filesystem as its first input');
   const layers = root?.layers ?? [];
-  const user = await resolveUser(op.user, layers.map((id) => ctx.store.snapshotFs(id)));
+  const user = await resolveUserCached(op.user, layers.map((id) => ctx.store.snapshotFs(id)));
   if (ctx.signal.aborted) throw new KilnError('aborted');
 
-  const stepDir = await ctx.store.tempDir('exec');
+  const stepDir = ctx.store.tempDirSync('exec');
   let cgroup: StepCgroup | null = null;
   let releaseMounts = () => {};
   try {
     const upper = join(stepDir, 'upper');
     const work = join(stepDir, 'work');
-    const privateDir = join(stepDir, 'private');
-    for (const d of [upper, work, privateDir]) mkdirSync(d);
+    for (const d of [upper, work]) mkdirSync(d);
+    const privateDir = privateMountPoint(ctx.store);
 
     const skeleton = await ensureSkeleton(ctx.store);
     const lowers = [...layers.map((id) => ctx.store.snapshotFs(id)).reverse(), skeleton];
@@ -105,7 +105,7 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     // For the helper's cleanup after the step (mount stubs out of the upperdir, scaffolding gone).
     spec.add('upper', upper);
     for (const l of lowers) spec.add('lower', l);
-    for (const d of [work, privateDir, linkDir]) spec.add('scrap', d);
+    for (const d of [work, linkDir]) spec.add('scrap', d);
 
     cgroup = createStepCgroup(ctx.limits);
     for (const dir of cgroup?.dirs ?? []) spec.add('cgroup', dir);

@@ -75,3 +75,18 @@ export async function resolveUser(spec: string, layers: readonly string[]): Prom
   if (uid > 0xfffffffe || gid > 0xfffffffe) throw new KilnError(`user ${spec}: id out of range`);
   return { uid, gid, groups: [...new Set(supplementary)], home: pw?.home || '/' };
 }
+
+/** Results per stack of layers: a committed snapshot's files never change, so they hold for the process's life. */
+const resolvedUsers = new Map<string, ResolvedUser>();
+const MAX_RESOLVED_USERS = 256;
+
+/** resolveUser, answered from memory for a stack and USER seen before (every RUN of a stage asks again). */
+export async function resolveUserCached(spec: string, layers: readonly string[]): Promise<ResolvedUser> {
+  const key = `${spec}\0${layers.join('\0')}`;
+  const hit = resolvedUsers.get(key);
+  if (hit) return { ...hit, groups: [...hit.groups] };
+  const user = await resolveUser(spec, layers);
+  if (resolvedUsers.size >= MAX_RESOLVED_USERS) resolvedUsers.clear();
+  resolvedUsers.set(key, { ...user, groups: [...user.groups] });
+  return user;
+}

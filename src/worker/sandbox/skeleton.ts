@@ -4,14 +4,32 @@
 // no copy-up of /etc). Being the bottom layer it hides nothing of the image: every image layer
 // sits above it, and an image folder's owner and mode win over the skeleton's.
 
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Store } from '../../store/store.js';
 import { renameIntoPlace } from '../../util/fs.js';
 
 const NAME = 'sandbox-skeleton-v1';
+const PRIVATE_NAME = 'sandbox-private-v1';
 const known = new Map<string, string>();
+const knownPrivate = new Map<string, string>();
+
+/**
+ * The mount point of every step's private tmpfs (root overlay mount point, secret and heredoc
+ * contents). Each step mounts its own tmpfs there inside its mount namespace, so one empty
+ * folder serves all of them, at once too, and no step makes or removes a folder of its own for
+ * it. The helper makes it again should a prune have removed it.
+ */
+export function privateMountPoint(store: Store): string {
+  let dir = knownPrivate.get(store.root);
+  if (dir === undefined) {
+    dir = store.path('mounts', PRIVATE_NAME);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    knownPrivate.set(store.root, dir);
+  }
+  return dir;
+}
 
 export async function ensureSkeleton(store: Store): Promise<string> {
   const dir = store.path('mounts', NAME);
