@@ -2,7 +2,7 @@
 // cached, say what changed. Each build records, per step, what its key was made of; a miss
 // is then explained by comparing the parts.
 
-import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest, ExecOp, FileOp, GraphNode } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
@@ -63,7 +63,6 @@ export async function describeSteps(store: Store, identity: string): Promise<Map
 
 export async function recordStep(store: Store, identity: string, node: GraphNode, rec: StepRecord, content?: ContentEntry[]): Promise<void> {
   const dir = dirFor(store, identity);
-  await mkdir(dir, { recursive: true });
   const full: StepRecord = { ...rec, ...(content ? { content } : {}), at: Date.now() };
   // Advisory: a record lost to a power cut only makes the next --explain say less.
   await store.writeFileAtomic(join(dir, hexOf(sha256(node.name))), JSON.stringify(full), { durable: false });

@@ -4,19 +4,21 @@
 // a killed kiln is taken over. Two waiters taking over at once may both run the step; that
 // costs time, not correctness (identical snapshot ids, the second commit is discarded).
 
-import { mkdir, readFile, readdir, rm, writeFile, stat } from 'node:fs/promises';
+import { mkdirSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive, processIdentity } from '../store/sweep.js';
 
+// Taking and releasing a lock are a few calls on tiny files, made synchronously: every step
+// that runs takes one, and thread-pool round trips cost more than the calls themselves.
 export async function withKeyLock<T>(locksDir: string, name: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
   const dir = join(locksDir, name);
-  await mkdir(locksDir, { recursive: true });
   for (;;) {
     signal.throwIfAborted();
     try {
-      await mkdir(dir);
-      await writeFile(join(dir, 'owner'), processIdentity(process.pid) ?? String(process.pid));
+      mkdirLock(locksDir, dir);
+      writeFileSync(join(dir, 'owner'), ownOwner());
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -27,8 +29,33 @@ export async function withKeyLock<T>(locksDir: string, name: string, signal: Abo
   try {
     return await fn();
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    releaseLock(dir);
   }
+}
+
+function mkdirLock(locksDir: string, dir: string): void {
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(locksDir, { recursive: true });
+    mkdirSync(dir);
+  }
+}
+
+function releaseLock(dir: string): void {
+  try {
+    unlinkSync(join(dir, 'owner'));
+    rmdirSync(dir);
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+let ownOwnerId: string | undefined;
+/** This process's owner id never changes: /proc is read once. */
+function ownOwner(): string {
+  return (ownOwnerId ??= processIdentity(process.pid) ?? String(process.pid));
 }
 
 /** Removes the locks of kiln processes that are gone (a kill -9 leaves them); returns their names. */

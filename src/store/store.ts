@@ -2,8 +2,9 @@
 // Every write is staged in tmp/ and renamed into place, so a kill -9 at any moment leaves
 // the store valid, and several kiln processes can share one root.
 
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile, readdir, open, utimes } from 'node:fs/promises';
+import { closeSync, createReadStream, createWriteStream, fsync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { mkdir, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +17,8 @@ import { KilnError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { sweepStaleTemp } from './sweep.js';
 import { unmountAllUnder } from './mounts.js';
+
+const fsyncAsync = promisify(fsync);
 
 export interface SnapshotMeta {
   id: string;
@@ -101,6 +104,13 @@ export class Store {
   async tempDir(prefix: string): Promise<string> {
     const dir = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-${prefix}`);
     await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /** tempDir with one synchronous mkdir: cheaper than a thread-pool round trip on a step's path. */
+  tempDirSync(prefix: string): string {
+    const dir = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-${prefix}`);
+    mkdirSync(dir, { recursive: true });
     return dir;
   }
 
@@ -256,6 +266,14 @@ export class Store {
     }
   }
 
+  private getSnapshotSync(id: string): SnapshotMeta | undefined {
+    try {
+      return JSON.parse(readFileSync(join(this.snapshotDir(id), 'meta.json'), 'utf8')) as SnapshotMeta;
+    } catch {
+      return undefined;
+    }
+  }
+
   /**
    * Makes `stagedFs` (a folder under tmp/) the snapshot `id` by rename. If another process
    * committed the same id first, ours is discarded: identical ids mean identical contents.
@@ -355,14 +373,16 @@ export class Store {
   }
 
   async getCacheRecord(key: Digest): Promise<CacheRecord | undefined> {
+    // Synchronous reads: every step looks its record up (twice when it runs), and a thread-pool
+    // round trip per call costs more than these small reads.
     let rec: CacheRecord;
     try {
-      rec = JSON.parse(await readFile(this.cachePath(key), 'utf8')) as CacheRecord;
+      rec = JSON.parse(readFileSync(this.cachePath(key), 'utf8')) as CacheRecord;
     } catch {
       return undefined;
     }
     // A record whose snapshot was pruned is a miss, not an error.
-    if (rec.snapshot !== null && !(await this.getSnapshot(rec.snapshot))) return undefined;
+    if (rec.snapshot !== null && !this.getSnapshotSync(rec.snapshot)) return undefined;
     return rec;
   }
 
@@ -412,17 +432,25 @@ export class Store {
   /** Write to tmp/, fsync, rename over the target: readers see the old or the new file, never half. */
   async writeFileAtomic(target: string, data: string | Uint8Array, opts: { durable?: boolean } = {}): Promise<void> {
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-write`);
-    const fh = await open(tmp, 'w');
+    // Small records: synchronous calls, except the fsync, which may wait on the disk and so
+    // stays off the main thread (one thread-pool round trip instead of six).
+    const fd = openSync(tmp, 'w');
     try {
-      await fh.writeFile(data);
+      writeFileSync(fd, data);
       // The rename alone survives kill -9; fsync is for power loss, worth it only for records
       // that matter (cache records, refs), not for advisory ones on every step's path.
-      if (opts.durable !== false) await fh.sync();
+      if (opts.durable !== false) await fsyncAsync(fd);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
-    await mkdir(dirname(target), { recursive: true });
-    await rename(tmp, target);
+    try {
+      renameSync(tmp, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // The target's folder is missing (only the first record of a folder made on demand).
+      mkdirSync(dirname(target), { recursive: true });
+      renameSync(tmp, target);
+    }
   }
 }
 
