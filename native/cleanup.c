@@ -97,9 +97,19 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
   return 0;
 }
 
-/* What overlayfs leaves in a workdir after a volatile mount; removed deepest first. */
+/* What overlayfs leaves in a workdir after a volatile mount; removed deepest first. Only work/
+ * itself is in use while the overlay is mounted; the markers before it are not read again. */
 static const char *const overlay_work_leftovers[] = {"work/incompat/volatile/dirty", "work/incompat/volatile",
                                                      "work/incompat", "work", NULL};
+#define OVERLAY_MARKERS 3
+
+void remove_overlay_markers(const char *workdir) {
+  char p[PATH_MAX];
+  for (int i = 0; i < OVERLAY_MARKERS; i++) {
+    snprintf(p, sizeof(p), "%s/%s", workdir, overlay_work_leftovers[i]);
+    if ((i == 0 ? unlink(p) : rmdir(p)) < 0) return;
+  }
+}
 
 /* A scrap folder is usually missing or an overlay workdir: a handful of direct calls instead
  * of a tree walk (which opens and stats every level). Anything else gets the walk. */

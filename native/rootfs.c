@@ -303,6 +303,7 @@ void setup_rootfs(const struct spec *s) {
   if (mkdir(rootfs, 0755) < 0) fail(errno, "mkdir %s", rootfs);
   if (s->ovl_cwd && chdir(s->ovl_cwd) < 0) fail(errno, "chdir %s", s->ovl_cwd);
   if (mount("overlay", rootfs, "overlay", 0, s->ovl_data) < 0) fail(errno, "mount the root overlay");
+  overlay_mounted();
   timing("overlay");
   rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) fail(errno, "open root");

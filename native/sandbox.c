@@ -118,6 +118,29 @@ static void step_init(const struct spec *s, int go_fd) {
 
 static volatile pid_t step_pid;
 
+/* The init writes to it once the root overlay is mounted: from then on the supervisor removes the
+ * overlay's volatile markers from the workdir while the step runs, instead of after it. */
+static int mounted_pipe[2] = {-1, -1};
+
+void overlay_mounted(void) {
+  if (mounted_pipe[1] < 0) return;
+  if (write(mounted_pipe[1], "o", 1) < 0) {
+  }
+  close(mounted_pipe[1]);
+  mounted_pipe[1] = -1;
+}
+
+static void await_overlay_then_remove_markers(const struct spec *s) {
+  if (mounted_pipe[0] < 0) return;
+  char c;
+  ssize_t r;
+  do r = read(mounted_pipe[0], &c, 1);
+  while (r < 0 && errno == EINTR);
+  close(mounted_pipe[0]);
+  if (r == 1) remove_overlay_markers(s->workdir);
+  timing("markers");
+}
+
 static void on_stop_signal(int sig) {
   (void)sig;
   if (step_pid > 0) kill(step_pid, SIGKILL);
@@ -148,6 +171,7 @@ int main(void) {
   /* Only a step with cgroups waits to be moved into them before it starts; the others go at once. */
   int go[2] = {-1, -1};
   if (s.ncgroups > 0 && pipe2(go, O_CLOEXEC) < 0) fail(errno, "pipe");
+  if (s.workdir && pipe2(mounted_pipe, O_CLOEXEC) < 0) fail(errno, "pipe");
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (s.net_none) flags |= CLONE_NEWNET;
   /* A fork with namespace flags: no stack juggling, and this process is single-threaded. */
@@ -155,9 +179,14 @@ int main(void) {
   if (pid < 0) fail(errno, "clone");
   if (pid == 0) {
     if (go[1] >= 0) close(go[1]);
+    if (mounted_pipe[0] >= 0) close(mounted_pipe[0]);
     step_init(&s, go[0]);
   }
   step_pid = pid;
+  if (mounted_pipe[1] >= 0) {
+    close(mounted_pipe[1]);
+    mounted_pipe[1] = -1;
+  }
   timing("cloned");
   if (go[0] >= 0) {
     close(go[0]);
@@ -168,6 +197,7 @@ int main(void) {
     }
     close(go[1]);
   }
+  await_overlay_then_remove_markers(&s);
 
   int st;
   for (;;) {

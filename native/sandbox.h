@@ -36,6 +36,7 @@ struct spec {
   const char *upper;        /* the step's upperdir, cleaned of stubs after the step */
   char **lowers;            /* host folders of the layers, top first */
   int nlowers;
+  const char *workdir;      /* the root overlay's workdir: its volatile markers go while the step runs */
   char **scrap;             /* scaffolding folders removed after the step */
   int nscrap;
 };
@@ -54,6 +55,10 @@ void stub_log_init(void);
 /* A mount target the sandbox created in the root (type 'd' or 'f'). */
 void record_stub(char type, const char *path);
 void clean_after_step(const struct spec *s);
+/* Removes what a volatile overlay mount leaves in its workdir besides work/ itself. */
+void remove_overlay_markers(const char *workdir);
+/* Called by the step's init once the root overlay is mounted. */
+void overlay_mounted(void);
 
 int parse_spec(const char *buf, size_t size, struct spec *s);
 

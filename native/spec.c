@@ -63,6 +63,7 @@ int parse_spec(const char *buf, size_t size, struct spec *s) {
     else if (!strcmp(k, "cgroup") && r.n == 2) push((void ***)&s->cgroups, &s->ncgroups, r.tok[1]);
     else if (!strcmp(k, "upper") && r.n == 2) s->upper = r.tok[1];
     else if (!strcmp(k, "lower") && r.n == 2) push((void ***)&s->lowers, &s->nlowers, r.tok[1]);
+    else if (!strcmp(k, "workdir") && r.n == 2) s->workdir = r.tok[1];
     else if (!strcmp(k, "scrap") && r.n == 2) push((void ***)&s->scrap, &s->nscrap, r.tok[1]);
     else if (!strcmp(k, "user") && r.n >= 3) {
       s->uid = (uid_t)strtoul(r.tok[1], NULL, 10);

@@ -104,6 +104,7 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     for (const r of mounts.records) spec.add(...r);
     // For the helper's cleanup after the step (mount stubs out of the upperdir, scaffolding gone).
     spec.add('upper', upper);
+    spec.add('workdir', work);
     for (const l of lowers) spec.add('lower', l);
     for (const d of [work, linkDir]) spec.add('scrap', d);
 
