@@ -1,6 +1,7 @@
 /* kiln-sandbox: runs one RUN step isolated from the host.
  *
- * Protocol: the spec arrives on fd 3 (see spec.c) and is read to EOF; status lines go to fd 4:
+ * Protocol: fd 3 is a socket; the spec arrives on it (see spec.c) and is read to EOF (kiln shuts
+ * its side down for writing), then status lines go back on the same socket:
  *   "error MESSAGE"   the sandbox could not be set up; the command did not run
  *   "exit N" / "signal N"   how the step's PID 1 ended
  * The step's stdout and stderr are the helper's own. SIGTERM, SIGINT or SIGHUP to the helper
@@ -23,7 +24,7 @@
 #include <unistd.h>
 #include "sandbox.h"
 
-int status_fd = 4;
+int status_fd = 3;
 static int timing_on;
 static struct timespec t_start;
 
@@ -154,8 +155,7 @@ int main(void) {
   if (getppid() == 1) return 125;
   clock_gettime(CLOCK_MONOTONIC, &t_start);
   timing_on = getenv("KILN_SANDBOX_TIMING") != NULL;
-  char *buf = read_all(3, &size);
-  close(3);
+  char *buf = read_all(status_fd, &size);
   if (parse_spec(buf, size, &s) < 0) fail(0, "malformed spec");
 
   struct sigaction sa;
