@@ -1,7 +1,7 @@
 // Whatever ends a RUN, nothing of it stays: no process, no mount, no cgroup, no scratch folder.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, existsSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { makeFixture, type Fixture } from './fixture.js';
@@ -45,6 +45,32 @@ test('kill -9 of the helper takes the step with it', async () => {
 test('a RUN that fails to set up leaves nothing either', async () => {
   await assert.rejects(fx.run('true', { op: { mounts: [{ type: 'bind', from: 1, source: 'nope', target: '/x', readwrite: false }] },
     inputs: [{ kind: 'state', layers: ['busybox'] }, { kind: 'context', dir: fx.store.path('no-such-context'), excludePatterns: [] }] }), /sandbox: /);
+  await assertNothingLeft('never-started');
+});
+
+test('while a step runs, its overlay workdir already lost the volatile markers (only work/ is left for after it)', async () => {
+  const ac = new AbortController();
+  const marker = 'markers-marker-91d';
+  const p = fx.run(`sleep 600; echo ${marker}`, { ctx: { signal: ac.signal } });
+  await eventually(() => running(marker).length > 0, 'the step did not start');
+  const steps = readdirSync(fx.store.path('tmp')).filter((n) => n.endsWith('-exec'));
+  assert.equal(steps.length, 1);
+  const work = fx.store.path('tmp', steps[0]!, 'work');
+  await eventually(() => existsSync(join(work, 'work')) && !existsSync(join(work, 'work', 'incompat')), 'the markers are still there');
+  ac.abort();
+  await assert.rejects(p, /RUN aborted/);
+  await assertNothingLeft(marker);
+});
+
+test('the mount point shared by every step\'s private tmpfs is made again when a prune removed it', async () => {
+  const shared = fx.store.path('mounts', 'sandbox-private-v1');
+  await fx.run('true');
+  assert.ok(existsSync(shared));
+  rmSync(shared, { recursive: true });
+  const r = await fx.run('cat /etc/hostname');
+  assert.equal(r.output, 'kiln\n');
+  assert.ok(existsSync(shared));
+  assert.deepEqual(readdirSync(shared), [], 'nothing of a step is left on the host folder');
   await assertNothingLeft('never-started');
 });
 
