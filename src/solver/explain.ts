@@ -2,7 +2,8 @@
 // cached, say what changed. Each build records, per step, what its key was made of; a miss
 // is then explained by comparing the parts.
 
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Digest, ExecOp, FileOp, GraphNode } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
@@ -61,11 +62,26 @@ export async function describeSteps(store: Store, identity: string): Promise<Map
   return out;
 }
 
+/**
+ * Writes the step's record with thread-pool calls: nothing in this build reads it, so the solver
+ * does not wait for it before running the step (replacing the previous build's record may wait
+ * on the disk), only before the build ends.
+ */
 export async function recordStep(store: Store, identity: string, node: GraphNode, rec: StepRecord, content?: ContentEntry[]): Promise<void> {
   const dir = dirFor(store, identity);
   const full: StepRecord = { ...rec, ...(content ? { content } : {}), at: Date.now() };
-  // Advisory: a record lost to a power cut only makes the next --explain say less.
-  await store.writeFileAtomic(join(dir, hexOf(sha256(node.name))), JSON.stringify(full), { durable: false });
+  const target = join(dir, hexOf(sha256(node.name)));
+  const tmp = store.path('tmp', `${process.pid}-${randomBytes(6).toString('hex')}-write`);
+  // Advisory: a record lost to a power cut only makes the next --explain say less (no fsync).
+  // Staged and renamed, so a reader never sees half of one.
+  await writeFile(tmp, JSON.stringify(full));
+  try {
+    await rename(tmp, target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await mkdir(dir, { recursive: true });
+    await rename(tmp, target);
+  }
 }
 
 /** `COPY src/ /app`: the node name without its `[stage k/n]` prefix; `FROM ref` for a base image. */

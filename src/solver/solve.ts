@@ -270,10 +270,14 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
   };
 
   // Records what this step's key was made of, for the next build's --explain.
+  // The writes are not waited for here (nothing in this build reads them), only before the build ends.
+  const recordWrites: Promise<void>[] = [];
   const record = async (node: GraphNode, rec: StepRecord, op: ExecOp | FileOp, inputs: ResolvedInput[], ctx: WorkerContext) => {
     const lister = opts.workers.listContent;
     const content = op.kind === 'file' && lister && rec.contentKeys.length > 0 ? await lister(op, inputs, ctx) : undefined;
-    await recordStep(opts.store, opts.buildIdentity, node, rec, content);
+    const write = recordStep(opts.store, opts.buildIdentity, node, rec, content);
+    write.catch(() => {}); // reported when the build waits for it
+    recordWrites.push(write);
     return content;
   };
 
@@ -315,10 +319,12 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     // Every needed stage is solved concurrently; the target's image needs them all anyway.
     await Promise.all(graph.stages.map((s) => resolve(s.root)));
     for (const s of graph.stages) await stageImage(s.index);
+    await Promise.all(recordWrites);
   } catch (err) {
     // Stop the steps still running, and let them clean up before reporting, so nothing is left half-made.
     if (!cancel.signal.aborted) cancel.abort(err);
     await Promise.allSettled(results.values());
+    await Promise.allSettled(recordWrites);
     throw err;
   } finally {
     opts.signal.removeEventListener('abort', onAbort);
