@@ -111,19 +111,21 @@ void remove_overlay_markers(const char *workdir) {
   }
 }
 
-/* A scrap folder is usually missing or an overlay workdir: a handful of direct calls instead
- * of a tree walk (which opens and stats every level). Anything else gets the walk. */
-static void remove_scrap(const char *dir) {
-  if (rmdir(dir) == 0 || errno == ENOENT) return;
-  if (errno == ENOTEMPTY || errno == EEXIST) {
+/* A scrap folder is usually missing or the root overlay's workdir, whose leftovers are known
+ * (the markers are usually gone already): a handful of direct calls instead of a tree walk,
+ * which opens and stats every level. Anything else gets the walk. */
+static void remove_scrap(const struct spec *s, const char *dir) {
+  if (s->workdir && !strcmp(dir, s->workdir)) {
     char p[PATH_MAX];
-    for (int i = 0; overlay_work_leftovers[i]; i++) {
+    for (int i = OVERLAY_MARKERS; overlay_work_leftovers[i]; i++) {
       snprintf(p, sizeof(p), "%s/%s", dir, overlay_work_leftovers[i]);
-      if (i == 0) unlink(p);
-      else if (rmdir(p) < 0 && errno != ENOENT) break;
+      if (rmdir(p) < 0 && errno != ENOENT) {
+        remove_overlay_markers(dir); /* the step ended before they could go */
+        rmdir(p);
+      }
     }
-    if (rmdir(dir) == 0) return;
   }
+  if (rmdir(dir) == 0 || errno == ENOENT) return;
   nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -148,5 +150,5 @@ void clean_after_step(const struct spec *s) {
     }
   }
   timing("stubs-cleaned");
-  for (int i = 0; i < s->nscrap; i++) remove_scrap(s->scrap[i]);
+  for (int i = 0; i < s->nscrap; i++) remove_scrap(s, s->scrap[i]);
 }
