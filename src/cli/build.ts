@@ -60,21 +60,21 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const cacheImports = await openCacheImports(store, cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
 
       const targetOps = new Set<unknown>(Object.values(graph.nodes).filter((n) => n.stage === graph.target).map((n) => n.op));
+      // A layer of the image is archived while the steps after it run (a RUN leaves this
+      // process waiting on its sandbox); the image write below then finds it made.
+      const archiveEarly = <T extends { snapshot: string | null }>(op: unknown, out: T): T => {
+        if (out.snapshot && targetOps.has(op)) {
+          ensureLayer(store, out.snapshot, LOCAL_COMPRESSION, undefined, { sourceDateEpoch: o.sourceDateEpoch }).catch(() => undefined);
+        }
+        return out;
+      };
       const workers: Workers = {
         loadImage: async (digest) => {
           const img = await loadImage(store, digest);
           return { layers: img.layerSnapshots, history: img.config.history ?? [] };
         },
-        runExec,
-        runFile: async (op, inputs, ctx, snapshotId) => {
-          const out = await runFile(op, inputs, ctx, snapshotId);
-          // A layer of the image is archived while the steps after it run (a RUN leaves this
-          // process waiting); the image write below then finds it made.
-          if (out.snapshot && targetOps.has(op)) {
-            ensureLayer(store, out.snapshot, LOCAL_COMPRESSION, undefined, { sourceDateEpoch: o.sourceDateEpoch }).catch(() => undefined);
-          }
-          return out;
-        },
+        runExec: async (op, inputs, ctx, snapshotId) => archiveEarly(op, await runExec(op, inputs, ctx, snapshotId)),
+        runFile: async (op, inputs, ctx, snapshotId) => archiveEarly(op, await runFile(op, inputs, ctx, snapshotId)),
         fileContentKey: fileOpContentKey,
         listContent: listFileOpContent,
         ensureLayers: async (ids) => cacheImports?.ensureLayers(ids),
