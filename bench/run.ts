@@ -125,7 +125,7 @@ async function main(): Promise<number> {
   const small = flagBool(a, 'small') || process.env.SMALL === '1';
 
   const builderList = (b: string) => (b.includes('kiln') ? b : `${b} kiln`).split(/\s+/).filter(Boolean);
-  if (flagBool(a, 'table-only')) return printTable(flagString(a, 'markdown'), (flagString(a, 'results') ?? 'kiln').split(','));
+  if (flagBool(a, 'table-only')) return printTable(flagString(a, 'markdown'), (flagString(a, 'results') ?? process.env.RESULTS_NAME ?? 'kiln').split(','));
   if (!flagBool(a, 'skip-own')) await runOwnBenches();
   if (flagBool(a, 'only-own')) return 0;
   if (!existsSync(runSh)) throw new KilnError(`no peer harness at ${runSh} (../shared/peers beside the checkout)`);
@@ -164,7 +164,7 @@ async function main(): Promise<number> {
 }
 
 /** The builders in the order the samples name them first (the order of the run). */
-function printTable(markdownFile: string | undefined, runs: string[] = ['kiln']): number {
+function printTable(markdownFile: string | undefined, runs: string[] = [process.env.RESULTS_NAME ?? 'kiln']): number {
   const dirs = runs.map((r) => join(workDir, 'results', r));
   const samples = dirs.flatMap((d) => {
     const f = join(d, 'samples.tsv');
