@@ -31,7 +31,9 @@ async function basicContext(): Promise<string> {
   const payload = join(dir, '..', 'payload');
   await mkdir(join(payload, 'pkg'), { recursive: true });
   await writeFile(join(payload, 'pkg', 'data.txt'), 'from the archive');
-  execFileSync('tar', ['-czf', join(extra, 'payload.tgz'), '--owner=0', '--group=0', '--numeric-owner', '-C', payload, 'pkg']);
+  // Fixed entry times and no gzip timestamp: two contexts made a second apart must hold the same
+  // archive bytes (ADD keeps the archive's mtimes), or the reproducibility test below is flaky.
+  execFileSync('sh', ['-c', 'tar --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - -C "$1" pkg | gzip -n > "$2"', 'sh', payload, join(extra, 'payload.tgz')]);
   return dir;
 }
 
