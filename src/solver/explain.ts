@@ -3,8 +3,6 @@
 // is then explained by comparing the parts.
 
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Digest, ExecOp, FileOp, GraphNode } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
@@ -73,18 +71,8 @@ export async function describeSteps(store: Store, identity: string): Promise<Map
 export async function recordStep(store: Store, identity: string, node: GraphNode, rec: StepRecord, content?: ContentEntry[]): Promise<void> {
   const dir = dirFor(store, identity);
   const full: StepRecord = { ...rec, ...(content ? { content } : {}), at: Date.now() };
-  const target = join(dir, hexOf(sha256(node.name)));
-  const tmp = store.path('tmp', `${process.pid}-${randomBytes(6).toString('hex')}-write`);
   // Advisory: a record lost to a power cut only makes the next --explain say less (no fsync).
-  // Staged and renamed, so a reader never sees half of one.
-  await writeFile(tmp, JSON.stringify(full));
-  try {
-    await rename(tmp, target);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await mkdir(dir, { recursive: true });
-    await rename(tmp, target);
-  }
+  await store.writeFileAtomic(join(dir, hexOf(sha256(node.name))), JSON.stringify(full), { durable: false, background: true });
 }
 
 /** `COPY src/ /app`: the node name without its `[stage k/n]` prefix; `FROM ref` for a base image. */

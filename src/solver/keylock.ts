@@ -8,7 +8,7 @@ import { mkdirSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processAlive, processIdentity } from '../store/sweep.js';
+import { identityAlive, ownIdentity } from '../store/sweep.js';
 
 // Taking and releasing a lock are a few calls on tiny files, made synchronously: every step
 // that runs takes one, and thread-pool round trips cost more than the calls themselves.
@@ -18,7 +18,7 @@ export async function withKeyLock<T>(locksDir: string, name: string, signal: Abo
     signal.throwIfAborted();
     try {
       mkdirLock(locksDir, dir);
-      writeFileSync(join(dir, 'owner'), ownOwner());
+      writeFileSync(join(dir, 'owner'), ownIdentity());
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -52,12 +52,6 @@ function releaseLock(dir: string): void {
   }
 }
 
-let ownOwnerId: string | undefined;
-/** This process's owner id never changes: /proc is read once. */
-function ownOwner(): string {
-  return (ownOwnerId ??= processIdentity(process.pid) ?? String(process.pid));
-}
-
 /** Removes the locks of kiln processes that are gone (a kill -9 leaves them); returns their names. */
 export async function sweepStaleLocks(locksDir: string): Promise<string[]> {
   let names: string[];
@@ -86,10 +80,8 @@ async function isStale(dir: string): Promise<boolean> {
   }
   const pid = Number(owner.split(':')[0]);
   if (owner !== '' && Number.isInteger(pid) && pid > 0) {
-    if (pid === process.pid) return false;
-    if (!processAlive(pid)) return true;
-    // Alive, but is it the same process? A pid reused after a kill -9 is not the owner.
-    return owner.includes(':') && processIdentity(pid) !== undefined && processIdentity(pid) !== owner;
+    // Gone, or its pid reused after a kill -9 (another start time).
+    return pid !== process.pid && !identityAlive(owner);
   }
   // The owner file is written right after mkdir; a kill in between leaves none (or an empty
   // one). Such a lock, untouched for a while, was abandoned.

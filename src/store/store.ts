@@ -2,7 +2,7 @@
 // Every write is staged in tmp/ and renamed into place, so a kill -9 at any moment leaves
 // the store valid, and several kiln processes can share one root.
 
-import { closeSync, createReadStream, createWriteStream, fsync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fsync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +15,7 @@ import type { Digest } from '../graph/ops.js';
 import { hexOf, isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
+import { hashingPassThrough } from '../util/tar/hash.js';
 import { sweepStaleTemp } from './sweep.js';
 import { unmountAllUnder } from './mounts.js';
 
@@ -203,23 +204,15 @@ export class Store {
   /** Streams into tmp/ while hashing; renamed in only when the digest matches `expected` (if given). */
   async ingestStream(source: Readable, expected?: Digest): Promise<BlobInfo> {
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-ingest`);
-    const hash = createHash('sha256');
-    let size = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        size += chunk.length;
-        cb(null, chunk);
-      },
-    });
+    const counter = hashingPassThrough();
     try {
-      await pipeline(source, counter, createWriteStream(tmp));
-      const digest = `sha256:${hash.digest('hex')}` as Digest;
+      await pipeline(source, counter.stream, createWriteStream(tmp));
+      const digest = counter.digest();
       if (expected && expected !== digest) {
         throw new KilnError(`content for ${expected} does not match its digest (got ${digest})`);
       }
       await rename(tmp, this.blobPath(digest));
-      return { digest, size };
+      return { digest, size: counter.size() };
     } finally {
       await rm(tmp, { force: true });
     }
@@ -259,13 +252,10 @@ export class Store {
   }
 
   async getSnapshot(id: string): Promise<SnapshotMeta | undefined> {
-    try {
-      return JSON.parse(await readFile(join(this.snapshotDir(id), 'meta.json'), 'utf8')) as SnapshotMeta;
-    } catch {
-      return undefined;
-    }
+    return this.getSnapshotSync(id);
   }
 
+  /** Read synchronously: a small file, asked for on every step's path (a thread-pool round trip costs more). */
   private getSnapshotSync(id: string): SnapshotMeta | undefined {
     try {
       return JSON.parse(readFileSync(join(this.snapshotDir(id), 'meta.json'), 'utf8')) as SnapshotMeta;
@@ -322,14 +312,20 @@ export class Store {
 
   /** The snapshot whose layer has this diffID, if it is still in the store. */
   async snapshotForDiffId(diffId: Digest): Promise<string | undefined> {
+    const found = this.pointedSnapshot('diffids', diffId);
+    return found && found.meta.diffId === diffId ? found.id : undefined;
+  }
+
+  /** The snapshot a pointer file (diffids/, lineage/) names, when it is still in the store. */
+  private pointedSnapshot(dir: 'diffids' | 'lineage', key: Digest): { id: string; meta: SnapshotMeta } | undefined {
     let id: string;
     try {
-      id = (await readFile(join(this.root, 'diffids', hexOf(diffId)), 'utf8')).trim();
+      id = readFileSync(join(this.root, dir, hexOf(key)), 'utf8').trim();
     } catch {
       return undefined;
     }
-    const meta = await this.getSnapshot(id);
-    return meta && meta.diffId === diffId ? id : undefined;
+    const meta = this.getSnapshotSync(id);
+    return meta && { id, meta };
   }
 
   /**
@@ -342,13 +338,7 @@ export class Store {
 
   /** The latest snapshot of this lineage, if it is still in the store. */
   async getLineage(lineage: Digest): Promise<string | undefined> {
-    let id: string;
-    try {
-      id = (await readFile(join(this.root, 'lineage', hexOf(lineage)), 'utf8')).trim();
-    } catch {
-      return undefined;
-    }
-    return (await this.getSnapshot(id)) ? id : undefined;
+    return this.pointedSnapshot('lineage', lineage)?.id;
   }
 
   /** Records that a snapshot was just used (a cache hit, an export): prune removes least recently used first. */
@@ -429,27 +419,42 @@ export class Store {
 
   // ------------------------------------------------------------ helpers
 
-  /** Write to tmp/, fsync, rename over the target: readers see the old or the new file, never half. */
-  async writeFileAtomic(target: string, data: string | Uint8Array, opts: { durable?: boolean } = {}): Promise<void> {
+  /**
+   * Write to tmp/, fsync, rename over the target: readers see the old or the new file, never half.
+   * `durable: false` skips the fsync: the rename alone survives kill -9, fsync is for power loss,
+   * worth it only for records that matter (cache records, refs). `background`: for writes
+   * nothing waits on (--explain's records), every call goes to the thread pool, so a disk that
+   * is slow to replace a file never holds up the main thread.
+   */
+  async writeFileAtomic(target: string, data: string | Uint8Array, opts: { durable?: boolean; background?: boolean } = {}): Promise<void> {
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-write`);
-    // Small records: synchronous calls, except the fsync, which may wait on the disk and so
-    // stays off the main thread (one thread-pool round trip instead of six).
-    const fd = openSync(tmp, 'w');
+    const durable = opts.durable !== false;
+    const move = opts.background ? (from: string, to: string) => rename(from, to) : async (from: string, to: string) => renameSync(from, to);
     try {
-      writeFileSync(fd, data);
-      // The rename alone survives kill -9; fsync is for power loss, worth it only for records
-      // that matter (cache records, refs), not for advisory ones on every step's path.
-      if (opts.durable !== false) await fsyncAsync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    try {
-      renameSync(tmp, target);
+      if (opts.background) {
+        await writeFile(tmp, data, { flush: durable });
+      } else {
+        // Small records: synchronous calls, except the fsync, which may wait on the disk and
+        // so stays off the main thread (one thread-pool round trip instead of six).
+        const fd = openSync(tmp, 'w');
+        try {
+          writeFileSync(fd, data);
+          if (durable) await fsyncAsync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+      try {
+        await move(tmp, target);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // The target's folder is missing (only the first record of a folder made on demand).
+        mkdirSync(dirname(target), { recursive: true });
+        await move(tmp, target);
+      }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      // The target's folder is missing (only the first record of a folder made on demand).
-      mkdirSync(dirname(target), { recursive: true });
-      renameSync(tmp, target);
+      rmSync(tmp, { force: true });
+      throw err;
     }
   }
 }

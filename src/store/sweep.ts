@@ -27,6 +27,12 @@ export function processIdentity(pid: number): string | undefined {
   }
 }
 
+let own: string | undefined;
+/** This process's identity (it never changes: /proc is read once). */
+export function ownIdentity(): string {
+  return (own ??= processIdentity(process.pid) ?? String(process.pid));
+}
+
 /** Whether the process a `PID:STARTTIME` identity names still runs (a reused pid does not count). */
 export function identityAlive(identity: string): boolean {
   const pid = Number(identity.split(':')[0]);

@@ -9,14 +9,10 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KilnError } from '../util/errors.js';
-import { identityAlive, processIdentity } from './sweep.js';
+import { identityAlive, ownIdentity } from './sweep.js';
 import type { Store } from './store.js';
 
 const POLL_MS = 100;
-
-function myIdentity(): string {
-  return processIdentity(process.pid) ?? String(process.pid);
-}
 
 function pidOf(identity: string): string {
   return identity.split(':')[0]!;
@@ -29,7 +25,7 @@ async function livePruner(store: Store): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-  return owner !== '' && owner !== myIdentity() && identityAlive(owner) ? owner : undefined;
+  return owner !== '' && owner !== ownIdentity() && identityAlive(owner) ? owner : undefined;
 }
 
 /**
@@ -39,7 +35,7 @@ async function livePruner(store: Store): Promise<string | undefined> {
 export async function joinStore(store: Store, onWait: (message: string) => void, signal?: AbortSignal): Promise<void> {
   const dir = store.path('users');
   await mkdir(dir, { recursive: true });
-  const mine = join(dir, myIdentity());
+  const mine = join(dir, ownIdentity());
   let told = false;
   for (;;) {
     // Registered first, checked second; the prune takes its lock first and checks second: of
@@ -64,7 +60,7 @@ export async function useStoreAlone(store: Store, onWait: (message: string) => v
   for (;;) {
     try {
       await mkdir(lock);
-      await writeFile(join(lock, 'owner'), myIdentity());
+      await writeFile(join(lock, 'owner'), ownIdentity());
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -112,7 +108,7 @@ async function otherUsers(store: Store): Promise<string[]> {
   }
   const live: string[] = [];
   for (const n of names) {
-    if (n === myIdentity()) continue;
+    if (n === ownIdentity()) continue;
     if (identityAlive(n)) live.push(n);
     else await rm(join(dir, n), { force: true });
   }
