@@ -2,7 +2,10 @@
 // (written by worker/file/reuse.ts, read again there and by image/layer-splice.ts). It lives
 // beside the snapshot, so it is store data that both stations read.
 
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Digest } from '../graph/ops.js';
+import type { Store } from './store.js';
 
 /** Content digest, uid, gid, permission bits of one lendable file, by its path in the snapshot. */
 export type CopyManifestRow = [digest: Digest, uid: number, gid: number, mode: number];
@@ -16,3 +19,13 @@ export interface CopyManifest {
 
 /** Its file name in the snapshot's folder. */
 export const REUSE_MANIFEST = 'copy-files.json';
+
+/** The manifest of snapshot `id`; undefined when it has none (pruned, not a COPY, or older). */
+export function readCopyManifest(store: Store, id: string): CopyManifest | undefined {
+  try {
+    const m = JSON.parse(readFileSync(join(store.snapshotDir(id), REUSE_MANIFEST), 'utf8')) as CopyManifest;
+    return m.v === 1 && typeof m.files === 'object' && m.files !== null ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}

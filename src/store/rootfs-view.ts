@@ -6,7 +6,7 @@
 import { readFile, readlink } from 'node:fs/promises';
 import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { join, normalize } from 'node:path';
-import { getXattr } from '../util/syscalls.js';
+import { isOpaqueDir, isWhiteout } from '../util/overlay-format.js';
 import { KilnError } from '../util/errors.js';
 import type { Store } from './store.js';
 
@@ -40,16 +40,6 @@ export interface ViewEntry {
 
 const MAX_SYMLINK_HOPS = 40;
 const S_IFMT = 0o170000;
-const S_IFCHR = 0o020000;
-
-export function isWhiteout(st: Pick<Stats, 'mode' | 'rdev'>): boolean {
-  return (st.mode & S_IFMT) === S_IFCHR && st.rdev === 0;
-}
-
-export function isOpaqueDir(hostPath: string): boolean {
-  const v = getXattr(hostPath, 'trusted.overlay.opaque');
-  return v !== undefined && v.toString() === 'y';
-}
 
 export function entryType(mode: number): EntryType {
   switch (mode & S_IFMT) {

@@ -15,7 +15,7 @@ import tar from 'tar-stream';
 import { KilnError } from '../errors.js';
 import { makeWhiteout, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO, SyscallError } from '../syscalls.js';
 import { patchTarStreamPax, XATTR_PREFIX } from './pax.js';
-import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX } from './write.js';
+import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX } from '../overlay-format.js';
 
 export type WhiteoutMode = 'overlay' | 'apply';
 

@@ -44,6 +44,8 @@ export function decodePaxBytes(buf: Buffer): Record<string, string> {
 }
 
 export interface HeadersModule {
+  /** null for an all-zero block (the end of the archive); throws on a bad checksum. */
+  decode: (buf: Buffer, filenameEncoding: string, allowUnknownFormat: boolean) => { name: string; size: number; type: string } | null;
   decodePax: (buf: Buffer) => Record<string, string>;
   encode: (header: Record<string, unknown>) => Buffer | null;
   encodePax: (opts: { name?: string; linkname?: string | null }) => Buffer;

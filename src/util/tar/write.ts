@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { devMajor, devMinor, getXattr, listXattrs } from '../syscalls.js';
 import { encodePax, headersModule, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
+import { isOpaqueDir, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-format.js';
 
 export interface LayerTarOptions {
   /** Seconds; mtimes later than this are written as this. */
@@ -41,17 +42,10 @@ interface TarHeader {
   devminor?: number;
 }
 
-export const WHITEOUT_PREFIX = '.wh.';
-export const OPAQUE_MARKER = '.wh..wh..opq';
-export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 /** Attributes that describe the host rather than the file, or are overlayfs' bookkeeping. */
 function xattrKept(name: string): boolean {
   return !name.startsWith('trusted.overlay.') && name !== 'security.selinux';
-}
-
-export function isWhiteout(st: Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
 }
 
 interface Child {
@@ -310,8 +304,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions)
       }
       if (st.isDirectory()) {
         put({ ...base, name: name + '/', type: 'directory', size: 0 }, xattrRecords(path));
-        const opaque = getXattr(path, OVERLAY_OPAQUE_XATTR);
-        if (opaque && opaque.toString() === 'y') {
+        if (isOpaqueDir(path)) {
           put({ name: `${name}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, []);
         }
         yield* walk(rel === '' ? ch.diskName : `${rel}/${ch.diskName}`);

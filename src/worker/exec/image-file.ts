@@ -4,7 +4,8 @@
 
 import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RootfsView, isWhiteout, isOpaqueDir } from '../../store/rootfs-view.js';
+import { RootfsView } from '../../store/rootfs-view.js';
+import { isWhiteout, isOpaqueDir } from '../../util/overlay-format.js';
 
 type Found = Buffer | undefined | 'complex';
 

@@ -8,7 +8,8 @@ import { copyFile, writeFile, constants } from 'node:fs/promises';
 import {
   chmodSync, copyFileSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, utimesSync, type Stats,
 } from 'node:fs';
-import { entryType, isWhiteout, RootfsView, type EntryType, type ViewStat } from '../../store/rootfs-view.js';
+import { entryType, RootfsView, type EntryType, type ViewStat } from '../../store/rootfs-view.js';
+import { isWhiteout } from '../../util/overlay-format.js';
 import { KilnError } from '../../util/errors.js';
 import { getXattr, listXattrs, mknod, setXattr } from '../../util/syscalls.js';
 import type { Digest } from '../../graph/ops.js';
@@ -159,14 +160,7 @@ export class DiffWriter {
     const h = await this.clearFor(p, 'file');
     const xattrs = xattrNames(sourceHost);
     const lendable = digest !== undefined && this.reuse !== undefined && xattrs.length === 0;
-    if (lendable) {
-      const earlier = this.reuse!.candidate(p, digest, meta);
-      if (earlier !== undefined && tryLink(earlier, h)) {
-        this.reuse!.record(p, digest, meta);
-        this.reuse!.linked++;
-        return;
-      }
-    }
+    if (lendable && this.linkEarlier(p, h, meta, digest)) return;
     // Small files are copied inline; big ones off the event loop.
     if (size < 1 << 20) copyFileSync(sourceHost, h);
     else await copyFile(sourceHost, h, constants.COPYFILE_FICLONE);
@@ -181,16 +175,19 @@ export class DiffWriter {
    * false leaves `p` to writeFileFrom.
    */
   lendSync(p: string, sourceHost: string, meta: EntryMeta, digest: Digest): boolean {
-    const reuse = this.reuse;
-    if (!reuse || !this.createdDirs.has(parentOf(p)) || this.createdDirs.has(p) || this.written.has(p)) return false;
-    const earlier = reuse.candidate(p, digest, meta);
-    if (earlier === undefined || xattrNames(sourceHost).length > 0) return false;
-    const h = this.host(p);
-    if (!tryLink(earlier, h)) return false;
+    if (!this.reuse || !this.createdDirs.has(parentOf(p)) || this.createdDirs.has(p) || this.written.has(p)) return false;
+    if (xattrNames(sourceHost).length > 0 || !this.linkEarlier(p, this.host(p), meta, digest)) return false;
     this.written.add(p);
     this.wrote = true;
-    reuse.record(p, digest, meta);
-    reuse.linked++;
+    return true;
+  }
+
+  /** Links the previous snapshot's identical file at `h` (host path of `p`), when it has one. */
+  private linkEarlier(p: string, h: string, meta: EntryMeta, digest: Digest): boolean {
+    const earlier = this.reuse?.candidate(p, digest, meta);
+    if (earlier === undefined || !tryLink(earlier, h)) return false;
+    this.reuse!.record(p, digest, meta);
+    this.reuse!.linked++;
     return true;
   }
 

@@ -11,12 +11,10 @@
 // snapshot that a copy would give it (the tar writer pairs hard links within one snapshot walk
 // only); and its owner, mode and mtime are the ones a copy would set.
 
-import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import type { Digest } from '../../graph/ops.js';
 import type { Store } from '../../store/store.js';
 import type { EntryMeta } from './diff-writer.js';
-import { REUSE_MANIFEST, type CopyManifest, type CopyManifestRow } from '../../store/copy-manifest.js';
+import { readCopyManifest, type CopyManifest, type CopyManifestRow } from '../../store/copy-manifest.js';
 
 type Row = CopyManifestRow;
 
@@ -40,13 +38,8 @@ export class CopyReuse {
   static async open(store: Store, lineage: Digest): Promise<CopyReuse> {
     const id = await store.getLineage(lineage);
     if (!id) return CopyReuse.fresh();
-    let parsed: CopyManifest;
-    try {
-      parsed = JSON.parse(readFileSync(join(store.snapshotDir(id), REUSE_MANIFEST), 'utf8')) as CopyManifest;
-    } catch {
-      return CopyReuse.fresh(); // pruned, or made before manifests existed
-    }
-    if (parsed.v !== 1 || typeof parsed.files !== 'object' || parsed.files === null) return CopyReuse.fresh();
+    const parsed = readCopyManifest(store, id);
+    if (!parsed) return CopyReuse.fresh(); // pruned, or made before manifests existed
     return new CopyReuse(id, store.snapshotFs(id), Object.assign(Object.create(null), parsed.files) as Record<string, Row>);
   }
 
