@@ -41,7 +41,7 @@ function median(xs: number[]): number {
 async function kiln(args: string[]): Promise<number> {
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
-    const c = spawn(process.execPath, [kilnBin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(kilnBin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     c.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     c.on('error', reject);

@@ -108,9 +108,9 @@ export async function benchRegistry(opts: { megabytes?: number; layers?: number 
     });
     const rows: RegistryBenchRow[] = [];
     // Different repositories, so neither tool finds the other's blobs already linked.
-    rows.push(row('kiln', 'push', timed(process.execPath, [kilnBin, 'push', '--root', storeRoot, `${reg.host}/bench/kiln:1`])));
+    rows.push(row('kiln', 'push', timed(kilnBin, ['push', '--root', storeRoot, `${reg.host}/bench/kiln:1`])));
     rows.push(row('skopeo', 'push', timed('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:1`, `docker://${reg.host}/bench/skopeo:1`])));
-    rows.push(row('kiln', 'pull', timed(process.execPath, [kilnBin, 'pull', '--root', join(work, 'store-b'), `${reg.host}/bench/kiln:1`])));
+    rows.push(row('kiln', 'pull', timed(kilnBin, ['pull', '--root', join(work, 'store-b'), `${reg.host}/bench/kiln:1`])));
     rows.push(row('skopeo', 'pull', timed('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/kiln:1`, `oci:${join(work, 'out')}:1`])));
     return { imageBytes, layers: layerCount, rows };
   } finally {

@@ -38,7 +38,7 @@ try {
   writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nARG V=1\nCOPY hello /srv/\nENV A=$V\nLABEL x=y\nCMD ["/srv/hello"]\n');
   writeFileSync(join(ctx, 'hello'), 'hello\n');
   const kiln = (env) =>
-    spawnSync(process.execPath, [join(repo, 'bin', 'kiln'), 'build', '--root', join(work, 'store'), '--progress', 'plain', '-t', 'warm', ctx], {
+    spawnSync(join(repo, 'bin', 'kiln'), ['build', '--root', join(work, 'store'), '--progress', 'plain', '-t', 'warm', ctx], {
       env: { ...process.env, ...env },
       encoding: 'utf8',
     });

@@ -1,5 +1,6 @@
 import { commands } from './commands.js';
 import { KilnError, errorMessage } from '../util/errors.js';
+import { adoptDeferredCaCerts } from '../util/fetch.js';
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -24,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
   return cmd.run(rest);
 }
 
+adoptDeferredCaCerts();
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -3,6 +3,7 @@
 
 import { KilnError, errorMessage } from '../util/errors.js';
 import type { Credentials } from './credentials.js';
+import { httpFetch } from '../util/fetch.js';
 
 export interface Challenge {
   scheme: string;
@@ -89,13 +90,13 @@ export async function fetchToken(
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'kiln' });
       if (service) form.set('service', service);
       if (scopes.length) form.set('scope', scopes.join(' '));
-      res = await fetch(url, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      res = await httpFetch(url, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     } else {
       if (service) url.searchParams.set('service', service);
       for (const s of scopes) url.searchParams.append('scope', s);
       const headers: Record<string, string> = {};
       if (creds?.username !== undefined) headers.authorization = basicHeader(creds);
-      res = await fetch(url, { headers });
+      res = await httpFetch(url, { headers });
     }
   } catch (err) {
     throw new KilnError(`registry ${registry}: cannot reach token server ${url.origin}: ${causeMessage(err)}`);

@@ -12,6 +12,7 @@ import { KilnError } from '../util/errors.js';
 import { basicHeader, causeMessage, fetchToken, parseChallenges, type Challenge, type Token } from './auth.js';
 import { lookupCredentials, type Credentials } from './credentials.js';
 import { isLoopbackRegistry, registryApiHost } from './reference.js';
+import { httpFetch } from '../util/fetch.js';
 
 export interface RegistryOptions {
   /** Hosts (`host[:port]`) that may be reached over plain HTTP, besides loopback ones. */
@@ -94,12 +95,18 @@ export class RegistryClient {
       for (const scheme of schemes) {
         const url = `${scheme}://${host}`;
         try {
-          const res = await fetch(`${url}/v2/`, { redirect: 'follow' });
+          const res = await httpFetch(`${url}/v2/`, { redirect: 'follow' });
           await drain(res);
           if (res.status === 401) this.rememberChallenge(res);
           return url;
         } catch (err) {
           lastErr = err;
+          // The server speaks TLS but its certificate is not trusted: plain HTTP cannot be right.
+          if (isCertificateError(err)) {
+            throw new KilnError(
+              `cannot reach registry ${this.registry}: ${causeMessage(err)} (trust its certificate authority with NODE_EXTRA_CA_CERTS=FILE)`,
+            );
+          }
         }
       }
       // A TLS failure against a plain-HTTP registry is the common case worth a hint.
@@ -164,7 +171,7 @@ export class RegistryClient {
       }
       let res: Response;
       try {
-        res = await fetch(url, {
+        res = await httpFetch(url, {
           method: init.method ?? 'GET',
           headers,
           body,
@@ -403,4 +410,10 @@ export function clientFor(registry: string, opts: RegistryOptions = {}): Registr
   let c = bucket.get(key);
   if (!c) bucket.set(key, (c = new RegistryClient(registry, opts)));
   return c;
+}
+
+/** Node's codes for a certificate that did not verify (OpenSSL's X509 names, and a wrong host). */
+function isCertificateError(err: unknown): boolean {
+  const code = err instanceof Error && err.cause instanceof Error ? (err.cause as NodeJS.ErrnoException).code : undefined;
+  return code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)/.test(code);
 }

@@ -36,7 +36,7 @@ async function project(): Promise<string> {
 }
 
 function startBuild(ctx: string, extra: string[]): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> } {
-  const child = spawn(process.execPath, [kilnBin, 'build', '--root', root, '--progress', 'json', '-t', 'crash:test', ...extra, ctx], {
+  const child = spawn(kilnBin, ['build', '--root', root, '--progress', 'json', '-t', 'crash:test', ...extra, ctx], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

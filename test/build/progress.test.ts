@@ -26,7 +26,7 @@ async function project(marker: string): Promise<string> {
 
 /** Runs kiln on a pseudo-terminal; returns what the terminal received. */
 async function onTerminal(args: string[], rows = 40): Promise<{ code: number; out: string }> {
-  const cmd = `stty rows ${rows} cols 120; ` + [process.execPath, kilnBin, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  const cmd = `stty rows ${rows} cols 120; ` + [kilnBin, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
   const r = await runProgram('script', ['-q', '-e', '-c', cmd, '/dev/null'], { env: { COLUMNS: '120', LINES: '40' } });
   return { code: r.code, out: r.stdout };
 }

@@ -25,10 +25,10 @@ test('the code cache made at build time matches the bundle (V8 accepts it)', asy
 
 test('the bundle finds kiln\'s own files from any working folder', async () => {
   const pkg = JSON.parse(await readFile(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
-  const r = await runProgram(process.execPath, [join(repoRoot, 'bin', 'kiln'), 'version'], { cwd: tmpdir() });
+  const r = await runProgram(join(repoRoot, 'bin', 'kiln'), ['version'], { cwd: tmpdir() });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `kiln ${pkg.version}\n`);
-  const help = await runProgram(process.execPath, [join(repoRoot, 'bin', 'kiln'), 'build', '--help'], { cwd: tmpdir() });
+  const help = await runProgram(join(repoRoot, 'bin', 'kiln'), ['build', '--help'], { cwd: tmpdir() });
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /kiln build/);
 });

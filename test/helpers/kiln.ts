@@ -17,7 +17,7 @@ export interface RunOptions {
 
 /** Runs the real CLI as a user would. */
 export function runKiln(args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return runProgram(process.execPath, [kilnBin, ...args], opts);
+  return runProgram(kilnBin, args, opts);
 }
 
 export function runProgram(program: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {

@@ -3,7 +3,8 @@
 // that counts requests and can corrupt blobs on their way through.
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, get as httpGet, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { createSign, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -38,6 +39,41 @@ export type RegistryAuth =
 
 export interface RegistryOptions {
   auth?: RegistryAuth;
+  /** Serve HTTPS with this certificate (see makeTestCertificates). */
+  tls?: TestCertificates;
+}
+
+export interface TestCertificates {
+  /** A certificate authority made for the test, PEM. */
+  caFile: string;
+  /** The server's certificate for 127.0.0.1, signed by that authority, and its key. */
+  certFile: string;
+  keyFile: string;
+}
+
+/** A throwaway certificate authority and a server certificate for 127.0.0.1 it signed. */
+export function makeTestCertificates(dir: string): TestCertificates {
+  const f = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+    '-subj', '/CN=kiln test authority', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
+    '-keyout', f('server.key'), '-out', f('server.csr'));
+  writeFileSync(f('server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial',
+    '-days', '2', '-extfile', f('server.ext'), '-out', f('server.pem'));
+  return { caFile: f('ca.pem'), certFile: f('server.pem'), keyFile: f('server.key') };
+}
+
+/** Whether a GET of url gets any answer (HTTPS trusting ca). */
+function answers(url: string, ca?: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = (url.startsWith('https:') ? httpsGet : httpGet)(url, { ca }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('error', () => resolve(false));
+  });
 }
 
 /** A free TCP port on 127.0.0.1 (the registry cannot take port 0 and tell us). */
@@ -79,6 +115,7 @@ export async function launchRegistry(opts: RegistryOptions = {}): Promise<TestRe
     'http:',
     `  addr: 127.0.0.1:${port}`,
   ];
+  if (opts.tls) lines.push('  tls:', `    certificate: ${opts.tls.certFile}`, `    key: ${opts.tls.keyFile}`);
   if (opts.auth?.kind === 'htpasswd') {
     const file = join(dir, 'htpasswd');
     writeFileSync(file, '');
@@ -121,24 +158,20 @@ export async function launchRegistry(opts: RegistryOptions = {}): Promise<TestRe
     await rm(dir, { recursive: true, force: true });
   };
 
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const ca = opts.tls ? readFileSync(opts.tls.caFile) : undefined;
   for (let i = 0; ; i++) {
     if (exited) {
       const text = readFileSync(logFile, 'utf8');
       await stop();
       throw new Error(`docker-registry exited early: ${text}`);
     }
-    try {
-      const r = await fetch(`${url}/v2/`);
-      await r.arrayBuffer();
-      break;
-    } catch {
-      if (i > 200) {
-        await stop();
-        throw new Error(`docker-registry did not answer on ${url}`);
-      }
-      await new Promise((res) => setTimeout(res, 50));
+    if (await answers(`${url}/v2/`, ca)) break;
+    if (i > 200) {
+      await stop();
+      throw new Error(`docker-registry did not answer on ${url}`);
     }
+    await new Promise((res) => setTimeout(res, 50));
   }
 
   return {

@@ -235,7 +235,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     const dir = join(work, `signal-${sig}`);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'Dockerfile'), `FROM ${BASE}\nRUN sh -c 'sleep 600 & sleep 600 & wait' ${marker}\n`);
-    const child = spawn(process.execPath, [kilnBin, 'build', '--root', root, '--pids-limit', '100', '--progress', 'plain', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(kilnBin, ['build', '--root', root, '--pids-limit', '100', '--progress', 'plain', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     let code: number | null | undefined;

@@ -20,7 +20,7 @@ interface Live {
 }
 
 function start(args: string[]): Live {
-  const child = spawn(process.execPath, [kilnBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(kilnBin, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   child.stdout!.resume();

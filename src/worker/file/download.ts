@@ -9,6 +9,7 @@ import type { WorkerContext } from '../types.js';
 import { KilnError, errorMessage } from '../../util/errors.js';
 import { hexOf, sha256 } from '../../util/digest.js';
 import { mkdir, readFile } from 'node:fs/promises';
+import { httpFetch } from '../../util/fetch.js';
 
 /** Downloads already made by this process, by URL (and expected digest). */
 const fetched = new Map<string, Promise<Digest>>();
@@ -54,7 +55,7 @@ async function fetchOnce(url: string, ctx: WorkerContext, expected?: Digest): Pr
   if (known?.lastModified) headers['if-modified-since'] = known.lastModified;
   let res: Response;
   try {
-    res = await fetch(url, { signal: ctx.signal, redirect: 'follow', headers });
+    res = await httpFetch(url, { signal: ctx.signal, redirect: 'follow', headers });
   } catch (err) {
     throw new KilnError(`ADD ${url}: download failed: ${errorMessage((err as Error).cause ?? err)}`);
   }
