@@ -39,6 +39,7 @@ export interface ViewEntry {
 }
 
 const MAX_SYMLINK_HOPS = 40;
+const NO_DIRS: string[] = [];
 const S_IFMT = 0o170000;
 
 export function entryType(mode: number): EntryType {
@@ -134,8 +135,10 @@ export class RootfsView {
     const path = childPath(dir.path, name);
     const hit = this.cache.get(path);
     if (hit !== undefined) return hit ?? undefined;
-    let top: { host: string; st: Stats } | undefined;
-    const dirs: string[] = [];
+    let topHost: string | undefined;
+    let topSt: Stats | undefined;
+    // Shared empty list until a folder is found: most entries are files, and a walk keeps them all.
+    let dirs = NO_DIRS;
     for (let i = 0; i < dir.dirs.length; i++) {
       // The folder is normalised; a plain name needs no more than a slash.
       const d = dir.dirs[i]!;
@@ -148,23 +151,14 @@ export class RootfsView {
       }
       if (!st) continue;
       if (isWhiteout(st)) break;
-      if (st.isDirectory()) {
-        if (top && !top.st.isDirectory()) break;
-        top ??= { host, st };
-        dirs.push(host);
-        if (i < dir.dirs.length - 1 && isOpaqueDir(host)) break;
-        continue;
-      }
-      top ??= { host, st };
-      break; // a non-directory hides everything below it
+      topHost ??= host;
+      topSt ??= st;
+      if (!st.isDirectory()) break; // a non-directory hides everything below it
+      if (dirs === NO_DIRS) dirs = [host];
+      else dirs.push(host);
+      if (i < dir.dirs.length - 1 && isOpaqueDir(host)) break;
     }
-    const entry: ViewEntry | undefined = top && {
-      path,
-      type: entryType(top.st.mode),
-      stats: top.st,
-      host: top.host,
-      dirs,
-    };
+    const entry: ViewEntry | undefined = topSt && { path, type: entryType(topSt.mode), stats: topSt, host: topHost!, dirs };
     this.cache.set(path, entry ?? null);
     return entry;
   }
@@ -236,17 +230,15 @@ export class RootfsView {
 
   /** readdir() without promises. */
   readdirSync(dir: ViewEntry): ViewEntry[] {
-    const names = new Set<string>();
-    for (const d of dir.dirs) {
-      for (const n of readdirSync(d)) {
-        // Node decodes names as UTF-8; a name that is not would be looked up under a mangled
-        // name and silently dropped, so say so instead.
-        if (n.includes('\uFFFD')) throw new KilnError(`${childPath(dir.path, n)}: file names that are not UTF-8 are not supported`);
-        names.add(n);
-      }
+    // One folder (a build context, a single layer) needs no merging of names.
+    const names = dir.dirs.length === 1 ? readdirSync(dir.dirs[0]!) : [...new Set(dir.dirs.flatMap((d) => readdirSync(d)))];
+    for (const n of names) {
+      // Node decodes names as UTF-8; a name that is not would be looked up under a mangled
+      // name and silently dropped, so say so instead.
+      if (n.includes('\uFFFD')) throw new KilnError(`${childPath(dir.path, n)}: file names that are not UTF-8 are not supported`);
     }
     const out: ViewEntry[] = [];
-    for (const n of [...names].sort()) {
+    for (const n of names.sort()) {
       const e = this.childSync(dir, n);
       if (e) out.push(e);
     }

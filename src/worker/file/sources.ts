@@ -71,6 +71,9 @@ export interface SelectedNode {
   children: SelectedNode[];
 }
 
+/** Shared by every selected node that is not a folder (a walk keeps thousands of them). */
+const NO_CHILDREN: SelectedNode[] = [];
+
 function relOf(path: string): string {
   return path === '/' ? '' : path.slice(1);
 }
@@ -192,7 +195,7 @@ export async function selectTree(root: SourceRoot, match: SourceMatch, exclude: 
   const walk = (entry: ViewEntry, sub: string): SelectedNode | undefined => {
     const contextIgnored = sub !== '' && ignored(root, entry);
     const excluded = sub !== '' && !exclude.empty && exclude.matches(sub);
-    const node: SelectedNode = { entry, sub, name: sub === '' ? match.name : baseName(sub), children: [] };
+    const node: SelectedNode = { entry, sub, name: sub === '' ? match.name : baseName(sub), children: entry.type === 'dir' ? [] : NO_CHILDREN };
     if (entry.type === 'dir') {
       const mayReinclude = (contextIgnored && root.context!.ignore.hasNegations) || (excluded && exclude.hasNegations);
       if ((contextIgnored || excluded) && !mayReinclude) return undefined;
