@@ -21,9 +21,13 @@ COPY small/ /data/small/
 COPY --from=src /src/d01/ /data/fromstage/
 `;
 
+const LONG_NAME = `${'n'.repeat(120)}.txt`;
+
 function smallFiles(): Record<string, string> {
   const files: Record<string, string> = {};
   for (let d = 0; d < 3; d++) for (let f = 0; f < 10; f++) files[`small/d0${d}/f${d}${f}.txt`] = `file ${d}/${f}\n`;
+  // A name too long for ustar: its tar entry carries a PAX path record.
+  files[`small/d00/${LONG_NAME}`] = 'long name\n';
   return files;
 }
 
@@ -88,6 +92,7 @@ test('a COPY rerun links unchanged files and gives the image a build without cac
     const entries = await spliceableEntries(store, id, null);
     assert.ok(entries, 'entries to splice');
     assert.ok(entries.has('data/small/d00/f00.txt'));
+    assert.ok(entries.has(`data/small/d00/${LONG_NAME}`), 'an entry behind a PAX header');
     assert.ok(entries.has('data/small/d01/f10.txt'));
     for (const changed of ['f11.txt', 'f12.txt', 'f13.txt', 'added.txt', 'linked.txt']) assert.ok(!entries.has(`data/small/d01/${changed}`), changed);
     spliced = entries;
