@@ -89,7 +89,7 @@ function* plainFileEntries(tar: Buffer): Generator<[string, Buffer]> {
 type ScannedHeader = { name: string; size: number; type: string };
 
 const TYPE_BYTE = 156;
-const USTAR_MAGIC = Buffer.from('ustar\0');
+const USTAR_MAGIC = [0x75, 0x73, 0x74, 0x61, 0x72, 0]; // "ustar\0"
 
 /**
  * Name, size and type of a header block as kiln's writer makes them (ustar, octal sizes), read
@@ -98,16 +98,20 @@ const USTAR_MAGIC = Buffer.from('ustar\0');
  */
 function scanHeader(block: Buffer): ScannedHeader | null {
   const type = block[TYPE_BYTE];
-  const sizeField = block.subarray(124, 136);
-  const plain = (type === 0x30 || type === 0x78) && block.subarray(257, 263).equals(USTAR_MAGIC) && block[345] === 0 && /^[0-7]+\0?$/.test(sizeField.toString('latin1').trimEnd());
+  let plain = (type === 0x30 || type === 0x78) && block[345] === 0; // a file or PAX record, no ustar prefix
+  for (let i = 0; plain && i < USTAR_MAGIC.length; i++) plain = block[257 + i] === USTAR_MAGIC[i];
+  let size = 0;
+  for (let i = 124; plain && i < 136; i++) {
+    const c = block[i]!;
+    if (c === 0 || c === 0x20) break;
+    if (c < 0x30 || c > 0x37) plain = false;
+    else size = size * 8 + (c - 0x30);
+  }
   if (!plain) {
     const h = headersModule().decode(block, 'utf-8', false);
     return h && { name: h.name, size: h.size ?? 0, type: h.type ?? 'file' };
   }
-  const nameEnd = block.indexOf(0);
-  return {
-    name: block.toString('utf8', 0, nameEnd < 0 || nameEnd > 100 ? 100 : nameEnd),
-    size: parseInt(sizeField.toString('latin1'), 8),
-    type: type === 0x30 ? 'file' : 'pax-header',
-  };
+  let nameEnd = 0;
+  while (nameEnd < 100 && block[nameEnd] !== 0) nameEnd++;
+  return { name: block.toString('utf8', 0, nameEnd), size, type: type === 0x30 ? 'file' : 'pax-header' };
 }
