@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Script } from 'node:vm';
 import { isBuiltin } from 'node:module';
 import { runProgram } from '../helpers/kiln.js';
 import { repoRoot } from '../helpers/paths.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const bundle = join(repoRoot, 'dist', 'kiln.cjs');
 
@@ -31,4 +32,12 @@ test('the bundle finds kiln\'s own files from any working folder', async () => {
   const help = await runProgram(join(repoRoot, 'bin', 'kiln'), ['build', '--help'], { cwd: tmpdir() });
   assert.equal(help.code, 0, help.stderr);
   assert.match(help.stdout, /kiln build/);
+});
+
+test('bin/kiln runs through a symbolic link, as npm installs it', async () => {
+  const link = join(await tempDir('kiln-bin-'), 'kiln');
+  await symlink(join(repoRoot, 'bin', 'kiln'), link);
+  const r = await runProgram(link, ['version'], { cwd: tmpdir() });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^kiln \d+\.\d+\.\d+\n$/);
 });
