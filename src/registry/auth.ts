@@ -127,6 +127,11 @@ export async function fetchToken(
   return { token, expiresAt: Date.now() + lifetime - 5000 };
 }
 
+/** The system or OpenSSL code of the error under a failed fetch(), if any. */
+export function causeCode(err: unknown): string | undefined {
+  return err instanceof Error && err.cause instanceof Error ? (err.cause as NodeJS.ErrnoException).code : undefined;
+}
+
 function detail(text: string): string {
   const t = text.trim().slice(0, 300);
   return t ? `: ${t}` : '';
@@ -135,7 +140,7 @@ function detail(text: string): string {
 /** fetch() hides the useful part ("ECONNREFUSED") in err.cause. */
 export function causeMessage(err: unknown): string {
   const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
-  const code = cause && (cause as NodeJS.ErrnoException).code;
+  const code = causeCode(err);
   if (!cause) return errorMessage(err);
   // OpenSSL's messages are multi-line internals; the code says it all.
   if (code === 'ERR_SSL_WRONG_VERSION_NUMBER') return `the server does not speak TLS (${code})`;

@@ -9,7 +9,7 @@ import type { Digest } from '../graph/ops.js';
 import { MediaType } from '../image/types.js';
 import { sha256 } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { basicHeader, causeMessage, fetchToken, parseChallenges, type Challenge, type Token } from './auth.js';
+import { basicHeader, causeCode, causeMessage, fetchToken, parseChallenges, type Challenge, type Token } from './auth.js';
 import { lookupCredentials, type Credentials } from './credentials.js';
 import { isLoopbackRegistry, registryApiHost } from './reference.js';
 import { httpFetch } from '../util/fetch.js';
@@ -414,6 +414,6 @@ export function clientFor(registry: string, opts: RegistryOptions = {}): Registr
 
 /** Node's codes for a certificate that did not verify (OpenSSL's X509 names, and a wrong host). */
 function isCertificateError(err: unknown): boolean {
-  const code = err instanceof Error && err.cause instanceof Error ? (err.cause as NodeJS.ErrnoException).code : undefined;
+  const code = causeCode(err);
   return code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_(GET_ISSUER|VERIFY)/.test(code);
 }

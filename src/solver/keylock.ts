@@ -5,10 +5,11 @@
 // costs time, not correctness (identical snapshot ids, the second commit is discarded).
 
 import { mkdirSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { identityAlive, ownIdentity } from '../store/sweep.js';
+import { namesIn } from '../util/fs.js';
 
 // Taking and releasing a lock are a few calls on tiny files, made synchronously: every step
 // that runs takes one, and thread-pool round trips cost more than the calls themselves.
@@ -54,14 +55,8 @@ function releaseLock(dir: string): void {
 
 /** Removes the locks of kiln processes that are gone (a kill -9 leaves them); returns their names. */
 export async function sweepStaleLocks(locksDir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(locksDir);
-  } catch {
-    return [];
-  }
   const removed: string[] = [];
-  for (const n of names) {
+  for (const n of await namesIn(locksDir)) {
     const dir = join(locksDir, n);
     if (await isStale(dir)) {
       await rm(dir, { recursive: true, force: true });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Digest } from '../graph/ops.js';
 import { isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
+import { namesIn } from '../util/fs.js';
 import { removeTree, type Store } from './store.js';
 import { sweepStaleTemp } from './sweep.js';
 
@@ -37,13 +38,6 @@ export async function treeBytes(dir: string, seen = new Set<string>()): Promise<
   return total;
 }
 
-async function names(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch {
-    return [];
-  }
-}
 
 export async function storeUsage(store: Store): Promise<UsageEntry[]> {
   const out: UsageEntry[] = [];
@@ -57,7 +51,7 @@ export async function storeUsage(store: Store): Promise<UsageEntry[]> {
     ['tmp', 'tmp'],
   ];
   for (const [kind, rel] of kinds) {
-    const list = await names(store.path(rel));
+    const list = await namesIn(store.path(rel));
     const seen = new Set<string>();
     let bytes = 0;
     for (const n of list) bytes += await treeBytes(store.path(rel, n), seen);
@@ -136,7 +130,7 @@ async function fileDigest(path: string): Promise<string> {
 export async function verifyStore(store: Store): Promise<VerifyReport> {
   const problems: string[] = [];
   const warnings: string[] = [];
-  const blobNames = await names(store.path('blobs', 'sha256'));
+  const blobNames = await namesIn(store.path('blobs', 'sha256'));
   for (const n of blobNames) {
     const want = `sha256:${n}`;
     if (!isDigest(want)) {
@@ -168,7 +162,7 @@ export async function verifyStore(store: Store): Promise<VerifyReport> {
   const refs = await store.listRefs();
   const reach = await reachableBlobs(store);
   problems.push(...reach.problems);
-  for (const n of (await names(store.path('cache'))).filter((x) => /^[0-9a-f]{64}$/.test(x))) {
+  for (const n of (await namesIn(store.path('cache'))).filter((x) => /^[0-9a-f]{64}$/.test(x))) {
     try {
       const rec = JSON.parse(await readFile(store.path('cache', n), 'utf8')) as { snapshot: string | null };
       if (rec.snapshot !== null && !(await store.getSnapshot(rec.snapshot))) warnings.push(`cache record ${n.slice(0, 12)}: snapshot ${rec.snapshot} is gone (a miss, pruned next time)`);
@@ -231,7 +225,7 @@ export async function pruneStore(store: Store, opts: PruneOptions = {}): Promise
 
   // Cache records name the snapshots the solver may still reuse.
   const records = new Map<string, { snapshot: string | null; mtime: number }>();
-  for (const n of (await names(store.path('cache'))).filter((x) => /^[0-9a-f]{64}$/.test(x))) {
+  for (const n of (await namesIn(store.path('cache'))).filter((x) => /^[0-9a-f]{64}$/.test(x))) {
     try {
       const p = store.path('cache', n);
       const rec = JSON.parse(await readFile(p, 'utf8')) as { snapshot: string | null };
@@ -274,18 +268,18 @@ export async function pruneStore(store: Store, opts: PruneOptions = {}): Promise
     }
   }
   for (const dir of ['diffids', 'lineage']) {
-    for (const n of await names(store.path(dir))) {
+    for (const n of await namesIn(store.path(dir))) {
       const id = (await readFile(store.path(dir, n), 'utf8').catch(() => '')).trim();
       if (!id || !(await store.getSnapshot(id))) await rm(store.path(dir, n), { force: true });
     }
   }
   if (opts.all) {
     // Digest tables of context files: only a cache (a re-read of each file brings them back).
-    for (const n of await names(store.path('filehash'))) {
+    for (const n of await namesIn(store.path('filehash'))) {
       const p = store.path('filehash', n);
       if (oldEnough((await stat(p)).mtimeMs)) await rm(p, { force: true });
     }
-    for (const n of await names(store.path('mounts'))) {
+    for (const n of await namesIn(store.path('mounts'))) {
       const p = store.path('mounts', n);
       if (!oldEnough((await stat(p)).mtimeMs)) continue;
       report.reclaimedBytes += await treeBytes(p);
@@ -300,7 +294,7 @@ export async function pruneStore(store: Store, opts: PruneOptions = {}): Promise
     const meta = await store.getSnapshot(id);
     for (const rec of Object.values(meta?.blobs ?? {})) if (rec) keep.add(rec.digest);
   }
-  for (const n of await names(store.path('blobs', 'sha256'))) {
+  for (const n of await namesIn(store.path('blobs', 'sha256'))) {
     const d = `sha256:${n}`;
     if (keep.has(d)) continue;
     const p = store.path('blobs', 'sha256', n);

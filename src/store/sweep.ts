@@ -2,9 +2,10 @@
 // a kiln that crashed or was killed; the next kiln to open the store removes it.
 
 import { readFileSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { unmountAllUnder } from './mounts.js';
+import { namesIn } from '../util/fs.js';
 
 export function processAlive(pid: number): boolean {
   try {
@@ -42,13 +43,7 @@ export function identityAlive(identity: string): boolean {
 
 export async function sweepStaleTemp(tmpDir: string): Promise<string[]> {
   const removed: string[] = [];
-  let names: string[];
-  try {
-    names = await readdir(tmpDir);
-  } catch {
-    return removed;
-  }
-  for (const name of names) {
+  for (const name of await namesIn(tmpDir)) {
     const pid = Number(name.split('-')[0]);
     if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && processAlive(pid))) continue;
     if (pid === process.pid) continue;

@@ -5,10 +5,11 @@
 // killed with -9 stops counting as soon as its process is gone.
 
 import { rmSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KilnError } from '../util/errors.js';
+import { namesIn } from '../util/fs.js';
 import { identityAlive, ownIdentity } from './sweep.js';
 import type { Store } from './store.js';
 
@@ -100,14 +101,8 @@ async function mtimeMs(path: string): Promise<number> {
 /** Live users other than this process; files of dead ones are removed on the way. */
 async function otherUsers(store: Store): Promise<string[]> {
   const dir = store.path('users');
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return [];
-  }
   const live: string[] = [];
-  for (const n of names) {
+  for (const n of await namesIn(dir)) {
     if (n === ownIdentity()) continue;
     if (identityAlive(n)) live.push(n);
     else await rm(join(dir, n), { force: true });

@@ -50,9 +50,8 @@ async function addDeferredCaCerts(): Promise<void> {
   await (await fetch('data:,')).arrayBuffer();
   const agent = slot[GLOBAL_DISPATCHER];
   if (!agent) throw new Error('fetch has no global dispatcher to add NODE_EXTRA_CA_CERTS to');
-  // Like NODE_EXTRA_CA_CERTS: Node's bundled roots and the file's certificates. (node:tls is
-  // loaded here, not at start-up, where it cost ~9 ms.)
-  // (Through require: the bundle runs in a vm.Script, which has no dynamic import.)
+  // Like NODE_EXTRA_CA_CERTS: Node's bundled roots and the file's certificates. node:tls loads
+  // here, not at start-up (~9 ms), and through require: the bundle's vm.Script has no import().
   const { rootCertificates } = createRequire(import.meta.url)('node:tls') as typeof import('node:tls');
   const Agent = agent.constructor as DispatcherConstructor;
   slot[GLOBAL_DISPATCHER] = new Agent({ connect: { ca: [...rootCertificates, pem] } });

@@ -1,4 +1,4 @@
-import { lstat, rename } from 'node:fs/promises';
+import { lstat, readdir, rename } from 'node:fs/promises';
 
 /** True when something (a file, a folder, even a dangling link) is at `p`. */
 export async function pathExists(p: string): Promise<boolean> {
@@ -7,6 +7,15 @@ export async function pathExists(p: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The names in folder `dir`; none when it is missing (store folders are made on demand). */
+export async function namesIn(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch {
+    return [];
   }
 }
 
