@@ -1,9 +1,11 @@
 // Scheduling and cache controls through the CLI: parallel stages, --jobs 1, identical ops once,
-// --no-cache, --no-cache-filter, and the persistent context file-hash table.
+// --no-cache, --no-cache-filter, the persistent context file-hash table, and the remembered
+// key of a COPY whose source trees did not change (tree-memo.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile, readdir, rm, utimes, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { tempDir } from '../helpers/tmp.js';
 import { busyboxStore, writeTree, buildJson, ranSteps, cachedSteps, assertOk, readIid, BASE_REF, type BuildRun } from './fixture.js';
@@ -101,6 +103,15 @@ test('a stage built FROM a re-run stage is re-run too (it may stand on different
   assert.deepEqual(ranSteps(r), ['RUN cat /base > /copy', 'RUN echo base > /base']);
 });
 
+async function treeMemos(store: string): Promise<string[]> {
+  return (await readdir(join(store, 'filehash'))).filter((n) => n.startsWith('tree-')).sort();
+}
+
+/** This test is about the per-file table: no remembered tree key answers before it. */
+async function forgetTreeMemos(store: string): Promise<void> {
+  for (const n of await treeMemos(store)) await rm(join(store, 'filehash', n));
+}
+
 test('context files are hashed once: the persistent table is trusted while size, mtime, ctime and inode match', async () => {
   const ctx = await context({ Dockerfile: `FROM ${BASE_REF}\nCOPY src/ /app/\n`, 'src/keep.txt': 'keep\n', 'src/other.txt': 'other\n' });
   assertOk(await buildJson(root, ctx));
@@ -113,6 +124,7 @@ test('context files are hashed once: the persistent table is trusted while size,
   // A wrong digest for an unchanged file is believed (the file is not read again): the COPY misses.
   row[4] = `sha256:${createHash('sha256').update('not the content').digest('hex')}`;
   await writeFile(table, JSON.stringify(body));
+  await forgetTreeMemos(root);
   const trusted = await buildJson(root, ctx);
   assertOk(trusted);
   assert.deepEqual(ranSteps(trusted), ['COPY src/ /app/']);
@@ -120,9 +132,65 @@ test('context files are hashed once: the persistent table is trusted while size,
   // Once the row no longer matches the file's stat, the file is read again: back to the first key.
   row[0] += 1;
   await writeFile(table, JSON.stringify(body));
+  await forgetTreeMemos(root);
   const reread = await buildJson(root, ctx);
   assertOk(reread);
   assert.deepEqual(cachedSteps(reread), ['COPY src/ /app/']);
   const healed = JSON.parse(await readFile(table, 'utf8')) as typeof body;
   assert.equal(healed.files['src/keep.txt']![4], `sha256:${createHash('sha256').update('keep\n').digest('hex')}`);
+});
+
+test('a COPY whose source trees are as they were takes its remembered key; any change under them, or a fresh one, does not', async () => {
+  const root = await busyboxStore();
+  const ctx = await context({
+    Dockerfile: `FROM ${BASE_REF}\nCOPY src/ /app/\nRUN cat /app/keep.txt\n`,
+    '.dockerignore': 'src/node_modules\n',
+    'src/keep.txt': 'keep\n',
+    'src/lib/other.txt': 'other\n',
+    'src/node_modules/dep.js': 'dep\n',
+  });
+  // A tree changed within the last two seconds is not remembered (timestamps are coarse).
+  assertOk(await buildJson(root, ctx));
+  assert.deepEqual(await treeMemos(root), []);
+  await sleep(2100);
+  const first = await buildJson(root, ctx);
+  assertOk(first);
+  assert.deepEqual(cachedSteps(first), ['COPY src/ /app/', 'RUN cat /app/keep.txt']);
+  const [memoName] = await treeMemos(root);
+  assert.ok(memoName, 'no tree memo after a build of a settled context');
+  const memoFile = join(root, 'filehash', memoName);
+  const memo = JSON.parse(await readFile(memoFile, 'utf8')) as { key: string; pruned: string[][] };
+  // The ignored folder is skipped whole, by the selection and by the quick check.
+  assert.deepEqual(memo.pruned, [['node_modules']]);
+
+  // The per-file table now lies about keep.txt; a memo hit never asks it, so the COPY stays
+  // cached, even with a file added inside the ignored folder.
+  const table = join(root, 'filehash', `${createHash('sha256').update(ctx).digest('hex')}.json`);
+  const truth = await readFile(table, 'utf8');
+  const body = JSON.parse(truth) as { files: Record<string, [number, number, number, number, string]> };
+  body.files['src/keep.txt']![4] = `sha256:${createHash('sha256').update('a lie').digest('hex')}`;
+  await writeFile(table, JSON.stringify(body));
+  await writeFile(join(ctx, 'src', 'node_modules', 'more.js'), 'more\n');
+  const hit = await buildJson(root, ctx);
+  assertOk(hit);
+  assert.deepEqual(cachedSteps(hit), ['COPY src/ /app/', 'RUN cat /app/keep.txt']);
+  await writeFile(table, truth);
+
+  // Same size, mtime put back: only the ctime tells. The COPY runs, and the tree just changed
+  // is not remembered.
+  const other = join(ctx, 'src', 'lib', 'other.txt');
+  const before = await stat(other);
+  await writeFile(other, 'OTHER\n');
+  await utimes(other, before.atime, before.mtime);
+  const memoBefore = await readFile(memoFile, 'utf8');
+  const changed = await buildJson(root, ctx);
+  assertOk(changed);
+  assert.deepEqual(ranSteps(changed), ['COPY src/ /app/', 'RUN cat /app/keep.txt']);
+  assert.equal(await readFile(memoFile, 'utf8'), memoBefore);
+
+  // A file added to a selected folder: the COPY runs again.
+  await writeFile(join(ctx, 'src', 'lib', 'new.txt'), 'new\n');
+  const added = await buildJson(root, ctx);
+  assertOk(added);
+  assert.deepEqual(ranSteps(added), ['COPY src/ /app/', 'RUN cat /app/keep.txt']);
 });

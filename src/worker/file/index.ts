@@ -20,6 +20,7 @@ import { parseChmod, resolveChown } from './owner-mode.js';
 import { downloadToBlob, fileNameFromUrl } from './download.js';
 import { extractArchiveInto, isArchiveFile } from './archive.js';
 import { CopyReuse } from './reuse.js';
+import { openTreeMemo } from './tree-memo.js';
 import { REUSE_MANIFEST } from '../../store/copy-manifest.js';
 import type { Store } from '../../store/store.js';
 
@@ -151,7 +152,15 @@ export interface ActionSources {
   action: number;
   kind: FileAction['action'];
   files?: SourceFileRecord[];
+  /** Per source match of a copy: the folders its selection skipped whole (never in the key). */
+  pruned?: string[][];
   content?: Digest;
+}
+
+/** What one COPY/ADD reads: its files, and per source match the folders skipped whole. */
+interface CopySelection {
+  files: SourceFileRecord[];
+  pruned: string[][];
 }
 
 /**
@@ -188,9 +197,9 @@ function sourceDigests(src: SourceRoot, store: Store): {
 }
 
 // The cache key and --explain's record both list a COPY's files: with a step memo, once.
-function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
+function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<CopySelection> {
   const memo = ctx.stepMemo;
-  let files = memo?.get(action) as Promise<SourceFileRecord[]> | undefined;
+  let files = memo?.get(action) as Promise<CopySelection> | undefined;
   if (!files) {
     files = readCopySources(action, inputs, ctx);
     if (memo) {
@@ -201,13 +210,16 @@ function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerCon
   return files;
 }
 
-async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
+async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<CopySelection> {
   const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from, ctx.stepMemo);
   const { digestOf, known, save } = sourceDigests(src, ctx.store);
   const exclude = new IgnoreMatcher(action.exclude);
   const out: SourceFileRecord[] = [];
+  const pruned: string[][] = [];
   for (const m of await expandSources(action, src)) {
-    const tree = await selectTree(src, m, exclude);
+    const skipped: string[] = [];
+    pruned.push(skipped);
+    const tree = await selectTree(src, m, exclude, skipped);
     if (!tree) continue;
     for (const node of flatten(tree)) {
       ctx.signal.throwIfAborted();
@@ -229,7 +241,7 @@ async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx:
     }
   }
   await save();
-  return out;
+  return { files: out, pruned };
 }
 
 /**
@@ -241,7 +253,7 @@ export async function fileOpSources(op: FileOp, inputs: ResolvedInput[], ctx: Wo
   for (const [i, a] of op.actions.entries()) {
     switch (a.action) {
       case 'copy':
-        out.push({ action: i, kind: a.action, files: await copySources(a, inputs, ctx) });
+        out.push({ action: i, kind: a.action, ...(await copySources(a, inputs, ctx)) });
         break;
       case 'mkfile':
         out.push({ action: i, kind: a.action, content: sha256(a.content) });
@@ -259,7 +271,12 @@ export async function fileOpSources(op: FileOp, inputs: ResolvedInput[], ctx: Wo
 
 /** The checksum of exactly the files an op reads (never their mtimes), for the cache key. */
 export async function fileOpContentKey(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<Digest> {
-  return sha256(contentKeyJson(await fileOpSources(op, inputs, ctx)));
+  const memo = await openTreeMemo(op, inputs, ctx);
+  if (memo?.key) return memo.key;
+  const sources = await fileOpSources(op, inputs, ctx);
+  const key = sha256(contentKeyJson(sources));
+  await memo?.remember(key, sources.flatMap((a) => a.pruned ?? []));
+  return key;
 }
 
 /**
@@ -295,6 +312,6 @@ function fileRecordJson(r: SourceFileRecord): string {
 /** The files every COPY/ADD of the op selects, for --explain to name what changed. */
 export async function listFileOpContent(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
   const out: SourceFileRecord[] = [];
-  for (const a of op.actions) if (a.action === 'copy') out.push(...(await copySources(a, inputs, ctx)));
+  for (const a of op.actions) if (a.action === 'copy') out.push(...(await copySources(a, inputs, ctx)).files);
   return out;
 }

@@ -184,9 +184,10 @@ export async function expandSources(action: CopyAction, root: SourceRoot): Promi
 /**
  * The tree to copy for one match, with .dockerignore (context paths) and --exclude (paths
  * relative to the copied source; a lone file is tested by its name) applied. Undefined when
- * the match itself is excluded.
+ * the match itself is excluded. `pruned` collects the folders skipped whole (paths below the
+ * match): a rebuild's quick check (tree-memo.ts) need not look inside them either.
  */
-export async function selectTree(root: SourceRoot, match: SourceMatch, exclude: IgnoreMatcher): Promise<SelectedNode | undefined> {
+export async function selectTree(root: SourceRoot, match: SourceMatch, exclude: IgnoreMatcher, pruned?: string[]): Promise<SelectedNode | undefined> {
   if (match.entry.type !== 'dir') {
     if (!exclude.empty && exclude.matches(match.name)) return undefined;
     return { entry: match.entry, sub: '', name: match.name, children: [] };
@@ -198,7 +199,10 @@ export async function selectTree(root: SourceRoot, match: SourceMatch, exclude: 
     const node: SelectedNode = { entry, sub, name: sub === '' ? match.name : baseName(sub), children: entry.type === 'dir' ? [] : NO_CHILDREN };
     if (entry.type === 'dir') {
       const mayReinclude = (contextIgnored && root.context!.ignore.hasNegations) || (excluded && exclude.hasNegations);
-      if ((contextIgnored || excluded) && !mayReinclude) return undefined;
+      if ((contextIgnored || excluded) && !mayReinclude) {
+        pruned?.push(sub);
+        return undefined;
+      }
       for (const e of root.view.readdirSync(entry)) {
         const n = baseName(e.path);
         const child = walk(e, sub === '' ? n : `${sub}/${n}`);
