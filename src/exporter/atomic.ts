@@ -1,13 +1,14 @@
 // Outputs appear whole or not at all: written beside the destination under a temporary name,
 // then renamed over it. A failed or interrupted export leaves the destination as it was.
 
-import { createWriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../util/errors.js';
+import { archiveChunks, writeArchiveToFd, type ArchiveFile } from '../util/tar/archive.js';
 
 function siblingTemp(dest: string): string {
   const abs = resolve(dest);
@@ -30,6 +31,26 @@ export async function writeStreamAtomic(dest: string, source: Readable, signal?:
   const tmp = siblingTemp(dest);
   try {
     await pipeline(source, createWriteStream(tmp, { mode: 0o644 }), { signal });
+    await rename(tmp, resolve(dest));
+  } catch (err) {
+    await rm(tmp, { force: true });
+    if (err instanceof KilnError) throw err;
+    throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The archive of `files` at `dest` (a file path, or `-` for stdout). */
+export async function writeArchiveAtomic(dest: string, files: ArchiveFile[], signal?: AbortSignal): Promise<void> {
+  if (dest === '-') return writeStreamAtomic(dest, Readable.from(archiveChunks(files), { objectMode: false }), signal);
+  await mkdir(dirname(resolve(dest)), { recursive: true });
+  const tmp = siblingTemp(dest);
+  try {
+    const fd = openSync(tmp, 'wx', 0o644);
+    try {
+      await writeArchiveToFd(fd, files, signal);
+    } finally {
+      closeSync(fd);
+    }
     await rename(tmp, resolve(dest));
   } catch (err) {
     await rm(tmp, { force: true });

@@ -2,20 +2,20 @@
 // never rebuilt here; only its layers may be recompressed when the spec asks for another
 // compression (which gives a new manifest digest, returned).
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '../graph/ops.js';
 import { normalizeReference, parseReference, familiarReference } from '../registry/reference.js';
 import { removeTree, type LayerCompression, type Store } from '../store/store.js';
 import { hexOf } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { createArchive, type ArchiveFile } from '../util/tar/archive.js';
+import type { ArchiveFile } from '../util/tar/archive.js';
 import { createLayerTar } from '../util/tar/write.js';
 import { extractTar } from '../util/tar/extract.js';
 import { compressionOfMediaType, ensureLayer, transcodeBlob } from '../image/layers.js';
 import { materializeLayer, readJsonBlob, resolveManifest } from '../image/load.js';
 import { MediaType, type Descriptor, type ImageConfigFile, type ImageIndex, type ImageManifest } from '../image/types.js';
-import { writeDirAtomic, writeStreamAtomic } from './atomic.js';
+import { writeArchiveAtomic, writeDirAtomic, writeStreamAtomic } from './atomic.js';
 import type { OutputSpec } from './spec.js';
 
 export { parseOutputSpec, type OutputSpec, type OutputType } from './spec.js';
@@ -54,7 +54,7 @@ export async function exportImage(store: Store, manifestDigest: Digest, spec: Ou
     case 'oci':
     case 'docker': {
       const files = layoutFiles(store, docs, descriptor, names, spec.type === 'docker');
-      if (spec.tar) await writeStreamAtomic(spec.dest!, createArchive(files), opts.signal);
+      if (spec.tar) await writeArchiveAtomic(spec.dest!, files, opts.signal);
       else await writeDirAtomic(spec.dest!, (dir) => writeFiles(dir, files));
       return result;
     }
@@ -171,7 +171,7 @@ async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec): Prom
 
 function blobFile(store: Store, d: Descriptor): ArchiveFile {
   const digest = d.digest as Digest;
-  return { name: `blobs/sha256/${hexOf(digest)}`, size: d.size, body: () => store.blobStream(digest, { sizeOnly: d.size }) };
+  return { name: `blobs/sha256/${hexOf(digest)}`, size: d.size, body: { path: store.blobPath(digest), label: `blob ${digest}` } };
 }
 
 /** The files of an OCI image layout; with `docker`, also docker-archive's manifest.json. */
@@ -215,8 +215,17 @@ async function writeFiles(dir: string, files: ArchiveFile[]): Promise<void> {
     const path = join(dir, ...f.name.split('/'));
     await mkdir(join(path, '..'), { recursive: true });
     if (Buffer.isBuffer(f.body)) await writeFile(path, f.body);
-    else await writeStreamAtomic(path, f.body());
+    else await copyBlobFile(f.body, f.size, path);
   }
+}
+
+/** A stored blob copied whole (copy_file_range: no bytes through this process), its size checked. */
+async function copyBlobFile(body: { path: string; label: string }, size: number, dest: string): Promise<void> {
+  const st = await stat(body.path).catch((err: unknown) => {
+    throw new KilnError(`${body.label} is not in the store`, { cause: err });
+  });
+  if (st.size !== size) throw new KilnError(`${body.label} in the store is corrupt (${st.size} bytes, not ${size})`);
+  await copyFile(body.path, dest);
 }
 
 /** The image's final filesystem in `dir`: layers applied bottom to top, whiteouts carried out. */

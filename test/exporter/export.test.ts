@@ -181,5 +181,13 @@ test('a failed export leaves nothing at the destination', async () => {
   for (const spec of [`type=oci,dest=${join(outDir, 'x.tar')}`, `type=docker,dest=${join(outDir, 'y.tar')}`, `type=oci,dest=${join(outDir, 'dir')},tar=false`]) {
     await assert.rejects(exportImage(broken, bimg.manifestDigest, parseOutputSpec(spec)), KilnError);
   }
+  // Longer than the manifest says, or gone: named in the error, and still nothing left behind.
+  const size = bimg.manifest.layers[0]!.size;
+  await (await import('node:fs/promises')).writeFile(broken.blobPath(layer), Buffer.alloc(size + 10));
+  for (const spec of [`type=docker,dest=${join(outDir, 'y.tar')}`, `type=oci,dest=${join(outDir, 'dir')},tar=false`]) {
+    await assert.rejects(exportImage(broken, bimg.manifestDigest, parseOutputSpec(spec)), new RegExp(`blob ${layer} in the store is corrupt`));
+  }
+  await rm(broken.blobPath(layer));
+  await assert.rejects(exportImage(broken, bimg.manifestDigest, parseOutputSpec(`type=docker,dest=${join(outDir, 'y.tar')}`)), new RegExp(`blob ${layer} is not in the store`));
   assert.deepEqual(await readdir(outDir), []);
 });

@@ -10,7 +10,8 @@ import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, ty
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { devMajor, devMinor, getXattr, listXattrs } from '../syscalls.js';
-import { encodePax, headersModule, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
+import { encodePax, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
+import { BLOCK, END_OF_ARCHIVE, headerBlocks, padding, type TarHeader } from './header.js';
 import { isOpaqueDir, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-format.js';
 
 export interface LayerTarOptions {
@@ -28,19 +29,6 @@ export interface LayerTarStats {
   entries: number;
 }
 
-/** A ustar header as tar-stream's codec takes it (kiln writes its PAX records itself). */
-interface TarHeader {
-  name: string;
-  type: 'file' | 'link' | 'symlink' | 'directory' | 'character-device' | 'block-device' | 'fifo';
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: Date;
-  linkname?: string;
-  devmajor?: number;
-  devminor?: number;
-}
 
 
 /** Attributes that describe the host rather than the file, or are overlayfs' bookkeeping. */
@@ -56,8 +44,6 @@ interface Child {
 }
 
 const MAX_USTAR_ID = 0o7777777;
-const BLOCK = 512;
-const ZEROS = Buffer.alloc(2 * BLOCK);
 /** Bodies below this are read in one call; bigger ones in chunks of this size. */
 const CHUNK = 1 << 20;
 
@@ -104,7 +90,7 @@ export function createLayerTar(dir: string, opts: LayerTarOptions = {}): { strea
     try {
       const out = new ChunkBuilder();
       const entries = yield* writeAll(out, dir, opts);
-      out.add(ZEROS);
+      out.add(END_OF_ARCHIVE);
       yield out.take();
       settle.resolve({ entries });
     } catch (err) {
@@ -140,33 +126,7 @@ class ChunkBuilder {
   }
 }
 
-function padding(size: number): Buffer | undefined {
-  const rest = size % BLOCK;
-  return rest === 0 ? undefined : ZEROS.subarray(0, BLOCK - rest);
-}
 
-/**
- * The header block(s) tar-stream's pack writes for `header`: its defaults applied (a missing
- * size, mode, uid or gid; a mode of 0 becomes 0644, or 0755 for a directory), and its own PAX
- * fallback when the codec cannot fit the name.
- */
-function headerBlocks(header: TarHeader): Buffer[] {
-  const h = { ...header };
-  if (!h.size || h.type === 'symlink') h.size = 0;
-  if (!h.mode) h.mode = h.type === 'directory' ? 0o755 : 0o644;
-  if (!h.uid) h.uid = 0;
-  if (!h.gid) h.gid = 0;
-  const codec = headersModule();
-  const plain = codec.encode(h as unknown as Record<string, unknown>);
-  if (plain) return [plain];
-  const body = codec.encodePax({ name: h.name, linkname: h.linkname });
-  const paxHeader = { ...h, name: 'PaxHeader', size: body.length, type: 'pax-header', linkname: h.linkname && 'PaxHeader' };
-  const out = [codec.encode(paxHeader)!, body];
-  const pad = padding(body.length);
-  if (pad) out.push(pad);
-  out.push(codec.encode({ ...paxHeader, size: h.size, type: h.type })!);
-  return out;
-}
 
 async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions): AsyncGenerator<Buffer, number> {
   const hardlinks = new Map<string, string>();
