@@ -154,10 +154,10 @@ async function anyStoredBlob(store: Store, meta: SnapshotMeta): Promise<LayerBlo
 
 async function ingestThrough(store: Store, tarStream: Readable, compression: LayerCompression, level: number | undefined, origin: Readable) {
   origin.on('error', (err) => tarStream.destroy(err));
-  if (compression === 'uncompressed') return store.ingestLocal(tarStream);
+  if (compression === 'uncompressed') return store.ingestStream(tarStream);
   const z = compressor(compression, level);
   tarStream.on('error', (err) => z.destroy(err));
-  return store.ingestLocal(tarStream.pipe(z));
+  return store.ingestStream(tarStream.pipe(z));
 }
 
 /** Decompresses a stored blob and compresses it again, checking the tar against the diffID. */

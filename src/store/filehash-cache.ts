@@ -6,12 +6,12 @@
 // deleting the folder costs one re-read of each file. (Not under cache/, whose entries are
 // the solver's cache records.)
 
+import { createReadStream, readFileSync } from 'node:fs';
 import { readFile, mkdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from './store.js';
-import { hashFile } from '../util/hash-file.js';
 
 export interface HashableStat {
   size: number;
@@ -36,6 +36,14 @@ function memory(): LRUCache<string, Digest> {
 
 function memoryKey(host: string, st: HashableStat): string {
   return `${host}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`;
+}
+
+export async function hashFile(host: string, size = Infinity): Promise<Digest> {
+  const h = createHash('sha256');
+  // Small files in one read: a stream costs several thread-pool round trips per file.
+  if (size < 1 << 20) return `sha256:${h.update(readFileSync(host)).digest('hex')}`;
+  for await (const chunk of createReadStream(host) as AsyncIterable<Buffer>) h.update(chunk);
+  return `sha256:${h.digest('hex')}`;
 }
 
 /** A table of digests for one folder (a build context); `save()` persists what changed. */
@@ -85,7 +93,7 @@ export class FileHashTable {
     if (known) return known;
     // (Not through the in-memory LRU: the row answers from now on, and making the LRU costs
     // more than reading the few files a rebuild finds changed.)
-    const d = (await hashFile(host, st.size)).digest;
+    const d = await hashFile(host, st.size);
     this.rows[key] = [st.size, st.mtimeMs, st.ctimeMs, st.ino, d];
     this.dirty = true;
     return d;
@@ -106,7 +114,7 @@ export async function digestImmutable(host: string, st: HashableStat): Promise<D
   const mk = memoryKey(host, st);
   let d = memory().get(mk);
   if (!d) {
-    d = (await hashFile(host, st.size)).digest;
+    d = await hashFile(host, st.size);
     memory().set(mk, d);
   }
   return d;

@@ -17,7 +17,6 @@ import { KilnError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { hashingPassThrough } from '../util/tar/hash.js';
 import { sweepStaleTemp } from './sweep.js';
-import { streamHasher } from '../util/hash-file.js';
 import { unmountAllUnder } from './mounts.js';
 
 const fsyncAsync = promisify(fsync);
@@ -214,30 +213,6 @@ export class Store {
       }
       await rename(tmp, this.blobPath(digest));
       return { digest, size: counter.size() };
-    } finally {
-      await rm(tmp, { force: true });
-    }
-  }
-
-  /**
-   * A blob this process makes (a layer tar): a big one is hashed on a worker thread
-   * (util/hash-file.ts), so that the main thread goes on with the build's next steps.
-   * A download (ingestStream) is hashed as it arrives instead: there the network sets the pace.
-   */
-  async ingestLocal(source: Readable): Promise<BlobInfo> {
-    const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-ingest`);
-    const hasher = streamHasher();
-    const tap = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hasher.update(chunk);
-        cb(null, chunk);
-      },
-    });
-    try {
-      await pipeline(source, tap, createWriteStream(tmp));
-      const { digest, size } = await hasher.digest();
-      await rename(tmp, this.blobPath(digest));
-      return { digest, size };
     } finally {
       await rm(tmp, { force: true });
     }
