@@ -109,6 +109,7 @@ function walkTrees(identity: string, hosts: string[], pruned: string[][] | undef
   if (r.status !== 0 || !r.stdout || r.stdout.length < 12) return undefined;
   const out = r.stdout;
   const newestMs = Number(out.readBigInt64LE(0)) * 1000 + out.readUInt32LE(8) / 1e6;
-  const fingerprint = createHash('sha256').update(identity).update(out.subarray(12)).digest('hex');
+  // The folders walked count too: a symlink on the way retargeted elsewhere is a change.
+  const fingerprint = createHash('sha256').update(identity).update(JSON.stringify(hosts)).update(out.subarray(12)).digest('hex');
   return { fingerprint, newestMs };
 }
