@@ -307,7 +307,16 @@ export class Store {
    * reads back by digest) reuses the snapshot instead of extracting its layer again.
    */
   async linkDiffId(diffId: Digest, snapshotId: string): Promise<void> {
-    await this.writeFileAtomic(join(this.root, 'diffids', hexOf(diffId)), snapshotId);
+    const file = join(this.root, 'diffids', hexOf(diffId));
+    // Already so (every build on a pulled image says it again): no write, and no fsync.
+    let current: string | undefined;
+    try {
+      current = readFileSync(file, 'utf8').trim();
+    } catch {
+      // not linked yet
+    }
+    if (current === snapshotId) return;
+    await this.writeFileAtomic(file, snapshotId);
   }
 
   /** The snapshot whose layer has this diffID, if it is still in the store. */
@@ -387,6 +396,9 @@ export class Store {
   }
 
   async setRef(name: string, digest: Digest): Promise<void> {
+    // A rebuild that changed nothing leaves the tag as it was: no write, and no fsync. Its time
+    // stays the time the name came to point at this image.
+    if ((await this.getRef(name))?.digest === digest) return;
     const rec: RefRecord = { name, digest, updatedAt: new Date().toISOString() };
     await this.writeFileAtomic(this.refPath(name), JSON.stringify(rec));
   }

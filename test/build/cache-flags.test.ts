@@ -142,12 +142,15 @@ test('context files are hashed once: the persistent table is trusted while size,
 
 test('a COPY whose source trees are as they were takes its remembered key; any change under them, or a fresh one, does not', async () => {
   const root = await busyboxStore();
+  // Big enough to be remembered (a selection of a few files is cheaper to look at from Node).
+  const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`src/gen/g${i}.txt`, `${i}\n`]));
   const ctx = await context({
     Dockerfile: `FROM ${BASE_REF}\nCOPY src/ /app/\nRUN cat /app/keep.txt\n`,
     '.dockerignore': 'src/node_modules\n',
     'src/keep.txt': 'keep\n',
     'src/lib/other.txt': 'other\n',
     'src/node_modules/dep.js': 'dep\n',
+    ...many,
   });
   // A tree changed within the last two seconds is not remembered (timestamps are coarse).
   assertOk(await buildJson(root, ctx));
@@ -193,4 +196,12 @@ test('a COPY whose source trees are as they were takes its remembered key; any c
   const added = await buildJson(root, ctx);
   assertOk(added);
   assert.deepEqual(ranSteps(added), ['COPY src/ /app/', 'RUN cat /app/keep.txt']);
+});
+
+test('a small COPY selection is never remembered: looking at a few files costs less than a walk', async () => {
+  const root = await busyboxStore();
+  const ctx = await context({ Dockerfile: `FROM ${BASE_REF}\nCOPY src/ /app/\n`, 'src/a.txt': 'a\n', 'src/b.txt': 'b\n' });
+  await sleep(2100);
+  assertOk(await buildJson(root, ctx));
+  assert.deepEqual(await treeMemos(root), []);
 });

@@ -275,7 +275,8 @@ export async function fileOpContentKey(op: FileOp, inputs: ResolvedInput[], ctx:
   if (memo?.key) return memo.key;
   const sources = await fileOpSources(op, inputs, ctx);
   const key = sha256(contentKeyJson(sources));
-  await memo?.remember(key, sources.flatMap((a) => a.pruned ?? []));
+  const entries = sources.reduce((n, a) => n + (a.files?.length ?? 0), 0);
+  await memo?.remember(key, sources.flatMap((a) => a.pruned ?? []), entries);
   return key;
 }
 

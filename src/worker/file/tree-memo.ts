@@ -10,7 +10,7 @@
 // tables: kiln prune --all drops it, and losing it costs one full computation).
 
 import { spawnSync } from 'node:child_process';
-import { readFile, mkdir } from 'node:fs/promises';
+import { readFile, mkdir, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { CopyAction, Digest, FileOp } from '../../graph/ops.js';
@@ -28,6 +28,12 @@ const treestatPath = join(packageRoot(), 'native', 'build', 'kiln-treestat');
  */
 const SETTLE_MS = 2000;
 
+/**
+ * Selections smaller than this are not remembered: a spawn costs ~3 ms, about what Node takes
+ * to look at this many files itself.
+ */
+const MIN_ENTRIES = 256;
+
 interface MemoFile {
   version: 1;
   fingerprint: string;
@@ -39,8 +45,11 @@ interface MemoFile {
 export interface TreeMemo {
   /** The op's content key when nothing it reads changed since it was remembered. */
   key?: Digest;
-  /** Records `key` for the trees as they are now (the selection's skipped folders with it). */
-  remember(key: Digest, pruned: string[][]): Promise<void>;
+  /**
+   * Records `key` for the trees as they are now (the selection's skipped folders with it);
+   * `entries`, the number of entries the selection has, decides whether it is worth it.
+   */
+  remember(key: Digest, pruned: string[][], entries: number): Promise<void>;
 }
 
 interface Walk {
@@ -76,7 +85,11 @@ export async function openTreeMemo(op: FileOp, inputs: ResolvedInput[], ctx: Wor
   const settledBefore = Date.now() - SETTLE_MS;
   return {
     key: now && now.fingerprint === saved.fingerprint ? saved.key : undefined,
-    async remember(key, pruned) {
+    async remember(key, pruned, entries) {
+      if (entries < MIN_ENTRIES) {
+        if (saved) await rm(file, { force: true }); // shrank: not worth a walk per build now
+        return;
+      }
       // The walk made before the key was computed, when it skipped the same folders: a walk
       // made after could see a file newer than the content the key was computed from.
       const walk = now && JSON.stringify(pruned) === JSON.stringify(saved.pruned) ? now : walkAll(pruned);
