@@ -205,3 +205,23 @@ test('a small COPY selection is never remembered: looking at a few files costs l
   assertOk(await buildJson(root, ctx));
   assert.deepEqual(await treeMemos(root), []);
 });
+
+test('without the tree walker, rebuilds take the full path: cached when nothing changed, re-run when something did', async () => {
+  const root = await busyboxStore();
+  const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`src/g${i}.txt`, `${i}\n`]));
+  const ctx = await context({ Dockerfile: `FROM ${BASE_REF}\nCOPY src/ /app/\n`, ...many });
+  const missing = { env: { KILN_TREESTAT: join(ctx, 'no-such-walker') } };
+  await sleep(2100);
+  assertOk(await buildJson(root, ctx, [], missing));
+  assert.deepEqual(await treeMemos(root), [], 'a memo without a walk');
+  const again = await buildJson(root, ctx, [], missing);
+  assertOk(again);
+  assert.deepEqual(cachedSteps(again), ['COPY src/ /app/']);
+  // A memo made with the walker, then the walker gone: still the full path, still right.
+  assertOk(await buildJson(root, ctx));
+  assert.equal((await treeMemos(root)).length, 1);
+  await writeFile(join(ctx, 'src', 'g7.txt'), 'changed\n');
+  const changed = await buildJson(root, ctx, [], missing);
+  assertOk(changed);
+  assert.deepEqual(ranSteps(changed), ['COPY src/ /app/']);
+});

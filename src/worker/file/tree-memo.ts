@@ -20,7 +20,8 @@ import { packageRoot } from '../../util/package-root.js';
 import { openSource, expandSources } from './sources.js';
 import { hasWildcard } from './patterns.js';
 
-const treestatPath = join(packageRoot(), 'native', 'build', 'kiln-treestat');
+// KILN_TREESTAT as KILN_SANDBOX_HELPER: another build of the program (tests point it at nothing).
+const treestatPath = process.env.KILN_TREESTAT ?? join(packageRoot(), 'native', 'build', 'kiln-treestat');
 
 /**
  * A tree whose newest change is this recent is not remembered: a second write within the
