@@ -16,15 +16,15 @@ import { loadImage } from '../image/load.js';
 import { writeImage } from '../image/assemble.js';
 import { ensureLayer } from '../image/layers.js';
 import type { LayerCompression } from '../store/store.js';
-
-/** Layers are stored uncompressed, as a local image store does: pushes and OCI exports compress once. */
-const LOCAL_COMPRESSION: LayerCompression = 'uncompressed';
 import { distributable, exportImage, parseOutputSpec, writeIidFile, writeMetadataFile, type OutputSpec } from '../exporter/index.js';
 import { normalizeReference } from '../registry/reference.js';
 import { runExec, sweepStaleSandboxes } from '../worker/exec/index.js';
 import { runFile, fileOpContentKey, listFileOpContent } from '../worker/file/index.js';
 import { pushImage } from '../registry/push.js';
 import { openCacheImports, exportCache, inlineCacheField, parseCacheSpec, type CacheExportContext } from './cache-transfer.js';
+
+/** Layers are stored uncompressed, as a local image store does: pushes and OCI exports compress once. */
+const LOCAL_COMPRESSION: LayerCompression = 'uncompressed';
 
 export async function runBuild(o: BuildOptions): Promise<number> {
   const progress = makeProgress(o.progress);

@@ -38,7 +38,6 @@ export async function treeBytes(dir: string, seen = new Set<string>()): Promise<
   return total;
 }
 
-
 export async function storeUsage(store: Store): Promise<UsageEntry[]> {
   const out: UsageEntry[] = [];
   const kinds: Array<[UsageEntry['kind'], string]> = [

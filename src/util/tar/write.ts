@@ -29,8 +29,6 @@ export interface LayerTarStats {
   entries: number;
 }
 
-
-
 /** Attributes that describe the host rather than the file, or are overlayfs' bookkeeping. */
 function xattrKept(name: string): boolean {
   return !name.startsWith('trusted.overlay.') && name !== 'security.selinux';
@@ -125,8 +123,6 @@ class ChunkBuilder {
     return chunk;
   }
 }
-
-
 
 async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions): AsyncGenerator<Buffer, number> {
   const hardlinks = new Map<string, string>();

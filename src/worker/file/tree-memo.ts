@@ -62,7 +62,12 @@ interface Walk {
 export async function openTreeMemo(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<TreeMemo | undefined> {
   const copies = op.actions.filter((a): a is CopyAction => a.action === 'copy');
   if (copies.length === 0 || op.actions.some((a) => a.action === 'download')) return undefined;
-  if (copies.some((a) => inputs[a.from]?.kind !== 'context' || a.src.some(hasWildcard))) return undefined;
+  const contexts: Array<{ dir: string; exclude: string[] }> = [];
+  for (const a of copies) {
+    const input = inputs[a.from];
+    if (input?.kind !== 'context' || a.src.some(hasWildcard)) return undefined;
+    contexts.push({ dir: input.dir, exclude: input.excludePatterns });
+  }
 
   const hosts: string[] = [];
   try {
@@ -73,10 +78,6 @@ export async function openTreeMemo(op: FileOp, inputs: ResolvedInput[], ctx: Wor
   } catch {
     return undefined; // the full computation names the missing source
   }
-  const contexts = copies.map((a) => {
-    const input = inputs[a.from]!;
-    return input.kind === 'context' ? { dir: input.dir, exclude: input.excludePatterns } : undefined;
-  });
   const identity = sha256(canonicalJson({ version: 1, actions: op.actions, contexts, store: ctx.store.root }));
   const file = ctx.store.path('filehash', `tree-${hexOf(identity)}.json`);
   const saved = await readMemo(file);
