@@ -2,7 +2,7 @@
 // Every write is staged in tmp/ and renamed into place, so a kill -9 at any moment leaves
 // the store valid, and several kiln processes can share one root.
 
-import { closeSync, createReadStream, createWriteStream, fsync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fsync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, readFile, rename, rm, stat, writeFile, readdir, utimes } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +18,7 @@ import { packageRoot } from '../util/package-root.js';
 import { hashingPassThrough } from '../util/tar/hash.js';
 import { sweepStaleTemp } from './sweep.js';
 import { unmountAllUnder } from './mounts.js';
+import { markTopDirectory } from '../util/syscalls.js';
 
 const fsyncAsync = promisify(fsync);
 
@@ -103,6 +104,7 @@ export class Store {
 
   /** A fresh staging folder under tmp/. Its name starts with our pid so a later kiln can sweep it. */
   async tempDir(prefix: string): Promise<string> {
+    this.spreadStaging();
     const dir = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-${prefix}`);
     await mkdir(dir, { recursive: true });
     return dir;
@@ -110,9 +112,41 @@ export class Store {
 
   /** tempDir with one synchronous mkdir: cheaper than a thread-pool round trip on a step's path. */
   tempDirSync(prefix: string): string {
+    this.spreadStaging();
     const dir = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-${prefix}`);
     mkdirSync(dir, { recursive: true });
     return dir;
+  }
+
+  private stagingSpread = false;
+
+  /**
+   * Every file a step writes is made below a staging folder in tmp/ (snapshots are renamed
+   * out of it). ext4 without a journal, the root filesystem of this machine kind, makes each
+   * new inode step over every inode of its block group freed in the last minute or more, one
+   * by one: right after a prune or a removed store, a file cost 150-400 µs instead of ~10, and a
+   * cold build of 5,000 files took 3.1-4.1 s instead of 1.4 s. Marking tmp/ as a top directory
+   * (chattr +T) makes ext4 put each staging folder, and the files made in it, in a little-used
+   * block group instead of the parent's. tmp.topdir records which tmp/ (by inode) was marked,
+   * so that only the first build in a store, or in a copy of it, pays for the call.
+   */
+  private spreadStaging(): void {
+    if (this.stagingSpread) return;
+    this.stagingSpread = true;
+    const tmp = join(this.root, 'tmp');
+    const marker = join(this.root, 'tmp.topdir');
+    try {
+      const ino = String(statSync(tmp).ino);
+      if (readFileSync(marker, 'utf8') === ino) return;
+    } catch {
+      // No marker yet.
+    }
+    try {
+      markTopDirectory(tmp);
+      writeFileSync(marker, String(statSync(tmp).ino));
+    } catch {
+      // A placement hint: a store that cannot take it works the same.
+    }
   }
 
   // ------------------------------------------------------------ blobs

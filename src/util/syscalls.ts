@@ -1,7 +1,8 @@
 // Host calls Node lacks, bound with koffi to the system libc: extended attributes on the
-// link itself (never following a symlink), and mknod for overlay whiteouts and device nodes.
-// Other engineers may add bindings here (mount, umount2, flock); keep one libc handle.
+// link itself (never following a symlink), mknod for overlay whiteouts and device nodes, and the
+// inode flag that spreads the store's staging folders over the disk. Other engineers may add bindings here (mount, umount2, flock); keep one libc handle.
 
+import { closeSync, constants, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type koffiModule from 'koffi';
 
@@ -18,6 +19,7 @@ interface Bindings {
   mount: NativeFunction;
   umount2: NativeFunction;
   flock: NativeFunction;
+  ioctl: NativeFunction;
 }
 
 let bound: Bindings | undefined;
@@ -41,6 +43,8 @@ function native(): Bindings {
     mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: libc.func('int umount2(const char *target, int flags)'),
     flock: libc.func('int flock(int fd, int operation)'),
+    // Only FS_IOC_GETFLAGS/SETFLAGS, whose argument the kernel reads and writes as 32 bits.
+    ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint32_t *arg)'),
   };
   return bound;
 }
@@ -181,4 +185,32 @@ export function flock(fd: number, operation: number): boolean {
   const e = errno();
   if (e === EWOULDBLOCK && (operation & LOCK_NB) !== 0) return false;
   throw new SyscallError('flock', e, `fd ${fd}`);
+}
+
+// ---------------------------------------------------------------- inode flags
+
+const FS_IOC_GETFLAGS = 0x80086601;
+const FS_IOC_SETFLAGS = 0x40086602;
+const FS_TOPDIR_FL = 0x00020000;
+
+/**
+ * Sets the "top of a directory hierarchy" flag (chattr +T) on a directory, so that ext4 places
+ * each new subdirectory in a little-used block group rather than beside its parent. False when
+ * the filesystem has no such flag or refuses it: it is a placement hint, never required.
+ */
+export function markTopDirectory(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch {
+    return false;
+  }
+  try {
+    const flags = [0];
+    if (native().ioctl(fd, FS_IOC_GETFLAGS, flags) !== 0) return false;
+    if ((flags[0]! & FS_TOPDIR_FL) !== 0) return true;
+    return native().ioctl(fd, FS_IOC_SETFLAGS, [flags[0]! | FS_TOPDIR_FL]) === 0;
+  } finally {
+    closeSync(fd);
+  }
 }
