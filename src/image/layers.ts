@@ -3,16 +3,18 @@
 // so the same digest. A snapshot that came from an image layer keeps that layer's diffID: other
 // compressions are made by transcoding its blob, never by re-archiving the extracted folder.
 
+import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Digest } from '../graph/ops.js';
-import type { LayerCompression, SnapshotMeta, Store, LayerBlobRecord } from '../store/store.js';
+import type { LayerCompression, SnapshotMeta, Store, LayerBlobRecord, StreamHasher } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
 import { createLayerTar } from '../util/tar/write.js';
 import { spliceableEntries } from './layer-splice.js';
+import { readCopyManifest } from '../store/copy-manifest.js';
 import { compressor, openDecompressed } from '../util/tar/filter.js';
-import { hashingPassThrough } from '../util/tar/hash.js';
+import { hashingPassThrough, layerHasher, type PreviousTar } from '../util/tar/hash.js';
 import { MediaType, type Descriptor } from './types.js';
 
 export interface LayerOptions {
@@ -107,17 +109,25 @@ async function makeLayer(
   // A COPY rerun that linked files from its previous snapshot takes their entries from that layer.
   const splice = meta.source === 'file' ? await spliceableEntries(store, snapshotId, tarEpoch) : undefined;
   const { stream, stats } = createLayerTar(store.snapshotFs(snapshotId), { sourceDateEpoch: opts.sourceDateEpoch, splice });
-  // Uncompressed, the blob is the tar: the store's own hash is the diffID (one pass, not two).
-  const tarHash = compression === 'uncompressed' ? undefined : hashingPassThrough();
-  const blob = await ingestThrough(store, tarHash ? stream.pipe(tarHash.stream) : stream, compression, level, stream);
+  // Uncompressed, the blob is the tar: the store's own hash is the diffID (one pass, not two),
+  // made off the event loop with states saved, and resumed from the previous tar of a COPY.
+  const uncompressed = compression === 'uncompressed';
+  const hasher = uncompressed ? layerHasher(meta.source === 'file' ? await previousTarOf(store, snapshotId, tarEpoch) : undefined) : undefined;
+  const tarHash = uncompressed ? undefined : hashingPassThrough();
+  const blob = await ingestThrough(store, tarHash ? stream.pipe(tarHash.stream) : stream, compression, level, stream, hasher);
   const { entries } = await stats;
   const diffId = tarHash ? tarHash.digest() : blob.digest;
   const tarSize = tarHash ? tarHash.size() : blob.size;
+  // Only a COPY's layer is ever made again from a previous one (its copy manifest says which).
+  const hashStates = hasher && meta.source === 'file' ? await hasher.checkpoints() : [];
   const rec: LayerBlobRecord = { digest: blob.digest, size: blob.size, mediaType: layerMediaType(compression), ...(level !== undefined ? { level } : {}) };
   // A different epoch or new contents invalidate every compressed form recorded before.
   const blobs = meta.diffId === diffId ? { ...meta.blobs } : {};
   blobs[compression] = rec;
-  await store.updateSnapshotMeta(snapshotId, { diffId, size: tarSize, empty: entries === 0, tarEpoch, blobs });
+  await store.updateSnapshotMeta(snapshotId, {
+    diffId, size: tarSize, empty: entries === 0, tarEpoch, blobs,
+    hashStates: hashStates.length > 0 ? hashStates : meta.diffId === diffId ? meta.hashStates : undefined,
+  });
   if (entries > 0) await store.linkDiffId(diffId, snapshotId);
   return result(diffId, rec, entries === 0);
 }
@@ -152,9 +162,9 @@ async function anyStoredBlob(store: Store, meta: SnapshotMeta): Promise<LayerBlo
   return undefined;
 }
 
-async function ingestThrough(store: Store, tarStream: Readable, compression: LayerCompression, level: number | undefined, origin: Readable) {
+async function ingestThrough(store: Store, tarStream: Readable, compression: LayerCompression, level: number | undefined, origin: Readable, hasher?: StreamHasher) {
   origin.on('error', (err) => tarStream.destroy(err));
-  if (compression === 'uncompressed') return store.ingestStream(tarStream);
+  if (compression === 'uncompressed') return store.ingestStream(tarStream, undefined, hasher);
   const z = compressor(compression, level);
   tarStream.on('error', (err) => z.destroy(err));
   return store.ingestStream(tarStream.pipe(z));
@@ -186,3 +196,19 @@ async function recordBlob(store: Store, meta: SnapshotMeta, compression: LayerCo
   await store.updateSnapshotMeta(meta.id, { ...extra, blobs: { ...fresh.blobs, [compression]: rec } });
 }
 
+/**
+ * The tar of the snapshot this COPY snapshot was made from (its copy manifest's `from`), when
+ * it was archived under the same SOURCE_DATE_EPOCH with states saved and its blob is at hand.
+ */
+async function previousTarOf(store: Store, snapshotId: string, tarEpoch: number | null): Promise<PreviousTar | undefined> {
+  const from = readCopyManifest(store, snapshotId)?.from;
+  const prev = from ? await store.getSnapshot(from) : undefined;
+  if (!prev?.diffId || !prev.hashStates?.length || prev.size === undefined || (prev.tarEpoch ?? null) !== tarEpoch) return undefined;
+  const path = store.blobPath(prev.diffId);
+  try {
+    if (statSync(path).size !== prev.size) return undefined;
+  } catch {
+    return undefined;
+  }
+  return { path, size: prev.size, digest: prev.diffId, checkpoints: prev.hashStates };
+}

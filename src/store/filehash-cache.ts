@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from './store.js';
+import { ResumableSha256 } from '../util/sha256-resumable.js';
 
 export interface HashableStat {
   size: number;
@@ -39,12 +40,25 @@ function memoryKey(host: string, st: HashableStat): string {
 }
 
 export async function hashFile(host: string, size = Infinity): Promise<Digest> {
-  const h = createHash('sha256');
   // Small files in one read: a stream costs several thread-pool round trips per file.
-  if (size < 1 << 20) return `sha256:${h.update(readFileSync(host)).digest('hex')}`;
-  for await (const chunk of createReadStream(host) as AsyncIterable<Buffer>) h.update(chunk);
+  if (size < BIG_FILE) return `sha256:${createHash('sha256').update(readFileSync(host)).digest('hex')}`;
+  const chunks = createReadStream(host, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+  // Big ones hashed on a thread-pool thread: several at once, and the event loop stays free.
+  const off = ResumableSha256.start();
+  if (off) {
+    for await (const chunk of chunks) {
+      off.update(chunk);
+      if (off.queued > 4 << 20) await off.settled(); // reading stays a few megabytes ahead at most
+    }
+    return off.digest();
+  }
+  const h = createHash('sha256');
+  for await (const chunk of chunks) h.update(chunk);
   return `sha256:${h.digest('hex')}`;
 }
+
+/** Files from this size on are read in chunks and hashed off the event loop. */
+export const BIG_FILE = 1 << 20;
 
 /** A table of digests for one folder (a build context); `save()` persists what changed. */
 export class FileHashTable {

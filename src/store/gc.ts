@@ -5,6 +5,8 @@
 // never sees half a snapshot, and a crash mid-prune leaves only tmp/ debris for the next sweep.
 
 import { createReadStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { lstat, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -12,8 +14,10 @@ import type { Digest } from '../graph/ops.js';
 import { isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { namesIn } from '../util/fs.js';
-import { removeTree, type Store } from './store.js';
+import { removeTree, type SnapshotMeta, type Store } from './store.js';
 import { sweepStaleTemp } from './sweep.js';
+import { SHA256_STATE_BYTES } from '../util/sha256-resumable.js';
+import { layerHasher, type HashCheckpoint } from '../util/tar/hash.js';
 
 export interface UsageEntry {
   kind: 'blobs' | 'snapshots' | 'cache records' | 'cache mounts' | 'file digests' | 'refs' | 'tmp';
@@ -126,9 +130,29 @@ async function fileDigest(path: string): Promise<string> {
   return `sha256:${h.digest('hex')}`;
 }
 
+/**
+ * A layer tar's digest, hashed as it was when it was made: the states saved on the way must be
+ * the ones recorded (a later COPY resumes from them), else their offsets are returned.
+ */
+async function digestCheckingStates(path: string, recorded: HashCheckpoint[]): Promise<{ digest: string; wrong: number[] }> {
+  const h = layerHasher();
+  if (!h) return { digest: await fileDigest(path), wrong: [] };
+  await pipeline(createReadStream(path), h.stream, new Writable({ write: (_chunk, _enc, cb) => cb() }));
+  const mine = new Map((await h.checkpoints()).map((c) => [c.offset, c.state]));
+  return { digest: await h.digest(), wrong: recorded.filter((c) => mine.get(c.offset) !== c.state).map((c) => c.offset) };
+}
+
 export async function verifyStore(store: Store): Promise<VerifyReport> {
   const problems: string[] = [];
   const warnings: string[] = [];
+  const snaps = await store.listSnapshots();
+  const metas = new Map<string, SnapshotMeta | undefined>();
+  const statesOf = new Map<string, { id: string; states: HashCheckpoint[] }>();
+  for (const id of snaps) {
+    const meta = await store.getSnapshot(id);
+    metas.set(id, meta);
+    if (meta?.diffId && meta.hashStates?.length) statesOf.set(meta.diffId, { id, states: meta.hashStates });
+  }
   const blobNames = await namesIn(store.path('blobs', 'sha256'));
   for (const n of blobNames) {
     const want = `sha256:${n}`;
@@ -136,12 +160,14 @@ export async function verifyStore(store: Store): Promise<VerifyReport> {
       problems.push(`blobs/sha256/${n}: not a sha256 name`);
       continue;
     }
-    const got = await fileDigest(store.path('blobs', 'sha256', n));
+    const path = store.path('blobs', 'sha256', n);
+    const saved = statesOf.get(want);
+    const { digest: got, wrong } = saved ? await digestCheckingStates(path, saved.states) : { digest: await fileDigest(path), wrong: [] };
     if (got !== want) problems.push(`blob ${want} is corrupt (its bytes hash to ${got})`);
+    else for (const off of wrong) problems.push(`snapshot ${saved!.id}: the hash state saved at offset ${off} is not its layer's`);
   }
-  const snaps = await store.listSnapshots();
   for (const id of snaps) {
-    const meta = await store.getSnapshot(id);
+    const meta = metas.get(id);
     if (!meta) {
       problems.push(`snapshot ${id}: meta.json missing or unreadable`);
       continue;
@@ -157,6 +183,13 @@ export async function verifyStore(store: Store): Promise<VerifyReport> {
       if (rec && !(await store.hasBlob(rec.digest))) warnings.push(`snapshot ${id}: its ${c} blob ${rec.digest} was pruned (it is made again when needed)`);
     }
     if (meta.source === 'layer' && Object.keys(meta.blobs ?? {}).length === 0) warnings.push(`snapshot ${id}: image layer without a recorded blob`);
+    const states = meta.hashStates ?? [];
+    states.forEach((c, i) => {
+      const ordered = Number.isSafeInteger(c.offset) && c.offset > (i > 0 ? states[i - 1]!.offset : 0) && c.offset <= (meta.size ?? 0);
+      if (!ordered || typeof c.state !== 'string' || Buffer.from(c.state, 'base64').length !== SHA256_STATE_BYTES) {
+        problems.push(`snapshot ${id}: bad saved hash state at offset ${c.offset}`);
+      }
+    });
   }
   const refs = await store.listRefs();
   const reach = await reachableBlobs(store);

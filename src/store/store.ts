@@ -15,7 +15,7 @@ import type { Digest } from '../graph/ops.js';
 import { hexOf, isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
-import { hashingPassThrough } from '../util/tar/hash.js';
+import { hashingPassThrough, type HashCheckpoint } from '../util/tar/hash.js';
 import { sweepStaleTemp } from './sweep.js';
 import { unmountAllUnder } from './mounts.js';
 import { markTopDirectory } from '../util/syscalls.js';
@@ -37,9 +37,18 @@ export interface SnapshotMeta {
   size?: number;
   /** True when the layer has no entries (a RUN that changed nothing). */
   empty?: boolean;
+  /** Hash states saved while the layer tar was hashed, for a later tar that starts alike (util/tar/hash.ts). */
+  hashStates?: HashCheckpoint[];
 }
 
 export type LayerCompression = 'gzip' | 'zstd' | 'uncompressed';
+
+/** A pass-through that hashes and counts a blob on its way into the store. */
+export interface StreamHasher {
+  stream: Transform;
+  digest(): Digest | Promise<Digest>;
+  size(): number;
+}
 
 export interface LayerBlobRecord {
   digest: Digest;
@@ -235,13 +244,15 @@ export class Store {
     return { digest, size: buf.length };
   }
 
-  /** Streams into tmp/ while hashing; renamed in only when the digest matches `expected` (if given). */
-  async ingestStream(source: Readable, expected?: Digest): Promise<BlobInfo> {
+  /**
+   * Streams into tmp/ while hashing (with `counter`, by default Node's sha256 on the event
+   * loop); renamed in only when the digest matches `expected` (if given).
+   */
+  async ingestStream(source: Readable, expected?: Digest, counter: StreamHasher = hashingPassThrough()): Promise<BlobInfo> {
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-ingest`);
-    const counter = hashingPassThrough();
     try {
       await pipeline(source, counter.stream, createWriteStream(tmp));
-      const digest = counter.digest();
+      const digest = await counter.digest();
       if (expected && expected !== digest) {
         throw new KilnError(`content for ${expected} does not match its digest (got ${digest})`);
       }

@@ -5,12 +5,14 @@
 // bytes on any machine and from any checkout.
 
 import { readdir, readlink, rm, chmod } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import pLimit from 'p-limit';
 import type { CopyAction, Digest, DownloadAction, FileAction, FileOp, MkdirAction, MkfileAction } from '../../graph/ops.js';
 import type { ResolvedInput, StepOutput, WorkerContext } from '../types.js';
 import { canonicalJson, sha256 } from '../../util/digest.js';
 import { KilnError } from '../../util/errors.js';
 import { removeTree } from '../../store/store.js';
-import { FileHashTable, digestImmutable } from '../../store/filehash-cache.js';
+import { BIG_FILE, FileHashTable, digestImmutable } from '../../store/filehash-cache.js';
 import { DiffWriter, joinPath } from './diff-writer.js';
 import { openSource, expandSources, selectTree, flatten, type SourceRoot } from './sources.js';
 import type { ViewEntry } from '../../store/rootfs-view.js';
@@ -216,6 +218,9 @@ async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx:
   const exclude = new IgnoreMatcher(action.exclude);
   const out: SourceFileRecord[] = [];
   const pruned: string[][] = [];
+  // Big files unknown to the tables hash side by side (off the event loop); small ones inline.
+  const bigLimit = pLimit(Math.max(2, availableParallelism()));
+  const bigDigests: Promise<void>[] = [];
   for (const m of await expandSources(action, src)) {
     const skipped: string[] = [];
     pruned.push(skipped);
@@ -235,11 +240,16 @@ async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx:
         gid: src.context ? 0 : e.stats.gid,
       };
       if (e.type === 'symlink') rec.linkTarget = await readlink(e.host);
-      else if (e.type === 'file') rec.digest = known(e) ?? (await digestOf(e));
-      else if (e.type === 'other') rec.mode = e.stats.mode;
+      else if (e.type === 'file') {
+        const d = known(e);
+        if (d) rec.digest = d;
+        else if (e.stats.size >= BIG_FILE) bigDigests.push(bigLimit(() => digestOf(e)).then((x) => void (rec.digest = x)));
+        else rec.digest = await digestOf(e);
+      } else if (e.type === 'other') rec.mode = e.stats.mode;
       out.push(rec);
     }
   }
+  await Promise.all(bigDigests);
   await save();
   return { files: out, pruned };
 }
