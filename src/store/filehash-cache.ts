@@ -48,7 +48,7 @@ export async function hashFile(host: string, size = Infinity): Promise<Digest> {
   if (off) {
     for await (const chunk of chunks) {
       off.update(chunk);
-      if (off.queued > 4 << 20) await off.settled(); // reading stays a few megabytes ahead at most
+      await off.queuedAtMost(4 << 20); // reading stays a few megabytes ahead at most
     }
     return off.digest();
   }

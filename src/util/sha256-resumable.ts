@@ -64,6 +64,7 @@ export function resumableSha256Available(): boolean {
 export class ResumableSha256 {
   private pending: Promise<void> = Promise.resolve();
   private waiting = 0;
+  private drains: { bytes: number; resolve: () => void }[] = [];
 
   private constructor(
     private readonly f: Sha256Functions,
@@ -92,9 +93,28 @@ export class ResumableSha256 {
     return this.length;
   }
 
-  /** Bytes queued and not hashed yet: a reader ahead of the hash waits on `settled` past a bound. */
+  /** Bytes queued and not hashed yet. */
   get queued(): number {
     return this.waiting;
+  }
+
+  /**
+   * Resolves once at most `bytes` are queued: a producer ahead of the hash waits on this, or
+   * everything it hands over is held in memory until hashed. (Also resolves when an update
+   * fails: `digest` reports the failure.)
+   */
+  queuedAtMost(bytes: number): Promise<void> {
+    if (this.waiting <= bytes) return Promise.resolve();
+    return new Promise((resolve) => this.drains.push({ bytes, resolve }));
+  }
+
+  private hashed(bytes: number, failed: boolean): void {
+    this.waiting -= bytes;
+    this.drains = this.drains.filter((d) => {
+      if (!failed && this.waiting > d.bytes) return true;
+      d.resolve();
+      return false;
+    });
   }
 
   /**
@@ -109,7 +129,7 @@ export class ResumableSha256 {
       () =>
         new Promise<void>((resolve, reject) => {
           this.f.update.async(this.ctx, data, data.length, (err: unknown, ok: number) => {
-            this.waiting -= data.length;
+            this.hashed(data.length, Boolean(err) || ok !== 1);
             if (err) reject(err instanceof Error ? err : new Error(String(err)));
             else if (ok !== 1) reject(new Error('SHA256_Update failed'));
             else resolve();

@@ -35,6 +35,9 @@ export function hashingPassThrough(): { stream: Transform; digest(): Digest; siz
 // The previous tar is trusted to hold the bytes it was hashed from, as the layer splice trusts
 // it (its size is checked; `kiln store verify` checks its bytes and the saved states).
 
+/** Bytes of tar handed on ahead of the hash at most. */
+const MAX_QUEUED = 8 << 20;
+
 /** How far apart saved states are: the most a resumed hash re-reads of the shared bytes. */
 export const CHECKPOINT_BYTES = 32 << 20;
 
@@ -97,10 +100,14 @@ class ResumingHasher {
       transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
         try {
           this.take(chunk);
-          cb(null, chunk);
         } catch (err) {
           cb(err as Error);
+          return;
         }
+        // The tar is made faster than it hashes: hold it back rather than queue it all in memory.
+        const queued = this.hash?.queuedAtMost(MAX_QUEUED);
+        if (queued) queued.then(() => cb(null, chunk), cb);
+        else cb(null, chunk);
       },
       flush: (cb: TransformCallback) => {
         try {
