@@ -65,6 +65,8 @@ export class ResumableSha256 {
   private pending: Promise<void> = Promise.resolve();
   private waiting = 0;
   private drains: { bytes: number; resolve: () => void }[] = [];
+  /** An update failed: the ones queued after it never run, and `digest` rejects. */
+  private failed = false;
 
   private constructor(
     private readonly f: Sha256Functions,
@@ -93,25 +95,21 @@ export class ResumableSha256 {
     return this.length;
   }
 
-  /** Bytes queued and not hashed yet. */
-  get queued(): number {
-    return this.waiting;
-  }
-
   /**
    * Resolves once at most `bytes` are queued: a producer ahead of the hash waits on this, or
    * everything it hands over is held in memory until hashed. (Also resolves when an update
    * fails: `digest` reports the failure.)
    */
   queuedAtMost(bytes: number): Promise<void> {
-    if (this.waiting <= bytes) return Promise.resolve();
+    if (this.failed || this.waiting <= bytes) return Promise.resolve();
     return new Promise((resolve) => this.drains.push({ bytes, resolve }));
   }
 
   private hashed(bytes: number, failed: boolean): void {
     this.waiting -= bytes;
+    this.failed ||= failed;
     this.drains = this.drains.filter((d) => {
-      if (!failed && this.waiting > d.bytes) return true;
+      if (!this.failed && this.waiting > d.bytes) return true;
       d.resolve();
       return false;
     });
@@ -119,7 +117,7 @@ export class ResumableSha256 {
 
   /**
    * Queues `data` to be hashed on a thread-pool thread, after the updates queued before it.
-   * `data` must not change until `settled` resolves.
+   * `data` must not change until `digest` resolves.
    */
   update(data: Uint8Array): void {
     if (data.length === 0) return;
@@ -136,17 +134,14 @@ export class ResumableSha256 {
           });
         }),
     );
-  }
-
-  /** Resolves once every queued update is done. */
-  settled(): Promise<void> {
-    return this.pending;
+    this.pending.catch(() => undefined); // reported by digest(), which may never be asked for after another failure
   }
 
   /** The state after the updates queued so far (later ones do not wait for it), to resume from. */
   saveState(): Promise<Buffer> {
     const saved = this.pending.then(() => Buffer.from(this.ctx));
     this.pending = saved.then(() => undefined);
+    this.pending.catch(() => undefined);
     return saved;
   }
 

@@ -212,7 +212,9 @@ class ResumingHasher {
       }
       hash.update(rest.subarray(0, room));
       const offset = this.nextCheckpoint;
-      this.saved.push(hash.saveState().then((state) => ({ offset, state: state.toString('base64') })));
+      const saved = hash.saveState().then((state) => ({ offset, state: state.toString('base64') }));
+      saved.catch(() => undefined); // a failed hash is reported by digest(); these may never be asked for
+      this.saved.push(saved);
       this.nextCheckpoint += CHECKPOINT_BYTES;
       rest = rest.subarray(room);
     }
