@@ -107,19 +107,20 @@ async function makeLayer(
 
   // Archive the folder: one pass hashes the tar (diffID) and compresses it into a blob.
   // A COPY rerun that linked files from its previous snapshot takes their entries from that layer.
-  const splice = meta.source === 'file' ? await spliceableEntries(store, snapshotId, tarEpoch) : undefined;
+  const fromCopy = meta.source === 'file';
+  const splice = fromCopy ? await spliceableEntries(store, snapshotId, tarEpoch) : undefined;
   const { stream, stats } = createLayerTar(store.snapshotFs(snapshotId), { sourceDateEpoch: opts.sourceDateEpoch, splice });
   // Uncompressed, the blob is the tar: the store's own hash is the diffID (one pass, not two),
   // made off the event loop with states saved, and resumed from the previous tar of a COPY.
   const uncompressed = compression === 'uncompressed';
-  const hasher = uncompressed ? layerHasher(meta.source === 'file' ? await previousTarOf(store, snapshotId, tarEpoch) : undefined) : undefined;
+  const hasher = uncompressed ? layerHasher(fromCopy ? await previousTarOf(store, snapshotId, tarEpoch) : undefined) : undefined;
   const tarHash = uncompressed ? undefined : hashingPassThrough();
   const blob = await ingestThrough(store, tarHash ? stream.pipe(tarHash.stream) : stream, compression, level, stream, hasher);
   const { entries } = await stats;
   const diffId = tarHash ? tarHash.digest() : blob.digest;
   const tarSize = tarHash ? tarHash.size() : blob.size;
   // Only a COPY's layer is ever made again from a previous one (its copy manifest says which).
-  const hashStates = hasher && meta.source === 'file' ? await hasher.checkpoints() : [];
+  const hashStates = hasher && fromCopy ? await hasher.checkpoints() : [];
   const rec: LayerBlobRecord = { digest: blob.digest, size: blob.size, mediaType: layerMediaType(compression), ...(level !== undefined ? { level } : {}) };
   // A different epoch or new contents invalidate every compressed form recorded before.
   const blobs = meta.diffId === diffId ? { ...meta.blobs } : {};

@@ -39,6 +39,9 @@ function memoryKey(host: string, st: HashableStat): string {
   return `${host}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`;
 }
 
+/** Files from this size on are read in chunks and hashed off the event loop. */
+export const BIG_FILE = 1 << 20;
+
 export async function hashFile(host: string, size = Infinity): Promise<Digest> {
   // Small files in one read: a stream costs several thread-pool round trips per file.
   if (size < BIG_FILE) return `sha256:${createHash('sha256').update(readFileSync(host)).digest('hex')}`;
@@ -56,9 +59,6 @@ export async function hashFile(host: string, size = Infinity): Promise<Digest> {
   for await (const chunk of chunks) h.update(chunk);
   return `sha256:${h.digest('hex')}`;
 }
-
-/** Files from this size on are read in chunks and hashed off the event loop. */
-export const BIG_FILE = 1 << 20;
 
 /** A table of digests for one folder (a build context); `save()` persists what changed. */
 export class FileHashTable {

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lstat, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Digest } from '../graph/ops.js';
 import { isDigest } from '../util/digest.js';
@@ -16,6 +16,7 @@ import { KilnError } from '../util/errors.js';
 import { namesIn } from '../util/fs.js';
 import { removeTree, type SnapshotMeta, type Store } from './store.js';
 import { sweepStaleTemp } from './sweep.js';
+import { hashFile } from './filehash-cache.js';
 import { SHA256_STATE_BYTES } from '../util/sha256-resumable.js';
 import { layerHasher, type HashCheckpoint } from '../util/tar/hash.js';
 
@@ -124,19 +125,13 @@ export interface VerifyReport {
   warnings: string[];
 }
 
-async function fileDigest(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) h.update(chunk);
-  return `sha256:${h.digest('hex')}`;
-}
-
 /**
  * A layer tar's digest, hashed as it was when it was made: the states saved on the way must be
  * the ones recorded (a later COPY resumes from them), else their offsets are returned.
  */
 async function digestCheckingStates(path: string, recorded: HashCheckpoint[]): Promise<{ digest: string; wrong: number[] }> {
   const h = layerHasher();
-  if (!h) return { digest: await fileDigest(path), wrong: [] };
+  if (!h) return { digest: await hashFile(path), wrong: [] };
   await pipeline(createReadStream(path), h.stream, new Writable({ write: (_chunk, _enc, cb) => cb() }));
   const mine = new Map((await h.checkpoints()).map((c) => [c.offset, c.state]));
   return { digest: await h.digest(), wrong: recorded.filter((c) => mine.get(c.offset) !== c.state).map((c) => c.offset) };
@@ -162,7 +157,7 @@ export async function verifyStore(store: Store): Promise<VerifyReport> {
     }
     const path = store.path('blobs', 'sha256', n);
     const saved = statesOf.get(want);
-    const { digest: got, wrong } = saved ? await digestCheckingStates(path, saved.states) : { digest: await fileDigest(path), wrong: [] };
+    const { digest: got, wrong } = saved ? await digestCheckingStates(path, saved.states) : { digest: await hashFile(path), wrong: [] };
     if (got !== want) problems.push(`blob ${want} is corrupt (its bytes hash to ${got})`);
     else for (const off of wrong) problems.push(`snapshot ${saved!.id}: the hash state saved at offset ${off} is not its layer's`);
   }
