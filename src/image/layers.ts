@@ -3,7 +3,6 @@
 // so the same digest. A snapshot that came from an image layer keeps that layer's diffID: other
 // compressions are made by transcoding its blob, never by re-archiving the extracted folder.
 
-import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
@@ -11,10 +10,11 @@ import type { Digest } from '../graph/ops.js';
 import type { LayerCompression, SnapshotMeta, Store, LayerBlobRecord, StreamHasher } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
 import { createLayerTar } from '../util/tar/write.js';
-import { spliceableEntries } from './layer-splice.js';
-import { readCopyManifest } from '../store/copy-manifest.js';
+import { previousLayerOf, type PreviousLayer } from './previous-layer.js';
+import type { BlobHead } from '../store/headed-blob-file.js';
 import { compressor, openDecompressed } from '../util/tar/filter.js';
-import { hashingPassThrough, layerHasher, type PreviousTar } from '../util/tar/hash.js';
+import { hashingPassThrough, layerHasher } from '../util/tar/hash.js';
+import { resumableSha256Available } from '../util/sha256-resumable.js';
 import { MediaType, type Descriptor } from './types.js';
 
 export interface LayerOptions {
@@ -106,21 +106,42 @@ async function makeLayer(
   if (fromImage) throw new KilnError(`the blob of image layer ${meta.diffId ?? snapshotId} is no longer in the store`);
 
   // Archive the folder: one pass hashes the tar (diffID) and compresses it into a blob.
-  // A COPY rerun that linked files from its previous snapshot takes their entries from that layer.
+  // A COPY that ran again takes its unchanged files' entries from its previous layer; stored
+  // uncompressed, the head the two tars share is not even written (image/previous-layer.ts).
   const fromCopy = meta.source === 'file';
-  const splice = fromCopy ? await spliceableEntries(store, snapshotId, tarEpoch) : undefined;
-  const { stream, stats } = createLayerTar(store.snapshotFs(snapshotId), { sourceDateEpoch: opts.sourceDateEpoch, splice });
+  const previous = fromCopy ? await previousLayerOf(store, snapshotId, tarEpoch) : undefined;
+  try {
+    return await archive(store, snapshotId, meta, compression, level, opts, previous);
+  } finally {
+    previous?.close();
+  }
+}
+
+async function archive(
+  store: Store,
+  snapshotId: string,
+  meta: SnapshotMeta,
+  compression: LayerCompression,
+  level: number | undefined,
+  opts: LayerOptions,
+  previous: PreviousLayer | undefined,
+): Promise<LayerResult> {
+  const tarEpoch = opts.sourceDateEpoch ?? null;
   // Uncompressed, the blob is the tar: the store's own hash is the diffID (one pass, not two),
   // made off the event loop with states saved, and resumed from the previous tar of a COPY.
   const uncompressed = compression === 'uncompressed';
-  const hasher = uncompressed ? layerHasher(fromCopy ? await previousTarOf(store, snapshotId, tarEpoch) : undefined) : undefined;
+  const resumable = uncompressed && resumableSha256Available();
+  const omitShared = resumable && previous !== undefined;
+  const { stream, stats, shared } = createLayerTar(store.snapshotFs(snapshotId), { sourceDateEpoch: opts.sourceDateEpoch, previous, omitShared });
+  const hasher = uncompressed ? layerHasher(previous, omitShared ? shared : undefined) : undefined;
   const tarHash = uncompressed ? undefined : hashingPassThrough();
-  const blob = await ingestThrough(store, tarHash ? stream.pipe(tarHash.stream) : stream, compression, level, stream, hasher);
+  const head = omitShared ? { path: previous!.path, bytes: shared } : undefined;
+  const blob = await ingestThrough(store, tarHash ? stream.pipe(tarHash.stream) : stream, compression, level, stream, hasher, head);
   const { entries } = await stats;
   const diffId = tarHash ? tarHash.digest() : blob.digest;
   const tarSize = tarHash ? tarHash.size() : blob.size;
   // Only a COPY's layer is ever made again from a previous one (its copy manifest says which).
-  const hashStates = hasher && fromCopy ? await hasher.checkpoints() : [];
+  const hashStates = hasher && meta.source === 'file' ? await hasher.checkpoints() : [];
   const rec: LayerBlobRecord = { digest: blob.digest, size: blob.size, mediaType: layerMediaType(compression), ...(level !== undefined ? { level } : {}) };
   // A different epoch or new contents invalidate every compressed form recorded before.
   const blobs = meta.diffId === diffId ? { ...meta.blobs } : {};
@@ -163,9 +184,17 @@ async function anyStoredBlob(store: Store, meta: SnapshotMeta): Promise<LayerBlo
   return undefined;
 }
 
-async function ingestThrough(store: Store, tarStream: Readable, compression: LayerCompression, level: number | undefined, origin: Readable, hasher?: StreamHasher) {
+async function ingestThrough(
+  store: Store,
+  tarStream: Readable,
+  compression: LayerCompression,
+  level: number | undefined,
+  origin: Readable,
+  hasher?: StreamHasher,
+  head?: BlobHead,
+) {
   origin.on('error', (err) => tarStream.destroy(err));
-  if (compression === 'uncompressed') return store.ingestStream(tarStream, undefined, hasher);
+  if (compression === 'uncompressed') return store.ingestStream(tarStream, undefined, hasher, head);
   const z = compressor(compression, level);
   tarStream.on('error', (err) => z.destroy(err));
   return store.ingestStream(tarStream.pipe(z));
@@ -195,21 +224,4 @@ export async function transcodeBlob(store: Store, source: Digest, diffId: Digest
 async function recordBlob(store: Store, meta: SnapshotMeta, compression: LayerCompression, rec: LayerBlobRecord, extra: Partial<SnapshotMeta>): Promise<void> {
   const fresh = (await store.getSnapshot(meta.id)) ?? meta;
   await store.updateSnapshotMeta(meta.id, { ...extra, blobs: { ...fresh.blobs, [compression]: rec } });
-}
-
-/**
- * The tar of the snapshot this COPY snapshot was made from (its copy manifest's `from`), when
- * it was archived under the same SOURCE_DATE_EPOCH with states saved and its blob is at hand.
- */
-async function previousTarOf(store: Store, snapshotId: string, tarEpoch: number | null): Promise<PreviousTar | undefined> {
-  const from = readCopyManifest(store, snapshotId)?.from;
-  const prev = from ? await store.getSnapshot(from) : undefined;
-  if (!prev?.diffId || !prev.hashStates?.length || prev.size === undefined || (prev.tarEpoch ?? null) !== tarEpoch) return undefined;
-  const path = store.blobPath(prev.diffId);
-  try {
-    if (statSync(path).size !== prev.size) return undefined;
-  } catch {
-    return undefined;
-  }
-  return { path, size: prev.size, digest: prev.diffId, checkpoints: prev.hashStates };
 }

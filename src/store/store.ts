@@ -19,6 +19,7 @@ import { hashingPassThrough, type HashCheckpoint } from '../util/tar/hash.js';
 import { sweepStaleTemp } from './sweep.js';
 import { unmountAllUnder } from './mounts.js';
 import { markTopDirectory } from '../util/syscalls.js';
+import { HeadedBlobFile, type BlobHead } from './headed-blob-file.js';
 
 const fsyncAsync = promisify(fsync);
 
@@ -248,10 +249,11 @@ export class Store {
    * Streams into tmp/ while hashing (with `counter`, by default Node's sha256 on the event
    * loop); renamed in only when the digest matches `expected` (if given).
    */
-  async ingestStream(source: Readable, expected?: Digest, counter: StreamHasher = hashingPassThrough()): Promise<BlobInfo> {
+  /** With `head`, the blob starts with that blob's head and `source` is the rest (see HeadedBlobFile). */
+  async ingestStream(source: Readable, expected?: Digest, counter: StreamHasher = hashingPassThrough(), head?: BlobHead): Promise<BlobInfo> {
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-ingest`);
     try {
-      await pipeline(source, counter.stream, createWriteStream(tmp));
+      await pipeline(source, counter.stream, head ? new HeadedBlobFile(tmp, head) : createWriteStream(tmp));
       const digest = await counter.digest();
       if (expected && expected !== digest) {
         throw new KilnError(`content for ${expected} does not match its digest (got ${digest})`);

@@ -57,6 +57,12 @@ test('a rebuilt big COPY layer resumes its hash and stays correct', async () => 
   assert.equal(await fileDigest(join(root, 'blobs', 'sha256', b.diffId!.slice(7))), b.diffId, 'the resumed diffID is not the blob\'s sha256');
   assert.equal(b.size, a.size);
   assert.deepEqual(b.hashStates, a.hashStates, 'the state before the change was not carried over');
+  // The head shared with the previous layer was copied, not written: the layer is still the one
+  // a build in a new store makes.
+  const fresh = join(work, 'fresh-store');
+  assertOk(await buildJson(fresh, ctx));
+  const [scratch] = await copySnapshots(fresh);
+  assert.equal(scratch!.diffId, b.diffId, 'the rebuilt layer differs from a layer made from scratch');
 
   // A change before the first state: the whole tar is hashed again, still right.
   const bytes = await readFile(join(ctx, 'big.bin'));

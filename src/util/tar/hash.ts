@@ -27,13 +27,14 @@ export function hashingPassThrough(): { stream: Transform; digest(): Digest; siz
 
 // The diffID of a layer tar, hashed off the event loop, with the hash's state saved every
 // CHECKPOINT_BYTES. When a COPY runs again after a change (its previous snapshot known through
-// the copy manifest), the new tar is compared with the previous one as it is written: up to the
-// first byte that differs, the two tars are the same, so the hash resumes from the last state
-// saved before that byte instead of hashing the shared bytes again. A 1 GB layer whose first
-// 800 MB did not change hashes ~200 MB.
+// the copy manifest), the writer leaves out the head its tar shares with the previous one
+// (image/previous-layer.ts), and what comes after is still compared with the previous tar up to
+// its first differing byte. The hash resumes from the last state saved before the end of what
+// the two share, instead of hashing the shared bytes again: a 1 GB layer whose first 800 MB did
+// not change hashes ~200 MB.
 //
-// The previous tar is trusted to hold the bytes it was hashed from, as the layer splice trusts
-// it (its size is checked; `kiln store verify` checks its bytes and the saved states).
+// The previous tar is trusted to hold the bytes it was hashed from, as the store trusts its
+// blobs (its size is checked; `kiln store verify` checks its bytes and the saved states).
 
 /** Bytes of tar handed on ahead of the hash at most. */
 const MAX_QUEUED = 8 << 20;
@@ -66,10 +67,14 @@ export interface LayerHasher {
   hashed(): number;
 }
 
-/** undefined when OpenSSL's SHA-256 is not reachable: the caller hashes the ordinary way. */
-export function layerHasher(previous?: PreviousTar): LayerHasher | undefined {
+/**
+ * undefined when OpenSSL's SHA-256 is not reachable: the caller hashes the ordinary way. With
+ * `shared`, the tar coming through starts after its first `shared()` bytes, which are
+ * `previous`'s (the writer left them out: createLayerTar's omitShared).
+ */
+export function layerHasher(previous?: PreviousTar, shared?: () => number): LayerHasher | undefined {
   if (!resumableSha256Available()) return undefined;
-  return new ResumingHasher(previous).api();
+  return new ResumingHasher(previous, shared).api();
 }
 
 class ResumingHasher {
@@ -84,7 +89,10 @@ class ResumingHasher {
   /** Set when the tar ended as the previous one did, all bytes equal. */
   private same = false;
 
-  constructor(private readonly previous: PreviousTar | undefined) {
+  constructor(
+    private readonly previous: PreviousTar | undefined,
+    private shared: (() => number) | undefined,
+  ) {
     if (previous) {
       try {
         this.prevFd = openSync(previous.path, 'r');
@@ -133,7 +141,18 @@ class ResumingHasher {
     return this.hash;
   }
 
+  /** The head the writer left out counts as matched: the tar goes on from its end. */
+  private skipShared(): void {
+    if (!this.shared) return;
+    const bytes = this.shared();
+    this.shared = undefined;
+    if (bytes === 0) return;
+    if (this.prevFd === undefined || bytes > this.previous!.size) throw new Error(`the previous layer tar ${this.previous?.path ?? ''} cannot be read`);
+    this.offset = bytes;
+  }
+
   private take(chunk: Buffer): void {
+    this.skipShared();
     let rest = chunk;
     if (this.prevFd !== undefined) {
       const m = this.matching(chunk);
@@ -150,6 +169,7 @@ class ResumingHasher {
   }
 
   private end(): void {
+    this.skipShared();
     if (this.prevFd === undefined) return;
     if (this.offset === this.previous!.size) {
       this.same = true;

@@ -14,14 +14,33 @@ import { encodePax, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
 import { BLOCK, END_OF_ARCHIVE, headerBlocks, padding, type TarHeader } from './header.js';
 import { isOpaqueDir, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-format.js';
 
+/** Where one entry sits in a tar: its header (and any PAX record before it) through its padding. */
+export interface TarSlot {
+  offset: number;
+  length: number;
+}
+
+/** A tar this writer made before of an earlier state of the same folder (image/previous-layer.ts). */
+export interface PreviousEntries {
+  /** The slot of regular file `name` there, when the file is exactly as it was then. */
+  slot(name: string): TarSlot | undefined;
+  /** Bytes of that tar (fewer only past its end). */
+  read(offset: number, length: number): Buffer;
+}
+
 export interface LayerTarOptions {
   /** Seconds; mtimes later than this are written as this. */
   sourceDateEpoch?: number;
   /**
-   * Whole entries (by tar name) known to be what this writer would write for the regular file
-   * there, when it is the first name of its inode: copied as they are (image/layer-splice.ts).
+   * Unchanged files' entries are copied from this tar when they are the first name of their
+   * inode, instead of reading the files.
    */
-  splice?: ReadonlyMap<string, Buffer>;
+  previous?: PreviousEntries;
+  /**
+   * Leave out the tar's head that is byte for byte `previous`'s: the stream starts at `shared()`.
+   * Unchanged files there are not even opened.
+   */
+  omitShared?: boolean;
 }
 
 export interface LayerTarStats {
@@ -44,6 +63,8 @@ interface Child {
 const MAX_USTAR_ID = 0o7777777;
 /** Bodies below this are read in one call; bigger ones in chunks of this size. */
 const CHUNK = 1 << 20;
+/** Entries bigger than this are read from their files rather than copied from a previous tar. */
+const MAX_SPLICED = CHUNK;
 
 function fitsUstarName(name: string): boolean {
   if (Buffer.byteLength(name) !== name.length) return false; // non-ASCII
@@ -80,14 +101,18 @@ function sortByBytes(children: Child[]): void {
  * about a megabyte: a layer of thousands of small files spent most of its time in the pack's
  * per-entry stream machinery.
  */
-export function createLayerTar(dir: string, opts: LayerTarOptions = {}): { stream: Readable; stats: Promise<LayerTarStats> } {
+export function createLayerTar(
+  dir: string,
+  opts: LayerTarOptions = {},
+): { stream: Readable; stats: Promise<LayerTarStats>; shared(): number } {
   let settle!: { resolve: (s: LayerTarStats) => void; reject: (e: unknown) => void };
   const stats = new Promise<LayerTarStats>((resolve, reject) => (settle = { resolve, reject }));
   stats.catch(() => undefined); // the stream carries the error too
+  const head: SharedHead = { bytes: undefined };
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
       const out = new ChunkBuilder();
-      const entries = yield* writeAll(out, dir, opts);
+      const entries = yield* writeAll(out, dir, opts, head);
       out.add(END_OF_ARCHIVE);
       yield out.take();
       settle.resolve({ entries });
@@ -97,7 +122,16 @@ export function createLayerTar(dir: string, opts: LayerTarOptions = {}): { strea
     }
   }
   const stream = Readable.from(chunks(), { objectMode: false });
-  return { stream, stats };
+  const shared = (): number => {
+    if (head.bytes === undefined) throw new Error('the shared head of a layer tar is known once its first chunk is out');
+    return head.bytes;
+  };
+  return { stream, stats, shared };
+}
+
+/** How many leading bytes of the tar were left out as `previous`'s; set before the first chunk. */
+interface SharedHead {
+  bytes: number | undefined;
 }
 
 /** Collects small buffers and hands them on in chunks. */
@@ -124,10 +158,29 @@ class ChunkBuilder {
   }
 }
 
-async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions): AsyncGenerator<Buffer, number> {
+async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions, head: SharedHead): AsyncGenerator<Buffer, number> {
   const hardlinks = new Map<string, string>();
   let entries = 0;
   let sinceBreak = 0;
+  const previous = opts.previous;
+  // While sharing, every entry so far is `previous`'s at the same offset, and `out` stays empty.
+  let sharing = previous !== undefined && opts.omitShared === true;
+  let offset = 0;
+  if (!sharing) head.bytes = 0;
+  const stopSharing = (): void => {
+    sharing = false;
+    head.bytes = offset;
+  };
+  /** The entry just put in `out` is left out if `previous` has the same bytes here. */
+  const settleShared = (): void => {
+    const bytes = out.take();
+    if (bytes.equals(previous!.read(offset, bytes.length))) {
+      offset += bytes.length;
+      return;
+    }
+    stopSharing();
+    out.add(bytes);
+  };
 
   const mtimeOf = (st: Stats): Date => {
     let secs = Math.floor(st.mtimeMs / 1000);
@@ -170,6 +223,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions)
     }
     for (const b of headerBlocks(header)) out.add(b);
     entries++;
+    if (sharing) settleShared(); // only headers come here while sharing: a file stops it first
   };
 
   const xattrRecords = (path: string): Array<[string, Buffer]> => {
@@ -245,12 +299,22 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions)
       const path = `${abs}/${ch.diskName}`;
       const name = rel === '' ? ch.tarName : `${rel}/${ch.tarName}`;
       const st = ch.st;
-      if (opts.splice && st.isFile()) {
-        const known = opts.splice.get(name);
-        if (known && known.length >= BLOCK + st.size && !(st.nlink > 1 && !firstName(st, name))) {
-          out.add(known);
+      if (previous && st.isFile()) {
+        const slot = previous.slot(name);
+        const fits = slot !== undefined && slot.length >= BLOCK + st.size;
+        if (sharing && fits && slot.offset === offset && !(st.nlink > 1 && !firstName(st, name))) {
+          offset += slot.length;
           entries++;
           continue;
+        }
+        if (sharing) stopSharing();
+        if (fits && slot.length <= MAX_SPLICED) {
+          const bytes = previous.read(slot.offset, slot.length);
+          if (bytes.length === slot.length && !(st.nlink > 1 && !firstName(st, name))) {
+            out.add(bytes);
+            entries++;
+            continue;
+          }
         }
       }
       const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: mtimeOf(st) };
@@ -288,6 +352,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions)
   }
 
   yield* walk('');
+  if (sharing) stopSharing();
   return entries;
 }
 
