@@ -17,6 +17,7 @@ import { readCopyManifest, type CopyManifest } from '../store/copy-manifest.js';
 import type { PreviousTar } from '../util/tar/hash.js';
 import type { PreviousEntries, TarSlot } from '../util/tar/write.js';
 import { decodePaxBytes, headersModule } from '../util/tar/pax.js';
+import { turn } from '../util/event-loop.js';
 
 export interface PreviousLayer extends PreviousTar, PreviousEntries {
   /** Unchanged regular files' entries, by tar name. */
@@ -26,11 +27,6 @@ export interface PreviousLayer extends PreviousTar, PreviousEntries {
 
 /** How much of the previous tar one read brings in: headers and small entries come in runs. */
 const WINDOW = 1 << 20;
-
-/** A turn of the event loop for the rest of the process (this runs beside later steps). */
-function breather(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 
 /** The previous layer of COPY snapshot `snapshotId`, when its tar is in the store as recorded. */
 export async function previousLayerOf(store: Store, snapshotId: string, tarEpoch: number | null): Promise<PreviousLayer | undefined> {
@@ -50,7 +46,7 @@ export async function previousLayerOf(store: Store, snapshotId: string, tarEpoch
   }
   try {
     if (fstatSync(fd).size !== prev.size) throw new Error('size');
-    await breather();
+    await turn(); // this runs beside later steps: let them in first
     const window = new TarWindow(fd, prev.size);
     const slots = unchangedSlots(window, prev.size, mine, theirs);
     const layer: PreviousLayer = {

@@ -6,6 +6,7 @@
 
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { KilnError } from '../errors.js';
+import { turn } from '../event-loop.js';
 import { END_OF_ARCHIVE, headerBlocks, padding } from './header.js';
 
 export interface ArchiveFile {
@@ -82,7 +83,7 @@ export async function writeArchiveToFd(fd: number, files: ArchiveFile[], signal?
     sinceYield += chunk.length;
     if (sinceYield >= 16 * PIECE) {
       sinceYield = 0;
-      await new Promise((resolve) => setImmediate(resolve));
+      await turn();
       signal?.throwIfAborted();
     }
   }

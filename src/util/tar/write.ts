@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import { devMajor, devMinor, getXattr, listXattrs } from '../syscalls.js';
 import { encodePax, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
 import { BLOCK, END_OF_ARCHIVE, headerBlocks, padding, type TarHeader } from './header.js';
+import { turn } from '../event-loop.js';
 import { isOpaqueDir, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-format.js';
 
 /** Where one entry sits in a tar: its header (and any PAX record before it) through its padding. */
@@ -294,7 +295,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
       // can be made while later steps run.
       if (++sinceBreak >= 128) {
         sinceBreak = 0;
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await turn();
       }
       const path = `${abs}/${ch.diskName}`;
       const name = rel === '' ? ch.tarName : `${rel}/${ch.tarName}`;

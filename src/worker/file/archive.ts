@@ -68,7 +68,9 @@ export async function extractArchiveInto(
     await build(root);
     await w.ensureDir(target, parents);
     for (const c of root.children) await copyTree(c, target === '/' ? `/${c.name}` : `${target}/${c.name}`);
+    await w.settle(); // the copies read from the scratch folder
   } finally {
+    await w.settle().catch(() => undefined); // reported by the step; the scratch folder goes either way
     await rm(scratch, { recursive: true, force: true });
   }
 }

@@ -10,6 +10,7 @@ import { readlink } from 'node:fs/promises';
 import type { CopyAction, Digest } from '../../graph/ops.js';
 import type { ViewEntry } from '../../store/rootfs-view.js';
 import { KilnError } from '../../util/errors.js';
+import { turn } from '../../util/event-loop.js';
 import { DiffWriter, joinPath, type EntryMeta } from './diff-writer.js';
 import { IgnoreMatcher } from './patterns.js';
 import { expandSources, selectTree, type SelectedNode, type SourceMatch, type SourceRoot } from './sources.js';
@@ -128,7 +129,7 @@ export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWr
   // Most calls below are synchronous; let timers (progress, Ctrl-C) run now and then.
   if (++copiedSinceYield >= 256) {
     copiedSinceYield = 0;
-    await new Promise<void>((r) => setImmediate(r));
+    await turn();
   }
   const e = node.entry;
   const meta = metaOf(node, opts);

@@ -5,6 +5,7 @@
 // thread-pool round trip per call would dominate a COPY of many small files.
 
 import { copyFile, writeFile, constants } from 'node:fs/promises';
+import { CopyBatch } from './copy-batch.js';
 import {
   chmodSync, copyFileSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, utimesSync, type Stats,
 } from 'node:fs';
@@ -65,6 +66,8 @@ export class DiffWriter {
   readonly lower: RootfsView;
   /** Files of the previous snapshot of this COPY that may be linked instead of copied (see reuse.ts). */
   reuse: CopyReuse | undefined;
+  /** Plain files copied off the event loop, in batches (see copy-batch.ts); made on first use. */
+  private batch: CopyBatch | null | undefined;
   /** The destination image, for /etc/passwd and /etc/group. */
   readonly names: RootfsView;
 
@@ -84,6 +87,7 @@ export class DiffWriter {
 
   /** What the merged filesystem holds at canonical path `p` (no symlink followed). */
   async at(p: string): Promise<Present | undefined> {
+    if (this.batch?.has(this.host(p))) await this.settle();
     // Below a directory this diff made, only what it wrote there exists.
     if (this.createdDirs.has(parentOf(p)) && !this.createdDirs.has(p) && !this.written.has(p)) return undefined;
     let st: Stats | undefined;
@@ -161,6 +165,14 @@ export class DiffWriter {
     const xattrs = xattrNames(sourceHost);
     const lendable = digest !== undefined && this.reuse !== undefined && xattrs.length === 0;
     if (lendable && this.linkEarlier(p, h, meta, digest)) return;
+    if (xattrs.length === 0) {
+      this.batch ??= CopyBatch.open(this.mtime) ?? null;
+      if (this.batch) {
+        this.batch.add(sourceHost, h, size, meta);
+        if (lendable) this.reuse!.record(p, digest, meta);
+        return;
+      }
+    }
     // Small files are copied inline; big ones off the event loop.
     if (size < 1 << 20) copyFileSync(sourceHost, h);
     else await copyFile(sourceHost, h, constants.COPYFILE_FICLONE);
@@ -215,6 +227,7 @@ export class DiffWriter {
   /** A hard link to an entry already written in this stage. */
   async writeHardlink(p: string, existing: string): Promise<void> {
     const h = await this.clearFor(p, 'file');
+    if (this.batch?.has(this.host(existing))) await this.settle();
     linkSync(this.host(existing), h);
   }
 
@@ -225,8 +238,19 @@ export class DiffWriter {
     if (type !== 'dir') utimesSync(h, this.mtime, this.mtime);
   }
 
+  /** Every file written so far is in place (batched copies included). */
+  async settle(): Promise<void> {
+    await this.batch?.settle();
+  }
+
+  /** Waits for copies under way before the stage is thrown away. */
+  async abandon(): Promise<void> {
+    await this.batch?.abandon();
+  }
+
   /** Sets directory times, deepest first, once nothing more will be added to them. */
   async finish(): Promise<void> {
+    await this.settle();
     const dirs = [...this.dirTimes.entries()].sort((a, b) => b[0].length - a[0].length);
     for (const [h, t] of dirs) utimesSync(h, t, t);
     this.dirTimes.clear();

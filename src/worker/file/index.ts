@@ -13,6 +13,7 @@ import { canonicalJson, sha256 } from '../../util/digest.js';
 import { KilnError } from '../../util/errors.js';
 import { removeTree } from '../../store/store.js';
 import { BIG_FILE, FileHashTable, digestImmutable } from '../../store/filehash-cache.js';
+import { Breather } from '../../util/event-loop.js';
 import { DiffWriter, joinPath } from './diff-writer.js';
 import { openSource, expandSources, selectTree, flatten, type SourceRoot } from './sources.js';
 import type { ViewEntry } from '../../store/rootfs-view.js';
@@ -35,18 +36,20 @@ function destLayers(inputs: ResolvedInput[]): string[] {
 
 export async function runFile(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext, snapshotId: string): Promise<StepOutput> {
   const stage = await ctx.store.tempDir('file');
+  let w: DiffWriter | undefined;
   try {
     await chmod(stage, 0o755);
     const layers = destLayers(inputs).map((id) => ctx.store.snapshotFs(id));
     // COPY --link makes its layer against an empty filesystem, so the layer does not depend on
     // the base and can be reused on any base: just the files and plain parent directories.
     const linked = op.actions.length > 0 && op.actions.every((a) => a.action === 'copy' && a.link);
-    const w = new DiffWriter(stage, linked ? [] : layers, ctx.sourceDateEpoch ?? 0, layers);
+    w = new DiffWriter(stage, linked ? [] : layers, ctx.sourceDateEpoch ?? 0, layers);
     const lineage = op.actions.some((a) => a.action === 'copy') ? lineageOf(op, inputs, w.mtime) : undefined;
     if (lineage) w.reuse = ctx.reuseEarlierFiles === false ? CopyReuse.fresh() : await CopyReuse.open(ctx.store, lineage);
     for (const action of op.actions) {
       ctx.signal.throwIfAborted();
       await runAction(action, inputs, ctx, w);
+      await w.settle(); // the next action sees this one's files in place
     }
     await w.finish();
     if ((await readdir(stage)).length === 0) {
@@ -57,6 +60,7 @@ export async function runFile(op: FileOp, inputs: ResolvedInput[], ctx: WorkerCo
     if (lineage) await ctx.store.setLineage(lineage, snapshotId);
     return { snapshot: snapshotId };
   } catch (err) {
+    await w?.abandon();
     await removeTree(stage);
     throw err;
   }
@@ -212,6 +216,9 @@ function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerCon
   return files;
 }
 
+/** How long small files are hashed inline before the reads of big ones get a turn. */
+const BIG_FILE_TURN_MS = 3;
+
 async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<CopySelection> {
   const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from, ctx.stepMemo);
   const { digestOf, known, save } = sourceDigests(src, ctx.store);
@@ -221,6 +228,9 @@ async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx:
   // Big files unknown to the tables hash side by side (off the event loop); small ones inline.
   const bigLimit = pLimit(Math.max(2, availableParallelism()));
   const bigDigests: Promise<void>[] = [];
+  // Big files are read for their hashes only while the event loop turns: small ones, hashed
+  // inline, give it a turn every few milliseconds so both CPUs work.
+  const breather = new Breather(BIG_FILE_TURN_MS);
   for (const m of await expandSources(action, src)) {
     const skipped: string[] = [];
     pruned.push(skipped);
@@ -244,7 +254,11 @@ async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx:
         const d = known(e);
         if (d) rec.digest = d;
         else if (e.stats.size >= BIG_FILE) bigDigests.push(bigLimit(() => digestOf(e)).then((x) => void (rec.digest = x)));
-        else rec.digest = await digestOf(e);
+        else {
+          rec.digest = await digestOf(e);
+          const pause = breather.due();
+          if (pause) await pause;
+        }
       } else if (e.type === 'other') rec.mode = e.stats.mode;
       out.push(rec);
     }
