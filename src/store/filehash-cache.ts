@@ -6,13 +6,14 @@
 // deleting the folder costs one re-read of each file. (Not under cache/, whose entries are
 // the solver's cache records.)
 
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { readFile, mkdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from './store.js';
 import { ResumableSha256 } from '../util/sha256-resumable.js';
+import { hashSmallFile } from './file-hash-batch.js';
 
 export interface HashableStat {
   size: number;
@@ -43,8 +44,9 @@ function memoryKey(host: string, st: HashableStat): string {
 export const BIG_FILE = 1 << 20;
 
 export async function hashFile(host: string, size = Infinity): Promise<Digest> {
-  // Small files in one read: a stream costs several thread-pool round trips per file.
-  if (size < BIG_FILE) return `sha256:${createHash('sha256').update(readFileSync(host)).digest('hex')}`;
+  // Small files in native batches (or one read each): a stream costs several thread-pool round
+  // trips per file.
+  if (size < BIG_FILE) return hashSmallFile(host);
   const chunks = createReadStream(host, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
   // Big ones hashed on a thread-pool thread: several at once, and the event loop stays free.
   const off = ResumableSha256.start();

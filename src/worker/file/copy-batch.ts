@@ -1,6 +1,6 @@
-// A COPY's plain files copied in batches by native/copyfiles (libkiln-copyfiles.so, through
-// koffi): one call per batch on a thread-pool thread, two batches at a time, while the event
-// loop goes on walking the sources. Copying inline cost ~70 µs of event-loop time per small file
+// A COPY's plain files copied in batches by native/files/copyfiles.c (through koffi): one call
+// per batch on a thread-pool thread, two batches at a time, while the event loop goes on
+// walking the sources. Copying inline cost ~70 µs of event-loop time per small file
 // here (open, copy, close, chown, chmod, utimes, each a call from JavaScript); a context of
 // 20,000 files spent most of its COPY there, on one CPU.
 //
@@ -8,30 +8,9 @@
 // batches before it looks at, replaces or links to a pending path, after each action, and
 // before it sets directory times.
 
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import type koffiModule from 'koffi';
 import pLimit from 'p-limit';
 import { KilnError } from '../../util/errors.js';
-import { packageRoot } from '../../util/package-root.js';
-
-type Koffi = typeof koffiModule;
-type NativeFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
-
-let bound: NativeFunction | null | undefined;
-
-/** The batch copier, or null when the library is not there (the writer copies inline). */
-function copier(): NativeFunction | null {
-  if (bound !== undefined) return bound;
-  try {
-    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-    const lib = koffi.load(process.env.KILN_COPYFILES ?? join(packageRoot(), 'native', 'build', 'libkiln-copyfiles.so'));
-    bound = lib.func('int kiln_copy_files(const uint8_t *jobs, size_t len, uint8_t *err, size_t errlen)');
-  } catch {
-    bound = null;
-  }
-  return bound;
-}
+import { nativeFiles, nativeMessage, type NativeFunction } from '../../util/native-files.js';
 
 export interface BatchedMeta {
   uid: number;
@@ -63,7 +42,7 @@ export class CopyBatch {
 
   /** undefined when batches cannot be copied here. */
   static open(mtime: number): CopyBatch | undefined {
-    const copy = copier();
+    const copy = nativeFiles()?.copyFiles;
     return copy ? new CopyBatch(copy, mtime) : undefined;
   }
 
@@ -131,7 +110,7 @@ export class CopyBatch {
     return new Promise<void>((resolve, reject) => {
       this.copy.async(jobs, jobs.length, err, err.length, (callErr: unknown, rc: number) => {
         if (callErr) reject(callErr instanceof Error ? callErr : new Error(String(callErr)));
-        else if (rc !== 0) reject(new KilnError(`COPY: ${err.toString('utf8', 0, err.indexOf(0) < 0 ? err.length : err.indexOf(0))}`));
+        else if (rc !== 0) reject(new KilnError(`COPY: ${nativeMessage(err)}`));
         else resolve();
       });
     });

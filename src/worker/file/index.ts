@@ -216,8 +216,8 @@ function copySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerCon
   return files;
 }
 
-/** How long small files are hashed inline before the reads of big ones get a turn. */
-const BIG_FILE_TURN_MS = 3;
+/** How long the walk goes on before the hashing beside it gets a turn of the event loop. */
+const HASH_TURN_MS = 3;
 
 async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<CopySelection> {
   const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from, ctx.stepMemo);
@@ -225,12 +225,12 @@ async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx:
   const exclude = new IgnoreMatcher(action.exclude);
   const out: SourceFileRecord[] = [];
   const pruned: string[][] = [];
-  // Big files unknown to the tables hash side by side (off the event loop); small ones inline.
+  // Files unknown to the tables hash side by side, off the event loop (small ones in native
+  // batches, big ones a few at a time); the walk gives the event loop a turn every few
+  // milliseconds so their reads and batches go on while it walks.
   const bigLimit = pLimit(Math.max(2, availableParallelism()));
-  const bigDigests: Promise<void>[] = [];
-  // Big files are read for their hashes only while the event loop turns: small ones, hashed
-  // inline, give it a turn every few milliseconds so both CPUs work.
-  const breather = new Breather(BIG_FILE_TURN_MS);
+  const digests: Promise<void>[] = [];
+  const breather = new Breather(HASH_TURN_MS);
   for (const m of await expandSources(action, src)) {
     const skipped: string[] = [];
     pruned.push(skipped);
@@ -253,9 +253,11 @@ async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx:
       else if (e.type === 'file') {
         const d = known(e);
         if (d) rec.digest = d;
-        else if (e.stats.size >= BIG_FILE) bigDigests.push(bigLimit(() => digestOf(e)).then((x) => void (rec.digest = x)));
         else {
-          rec.digest = await digestOf(e);
+          const digest = e.stats.size >= BIG_FILE ? bigLimit(() => digestOf(e)) : digestOf(e);
+          const filled = digest.then((x) => void (rec.digest = x));
+          filled.catch(() => undefined); // reported by the Promise.all below, unless the walk failed first
+          digests.push(filled);
           const pause = breather.due();
           if (pause) await pause;
         }
@@ -263,7 +265,7 @@ async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx:
       out.push(rec);
     }
   }
-  await Promise.all(bigDigests);
+  await Promise.all(digests);
   await save();
   return { files: out, pruned };
 }

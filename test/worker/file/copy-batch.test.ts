@@ -1,5 +1,5 @@
 // Plain files copied in batches off the event loop (src/worker/file/copy-batch.ts and
-// native/copyfiles): content, owner, mode and times as an inline copy gives them; a failure names
+// native/files/copyfiles.c): content, owner, mode and times as an inline copy gives them; a failure names
 // the file; and the diff writer never looks at, replaces or links to a file still in a batch.
 
 import { test } from 'node:test';
@@ -16,7 +16,7 @@ test('a batch copies content, owner, mode (setuid too) and mtime', async () => {
   await writeFile(join(dir, 'big'), Buffer.alloc(3 << 20, 7));
   await writeFile(join(dir, 'empty'), '');
   const batch = CopyBatch.open(1_234_567);
-  assert.ok(batch, 'native/build/libkiln-copyfiles.so is built with the helper');
+  assert.ok(batch, 'native/build/libkiln-files.so is built with the helper');
   batch.add(join(dir, 'a'), join(dir, 'a2'), 5, { uid: 1000, gid: 50, mode: 0o4755 });
   batch.add(join(dir, 'big'), join(dir, 'big2'), 3 << 20, { uid: 0, gid: 0, mode: 0o600 });
   batch.add(join(dir, 'empty'), join(dir, 'empty2'), 0, { uid: 0, gid: 0, mode: 0o644 });

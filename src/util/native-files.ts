@@ -1,0 +1,44 @@
+// native/build/libkiln-files.so through koffi: batches of file copies (COPY) and file hashes
+// (content keys) run on thread-pool threads, one call per batch. Loaded on first use; null when
+// the library is not there, and callers do the work in JavaScript.
+
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type koffiModule from 'koffi';
+import { packageRoot } from './package-root.js';
+
+type Koffi = typeof koffiModule;
+export type NativeFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
+
+export interface NativeFiles {
+  /** int kiln_copy_files(jobs, len, err, errlen): see native/files/copyfiles.c. */
+  copyFiles: NativeFunction;
+  /** int kiln_hash_files(paths, len, out, outlen, err, errlen): see native/files/hashfiles.c. */
+  hashFiles: NativeFunction;
+}
+
+/** kiln_hash_files' answer when the process has no OpenSSL to hash with. */
+export const HASH_UNAVAILABLE = -2;
+
+let bound: NativeFiles | null | undefined;
+
+export function nativeFiles(): NativeFiles | null {
+  if (bound !== undefined) return bound;
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+    const lib = koffi.load(process.env.KILN_NATIVE_FILES ?? join(packageRoot(), 'native', 'build', 'libkiln-files.so'));
+    bound = {
+      copyFiles: lib.func('int kiln_copy_files(const uint8_t *jobs, size_t len, uint8_t *err, size_t errlen)'),
+      hashFiles: lib.func('int kiln_hash_files(const uint8_t *paths, size_t len, uint8_t *out, size_t outlen, uint8_t *err, size_t errlen)'),
+    };
+  } catch {
+    bound = null;
+  }
+  return bound;
+}
+
+/** The NUL-terminated message a native call left in `err`. */
+export function nativeMessage(err: Buffer): string {
+  const end = err.indexOf(0);
+  return err.toString('utf8', 0, end < 0 ? err.length : end);
+}
