@@ -7,7 +7,6 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import type { Store } from '../store/store.js';
 import { removeTree } from '../store/store.js';
 import type { BuildGraph, Digest } from '../graph/ops.js';
@@ -31,7 +30,7 @@ import {
 import { cacheMountPath } from '../worker/exec/mounts.js';
 import { createLayerTar } from '../util/tar/write.js';
 import { extractTar } from '../util/tar/extract.js';
-import { openDecompressed } from '../util/tar/filter.js';
+import { openDecompressed, zlib } from '../util/tar/filter.js';
 import { hashingPassThrough } from '../util/tar/hash.js';
 import { parseKeyValues } from './args.js';
 import { KilnError } from '../util/errors.js';
@@ -260,7 +259,7 @@ async function mountLayers(store: Store, ids: string[]): Promise<CacheMountOut[]
       const file = join(staging, 'layer.tar.gz');
       const tar = createLayerTar(dir);
       const hash = hashingPassThrough();
-      await pipeline(tar.stream, hash.stream, createGzip(), createWriteStream(file));
+      await pipeline(tar.stream, hash.stream, zlib().createGzip(), createWriteStream(file));
       const blob = await store.ingestFile(file);
       out.push({ id, layer: { digest: blob.digest, size: blob.size, mediaType: MediaType.ociLayerGzip, diffId: hash.digest() } });
     } finally {

@@ -5,8 +5,15 @@
 
 import { spawn } from 'node:child_process';
 import { Duplex, PassThrough, Readable } from 'node:stream';
-import { createGzip, createGunzip, constants as zc } from 'node:zlib';
+import { createRequire } from 'node:module';
+import type * as Zlib from 'node:zlib';
 import { KilnError } from '../errors.js';
+
+// Loaded when first used: its ~2 ms are most of what a cached build would load and not use.
+let zlibModule: typeof Zlib | undefined;
+export function zlib(): typeof Zlib {
+  return (zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof Zlib);
+}
 
 export type CompressionFormat = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
 
@@ -51,7 +58,7 @@ export function spawnFilter(program: string, args: string[]): Duplex {
 export function decompressor(format: CompressionFormat): Duplex {
   switch (format) {
     case 'gzip':
-      return createGunzip();
+      return zlib().createGunzip();
     case 'bzip2':
       return spawnFilter('bzip2', ['-dc']);
     case 'xz':
@@ -70,7 +77,7 @@ export type LayerCompressor = 'gzip' | 'zstd';
  * name and a zero mtime; zstd's multi-threaded mode gives the same bytes for any thread count.
  */
 export function compressor(kind: LayerCompressor, level?: number): Duplex {
-  if (kind === 'gzip') return createGzip({ level: level ?? zc.Z_DEFAULT_COMPRESSION });
+  if (kind === 'gzip') return zlib().createGzip({ level: level ?? zlib().constants.Z_DEFAULT_COMPRESSION });
   const lvl = level ?? 3;
   const args = ['-c', '-q', '-T0', `-${lvl}`];
   if (lvl > 19) args.unshift('--ultra');
