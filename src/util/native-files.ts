@@ -17,6 +17,9 @@ export interface NativeFiles {
   hashFiles: NativeFunction;
 }
 
+/** The formats this code speaks (native/files/copyfiles.c, kiln_files_version). */
+const FILES_VERSION = 1;
+
 /** kiln_hash_files' answer when the process has no OpenSSL to hash with. */
 export const HASH_UNAVAILABLE = -2;
 
@@ -27,6 +30,8 @@ export function nativeFiles(): NativeFiles | null {
   try {
     const koffi = createRequire(import.meta.url)('koffi') as Koffi;
     const lib = koffi.load(process.env.KILN_NATIVE_FILES ?? join(packageRoot(), 'native', 'build', 'libkiln-files.so'));
+    // A library left from an older checkout would read jobs in another layout.
+    if (lib.func('int kiln_files_version(void)')() !== FILES_VERSION) throw new Error('libkiln-files.so of another version');
     bound = {
       copyFiles: lib.func('int kiln_copy_files(const uint8_t *jobs, size_t len, uint8_t *err, size_t errlen)'),
       hashFiles: lib.func('int kiln_hash_files(const uint8_t *paths, size_t len, uint8_t *out, size_t outlen, uint8_t *err, size_t errlen)'),
