@@ -30,7 +30,8 @@ import {
 import { cacheMountPath } from '../worker/exec/mounts.js';
 import { createLayerTar } from '../util/tar/write.js';
 import { extractTar } from '../util/tar/extract.js';
-import { openDecompressed, zlib } from '../util/tar/filter.js';
+import { openDecompressed } from '../util/tar/filter.js';
+import { zlib } from '../util/lazy-modules.js';
 import { hashingPassThrough } from '../util/tar/hash.js';
 import { parseKeyValues } from './args.js';
 import { KilnError } from '../util/errors.js';

@@ -3,7 +3,7 @@
 // `credsStore` (one helper for all hosts) and `credHelpers` (a helper per host), where a
 // helper is a `docker-credential-<name>` program speaking get/store/erase on stdin/stdout.
 
-import { spawn } from 'node:child_process';
+import { childProcess } from '../util/lazy-modules.js';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -157,7 +157,7 @@ async function runHelper(name: string, action: 'get' | 'store' | 'erase', input:
   const program = `docker-credential-${name}`;
   const { code, stdout, stderr, spawnError } = await new Promise<{ code: number; stdout: string; stderr: string; spawnError?: Error }>(
     (resolve) => {
-      const child = spawn(program, [action], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = childProcess().spawn(program, [action], { stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));

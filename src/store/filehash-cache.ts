@@ -9,7 +9,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile, mkdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from './store.js';
 import { ResumableSha256 } from '../util/sha256-resumable.js';
@@ -30,10 +30,11 @@ interface TableFile {
 }
 
 const openTables = new Map<string, Promise<FileHashTable>>();
-// Made on first use: lru-cache allocates its slots up front, which every kiln start would pay.
-let memoryCache: LRUCache<string, Digest> | undefined;
-function memory(): LRUCache<string, Digest> {
-  return (memoryCache ??= new LRUCache<string, Digest>({ max: 50_000 }));
+// Made on first use, and lru-cache loaded then too: it allocates its slots up front, and its
+// module loads diagnostics_channel and perf_hooks, which every kiln start would pay.
+let memoryCache: Promise<LRUCache<string, Digest>> | undefined;
+function memory(): Promise<LRUCache<string, Digest>> {
+  return (memoryCache ??= import('lru-cache').then(({ LRUCache: Cache }) => new Cache<string, Digest>({ max: 50_000 })));
 }
 
 function memoryKey(host: string, st: HashableStat): string {
@@ -128,10 +129,11 @@ export class FileHashTable {
 /** Digest of an immutable file (inside a snapshot): memory cache only. */
 export async function digestImmutable(host: string, st: HashableStat): Promise<Digest> {
   const mk = memoryKey(host, st);
-  let d = memory().get(mk);
+  const cache = await memory();
+  let d = cache.get(mk);
   if (!d) {
     d = await hashFile(host, st.size);
-    memory().set(mk, d);
+    cache.set(mk, d);
   }
   return d;
 }

@@ -2,7 +2,7 @@
 // `rm -r` would walk into the mount and delete what it shows (possibly host files).
 
 import { readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../util/lazy-modules.js';
 
 /** Mount points at or below `dir`, deepest first. */
 export function mountsUnder(dir: string): string[] {
@@ -21,7 +21,7 @@ export function mountsUnder(dir: string): string[] {
 export function unmountAllUnder(dir: string): string[] {
   const stuck: string[] = [];
   for (const mp of mountsUnder(dir)) {
-    const r = spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
+    const r = childProcess().spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
     if (r.status !== 0) stuck.push(mp);
   }
   return stuck;

@@ -3,17 +3,9 @@
 // fails with the program's stderr when it exits non-zero. Formats are told apart by their
 // magic bytes, never by a file name.
 
-import { spawn } from 'node:child_process';
 import { Duplex, PassThrough, Readable } from 'node:stream';
-import { createRequire } from 'node:module';
-import type * as Zlib from 'node:zlib';
 import { KilnError } from '../errors.js';
-
-// Loaded when first used: its ~2 ms are most of what a cached build would load and not use.
-let zlibModule: typeof Zlib | undefined;
-export function zlib(): typeof Zlib {
-  return (zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof Zlib);
-}
+import { childProcess, zlib } from '../lazy-modules.js';
 
 export type CompressionFormat = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
 
@@ -28,7 +20,7 @@ export function detectCompression(head: Uint8Array): CompressionFormat {
 
 /** A program as a stream filter: bytes in on stdin, bytes out of stdout. */
 export function spawnFilter(program: string, args: string[]): Duplex {
-  const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = childProcess().spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d.slice(0, 4096)));
   const out = new PassThrough();

@@ -2,7 +2,8 @@
 // agent's socket itself: the step sees the mount's mode, uid and gid, as BuildKit gives them,
 // and the host socket's permissions are never touched.
 
-import { createServer, connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { net } from '../../util/lazy-modules.js';
 import { chmod, chown } from 'node:fs/promises';
 import { KilnError } from '../../util/errors.js';
 
@@ -23,8 +24,8 @@ export async function startAgentProxy(agent: string, path: string, owner: { mode
     open.add(s);
     s.on('close', () => open.delete(s));
   };
-  const server = createServer((client) => {
-    const upstream = connect(agent);
+  const server = net().createServer((client) => {
+    const upstream = net().connect(agent);
     track(client);
     track(upstream);
     // Either side failing ends the pair; the step's ssh client sees a closed connection.

@@ -9,7 +9,7 @@
 // Remembered per op and context in the store's filehash/ folder (a cache like the digest
 // tables: kiln prune --all drops it, and losing it costs one full computation).
 
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../../util/lazy-modules.js';
 import { readFile, mkdir, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -120,7 +120,7 @@ function walkTrees(identity: string, hosts: string[], pruned: string[][] | undef
     args.push(h);
     for (const p of pruned?.[i] ?? []) args.push('-x', p);
   });
-  const r = spawnSync(treestatPath, args, { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
+  const r = childProcess().spawnSync(treestatPath, args, { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
   if (r.status !== 0 || !r.stdout || r.stdout.length < 12) return undefined;
   const out = r.stdout;
   const newestMs = Number(out.readBigInt64LE(0)) * 1000 + out.readUInt32LE(8) / 1e6;

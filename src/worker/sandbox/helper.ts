@@ -1,7 +1,8 @@
 // Spawns native/build/kiln-sandbox for one step (Node cannot fork into namespaces itself),
 // feeds it the spec, streams the step's output and collects its status lines.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { childProcess } from '../../util/lazy-modules.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -50,7 +51,7 @@ export function startSandbox(spec: Buffer, onOutput: (chunk: Buffer, stream: 'st
   installExitHook();
   // fd 3 is a socket both ways: the spec goes out (end() shuts our side down, the helper reads
   // to EOF), status lines come back. One socket pair fewer per RUN than a pipe for each.
-  const child = spawn(helperPath, [], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: helperEnv() });
+  const child = childProcess().spawn(helperPath, [], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: helperEnv() });
   live.add(child);
   const control = child.stdio[3] as Duplex;
   // The helper may die before reading it all (a spawn failure): that is reported by its exit.
