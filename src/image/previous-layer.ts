@@ -11,13 +11,14 @@
 // its bytes are trusted as the store's blobs are (`kiln store verify` checks them and the saved
 // states). Anything that does not fit leaves the writer on its ordinary path.
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import type { Store } from '../store/store.js';
 import { readCopyManifest, type CopyManifest } from '../store/copy-manifest.js';
 import type { PreviousTar } from '../util/tar/hash.js';
 import type { PreviousEntries, TarSlot } from '../util/tar/write.js';
 import { decodePaxBytes, headersModule } from '../util/tar/pax.js';
 import { turn } from '../util/event-loop.js';
+import { readFullAt } from '../util/fs.js';
 
 export interface PreviousLayer extends PreviousTar, PreviousEntries {
   /** Unchanged regular files' entries, by tar name. */
@@ -82,12 +83,7 @@ class TarWindow {
     if (from >= 0 && from + length <= this.buf.length) return this.buf.subarray(from, from + length);
     const want = Math.max(0, Math.min(Math.max(length, WINDOW), this.size - offset));
     const buf = Buffer.allocUnsafe(want);
-    let got = 0;
-    while (got < want) {
-      const n = readSync(this.fd, buf, got, want - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
+    const got = readFullAt(this.fd, buf, offset);
     this.buf = buf.subarray(0, got);
     this.start = offset;
     return this.buf.subarray(0, Math.min(length, got));

@@ -8,11 +8,10 @@ import { readFileSync } from 'node:fs';
 import pLimit from 'p-limit';
 import type { Digest } from '../graph/ops.js';
 import { KilnError } from '../util/errors.js';
-import { HASH_UNAVAILABLE, nativeFiles, nativeMessage, type NativeFunction } from '../util/native-files.js';
+import { HASH_UNAVAILABLE, callNative, nativeFiles, type NativeFunction } from '../util/native-files.js';
 
 const BATCH_FILES = 256;
 const IN_FLIGHT = 2;
-const ERROR_BYTES = 4096;
 
 interface Waiter {
   resolve(d: Digest): void;
@@ -54,23 +53,22 @@ class SmallFileHasher {
     void this.limit(() => this.call(paths, waiters));
   }
 
-  private call(paths: Buffer, waiters: Waiter[]): Promise<void> {
+  private async call(paths: Buffer, waiters: Waiter[]): Promise<void> {
     const out = Buffer.alloc(32 * waiters.length);
-    const err = Buffer.alloc(ERROR_BYTES);
-    return new Promise<void>((done) => {
-      this.hashFiles.async(paths, paths.length, out, out.length, err, err.length, (callErr: unknown, n: number) => {
-        if (!callErr && n === HASH_UNAVAILABLE) {
-          this.unavailable = true;
-          settleInline(paths, waiters);
-        } else if (callErr || n !== waiters.length) {
-          const failure = callErr ?? new KilnError(nativeMessage(err));
-          for (const w of waiters) w.reject(failure);
-        } else {
-          waiters.forEach((w, i) => w.resolve(`sha256:${out.toString('hex', i * 32, i * 32 + 32)}`));
-        }
-        done();
-      });
-    });
+    try {
+      const { result, message } = await callNative(this.hashFiles, paths, paths.length, out, out.length);
+      if (result === HASH_UNAVAILABLE) {
+        this.unavailable = true;
+        settleInline(paths, waiters);
+      } else if (result !== waiters.length) {
+        const failure = new KilnError(message);
+        for (const w of waiters) w.reject(failure);
+      } else {
+        waiters.forEach((w, i) => w.resolve(`sha256:${out.toString('hex', i * 32, i * 32 + 32)}`));
+      }
+    } catch (err) {
+      for (const w of waiters) w.reject(err);
+    }
   }
 }
 

@@ -247,9 +247,9 @@ export class Store {
 
   /**
    * Streams into tmp/ while hashing (with `counter`, by default Node's sha256 on the event
-   * loop); renamed in only when the digest matches `expected` (if given).
+   * loop); renamed in only when the digest matches `expected` (if given). With `head`, the blob
+   * starts with that blob's head and `source` is the rest (see HeadedBlobFile).
    */
-  /** With `head`, the blob starts with that blob's head and `source` is the rest (see HeadedBlobFile). */
   async ingestStream(source: Readable, expected?: Digest, counter: StreamHasher = hashingPassThrough(), head?: BlobHead): Promise<BlobInfo> {
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-ingest`);
     try {

@@ -1,3 +1,4 @@
+import { readSync } from 'node:fs';
 import { lstat, readdir, rename } from 'node:fs/promises';
 
 /** True when something (a file, a folder, even a dangling link) is at `p`. */
@@ -32,4 +33,15 @@ export async function renameIntoPlace(src: string, dest: string): Promise<boolea
     if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
     return false;
   }
+}
+
+/** Reads `length` bytes at `position` of `fd` into `buf`, fewer only at the end of the file; the count read. */
+export function readFullAt(fd: number, buf: Buffer, position: number, length = buf.length): number {
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
 }

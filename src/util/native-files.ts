@@ -42,8 +42,22 @@ export function nativeFiles(): NativeFiles | null {
   return bound;
 }
 
-/** The NUL-terminated message a native call left in `err`. */
-export function nativeMessage(err: Buffer): string {
-  const end = err.indexOf(0);
-  return err.toString('utf8', 0, end < 0 ? err.length : end);
+/** Room for the message a failed call leaves. */
+const ERROR_BYTES = 4096;
+
+/**
+ * Calls `fn` on a thread-pool thread with `args`, then an error buffer and its size (the
+ * library's calling convention): its result, and the message it left when it failed.
+ */
+export function callNative(fn: NativeFunction, ...args: unknown[]): Promise<{ result: number; message: string }> {
+  const err = Buffer.alloc(ERROR_BYTES);
+  return new Promise((resolve, reject) => {
+    fn.async(...args, err, err.length, (callErr: unknown, result: number) => {
+      if (callErr) reject(callErr instanceof Error ? callErr : new Error(String(callErr)));
+      else {
+        const end = err.indexOf(0);
+        resolve({ result, message: err.toString('utf8', 0, end < 0 ? err.length : end) });
+      }
+    });
+  });
 }

@@ -1,7 +1,7 @@
 // SHA-256 whose running state can be saved and taken up again later, in another process: the
 // SHA256_* functions of the OpenSSL that Node itself carries, reached through koffi. Node's own
 // crypto cannot export a hash's state. A layer tar that begins with the same bytes as an
-// earlier one resumes from a state saved while that one was hashed (image/layer-hash.ts), and
+// earlier one resumes from a state saved while that one was hashed (util/tar/hash.ts), and
 // big updates run on a thread-pool thread instead of the event loop.
 
 import { createHash } from 'node:crypto';

@@ -1,6 +1,7 @@
-// Host calls Node lacks, bound with koffi to the system libc: extended attributes on the
-// link itself (never following a symlink), mknod for overlay whiteouts and device nodes, and the
-// inode flag that spreads the store's staging folders over the disk. Other engineers may add bindings here (mount, umount2, flock); keep one libc handle.
+// Host calls Node lacks, bound with koffi to the system libc: extended attributes on the link
+// itself (never following a symlink), mknod for overlay whiteouts and device nodes, mount,
+// umount2 and flock, copy_file_range for a layer's shared head, and the inode flag that spreads
+// the store's staging folders over the disk. Keep one libc handle.
 
 import { closeSync, constants, openSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -1,10 +1,11 @@
 // Hashing a layer tar on its way into the store: its diffID and size.
 
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Digest } from '../../graph/ops.js';
 import { ResumableSha256, resumableSha256Available } from '../sha256-resumable.js';
+import { readFullAt } from '../fs.js';
 
 /** A pass-through that hashes and counts what flows through it (a layer's diffID and size). */
 export function hashingPassThrough(): { stream: Transform; digest(): Digest; size(): number } {
@@ -184,7 +185,7 @@ class ResumingHasher {
     const n = Math.max(0, Math.min(chunk.length, this.previous!.size - this.offset));
     if (n === 0) return 0;
     if (this.scratch.length < n) this.scratch = Buffer.allocUnsafe(n);
-    const got = readAt(this.prevFd!, this.scratch, n, this.offset);
+    const got = readFullAt(this.prevFd!, this.scratch, this.offset, n);
     const limit = Math.min(n, got);
     if (chunk.subarray(0, limit).equals(this.scratch.subarray(0, limit))) return limit;
     let i = 0;
@@ -211,7 +212,7 @@ class ResumingHasher {
     this.nextCheckpoint = (Math.floor(start / CHECKPOINT_BYTES) + 1) * CHECKPOINT_BYTES;
     for (let pos = start; pos < at; ) {
       const buf = Buffer.allocUnsafe(Math.min(1 << 20, at - pos));
-      const n = readAt(this.prevFd!, buf, buf.length, pos);
+      const n = readFullAt(this.prevFd!, buf, pos);
       if (n < buf.length) throw new Error(`previous layer tar ${prev.path} is shorter than recorded`);
       this.feed(buf);
       pos += n;
@@ -247,12 +248,3 @@ class ResumingHasher {
   }
 }
 
-function readAt(fd: number, buf: Buffer, length: number, position: number): number {
-  let got = 0;
-  while (got < length) {
-    const n = readSync(fd, buf, got, length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
-}

@@ -13,6 +13,7 @@ import { devMajor, devMinor, getXattr, listXattrs } from '../syscalls.js';
 import { encodePax, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
 import { BLOCK, END_OF_ARCHIVE, headerBlocks, padding, type TarHeader } from './header.js';
 import { turn } from '../event-loop.js';
+import { readFullAt } from '../fs.js';
 import { isOpaqueDir, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-format.js';
 
 /** Where one entry sits in a tar: its header (and any PAX record before it) through its padding. */
@@ -190,8 +191,12 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
     return new Date(secs * 1000);
   };
 
-  /** Whether `name` is the first of its inode's names in this walk (and so not a hard link entry); remembers it. */
+  /**
+   * Whether `name` is the first of its inode's names in this walk (and so not a hard link
+   * entry); remembers it. A file with one link always is.
+   */
   const firstName = (st: Stats, name: string): boolean => {
+    if (st.nlink <= 1) return true;
     const key = `${st.dev}:${st.ino}`;
     if (hardlinks.has(key)) return false;
     hardlinks.set(key, name);
@@ -244,7 +249,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
     const fd = openSync(path, 'r');
     try {
       const buf = Buffer.allocUnsafe(size + 1);
-      const n = readFull(fd, buf, 0);
+      const n = readFullAt(fd, buf, 0);
       if (n > size) throw new Error(`${path} grew while it was being archived`);
       if (n < size) throw new Error(`${path} shrank while it was being archived`);
       out.add(buf.subarray(0, size));
@@ -262,7 +267,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
       for (let done = 0; done < size; ) {
         const want = Math.min(CHUNK, size - done);
         const buf = Buffer.allocUnsafe(want);
-        const n = readFull(fd, buf, done);
+        const n = readFullAt(fd, buf, done);
         if (n < want) throw new Error(`${path} shrank while it was being archived`);
         done += n;
         out.add(buf);
@@ -303,7 +308,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
       if (previous && st.isFile()) {
         const slot = previous.slot(name);
         const fits = slot !== undefined && slot.length >= BLOCK + st.size;
-        if (sharing && fits && slot.offset === offset && !(st.nlink > 1 && !firstName(st, name))) {
+        if (sharing && fits && slot.offset === offset && firstName(st, name)) {
           offset += slot.length;
           entries++;
           continue;
@@ -311,7 +316,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
         if (sharing) stopSharing();
         if (fits && slot.length <= MAX_SPLICED) {
           const bytes = previous.read(slot.offset, slot.length);
-          if (bytes.length === slot.length && !(st.nlink > 1 && !firstName(st, name))) {
+          if (bytes.length === slot.length && firstName(st, name)) {
             out.add(bytes);
             entries++;
             continue;
@@ -331,7 +336,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
         yield* walk(rel === '' ? ch.diskName : `${rel}/${ch.diskName}`);
         continue;
       }
-      if (st.nlink > 1 && !firstName(st, name)) {
+      if (!firstName(st, name)) {
         put({ ...base, name, type: 'link', size: 0, linkname: hardlinks.get(`${st.dev}:${st.ino}`)! }, []);
         continue;
       }
@@ -357,16 +362,6 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
   return entries;
 }
 
-/** Reads until `buf` is full or the file ends; the count read. */
-function readFull(fd: number, buf: Buffer, position: number): number {
-  let got = 0;
-  while (got < buf.length) {
-    const n = readSync(fd, buf, got, buf.length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
-}
 
 function asciiTail(s: string, max: number): string {
   const ascii = s.replace(/[^\x20-\x7e]/g, '_');

@@ -10,7 +10,7 @@
 
 import pLimit from 'p-limit';
 import { KilnError } from '../../util/errors.js';
-import { nativeFiles, nativeMessage, type NativeFunction } from '../../util/native-files.js';
+import { callNative, nativeFiles, type NativeFunction } from '../../util/native-files.js';
 
 export interface BatchedMeta {
   uid: number;
@@ -23,7 +23,6 @@ const BATCH_FILES = 256;
 const BATCH_BYTES = 64 << 20;
 /** Batches copying at once: one per CPU on the machines kiln is measured on. */
 const IN_FLIGHT = 2;
-const ERROR_BYTES = 4096;
 
 export class CopyBatch {
   private jobs: Buffer[] = [];
@@ -105,14 +104,8 @@ export class CopyBatch {
     this.running.add(run);
   }
 
-  private call(jobs: Buffer): Promise<void> {
-    const err = Buffer.alloc(ERROR_BYTES);
-    return new Promise<void>((resolve, reject) => {
-      this.copy.async(jobs, jobs.length, err, err.length, (callErr: unknown, rc: number) => {
-        if (callErr) reject(callErr instanceof Error ? callErr : new Error(String(callErr)));
-        else if (rc !== 0) reject(new KilnError(`COPY: ${nativeMessage(err)}`));
-        else resolve();
-      });
-    });
+  private async call(jobs: Buffer): Promise<void> {
+    const { result, message } = await callNative(this.copy, jobs, jobs.length);
+    if (result !== 0) throw new KilnError(`COPY: ${message}`);
   }
 }
