@@ -5,7 +5,7 @@
 // koffi stays outside: it is a native addon, loaded on first use.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,24 @@ import { fileURLToPath } from 'node:url';
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const outfile = join(repo, 'dist', 'kiln.cjs');
 const cacheFile = `${outfile}.cache`;
+
+/** The global through which the bundle hands src/util/tar/pax.ts tar-stream's header codec. */
+const TAR_HEADERS_KEY = 'kiln.tar-stream.headers';
+
+// pax.ts replaces the PAX decoder of tar-stream's header codec, and tar-stream's extractor must
+// see that. The codec is not in tar-stream's package exports, so pax.ts loads it by path at run
+// time: outside the bundle that is the very module the extractor uses, inside it a second copy
+// (the bundle has its own), which left the extractor decoding binary xattr values as UTF-8. The
+// bundled codec announces itself instead, and pax.ts takes that one when it is there.
+const exposeTarHeaders = {
+  name: 'expose-tar-stream-headers',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]tar-stream[\\/]headers\.js$/ }, (args) => ({
+      contents: `${readFileSync(args.path, 'utf8')}\nglobalThis[Symbol.for(${JSON.stringify(TAR_HEADERS_KEY)})] = module.exports;\n`,
+      loader: 'js',
+    }));
+  },
+};
 
 await build({
   entryPoints: [join(repo, 'dist', 'src', 'cli', 'main.js')],
@@ -25,6 +43,7 @@ await build({
   // The modules find files beside the code from their own URL; in the bundle that is its own.
   define: { 'import.meta.url': 'kilnBundleUrl' },
   banner: { js: "const kilnBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [exposeTarHeaders],
   logLevel: 'warning',
 });
 

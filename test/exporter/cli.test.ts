@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
+import { getXattr, setXattr } from '../../src/util/syscalls.js';
 import { exportImage, parseOutputSpec } from '../../src/exporter/index.js';
 import type { WrittenImage } from '../../src/image/assemble.js';
 import tar from 'tar-stream';
@@ -147,6 +148,28 @@ test('import a legacy docker save archive (gzipped as a whole), layer unpacked w
   // In the snapshot the whiteout is in overlay form: a 0/0 character device.
   const wh = execFileSync('stat', ['-c', '%F %t %T', join(root, 'snapshots', snaps[0]!, 'fs', 'etc', 'removed')], { encoding: 'utf8' });
   assert.equal(wh.trim(), 'character special file 0 0');
+});
+
+test('a binary xattr of a layer (security.capability) survives import, unpacking and a local export byte for byte', async () => {
+  const root = join(work, 'store-xattr');
+  const src = join(work, 'xattr-src');
+  await mkdir(join(src, 'bin'), { recursive: true });
+  await writeFile(join(src, 'bin', 'ping'), 'binary', { mode: 0o755 });
+  // A VFS capability (v2) with cap_setuid (bit 7) and cap_net_raw (bit 13): byte 0x80 is not
+  // UTF-8 on its own, which a decoder reading PAX values as text turns into U+FFFD.
+  const cap = Buffer.from('0100000280200000000000000000000000000000', 'hex');
+  setXattr(join(src, 'bin', 'ping'), 'security.capability', cap);
+  // GNU tar writes the value raw in a SCHILY.xattr PAX record, as docker and BuildKit do.
+  const layer = execFileSync('tar', ['--xattrs', '--xattrs-include=security.*', '--numeric-owner', '-cf', '-', '-C', src, 'bin']);
+  const archive = await legacyDockerSave(join(work, 'xattr'), layer, 'caps/app:1');
+  assert.equal((await kiln(root, 'import', archive)).code, 0);
+  const local = join(work, 'xattr-out');
+  const r = await kiln(root, 'export', 'caps/app:1', '-o', `type=local,dest=${local}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(getXattr(join(local, 'bin', 'ping'), 'security.capability')?.toString('hex'), cap.toString('hex'));
+  const snaps = await readdir(join(root, 'snapshots'));
+  assert.equal(snaps.length, 1);
+  assert.equal(getXattr(join(root, 'snapshots', snaps[0]!, 'fs', 'bin', 'ping'), 'security.capability')?.toString('hex'), cap.toString('hex'));
 });
 
 test('evil archives are refused by import, with nothing written outside and no image left', async () => {

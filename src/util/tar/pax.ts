@@ -4,6 +4,8 @@
 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+// Loads tar-stream's own header codec, which the bundle then exposes (scripts/bundle.mjs).
+import 'tar-stream';
 
 /** One `"%d %s=%s\n"` record; the leading length counts itself. */
 function record(key: string, value: Buffer): Buffer {
@@ -53,9 +55,18 @@ export interface HeadersModule {
 
 let headers: HeadersModule | undefined;
 
-/** tar-stream's header codec (not in its package exports, so loaded by path). */
+/** Where the bundle puts the header codec its tar-stream uses (scripts/bundle.mjs). */
+const BUNDLED_HEADERS = Symbol.for('kiln.tar-stream.headers');
+
+/**
+ * The header codec tar-stream's extractor and pack use: the bundle's own copy in the bundle,
+ * else the module file (not in tar-stream's package exports, so loaded by path), which is then
+ * the one tar-stream loaded too. Either way patchTarStreamPax reaches the extractor.
+ */
 export function headersModule(): HeadersModule {
   if (headers) return headers;
+  const bundled = (globalThis as Record<symbol, unknown>)[BUNDLED_HEADERS] as HeadersModule | undefined;
+  if (bundled) return (headers = bundled);
   const require = createRequire(import.meta.url);
   headers = require(join(dirname(require.resolve('tar-stream')), 'headers.js')) as HeadersModule;
   return headers;
