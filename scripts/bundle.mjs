@@ -47,6 +47,15 @@ await build({
   logLevel: 'warning',
 });
 
+// esbuild escapes non-ASCII characters in strings but leaves them in regular expressions and
+// the comments it keeps. One such character makes the whole source a two-byte string for V8:
+// decoding the file then cost ~2.7 ms instead of ~0.3 and compiling ~0.6 ms more, on every run.
+// A \u escape of each UTF-16 unit (a surrogate pair for characters beyond them) means the same
+// character in a regular expression, a string or a comment.
+const text = readFileSync(outfile, 'utf8');
+const escape = (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+if (/[^\x00-\x7f]/.test(text)) writeFileSync(outfile, text.replace(/[^\x00-\x7f]/g, escape));
+
 // The code cache holds what V8 compiled while running a real command: a cached build, the
 // path that start-up dominates. A failure here only costs speed (bin/kiln compiles as usual).
 rmSync(cacheFile, { force: true });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, symlink } from 'node:fs/promises';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Script } from 'node:vm';
@@ -40,4 +40,19 @@ test('bin/kiln runs through a symbolic link, as npm installs it', async () => {
   const r = await runProgram(link, ['version'], { cwd: tmpdir() });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^kiln \d+\.\d+\.\d+\n$/);
+});
+
+test('the bundle is ASCII (V8 keeps it one byte wide) and still means its non-ASCII characters: µs and μs durations', async () => {
+  const text = await readFile(bundle, 'utf8');
+  const at = text.search(/[^\x00-\x7f]/);
+  assert.equal(at, -1, `non-ASCII at ${at}: ${text.slice(at - 40, at + 10)}`);
+  const dir = await tempDir('kiln-bundle-');
+  await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nHEALTHCHECK --interval=1500µs --timeout=2000μs CMD ["/x"]\n');
+  const root = join(dir, 'store');
+  const built = await runProgram(join(repoRoot, 'bin', 'kiln'), ['build', '--root', root, '--progress', 'quiet', '-t', 'hc:1', dir]);
+  assert.equal(built.code, 0, built.stderr);
+  const shown = await runProgram(join(repoRoot, 'bin', 'kiln'), ['inspect', '--root', root, 'hc:1']);
+  const config = (JSON.parse(shown.stdout) as { config: { Healthcheck: { Interval: number; Timeout: number } } }).config;
+  assert.equal(config.Healthcheck.Interval, 1_500_000);
+  assert.equal(config.Healthcheck.Timeout, 2_000_000);
 });
