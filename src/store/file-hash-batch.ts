@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import pLimit from 'p-limit';
 import type { Digest } from '../graph/ops.js';
 import { KilnError } from '../util/errors.js';
-import { HASH_UNAVAILABLE, callNative, nativeFiles, type NativeFunction } from '../util/native-files.js';
+import { HASH_UNAVAILABLE, callNative, nativeFiles } from '../util/native-files.js';
+import type { NativeFunction } from '../util/koffi.js';
 
 const BATCH_FILES = 256;
 const IN_FLIGHT = 2;

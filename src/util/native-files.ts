@@ -2,13 +2,9 @@
 // (content keys) run on thread-pool threads, one call per batch. Loaded on first use; null when
 // the library is not there, and callers do the work in JavaScript.
 
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import type koffiModule from 'koffi';
+import { loadKoffi, type NativeFunction } from './koffi.js';
 import { packageRoot } from './package-root.js';
-
-type Koffi = typeof koffiModule;
-export type NativeFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
 
 export interface NativeFiles {
   /** int kiln_copy_files(jobs, len, err, errlen): see native/files/copyfiles.c. */
@@ -28,8 +24,7 @@ let bound: NativeFiles | null | undefined;
 export function nativeFiles(): NativeFiles | null {
   if (bound !== undefined) return bound;
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-    const lib = koffi.load(process.env.KILN_NATIVE_FILES ?? join(packageRoot(), 'native', 'build', 'libkiln-files.so'));
+    const lib = loadKoffi().load(process.env.KILN_NATIVE_FILES ?? join(packageRoot(), 'native', 'build', 'libkiln-files.so'));
     // A library left from an older checkout would read jobs in another layout.
     if (lib.func('int kiln_files_version(void)')() !== FILES_VERSION) throw new Error('libkiln-files.so of another version');
     bound = {

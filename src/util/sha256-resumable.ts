@@ -5,12 +5,8 @@
 // big updates run on a thread-pool thread instead of the event loop.
 
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type koffiModule from 'koffi';
 import type { Digest } from '../graph/ops.js';
-
-type Koffi = typeof koffiModule;
-type NativeFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
+import { loadKoffi, type NativeFunction } from './koffi.js';
 
 /** sizeof(SHA256_CTX): eight state words, the 64-bit length, a 64-byte block, two counters. */
 export const SHA256_STATE_BYTES = 112;
@@ -27,7 +23,7 @@ let bound: Sha256Functions | null | undefined;
 function openssl(): Sha256Functions | null {
   if (bound !== undefined) return bound;
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+    const koffi = loadKoffi();
     // The process itself: Node exports the OpenSSL it links, for addons.
     const self = koffi.load(null);
     bound = {

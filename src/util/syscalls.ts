@@ -4,11 +4,7 @@
 // the store's staging folders over the disk. Keep one libc handle.
 
 import { closeSync, constants, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import type koffiModule from 'koffi';
-
-type Koffi = typeof koffiModule;
-type NativeFunction = ReturnType<ReturnType<Koffi['load']>['func']>;
+import { loadKoffi, type Koffi, type NativeFunction } from './koffi.js';
 
 interface Bindings {
   koffi: Koffi;
@@ -32,7 +28,7 @@ let bound: Bindings | undefined;
  */
 function native(): Bindings {
   if (bound) return bound;
-  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const koffi = loadKoffi();
   const libc = koffi.load('libc.so.6');
   bound = {
     koffi,

@@ -10,7 +10,8 @@
 
 import pLimit from 'p-limit';
 import { KilnError } from '../../util/errors.js';
-import { callNative, nativeFiles, type NativeFunction } from '../../util/native-files.js';
+import { callNative, nativeFiles } from '../../util/native-files.js';
+import type { NativeFunction } from '../../util/koffi.js';
 
 export interface BatchedMeta {
   uid: number;
