@@ -19,8 +19,12 @@ export interface ArchiveFile {
 
 const PIECE = 1 << 20;
 
-/** The archive's bytes in order; a file body that is not exactly its size is an error. */
-export function* archiveChunks(files: ArchiveFile[], mtimeSecs = 0): Generator<Buffer> {
+/**
+ * The archive's bytes in order; a file body that is not exactly its size is an error. With
+ * `scratch`, file bodies are read into it, each piece valid only until the next is asked for
+ * (a consumer that writes each piece before the next); else every piece is a fresh buffer.
+ */
+export function* archiveChunks(files: ArchiveFile[], mtimeSecs = 0, scratch?: Buffer): Generator<Buffer> {
   const mtime = new Date(mtimeSecs * 1000);
   const dirs = new Set<string>();
   for (const f of files) {
@@ -40,7 +44,7 @@ export function* archiveChunks(files: ArchiveFile[], mtimeSecs = 0): Generator<B
       if (it.body.length !== it.size) throw new Error(`archive entry ${it.name}: ${it.body.length} bytes, not ${it.size}`);
       yield it.body;
     } else {
-      yield* fileBody(it.body, it.size);
+      yield* fileBody(it.body, it.size, scratch);
     }
     const pad = padding(it.size);
     if (pad) yield pad;
@@ -48,7 +52,7 @@ export function* archiveChunks(files: ArchiveFile[], mtimeSecs = 0): Generator<B
   yield END_OF_ARCHIVE;
 }
 
-function* fileBody(body: { path: string; label: string }, size: number): Generator<Buffer> {
+function* fileBody(body: { path: string; label: string }, size: number, scratch?: Buffer): Generator<Buffer> {
   let fd: number;
   try {
     fd = openSync(body.path, 'r');
@@ -58,8 +62,9 @@ function* fileBody(body: { path: string; label: string }, size: number): Generat
   try {
     let seen = 0;
     for (;;) {
-      // A fresh buffer per piece: the consumer may keep it (a stream's queue).
-      const buf = Buffer.allocUnsafe(Math.min(PIECE, Math.max(size - seen, 0) + 1));
+      // One byte more than is left, to see a file longer than its size.
+      const want = Math.min(PIECE, Math.max(size - seen, 0) + 1);
+      const buf = scratch && scratch.length >= want ? scratch.subarray(0, want) : Buffer.allocUnsafe(want);
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
       seen += n;
@@ -78,7 +83,9 @@ function* fileBody(body: { path: string; label: string }, size: number): Generat
  */
 export async function writeArchiveToFd(fd: number, files: ArchiveFile[], signal?: AbortSignal): Promise<void> {
   let sinceYield = 0;
-  for (const chunk of archiveChunks(files)) {
+  // Each piece is written before the next is read: one buffer serves them all (fresh ones cost
+  // an allocation and its page faults per megabyte).
+  for (const chunk of archiveChunks(files, 0, Buffer.allocUnsafe(PIECE))) {
     for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off);
     sinceYield += chunk.length;
     if (sinceYield >= 16 * PIECE) {
