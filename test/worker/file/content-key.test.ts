@@ -114,6 +114,43 @@ test('digests of unchanged context files are kept in the store and reused by the
   assert.match(got2.get('app/main.ts') ?? '', /^sha256:(?!0{64})/);
 });
 
+test('a rebuild appends the rows of the files it hashed: the table is not rewritten, the last row of a file wins, a cut row is skipped', async () => {
+  const c = await context();
+  await fileOpContentKey(copyApp, c.inputs, ctx);
+  const table = join(store.path('filehash'), `${createHash('sha256').update(c.dir).digest('hex')}.json`);
+  const first = await readFile(table, 'utf8');
+  assert.equal(first.split('\n').filter(Boolean).length, 1, 'a new table is written whole');
+  const script = `
+    import { Store } from ${JSON.stringify(join(repoRoot, 'dist/src/store/store.js'))};
+    import { listFileOpContent } from ${JSON.stringify(join(repoRoot, 'dist/src/worker/file/index.js'))};
+    const store = await Store.open(${JSON.stringify(store.root)});
+    const ctx = { store, secrets: new Map(), sshAgents: new Map(), limits: {}, allowInsecure: false, signal: new AbortController().signal, onOutput() {} };
+    const list = await listFileOpContent(${JSON.stringify(copyApp)}, ${JSON.stringify(c.inputs)}, ctx);
+    console.log(JSON.stringify(list.map((e) => [e.path, e.digest ?? null])));
+  `;
+  const digests = async () => {
+    const r = await runProgram(process.execPath, ['--input-type=module', '-e', script]);
+    assert.equal(r.code, 0, r.stderr);
+    return new Map(JSON.parse(r.stdout) as Array<[string, string | null]>);
+  };
+  const sha = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
+
+  await writeFile(join(c.dir, 'app', 'main.ts'), 'MAIN2');
+  assert.equal((await digests()).get('app/main.ts'), sha('MAIN2'));
+  const second = await readFile(table, 'utf8');
+  assert.ok(second.startsWith(first), 'the table object is left as it was');
+  const added = second.slice(first.length).split('\n').filter(Boolean).map((l) => JSON.parse(l) as [string, ...unknown[]]);
+  assert.deepEqual(added.map((r) => [r[0], r[5]]), [['app/main.ts', sha('MAIN2')]]);
+
+  // A later row for the same file and stat wins; a row cut short by a crash is passed over.
+  const planted = [...added[0]!];
+  planted[5] = `sha256:${'1'.repeat(64)}`;
+  await writeFile(table, `${second}${JSON.stringify(planted)}\n["app/util.ts", 4, 12`);
+  const got = await digests();
+  assert.equal(got.get('app/main.ts'), planted[5]);
+  assert.equal(got.get('app/util.ts'), sha('util'));
+});
+
 test('keys of COPY --from a stage count owners', async () => {
   const s1 = await makeSnapshot(store, { 'out/': { dir: true }, 'out/bin': { content: 'x', uid: 1, gid: 1 } });
   const s2 = await makeSnapshot(store, { 'out/': { dir: true }, 'out/bin': { content: 'x', uid: 2, gid: 2 } });
