@@ -7,8 +7,9 @@
  * timestamps' granularity): i64 sec, u32 nsec. Then per argument a u32 index, and per entry in
  * pre-order with names sorted bytewise: u32 length and the path relative to the argument (""
  * for the argument itself), then mode, uid, gid (u32), size (u64), mtime, ctime (i64 sec, u32
- * nsec), inode and rdev (u64). Exit 1 with a message on any error: the caller then reads the
- * tree itself, which reports the error properly.
+ * nsec), inode, rdev and dev (u64), nlink (u32). Exit 1 with a message on any error: the
+ * caller then reads the tree itself, which reports the error properly. When the tree changed,
+ * the caller's walk takes the entries' metadata from this output instead of an lstat each.
  *
  * "-x REL" after a PATH skips the entry at REL below it, and everything inside (folders the
  * COPY's ignore rules leave out whole: a node_modules need not be walked). */
@@ -70,6 +71,8 @@ static void record(const char *rel, size_t rel_len, const struct stat *st) {
   put_time(&st->st_ctim);
   put_u64(st->st_ino);
   put_u64(st->st_rdev);
+  put_u64(st->st_dev);
+  put_u32((uint32_t)st->st_nlink);
   note_time(&st->st_mtim);
   note_time(&st->st_ctim);
 }

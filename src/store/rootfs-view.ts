@@ -80,9 +80,17 @@ export interface Located {
   entry: ViewEntry | undefined;
 }
 
+/** An entry of a walk made outside the view: its path below the walked folder and metadata. */
+export interface WalkedEntry {
+  rel: string;
+  stats: ViewStat;
+}
+
 export class RootfsView {
   /** Snapshots never change, so lookups are memoized for the view's lifetime. */
   private readonly cache = new Map<string, ViewEntry | null>();
+  /** Folders whose entries a prefill listed, in readdir's order. */
+  private readonly listings = new Map<string, ViewEntry[]>();
   private rootEntry: ViewEntry | undefined;
 
   /** `layers`: host folders bottom (base) to top. */
@@ -95,7 +103,53 @@ export class RootfsView {
   /** Forget memoized lookups (for a view whose top layer is being written). */
   invalidate(): void {
     this.cache.clear();
+    this.listings.clear();
     this.rootEntry = undefined;
+  }
+
+  /**
+   * Takes the metadata of a walk of `match` (its own record first, then everything below it in
+   * pre-order, kiln-treestat's) as this view's answers below it, instead of an lstat per entry.
+   * Only for a one-folder view (a build context). `skipped`: paths below the match the walk
+   * did not look at; their folders' listings are then read from the disk as usual.
+   */
+  prefill(match: ViewEntry, walked: WalkedEntry[], skipped: string[]): void {
+    if (this.layers.length !== 1 || match.dirs.length > 1 || walked[0]?.rel !== '') return;
+    // A name that is not UTF-8 is for readdirSync to refuse, with its message.
+    if (walked.some((w) => w.rel.includes('\uFFFD'))) return;
+    const unlisted = new Set(skipped.map((p) => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '')));
+    const lists = new Map<string, { entries: ViewEntry[]; names: string[]; sort: boolean }>();
+    if (match.type === 'dir' && !unlisted.has('')) lists.set('', { entries: [], names: [], sort: false });
+    for (let i = 1; i < walked.length; i++) {
+      const { rel, stats } = walked[i]!;
+      const slash = rel.lastIndexOf('/');
+      const parent = slash < 0 ? '' : rel.slice(0, slash);
+      const name = rel.slice(slash + 1);
+      const path = childPath(match.path, rel);
+      const type = entryType(stats.mode);
+      let entry = this.cache.get(path);
+      if (entry === undefined) {
+        const host = `${match.host}/${rel}`;
+        entry = isWhiteout(stats) ? null : { path, type, stats, host, dirs: type === 'dir' ? [host] : NO_DIRS };
+        this.cache.set(path, entry);
+      }
+      if (type === 'dir' && entry && !unlisted.has(rel)) lists.set(rel, { entries: [], names: [], sort: false });
+      const list = lists.get(parent);
+      if (list && entry) {
+        list.entries.push(entry);
+        list.names.push(name);
+        // The walk sorts names bytewise, readdirSync by UTF-16 units: the same for ASCII.
+        if (!list.sort && /[^\x00-\x7f]/.test(name)) list.sort = true;
+      }
+    }
+    for (const [rel, list] of lists) {
+      let entries = list.entries;
+      if (list.sort) {
+        const order = list.names.map((n, i) => [n, i] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+        entries = order.map(([, i]) => list.entries[i]!);
+      }
+      this.listings.set(rel === '' ? match.path : childPath(match.path, rel), entries);
+    }
   }
 
   async root(): Promise<ViewEntry> {
@@ -230,6 +284,8 @@ export class RootfsView {
 
   /** readdir() without promises. */
   readdirSync(dir: ViewEntry): ViewEntry[] {
+    const listed = this.listings.get(dir.path);
+    if (listed) return listed;
     // One folder (a build context, a single layer) needs no merging of names.
     const names = dir.dirs.length === 1 ? readdirSync(dir.dirs[0]!) : [...new Set(dir.dirs.flatMap((d) => readdirSync(d)))];
     for (const n of names) {
