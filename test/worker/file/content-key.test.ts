@@ -167,9 +167,9 @@ test('heredoc content counts; a missing source fails while computing the key', a
   await assert.rejects(fileOpContentKey(fileOp(copyAction({ src: ['nope'], dest: '/x' })), c.inputs, ctx), /"nope" not found/);
 });
 
-test('the content key JSON is canonicalJson of the sources, byte for byte (keys stay valid across versions)', async () => {
-  const { contentKeyJson } = await import('../../../src/worker/file/index.js');
-  const { canonicalJson } = await import('../../../src/util/digest.js');
+test('the content key JSON is canonicalJson of the sources, byte for byte, and the key its sha256 (keys stay valid across versions)', async () => {
+  const { contentKeyJson, contentKeyDigest } = await import('../../../src/worker/file/index.js');
+  const { canonicalJson, sha256 } = await import('../../../src/util/digest.js');
   const sources = [
     {
       action: 0,
@@ -187,4 +187,8 @@ test('the content key JSON is canonicalJson of the sources, byte for byte (keys 
   ];
   assert.equal(contentKeyJson(sources), canonicalJson({ version: 1, sources }));
   assert.equal(contentKeyJson([]), canonicalJson({ version: 1, sources: [] }));
+  assert.equal(contentKeyDigest(sources), sha256(canonicalJson({ version: 1, sources })));
+  // Long enough to be hashed in several pieces, with a lone surrogate in a name.
+  const many = [{ action: 0, kind: 'copy' as const, files: Array.from({ length: 3000 }, (_, i) => ({ path: `d/f${i}${i === 7 ? '\ud800' : ''}`, type: 'file' as const, mode: 0o644, uid: 0, gid: 0, digest: `sha256:${'c'.repeat(64)}` as const })) }];
+  assert.equal(contentKeyDigest(many), sha256(canonicalJson({ version: 1, sources: many })));
 });
