@@ -86,6 +86,7 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
       const plan = await planCopy(action, src, w);
       const opts = await resolveCopyOptions(action, src.context !== undefined, w, ctx.signal, tempDir);
       const digests = sourceDigests(src, ctx.store);
+      await digests.open();
       await runCopyPlan(plan, w, { ...opts, digestOf: digests.digestOf, knownDigest: digests.known });
       await digests.save();
       return;
@@ -175,6 +176,11 @@ interface CopySelection {
  * layer (immutable, so a COPY --from of a big stage is read once, not once per build).
  */
 function sourceDigests(src: SourceRoot, store: Store): {
+  /**
+   * Loads the context's table before a walk: until it is loaded, `known` answers nothing, and
+   * every file of the walk went the asynchronous way (a promise each, 20,000 for a big context).
+   */
+  open: () => Promise<void>;
   digestOf: (e: ViewEntry) => Promise<Digest>;
   /** The digest when it is known without reading the file or waiting (most files of a rebuild). */
   known: (e: ViewEntry) => Digest | undefined;
@@ -192,6 +198,9 @@ function sourceDigests(src: SourceRoot, store: Store): {
     }
     return t.digest(e.host.slice(folder.length + 1), e.host, e.stats);
   };
+  const open = async () => {
+    if (src.context) tables.set(src.context.dir, await FileHashTable.open(store, src.context.dir));
+  };
   const known = (e: ViewEntry): Digest | undefined => {
     const folder = folderOf(e);
     const t = folder === undefined ? undefined : tables.get(folder);
@@ -200,7 +209,7 @@ function sourceDigests(src: SourceRoot, store: Store): {
   const save = async () => {
     for (const t of tables.values()) await t.save();
   };
-  return { digestOf, known, save };
+  return { open, digestOf, known, save };
 }
 
 // The cache key and --explain's record both list a COPY's files: with a step memo, once.
@@ -222,7 +231,8 @@ const HASH_TURN_MS = 3;
 
 async function readCopySources(action: CopyAction, inputs: ResolvedInput[], ctx: WorkerContext): Promise<CopySelection> {
   const src: SourceRoot = openSource(inputs[action.from], ctx.store, action.from, ctx.stepMemo);
-  const { digestOf, known, save } = sourceDigests(src, ctx.store);
+  const { open, digestOf, known, save } = sourceDigests(src, ctx.store);
+  await open();
   const exclude = new IgnoreMatcher(action.exclude);
   const out: SourceFileRecord[] = [];
   const pruned: string[][] = [];
