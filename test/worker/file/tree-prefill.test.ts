@@ -46,30 +46,31 @@ function walkAll(view: RootfsView, start: ViewEntry): Array<[string, string, num
   return out;
 }
 
-test('a view filled from kiln-treestat answers as lstat would, without the disk', async () => {
+/**
+ * src/ of a fresh context walked through Node, and a second view of it filled from the walker
+ * (skipping `skip`, folders below src/).
+ */
+async function bothWays(skip: string[]) {
   const dir = await makeContext();
   const viaNode = new RootfsView([dir]);
   const expected = walkAll(viaNode, (await viaNode.locate('src', true)).entry!);
-
   const view = new RootfsView([dir]);
   const src = (await view.locate('src', true)).entry!;
-  const walked = parseListing(execFileSync(treestat, [src.host]).subarray(12), 1);
+  const walked = parseListing(execFileSync(treestat, [src.host, ...skip.flatMap((x) => ['-x', x])]).subarray(12), 1);
   assert.ok(walked, 'the walker\'s output parses');
-  view.prefill(src, walked[0]!, []);
+  view.prefill(src, walked[0]!, skip);
+  return { dir, expected, view, src, walked: walked[0]! };
+}
+
+test('a view filled from kiln-treestat answers as lstat would, without the disk', async () => {
+  const { dir, expected, view, src } = await bothWays([]);
   await rm(join(dir, 'src'), { recursive: true });
   assert.deepEqual(walkAll(view, src), expected);
 });
 
 test('a folder the walk skipped is listed from the disk; the rest still from the walk', async () => {
-  const dir = await makeContext();
-  const viaNode = new RootfsView([dir]);
-  const expected = walkAll(viaNode, (await viaNode.locate('src', true)).entry!);
-
-  const view = new RootfsView([dir]);
-  const src = (await view.locate('src', true)).entry!;
-  const walked = parseListing(execFileSync(treestat, [src.host, '-x', 'node_modules']).subarray(12), 1)!;
-  assert.ok(!walked[0]!.some((w) => w.rel.startsWith('node_modules')));
-  view.prefill(src, walked[0]!, ['node_modules']);
+  const { expected, view, src, walked } = await bothWays(['node_modules']);
+  assert.ok(!walked.some((w) => w.rel.startsWith('node_modules')));
   assert.deepEqual(walkAll(view, src), expected);
 });
 
