@@ -66,7 +66,6 @@ interface Walk {
   listing: Buffer;
 }
 
-
 /** The memo of an op whose every COPY reads plain paths of the build context; else undefined. */
 export async function openTreeMemo(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<TreeMemo | undefined> {
   const copies = op.actions.filter((a): a is CopyAction => a.action === 'copy');
