@@ -150,6 +150,8 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     if (alias && usesCache(node)) {
       const hit = await aliasHit(alias);
       if (hit) {
+        // prune removes the least recently used first: a hit is a use.
+        if (hit.snapshot) await opts.store.markSnapshotUsed(hit.snapshot);
         emitStep(node, 'cached');
         const r: NodeResult = { key: hit.key, layers: hit.snapshot ? [...inputResults[0]!.layers, hit.snapshot] : inputResults[0]!.layers, own: hit.snapshot, cached: true, alias };
         done.set(id, r);

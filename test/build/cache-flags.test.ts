@@ -235,3 +235,32 @@ test('without the tree walker, rebuilds take the full path: cached when nothing 
   assertOk(changed);
   assert.deepEqual(ranSteps(changed), ['COPY src/ /app/']);
 });
+
+test('a cache hit counts as a use of its snapshot (a COPY from the context or from a stage): the ones prune would remove last', async () => {
+  // mid's COPYs are in no image: only their cache hits say they are still in use.
+  const ctx = await context({
+    Dockerfile: `FROM ${BASE_REF} AS src\nRUN echo made > /made\nFROM ${BASE_REF} AS mid\nCOPY hit.txt /hit.txt\nCOPY --from=src /made /made\nFROM ${BASE_REF}\nCOPY --from=mid /hit.txt /made /out/\n`,
+    'hit.txt': 'hit\n',
+  });
+  const before = new Set(await readdir(join(root, 'snapshots')));
+  assertOk(await buildJson(root, ctx));
+  const made = (await readdir(join(root, 'snapshots'))).filter((s) => !before.has(s));
+  const sources = await Promise.all(made.map(async (s) => (JSON.parse(await readFile(join(root, 'snapshots', s, 'meta.json'), 'utf8')) as { source: string }).source));
+  const copies = made.filter((_, i) => sources[i] === 'file');
+  assert.equal(copies.length, 3, `the three COPYs' snapshots: ${made.join(', ')} (${sources.join(', ')})`);
+  const markers = copies.map((s) => join(root, 'snapshots', s, 'used'));
+  for (const m of markers) {
+    await writeFile(m, '');
+    await utimes(m, 1_000_000, 1_000_000);
+  }
+  const started = Date.now();
+  const hit = await buildJson(root, ctx);
+  assertOk(hit);
+  assert.deepEqual(ranSteps(hit), []);
+  const fresh = async () => (await Promise.all(markers.map(async (m) => (await stat(m)).mtimeMs >= started - 1000))).filter(Boolean).length;
+  assert.equal(await fresh(), 3, 'every COPY marked its snapshot used');
+  // Without a marker (a store from before it existed), a hit makes one.
+  for (const m of markers) await rm(m);
+  assertOk(await buildJson(root, ctx));
+  assert.equal(await fresh(), 3);
+});
