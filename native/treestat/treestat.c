@@ -2,8 +2,9 @@
  * symlink), for a rebuild to tell in one spawn that a COPY's sources are exactly as they were.
  * Node takes ~5 us per lstat before its JIT warms up; this walk costs ~1 us per entry here.
  *
- * Output, in the machine's byte order (kiln only hashes it, on this machine): a first record
- * of the newest mtime or ctime seen (kiln does not trust a tree that changed within the
+ * Output, in the machine's byte order (kiln only reads it on this machine): the format's number
+ * (u32, TREESTAT_FORMAT: kiln ignores the output of a helper left from another version), then a
+ * record of the newest mtime or ctime seen (kiln does not trust a tree that changed within the
  * timestamps' granularity): i64 sec, u32 nsec. Then per argument a u32 index, and per entry in
  * pre-order with names sorted bytewise: u32 length and the path relative to the argument (""
  * for the argument itself), then mode, uid, gid (u32), size (u64), mtime, ctime (i64 sec, u32
@@ -14,6 +15,8 @@
  * "-x REL" after a PATH skips the entry at REL below it, and everything inside (folders the
  * COPY's ignore rules leave out whole: a node_modules need not be walked). */
 #define _GNU_SOURCE
+/* Bumped with every change of the output below (src/worker/file/tree-memo.ts checks it). */
+#define TREESTAT_FORMAT 2
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -170,6 +173,8 @@ int main(int argc, char **argv) {
     walk(fd, rel, 0);
     close(fd);
   }
+  uint32_t format = TREESTAT_FORMAT;
+  if (fwrite(&format, sizeof(format), 1, stdout) != 1) die("write", "stdout");
   if (fwrite(&newest.tv_sec, sizeof(int64_t), 1, stdout) != 1) die("write", "stdout");
   uint32_t nsec = (uint32_t)newest.tv_nsec;
   if (fwrite(&nsec, sizeof(nsec), 1, stdout) != 1) die("write", "stdout");

@@ -138,13 +138,19 @@ function walkTrees(identity: string, hosts: string[], pruned: string[][] | undef
     for (const p of pruned?.[i] ?? []) args.push('-x', p);
   });
   const r = childProcess().spawnSync(treestatPath, args, { maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
-  if (r.status !== 0 || !r.stdout || r.stdout.length < 12) return undefined;
+  // A helper left from another version (a bare `tsc`, no `make`) writes another format.
+  if (r.status !== 0 || !r.stdout || r.stdout.length < LISTING_START || r.stdout.readUInt32LE(0) !== TREESTAT_FORMAT) return undefined;
   const out = r.stdout;
-  const newestMs = Number(out.readBigInt64LE(0)) * 1000 + out.readUInt32LE(8) / 1e6;
+  const newestMs = Number(out.readBigInt64LE(4)) * 1000 + out.readUInt32LE(12) / 1e6;
+  const listing = out.subarray(LISTING_START);
   // The folders walked count too: a symlink on the way retargeted elsewhere is a change.
-  const fingerprint = createHash('sha256').update(identity).update(JSON.stringify(hosts)).update(out.subarray(12)).digest('hex');
-  return { fingerprint, newestMs, listing: out.subarray(12) };
+  const fingerprint = createHash('sha256').update(identity).update(JSON.stringify(hosts)).update(listing).digest('hex');
+  return { fingerprint, newestMs, listing };
 }
+
+/** native/treestat/treestat.c's TREESTAT_FORMAT, and where its entries start (after the newest time). */
+export const TREESTAT_FORMAT = 2;
+export const LISTING_START = 16;
 
 /** Bytes of an entry's record after its path (native/treestat/treestat.c). */
 const RECORD_TAIL = 4 * 3 + 8 + 12 * 2 + 8 * 3 + 4;
