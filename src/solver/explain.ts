@@ -28,8 +28,10 @@ export interface StepRecord {
   inputKeys: Digest[];
   inputNames: string[];
   contentKeys: Digest[];
-  /** The files a COPY selected, when the worker can list them. */
+  /** The files a COPY selected, when the worker can list them (in records of older versions). */
   content?: ContentEntry[];
+  /** The files a COPY selected are in the file beside the record (see contentOf). */
+  hasContent?: boolean;
   /** When it was recorded (ms since the epoch): the latest record wins a position. */
   at?: number;
 }
@@ -41,6 +43,14 @@ function dirFor(store: Store, identity: string): string {
   return store.path('explain', hexOf(sha256(identity)));
 }
 
+/** Beside a step's record, the files it selected (read only to explain a miss). */
+const CONTENT_SUFFIX = '.content';
+
+/**
+ * The previous build's records, without their file lists: a cached rebuild compares keys only,
+ * and parsing the list of a COPY of 20,000 files was ~20 ms of every rebuild. contentOf reads a
+ * list when a miss is explained.
+ */
 export async function describeSteps(store: Store, identity: string): Promise<Map<string, StepRecord>> {
   const out = new Map<string, StepRecord>();
   const dir = dirFor(store, identity);
@@ -53,6 +63,7 @@ export async function describeSteps(store: Store, identity: string): Promise<Map
     return out;
   }
   for (const n of names) {
+    if (n.endsWith(CONTENT_SUFFIX)) continue;
     try {
       const rec = JSON.parse(readFileSync(join(dir, n), 'utf8')) as StepRecord;
       out.set(rec.name, rec);
@@ -63,16 +74,28 @@ export async function describeSteps(store: Store, identity: string): Promise<Map
   return out;
 }
 
+/** The files an earlier record's step selected: kept in its record by older versions, else beside it. */
+export function contentOf(store: Store, identity: string, rec: StepRecord): ContentEntry[] | undefined {
+  if (rec.content || !rec.hasContent) return rec.content;
+  try {
+    return JSON.parse(readFileSync(join(dirFor(store, identity), hexOf(sha256(rec.name)) + CONTENT_SUFFIX), 'utf8')) as ContentEntry[];
+  } catch {
+    return undefined; // replaced or lost: the explanation says less
+  }
+}
+
 /**
  * Writes the step's record with thread-pool calls: nothing in this build reads it, so the solver
  * does not wait for it before running the step (replacing the previous build's record may wait
- * on the disk), only before the build ends.
+ * on the disk), only before the build ends. Its file list goes beside it, written first.
  */
 export async function recordStep(store: Store, identity: string, node: GraphNode, rec: StepRecord, content?: ContentEntry[]): Promise<void> {
   const dir = dirFor(store, identity);
-  const full: StepRecord = { ...rec, ...(content ? { content } : {}), at: Date.now() };
+  const file = join(dir, hexOf(sha256(node.name)));
   // Advisory: a record lost to a power cut only makes the next --explain say less (no fsync).
-  await store.writeFileAtomic(join(dir, hexOf(sha256(node.name))), JSON.stringify(full), { durable: false, background: true });
+  if (content) await store.writeFileAtomic(file + CONTENT_SUFFIX, JSON.stringify(content), { durable: false, background: true });
+  const head: StepRecord = { ...rec, ...(content ? { hasContent: true } : {}), at: Date.now() };
+  await store.writeFileAtomic(file, JSON.stringify(head), { durable: false, background: true });
 }
 
 /** `COPY src/ /app`: the node name without its `[stage k/n]` prefix; `FROM ref` for a base image. */

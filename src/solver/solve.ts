@@ -11,7 +11,7 @@ import { KilnError, errorMessage } from '../util/errors.js';
 import { hexOf, sha256 } from '../util/digest.js';
 import type { EventSink, StepState } from './events.js';
 import { withKeyLock, sweepStaleLocks } from './keylock.js';
-import { describeSteps, recordStep, explainDifference, earlierRecord, stepLabel, type ContentLister, type StepRecord } from './explain.js';
+import { describeSteps, recordStep, explainDifference, earlierRecord, contentOf, stepLabel, type ContentLister, type StepRecord } from './explain.js';
 
 /** What the solver needs from the stations below it; the CLI wires the real ones. */
 export interface Workers {
@@ -245,7 +245,9 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
         if (hit) return hit;
         const content = await record(node, stepRecord, op, inputs, ctx);
         if (opts.explain) {
-          const reasons = explainDifference(earlierRecord(previous, node.name, op.kind), { ...stepRecord, content }, argNames(node));
+          const earlier = earlierRecord(previous, node.name, op.kind);
+          const withContent = earlier && { ...earlier, content: contentOf(opts.store, opts.buildIdentity, earlier) };
+          const reasons = explainDifference(withContent, { ...stepRecord, content }, argNames(node));
           if (reasons) opts.emit({ type: 'explain', id: node.id, seq: seqOf.get(node.id) ?? 0, name: node.name, reasons });
         }
         await opts.workers.ensureLayers?.(inputs.flatMap((i) => (i.kind === 'state' ? i.layers : [])));

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { chmod, writeFile, unlink } from 'node:fs/promises';
+import { chmod, writeFile, unlink, readdir, readFile, stat } from 'node:fs/promises';
 import { tempDir } from '../helpers/tmp.js';
 import { runKiln } from '../helpers/kiln.js';
 import { busyboxStore, writeTree, buildJson, assertOk, BASE_REF, type BuildRun } from './fixture.js';
@@ -97,4 +97,26 @@ test('--explain: an edited RUN line, and every step below a changed one', async 
     'COPY src/ /app: parent step changed (WORKDIR /app)',
     'RUN make: parent step changed (COPY src/ /app)',
   ]);
+});
+
+test('a record keeps its file list beside it (a cached rebuild reads only keys); a record of an older kiln, with the list inside, still explains', async () => {
+  const ctx = await project();
+  assertOk(await buildJson(root, ctx, ['--explain']));
+  const dir = join(root, 'explain');
+  const [build] = await readdir(dir).then((ds) => Promise.all(ds.map(async (d) => ({ d, t: (await stat(join(dir, d))).mtimeMs })))).then((ds) => ds.sort((a, b) => b.t - a.t).map((x) => join(dir, x.d)));
+  const names = await readdir(build!);
+  const records = await Promise.all(names.filter((n) => !n.endsWith('.content')).map(async (n) => ({ n, rec: JSON.parse(await readFile(join(build!, n), 'utf8')) as { name: string; content?: unknown; hasContent?: boolean } })));
+  const copy = records.find((r) => r.rec.name.endsWith('COPY src/ /app'))!;
+  assert.equal(copy.rec.content, undefined, 'no file list inside the record');
+  assert.equal(copy.rec.hasContent, true);
+  const list = JSON.parse(await readFile(join(build!, `${copy.n}.content`), 'utf8')) as Array<{ path: string }>;
+  assert.deepEqual(list.map((e) => e.path), ['src', 'src/a.ts', 'src/b.ts', 'src/c.ts']);
+
+  // The same record as an older kiln wrote it: the list inside, nothing beside it.
+  await writeFile(join(build!, copy.n), JSON.stringify({ ...copy.rec, hasContent: undefined, content: list }));
+  await unlink(join(build!, `${copy.n}.content`));
+  await writeFile(join(ctx, 'src/b.ts'), 'export const b = 20;\n');
+  const second = await buildJson(root, ctx, ['--explain']);
+  assertOk(second);
+  assert.deepEqual(reasons(second), ['COPY src/ /app: 1 file changed: src/b.ts (content)', 'RUN make: parent step changed (COPY src/ /app)']);
 });
