@@ -14,7 +14,8 @@ out again, dangling cache records and blobs no name reaches. A prune runs alone:
 the other kiln processes using the store to finish, and kiln commands started meanwhile wait
 for it.
 
-      --all                     also remove all build cache (every snapshot, cache record, cache mount)
+      --all                     also remove all build cache (every snapshot, cache record, cache mount,
+                                file digest table and --explain record)
       --keep-storage SIZE       keep up to SIZE of build cache (e.g. 5GB), least recently used goes first
       --filter until=DURATION   only remove what was last used longer ago than DURATION (e.g. 24h)
       --root DIR                the store (default: KILN_ROOT or cache/ in the checkout)

@@ -306,6 +306,12 @@ export async function pruneStore(store: Store, opts: PruneOptions = {}): Promise
       const p = store.path('filehash', n);
       if (oldEnough((await stat(p)).mtimeMs)) await rm(p, { force: true });
     }
+    // --explain's records of earlier builds (and the file lists beside them): advisory, one
+    // folder per Dockerfile and context, which nothing else ever removes.
+    for (const n of await namesIn(store.path('explain'))) {
+      const p = store.path('explain', n);
+      if (oldEnough((await stat(p)).mtimeMs)) await rm(p, { recursive: true, force: true });
+    }
     for (const n of await namesIn(store.path('mounts'))) {
       const p = store.path('mounts', n);
       if (!oldEnough((await stat(p)).mtimeMs)) continue;

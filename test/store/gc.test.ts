@@ -1,7 +1,7 @@
 // kiln store verify, kiln du and kiln prune through the CLI, on a store made with the API.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { sha256 } from '../../src/util/digest.js';
@@ -83,8 +83,14 @@ test('kiln prune keeps named images and cached steps; --keep-storage and --all g
   assert.equal(ex.code, 0, ex.stderr);
   assert.ok((await readdir(out)).includes('file'));
 
+  // An earlier build's --explain records, with a COPY's file list beside one.
+  const explained = join(root, 'explain', 'a'.repeat(64));
+  await mkdir(explained, { recursive: true });
+  await writeFile(join(explained, 'b'.repeat(64)), '{"name":"[stage-0 2/2] COPY . /app","hasContent":true}');
+  await writeFile(join(explained, `${'b'.repeat(64)}.content`), '[]');
   const all = await kiln(root, 'prune', '--all');
   assert.equal(all.code, 0, all.stderr);
+  assert.deepEqual(await readdir(join(root, 'explain')), [], '--all drops --explain records too');
   assert.deepEqual(await readdir(join(root, 'snapshots')), []);
   assert.equal((await kiln(root, 'store', 'verify')).code, 0);
   await rm(out, { recursive: true, force: true });
