@@ -37,6 +37,12 @@ export function runProgram(program: string, args: string[], opts: RunOptions = {
       clearTimeout(timer);
       resolve({ code: code ?? -1, signal, stdout, stderr });
     });
-    child.stdin.end(opts.input ?? '');
+    // A program that exits without reading its input closes the pipe first: EPIPE here is
+    // that, not a failure of the run (its exit status says how it went).
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
+    if (opts.input) child.stdin.end(opts.input);
+    else child.stdin.end();
   });
 }
