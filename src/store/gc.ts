@@ -21,10 +21,29 @@ import { SHA256_STATE_BYTES } from '../util/sha256-resumable.js';
 import { layerHasher, type HashCheckpoint } from '../util/tar/hash.js';
 
 export interface UsageEntry {
-  kind: 'blobs' | 'snapshots' | 'cache records' | 'cache mounts' | 'file digests' | 'refs' | 'tmp';
+  kind: UsageKind;
   count: number;
   bytes: number;
 }
+
+/**
+ * What `kiln du` reports, and the store folders each kind is made of: every folder of the store
+ * that holds data (locks/ and users/ hold only empty marker files while kiln runs).
+ */
+export const USAGE_KINDS = {
+  blobs: ['blobs/sha256'],
+  snapshots: ['snapshots'],
+  'cache records': ['cache'],
+  'cache mounts': ['mounts'],
+  'file digests': ['filehash'],
+  // --explain's account of each step of the last build of each Dockerfile (and its file lists)
+  'step records': ['explain'],
+  // which snapshot a layer's diffID, or the latest run of a step, points to
+  'layer pointers': ['diffids', 'lineage'],
+  refs: ['refs'],
+  tmp: ['tmp'],
+} as const;
+export type UsageKind = keyof typeof USAGE_KINDS;
 
 /** Bytes under `dir`, each inode counted once (hard links inside layers are common). */
 export async function treeBytes(dir: string, seen = new Set<string>()): Promise<number> {
@@ -45,21 +64,16 @@ export async function treeBytes(dir: string, seen = new Set<string>()): Promise<
 
 export async function storeUsage(store: Store): Promise<UsageEntry[]> {
   const out: UsageEntry[] = [];
-  const kinds: Array<[UsageEntry['kind'], string]> = [
-    ['blobs', 'blobs/sha256'],
-    ['snapshots', 'snapshots'],
-    ['cache records', 'cache'],
-    ['cache mounts', 'mounts'],
-    ['file digests', 'filehash'],
-    ['refs', 'refs'],
-    ['tmp', 'tmp'],
-  ];
-  for (const [kind, rel] of kinds) {
-    const list = await namesIn(store.path(rel));
+  for (const [kind, dirs] of Object.entries(USAGE_KINDS) as Array<[UsageKind, readonly string[]]>) {
     const seen = new Set<string>();
+    let count = 0;
     let bytes = 0;
-    for (const n of list) bytes += await treeBytes(store.path(rel, n), seen);
-    out.push({ kind, count: list.length, bytes });
+    for (const rel of dirs) {
+      const list = await namesIn(store.path(rel));
+      count += list.length;
+      for (const n of list) bytes += await treeBytes(store.path(rel, n), seen);
+    }
+    out.push({ kind, count, bytes });
   }
   return out;
 }

@@ -8,6 +8,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { runKiln } from '../helpers/kiln.js';
 import { busyboxStore, writeTree, buildJson, assertOk, BASE_REF, type BuildRun } from './fixture.js';
 import type { ExplainEvent } from '../../src/solver/events.js';
+import { USAGE_KINDS } from '../../src/store/gc.js';
 
 // At the top level, not in before(): tempDir's cleanup would run when the hook ends.
 const root = await busyboxStore();
@@ -119,4 +120,21 @@ test('a record keeps its file list beside it (a cached rebuild reads only keys);
   const second = await buildJson(root, ctx, ['--explain']);
   assertOk(second);
   assert.deepEqual(reasons(second), ['COPY src/ /app: 1 file changed: src/b.ts (content)', 'RUN make: parent step changed (COPY src/ /app)']);
+});
+
+test('kiln du counts --explain records, and every folder a build leaves data in', async () => {
+  const ctx = await project();
+  assertOk(await buildJson(root, ctx, ['--explain']));
+  const r = await runKiln(['du', '--json', '--root', root]);
+  assert.equal(r.code, 0, r.stderr);
+  const usage = JSON.parse(r.stdout) as Array<{ kind: string; count: number; bytes: number }>;
+  const by = Object.fromEntries(usage.map((u) => [u.kind, u]));
+  assert.ok(by['step records']!.count >= 1 && by['step records']!.bytes > 0, JSON.stringify(by['step records']));
+  assert.ok(by['layer pointers']!.count >= 1, JSON.stringify(by['layer pointers']));
+  // locks/, users/ and prune.lock/ hold empty markers only while a kiln runs.
+  const counted = new Set(Object.values(USAGE_KINDS).flatMap((dirs) => dirs.map((d) => d.split('/')[0]!)));
+  for (const name of await readdir(root)) {
+    if (['locks', 'users', 'prune.lock'].includes(name) || !(await stat(join(root, name))).isDirectory()) continue;
+    assert.ok(counted.has(name), `du does not count the store's ${name}/`);
+  }
 });
