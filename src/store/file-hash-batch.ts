@@ -13,6 +13,12 @@ import type { NativeFunction } from '../util/koffi.js';
 
 const BATCH_FILES = 256;
 const IN_FLIGHT = 2;
+/**
+ * A batch this small is hashed inline when it goes: the thread-pool round trip (~1 ms) costs more
+ * than reading and hashing a few small files, which is what a rebuild usually finds changed.
+ */
+const INLINE_FILES = 4;
+const INLINE_BYTES = 64 << 10;
 
 interface Waiter {
   resolve(d: Digest): void;
@@ -22,6 +28,7 @@ interface Waiter {
 class SmallFileHasher {
   private paths: Buffer[] = [];
   private waiters: Waiter[] = [];
+  private bytes = 0;
   private scheduled = false;
   private readonly limit = pLimit(IN_FLIGHT);
   /** Set once the library said it cannot hash in this process. */
@@ -29,10 +36,11 @@ class SmallFileHasher {
 
   constructor(private readonly hashFiles: NativeFunction) {}
 
-  hash(host: string): Promise<Digest> {
+  hash(host: string, size: number): Promise<Digest> {
     if (this.unavailable) return Promise.resolve(hashInline(host));
     return new Promise<Digest>((resolve, reject) => {
       this.paths.push(Buffer.from(host + '\0'));
+      this.bytes += size;
       this.waiters.push({ resolve, reject });
       if (this.paths.length >= BATCH_FILES) this.dispatch();
       else if (!this.scheduled) {
@@ -49,9 +57,12 @@ class SmallFileHasher {
     if (this.paths.length === 0) return;
     const paths = Buffer.concat(this.paths);
     const waiters = this.waiters;
+    const inline = waiters.length <= INLINE_FILES && this.bytes <= INLINE_BYTES;
     this.paths = [];
     this.waiters = [];
-    void this.limit(() => this.call(paths, waiters));
+    this.bytes = 0;
+    if (inline) settleInline(paths, waiters);
+    else void this.limit(() => this.call(paths, waiters));
   }
 
   private async call(paths: Buffer, waiters: Waiter[]): Promise<void> {
@@ -91,10 +102,10 @@ function settleInline(paths: Buffer, waiters: Waiter[]): void {
 let hasher: SmallFileHasher | null | undefined;
 
 /** The SHA-256 of a small file: in a native batch where the library is there, else inline. */
-export function hashSmallFile(host: string): Promise<Digest> {
+export function hashSmallFile(host: string, size: number): Promise<Digest> {
   if (hasher === undefined) {
     const f = nativeFiles()?.hashFiles;
     hasher = f ? new SmallFileHasher(f) : null;
   }
-  return hasher ? hasher.hash(host) : Promise.resolve(hashInline(host));
+  return hasher ? hasher.hash(host, size) : Promise.resolve(hashInline(host));
 }

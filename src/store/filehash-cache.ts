@@ -58,7 +58,7 @@ export const BIG_FILE = 1 << 20;
 export async function hashFile(host: string, size = Infinity): Promise<Digest> {
   // Small files in native batches (or one read each): a stream costs several thread-pool round
   // trips per file.
-  if (size < BIG_FILE) return hashSmallFile(host);
+  if (size < BIG_FILE) return hashSmallFile(host, size);
   const chunks = createReadStream(host, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
   // Big ones hashed on a thread-pool thread: several at once, and the event loop stays free.
   const off = ResumableSha256.start();
