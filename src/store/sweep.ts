@@ -1,11 +1,10 @@
 // tmp/ entries are named `<pid>-<random>-<what>`. An entry whose process is gone was left by
 // a kiln that crashed or was killed; the next kiln to open the store removes it.
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { unmountAllUnder } from './mounts.js';
-import { namesIn } from '../util/fs.js';
 
 export function processAlive(pid: number): boolean {
   try {
@@ -43,7 +42,14 @@ export function identityAlive(identity: string): boolean {
 
 export async function sweepStaleTemp(tmpDir: string): Promise<string[]> {
   const removed: string[] = [];
-  for (const name of await namesIn(tmpDir)) {
+  // Listed synchronously: at the start of every command, and most often empty.
+  let names: string[];
+  try {
+    names = readdirSync(tmpDir);
+  } catch {
+    names = [];
+  }
+  for (const name of names) {
     const pid = Number(name.split('-')[0]);
     if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && processAlive(pid))) continue;
     if (pid === process.pid) continue;

@@ -4,7 +4,7 @@
 // during a prune waits for the prune. Each user is a file users/PID:STARTTIME, so a kiln
 // killed with -9 stops counting as soon as its process is gone.
 
-import { rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,10 +19,10 @@ function pidOf(identity: string): string {
   return identity.split(':')[0]!;
 }
 
-async function livePruner(store: Store): Promise<string | undefined> {
+function livePruner(store: Store): string | undefined {
   let owner: string;
   try {
-    owner = (await readFile(store.path('prune.lock', 'owner'), 'utf8')).trim();
+    owner = readFileSync(store.path('prune.lock', 'owner'), 'utf8').trim();
   } catch {
     return undefined;
   }
@@ -35,16 +35,17 @@ async function livePruner(store: Store): Promise<string | undefined> {
  */
 export async function joinStore(store: Store, onWait: (message: string) => void, signal?: AbortSignal): Promise<void> {
   const dir = store.path('users');
-  await mkdir(dir, { recursive: true });
+  // Synchronously: every command joins its store at start, when nothing else could run meanwhile.
+  mkdirSync(dir, { recursive: true });
   const mine = join(dir, ownIdentity());
   let told = false;
   for (;;) {
     // Registered first, checked second; the prune takes its lock first and checks second: of
     // two that start together at least one sees the other.
-    await writeFile(mine, '');
-    const pruner = await livePruner(store);
+    writeFileSync(mine, '');
+    const pruner = livePruner(store);
     if (!pruner) break;
-    await rm(mine, { force: true });
+    rmSync(mine, { force: true });
     if (!told) onWait(`waiting for kiln prune (pid ${pidOf(pruner)}) to finish with the store`);
     told = true;
     await sleep(POLL_MS, undefined, { signal });
@@ -65,7 +66,7 @@ export async function useStoreAlone(store: Store, onWait: (message: string) => v
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const other = await livePruner(store);
+      const other = livePruner(store);
       if (other) throw new KilnError(`another kiln prune (pid ${pidOf(other)}) is running on this store`);
       // Left by a prune that was killed, or one that took the lock and is writing its owner:
       // a lock without an owner is only taken over once it is a few seconds old.
