@@ -12,7 +12,7 @@
 // loop, on the path of the step. The whole table is written again once the appended rows are
 // many.
 
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { appendFile, readFile, mkdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { LRUCache } from 'lru-cache';
@@ -41,6 +41,8 @@ type AppendedRow = [key: string, ...row: Row];
 const MIN_REWRITE = 256;
 
 const openTables = new Map<string, Promise<FileHashTable>>();
+/** The tables of openTables that have loaded, for synchronous lookups. */
+const loadedTables = new Map<string, FileHashTable>();
 // Made on first use, and lru-cache loaded then too: it allocates its slots up front, and its
 // module loads diagnostics_channel and perf_hooks, which every kiln start would pay.
 let memoryCache: Promise<LRUCache<string, Digest>> | undefined;
@@ -50,6 +52,10 @@ function memory(): Promise<LRUCache<string, Digest>> {
 
 function memoryKey(host: string, st: HashableStat): string {
   return `${host}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`;
+}
+
+function tableFile(store: Store, folder: string): string {
+  return store.path('filehash', `${createHash('sha256').update(folder).digest('hex')}.json`);
 }
 
 /** Files from this size on are read in chunks and hashed off the event loop. */
@@ -94,21 +100,43 @@ export class FileHashTable {
     const k = `${store.root}\0${folder}`;
     let t = openTables.get(k);
     if (!t) {
-      t = FileHashTable.load(store, folder);
+      const file = tableFile(store, folder);
+      t = readFile(file, 'utf8').then(
+        (text) => FileHashTable.parse(store, file, text),
+        () => FileHashTable.parse(store, file, undefined),
+      );
+      void t.then((table) => loadedTables.set(k, table));
       openTables.set(k, t);
     }
     return t;
   }
 
-  private static async load(store: Store, folder: string): Promise<FileHashTable> {
-    const name = createHash('sha256').update(folder).digest('hex');
-    const file = store.path('filehash', `${name}.json`);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch {
-      return new FileHashTable(store, file, {}, 0, false);
+  /**
+   * open(), read synchronously when it has not loaded yet: for a snapshot layer's small table,
+   * looked up file by file in a walk, where a promise per file cost more than the read.
+   * Undefined while open() is reading it.
+   */
+  static openSync(store: Store, folder: string): FileHashTable | undefined {
+    const k = `${store.root}\0${folder}`;
+    let t = loadedTables.get(k);
+    if (!t) {
+      if (openTables.has(k)) return undefined;
+      const file = tableFile(store, folder);
+      let text: string | undefined;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        text = undefined;
+      }
+      t = FileHashTable.parse(store, file, text);
+      loadedTables.set(k, t);
+      openTables.set(k, Promise.resolve(t));
     }
+    return t;
+  }
+
+  private static parse(store: Store, file: string, text: string | undefined): FileHashTable {
+    if (text === undefined) return new FileHashTable(store, file, {}, 0, false);
     const lines = text.split('\n');
     let rows: Record<string, Row> | undefined;
     try {

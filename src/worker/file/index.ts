@@ -203,8 +203,14 @@ function sourceDigests(src: SourceRoot, store: Store): {
   };
   const known = (e: ViewEntry): Digest | undefined => {
     const folder = folderOf(e);
-    const t = folder === undefined ? undefined : tables.get(folder);
-    return t?.known(e.host.slice(folder!.length + 1), e.stats);
+    if (folder === undefined) return undefined;
+    let t = tables.get(folder);
+    if (!t && !src.context) {
+      // A layer's table, read the first time the walk meets one of its files.
+      t = FileHashTable.openSync(store, folder);
+      if (t) tables.set(folder, t);
+    }
+    return t?.known(e.host.slice(folder.length + 1), e.stats);
   };
   const save = async () => {
     for (const t of tables.values()) await t.save();

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile, chmod, utimes, symlink, rm, readFile } from 'node:fs/promises';
+import { writeFile, chmod, utimes, symlink, rm, readFile, readdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { FileOp } from '../../../src/graph/ops.js';
@@ -191,4 +191,33 @@ test('the content key JSON is canonicalJson of the sources, byte for byte, and t
   // Long enough to be hashed in several pieces, with a lone surrogate in a name.
   const many = [{ action: 0, kind: 'copy' as const, files: Array.from({ length: 3000 }, (_, i) => ({ path: `d/f${i}${i === 7 ? '\ud800' : ''}`, type: 'file' as const, mode: 0o644, uid: 0, gid: 0, digest: `sha256:${'c'.repeat(64)}` as const })) }];
   assert.equal(contentKeyDigest(many), sha256(canonicalJson({ version: 1, sources: many })));
+});
+
+test("digests of a stage's files are kept in its layer's table and reused by the next process", async () => {
+  const snap = await makeSnapshot(store, { 'out/': { dir: true }, 'out/a': 'a', 'out/b': 'b' });
+  const op = fileOp(copyAction({ src: ['/out'], dest: '/o/' }));
+  const inputs: ResolvedInput[] = [{ kind: 'state', layers: [] }, { kind: 'state', layers: [snap] }];
+  const before = new Set(await readdir(store.path('filehash')).catch(() => []));
+  await fileOpContentKey(op, inputs, ctx);
+  const made = (await readdir(store.path('filehash'))).filter((n) => !before.has(n));
+  assert.equal(made.length, 1, 'one table, for the layer');
+  const table = store.path('filehash', made[0]!);
+  const body = JSON.parse(await readFile(table, 'utf8')) as { files: Record<string, [number, number, number, number, string]> };
+  const key = Object.keys(body.files).find((k) => k.endsWith('out/a'))!;
+  const fake = `sha256:${'0'.repeat(64)}`;
+  body.files[key]![4] = fake;
+  await writeFile(table, JSON.stringify(body));
+  const script = `
+    import { Store } from ${JSON.stringify(join(repoRoot, 'dist/src/store/store.js'))};
+    import { listFileOpContent } from ${JSON.stringify(join(repoRoot, 'dist/src/worker/file/index.js'))};
+    const store = await Store.open(${JSON.stringify(store.root)});
+    const ctx = { store, secrets: new Map(), sshAgents: new Map(), limits: {}, allowInsecure: false, signal: new AbortController().signal, onOutput() {} };
+    const list = await listFileOpContent(${JSON.stringify(op)}, ${JSON.stringify(inputs)}, ctx);
+    console.log(JSON.stringify(list.map((e) => [e.path, e.digest ?? null])));
+  `;
+  const r = await runProgram(process.execPath, ['--input-type=module', '-e', script]);
+  assert.equal(r.code, 0, r.stderr);
+  const got = new Map(JSON.parse(r.stdout) as Array<[string, string | null]>);
+  assert.equal(got.get('out/a'), fake, 'the table answered, not the file');
+  assert.equal(got.get('out/b'), `sha256:${createHash('sha256').update('b').digest('hex')}`);
 });
