@@ -2,7 +2,7 @@
 // cached, say what changed. Each build records, per step, what its key was made of; a miss
 // is then explained by comparing the parts.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Digest, ExecOp, FileOp, GraphNode } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
@@ -96,6 +96,31 @@ export async function recordStep(store: Store, identity: string, node: GraphNode
   if (content) await store.writeFileAtomic(file + CONTENT_SUFFIX, JSON.stringify(content), { durable: false, background: true });
   const head: StepRecord = { ...rec, ...(content ? { hasContent: true } : {}), at: Date.now() };
   await store.writeFileAtomic(file, JSON.stringify(head), { durable: false, background: true });
+}
+
+/**
+ * After a build that succeeded, drops the records (and file lists) of steps it does not have: an
+ * edited or deleted step's record would otherwise stay, one more file per edit, and --explain
+ * compares with the previous build only. Advisory, like the records: a failure leaves them.
+ */
+export function pruneStepRecords(store: Store, identity: string, stepNames: Iterable<string>): void {
+  const dir = dirFor(store, identity);
+  const kept = new Set<string>();
+  for (const name of stepNames) kept.add(hexOf(sha256(name)));
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return;
+  }
+  try {
+    for (const f of files) {
+      const record = f.endsWith(CONTENT_SUFFIX) ? f.slice(0, -CONTENT_SUFFIX.length) : f;
+      if (!kept.has(record)) rmSync(join(dir, f), { force: true });
+    }
+  } catch {
+    // left for the next build
+  }
 }
 
 /** `COPY src/ /app`: the node name without its `[stage k/n]` prefix; `FROM ref` for a base image. */

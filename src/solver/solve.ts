@@ -11,7 +11,7 @@ import { KilnError, errorMessage } from '../util/errors.js';
 import { hexOf, sha256 } from '../util/digest.js';
 import type { EventSink, StepState } from './events.js';
 import { withKeyLock, sweepStaleLocks } from './keylock.js';
-import { describeSteps, recordStep, explainDifference, earlierRecord, contentOf, stepLabel, type ContentLister, type StepRecord } from './explain.js';
+import { describeSteps, pruneStepRecords, recordStep, explainDifference, earlierRecord, contentOf, stepLabel, type ContentLister, type StepRecord } from './explain.js';
 
 /** What the solver needs from the stations below it; the CLI wires the real ones. */
 export interface Workers {
@@ -324,6 +324,7 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     await Promise.all(graph.stages.map((s) => resolve(s.root)));
     for (const s of graph.stages) await stageImage(s.index);
     await Promise.all(recordWrites);
+    pruneStepRecords(opts.store, opts.buildIdentity, Object.values(graph.nodes).filter((n) => n.op.kind === 'exec' || n.op.kind === 'file').map((n) => n.name));
   } catch (err) {
     // Stop the steps still running, and let them clean up before reporting, so nothing is left half-made.
     if (!cancel.signal.aborted) cancel.abort(err);

@@ -138,3 +138,26 @@ test('kiln du counts --explain records, and every folder a build leaves data in'
     assert.ok(counted.has(name), `du does not count the store's ${name}/`);
   }
 });
+
+test("a build keeps the records of its own steps only: an edited step's record and file list go", async () => {
+  const ctx = await project();
+  assertOk(await buildJson(root, ctx, ['--explain']));
+  const dir = join(root, 'explain');
+  const newest = async () => {
+    const ds = await Promise.all((await readdir(dir)).map(async (d) => ({ d: join(dir, d), t: (await stat(join(dir, d))).mtimeMs })));
+    return ds.sort((a, b) => b.t - a.t)[0]!.d;
+  };
+  const build = await newest();
+  const recordNames = async () => {
+    const files = await readdir(build);
+    const names = await Promise.all(files.filter((f) => !f.endsWith('.content')).map(async (f) => (JSON.parse(await readFile(join(build, f), 'utf8')) as { name: string }).name.replace(/^\[[^\]]*\]\s*/, '')));
+    return { names: names.sort(), lists: files.filter((f) => f.endsWith('.content')).length };
+  };
+  assert.deepEqual(await recordNames(), { names: ['COPY make /usr/bin/make', 'COPY src/ /app', 'RUN make', 'WORKDIR /app'], lists: 2 });
+
+  await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE.replace('COPY src/ /app', 'COPY src/a.ts /app/'));
+  const second = await buildJson(root, ctx, ['--explain']);
+  assertOk(second);
+  assert.equal(await newest(), build, 'the same Dockerfile and context: the same folder of records');
+  assert.deepEqual(await recordNames(), { names: ['COPY make /usr/bin/make', 'COPY src/a.ts /app/', 'RUN make', 'WORKDIR /app'], lists: 2 });
+});
