@@ -20,12 +20,24 @@ export interface CopyManifest {
 /** Its file name in the snapshot's folder. */
 export const REUSE_MANIFEST = 'copy-files.json';
 
+/**
+ * Manifests read in this process, by store and snapshot: a snapshot never changes once committed,
+ * and a rebuilt COPY reads its previous snapshot's twice (the copy lends from it, then the layer
+ * writer splices its tar), 20,000 rows each for a big context.
+ */
+const read = new Map<string, CopyManifest | undefined>();
+
 /** The manifest of snapshot `id`; undefined when it has none (pruned, not a COPY, or older). */
 export function readCopyManifest(store: Store, id: string): CopyManifest | undefined {
+  const k = `${store.root}\0${id}`;
+  if (read.has(k)) return read.get(k);
+  let m: CopyManifest | undefined;
   try {
-    const m = JSON.parse(readFileSync(join(store.snapshotDir(id), REUSE_MANIFEST), 'utf8')) as CopyManifest;
-    return m.v === 1 && typeof m.files === 'object' && m.files !== null ? m : undefined;
+    m = JSON.parse(readFileSync(join(store.snapshotDir(id), REUSE_MANIFEST), 'utf8')) as CopyManifest;
+    if (m.v !== 1 || typeof m.files !== 'object' || m.files === null) m = undefined;
   } catch {
-    return undefined;
+    return undefined; // not kept: the snapshot may be committed later in this process
   }
+  read.set(k, m);
+  return m;
 }
