@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../util/errors.js';
+import { makeDirs } from '../util/fs.js';
 import { archiveChunks, writeArchiveToFd, type ArchiveFile } from '../util/tar/archive.js';
 
 function siblingTemp(dest: string): string {
@@ -27,7 +28,7 @@ export async function writeStreamAtomic(dest: string, source: Readable, signal?:
     }
     return;
   }
-  await mkdir(dirname(resolve(dest)), { recursive: true });
+  await makeParent(dest);
   const tmp = siblingTemp(dest);
   try {
     await pipeline(source, createWriteStream(tmp, { mode: 0o644 }), { signal });
@@ -42,7 +43,7 @@ export async function writeStreamAtomic(dest: string, source: Readable, signal?:
 /** The archive of `files` at `dest` (a file path, or `-` for stdout). */
 export async function writeArchiveAtomic(dest: string, files: ArchiveFile[], signal?: AbortSignal): Promise<void> {
   if (dest === '-') return writeStreamAtomic(dest, Readable.from(archiveChunks(files), { objectMode: false }), signal);
-  await mkdir(dirname(resolve(dest)), { recursive: true });
+  await makeParent(dest);
   const tmp = siblingTemp(dest);
   try {
     const fd = openSync(tmp, 'wx', 0o644);
@@ -62,7 +63,7 @@ export async function writeArchiveAtomic(dest: string, files: ArchiveFile[], sig
 /** Fills a fresh folder via `fill`, then puts it at `dest`, replacing what was there. */
 export async function writeDirAtomic(dest: string, fill: (dir: string) => Promise<void>): Promise<void> {
   const abs = resolve(dest);
-  await mkdir(dirname(abs), { recursive: true });
+  await makeParent(dest);
   const tmp = siblingTemp(dest);
   await mkdir(tmp, { mode: 0o755 });
   try {
@@ -84,4 +85,13 @@ export async function writeDirAtomic(dest: string, fill: (dir: string) => Promis
   if (old) await rename(abs, old);
   await rename(tmp, abs);
   if (old) await rm(old, { recursive: true, force: true });
+}
+
+/** The folder `dest` goes in, made when missing; a failure names `dest`. */
+async function makeParent(dest: string): Promise<void> {
+  try {
+    await makeDirs(dirname(resolve(dest)));
+  } catch (err) {
+    throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
+  }
 }

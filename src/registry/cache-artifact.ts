@@ -11,7 +11,7 @@
 //               mounts: [{ id, layer: index }] }   (mounts: RUN --mount=type=cache contents)
 
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
@@ -23,7 +23,7 @@ import { parseReference, formatReference, referenceTarget } from './reference.js
 import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { recordBlobSource } from './blob-sources.js';
 import type { PullOptions } from './pull.js';
-import { pathExists } from '../util/fs.js';
+import { makeDirs, pathExists } from '../util/fs.js';
 
 export const CACHE_ARTIFACT_TYPE = 'application/vnd.kiln.build-cache.v1';
 export const CACHE_CONFIG_TYPE = 'application/vnd.kiln.build-cache.config.v1+json';
@@ -245,7 +245,9 @@ export async function writeLocalCache(store: Store, contents: CacheContents, dir
   const digest = await writeCacheArtifact(store, contents);
   const manifest = JSON.parse((await store.readBlob(digest)).toString('utf8')) as ImageManifest;
   const blobDir = join(dir, 'blobs', 'sha256');
-  await mkdir(blobDir, { recursive: true });
+  await makeDirs(blobDir).catch((err: Error) => {
+    throw new KilnError(`cannot write the cache to ${dir}: ${err.message}`, { cause: err });
+  });
   for (const d of [manifest.config, ...manifest.layers, { digest, size: 0, mediaType: '' } as Descriptor]) {
     const target = join(blobDir, d.digest.slice('sha256:'.length));
     if (await pathExists(target)) continue;

@@ -207,3 +207,24 @@ test('evil archives are refused by import, with nothing written outside and no i
     assert.deepEqual(await readdir(join(root, 'tmp')), []);
   }
 });
+
+test('a folder the kernel will not make (in /proc) is an error naming it, for the store and for an export, not a hang', async () => {
+  const bad = `/proc/kiln-no-such-${process.pid}`;
+  const opened = await runKiln(['images', '--root', `${bad}/store`], { timeoutMs: 20_000 });
+  assert.equal(opened.signal, null, 'kiln was killed: it never returned');
+  assert.equal(opened.code, 2, opened.stderr);
+  assert.match(opened.stderr, new RegExp(`cannot use ${bad}/store as the store: ENOENT`));
+
+  const root = join(work, 'store-bad-dest');
+  assert.equal((await kiln(root, 'import', ociTar)).code, 0);
+  for (const spec of [`type=docker,dest=${bad}/x.tar`, `type=local,dest=${bad}/x`]) {
+    const ex = await runKiln(['export', '--root', root, 'kiln.test/demo:v1', '-o', spec], { timeoutMs: 20_000 });
+    assert.equal(ex.signal, null, `${spec}: kiln was killed: it never returned`);
+    assert.equal(ex.code, 1, ex.stderr);
+    assert.match(ex.stderr, new RegExp(`cannot write ${bad}/x(\\.tar)?: ENOENT`));
+  }
+  // A missing folder elsewhere is still made, however deep.
+  const deep = join(work, 'a', 'b', 'c', 'out.tar');
+  assert.equal((await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${deep}`)).code, 0);
+  assert.ok(existsSync(deep));
+});
