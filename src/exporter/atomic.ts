@@ -1,8 +1,10 @@
 // Outputs appear whole or not at all: written beside the destination under a temporary name,
-// then renamed over it. A failed or interrupted export leaves the destination as it was.
+// then renamed over it. A failed or interrupted export leaves the destination as it was. A
+// device, FIFO or socket at the destination (/dev/stdout, /dev/null, a named pipe) is written
+// into instead, as a shell's `>` would: a file renamed over it would replace the node itself.
 
 import { closeSync, createWriteStream, openSync } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -28,6 +30,15 @@ export async function writeStreamAtomic(dest: string, source: Readable, signal?:
     }
     return;
   }
+  if (await writtenInto(dest)) {
+    try {
+      await pipeline(source, createWriteStream(dest), { signal });
+    } catch (err) {
+      if (err instanceof KilnError) throw err;
+      throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
+    }
+    return;
+  }
   await makeParent(dest);
   const tmp = siblingTemp(dest);
   try {
@@ -43,6 +54,20 @@ export async function writeStreamAtomic(dest: string, source: Readable, signal?:
 /** The archive of `files` at `dest` (a file path, or `-` for stdout). */
 export async function writeArchiveAtomic(dest: string, files: ArchiveFile[], signal?: AbortSignal): Promise<void> {
   if (dest === '-') return writeStreamAtomic(dest, Readable.from(archiveChunks(files), { objectMode: false }), signal);
+  if (await writtenInto(dest)) {
+    try {
+      const fd = openSync(dest, 'w');
+      try {
+        await writeArchiveToFd(fd, files, signal);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      if (err instanceof KilnError) throw err;
+      throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
+    }
+    return;
+  }
   await makeParent(dest);
   const tmp = siblingTemp(dest);
   try {
@@ -93,5 +118,38 @@ async function makeParent(dest: string): Promise<void> {
     await makeDirs(dirname(resolve(dest)));
   } catch (err) {
     throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * True when `dest` is a device, FIFO or socket, to be written into; a folder there is an error
+ * (before anything is written beside it).
+ */
+async function writtenInto(dest: string): Promise<boolean> {
+  let st;
+  try {
+    st = await stat(dest);
+  } catch {
+    return false; // nothing there yet (or a dangling link, which the rename replaces)
+  }
+  if (st.isDirectory()) throw new KilnError(`cannot write ${dest}: it is a folder`);
+  return !st.isFile();
+}
+
+/** A small file (`what`: the flag that named it) at `dest`, whole or not at all. */
+export async function writeSmallFileAtomic(dest: string, text: string, what: string): Promise<void> {
+  try {
+    if (await writtenInto(dest)) return await writeFile(dest, text);
+    const tmp = siblingTemp(dest);
+    try {
+      await writeFile(tmp, text);
+      await rename(tmp, resolve(dest));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  } catch (err) {
+    const why = err instanceof KilnError ? err.message.replace(`cannot write ${dest}: `, '') : (err as Error).message;
+    throw new KilnError(`${what} ${dest}: cannot write it: ${why}`, { cause: err, exitCode: 1 });
   }
 }

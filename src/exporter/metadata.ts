@@ -1,8 +1,7 @@
 // --iidfile and --metadata-file, with the keys and choice of digest that buildx uses.
 
-import { writeFile, rename } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import type { Descriptor } from '../image/types.js';
+import { writeSmallFileAtomic } from './atomic.js';
 
 export interface BuildResultDigests {
   manifestDigest: string;
@@ -14,15 +13,9 @@ export interface BuildResultDigests {
   pushed?: boolean;
 }
 
-async function writeSmallFile(path: string, text: string): Promise<void> {
-  const tmp = `${path}.kiln-${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
-}
-
 /** The image id as buildx writes it: the config digest, or the manifest digest once pushed. */
 export async function writeIidFile(path: string, r: BuildResultDigests): Promise<void> {
-  await writeSmallFile(path, r.pushed ? r.manifestDigest : r.configDigest);
+  await writeSmallFileAtomic(path, r.pushed ? r.manifestDigest : r.configDigest, '--iidfile');
 }
 
 export function buildMetadata(r: BuildResultDigests): Record<string, unknown> {
@@ -36,5 +29,5 @@ export function buildMetadata(r: BuildResultDigests): Record<string, unknown> {
 }
 
 export async function writeMetadataFile(path: string, r: BuildResultDigests): Promise<void> {
-  await writeSmallFile(path, JSON.stringify(buildMetadata(r), null, 2) + '\n');
+  await writeSmallFileAtomic(path, JSON.stringify(buildMetadata(r), null, 2) + '\n', '--metadata-file');
 }

@@ -3,9 +3,9 @@
 // rmi, export with --iidfile/--metadata-file, and evil archives refused.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
@@ -227,4 +227,46 @@ test('a folder the kernel will not make (in /proc) is an error naming it, for th
   const deep = join(work, 'a', 'b', 'c', 'out.tar');
   assert.equal((await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${deep}`)).code, 0);
   assert.ok(existsSync(deep));
+});
+
+test('an export or --iidfile onto a device or named pipe writes into it, never replaces it; onto a folder it is an error', async () => {
+  const root = join(work, 'store-special-dest');
+  assert.equal((await kiln(root, 'import', ociTar)).code, 0);
+  const file = join(work, 'special-ref.tar');
+  assert.equal((await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${file}`)).code, 0);
+
+  const fifo = join(work, 'export.fifo');
+  execFileSync('mkfifo', [fifo]);
+  // Read by another process, killed if the pipe never gets a writer.
+  const read = new Promise<Buffer>((resolve, reject) => {
+    execFile('cat', [fifo], { encoding: 'buffer', maxBuffer: 1 << 26, timeout: 60_000 }, (err, out) => (err ? reject(err) : resolve(out)));
+  });
+  const ex = await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${fifo}`);
+  assert.equal(ex.code, 0, ex.stderr);
+  assert.ok((await read).equals(await readFile(file)), 'the pipe carried the archive');
+  assert.ok(statSync(fifo).isFIFO(), 'the pipe is still a pipe');
+
+  // Device nodes of our own (the tests run as root), so that a regression replaces only them.
+  const full = join(work, 'full');
+  const nul = join(work, 'null');
+  execFileSync('mknod', ['-m', '666', full, 'c', '1', '7']);
+  execFileSync('mknod', ['-m', '666', nul, 'c', '1', '3']);
+  const onFull = await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${full}`);
+  assert.equal(onFull.code, 1);
+  assert.match(onFull.stderr, new RegExp(`cannot write ${full}: ENOSPC`));
+  assert.ok(statSync(full).isCharacterDevice(), 'the device is still a device');
+
+  const folder = join(work, 'an-output-folder');
+  await mkdir(folder);
+  const onFolder = await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${folder}`);
+  assert.equal(onFolder.code, 1);
+  assert.match(onFolder.stderr, new RegExp(`cannot write ${folder}: it is a folder`));
+  assert.deepEqual((await readdir(work)).filter((n) => n.includes('.kiln-')), [], 'nothing left beside it');
+
+  const iid = await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${join(work, 'x.tar')}`, '--iidfile', nul);
+  assert.equal(iid.code, 0, iid.stderr);
+  assert.ok(statSync(nul).isCharacterDevice(), 'the device is still a device');
+  const iidMissing = await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${join(work, 'y.tar')}`, '--iidfile', join(work, 'no', 'such', 'iid'));
+  assert.equal(iidMissing.code, 1);
+  assert.match(iidMissing.stderr, /--iidfile .*no\/such\/iid: cannot write it: ENOENT/);
 });
