@@ -4,18 +4,45 @@
 // into instead, as a shell's `>` would: a file renamed over it would replace the node itself.
 
 import { closeSync, createWriteStream, openSync } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../util/errors.js';
 import { makeDirs } from '../util/fs.js';
+import { processAlive } from '../store/sweep.js';
 import { archiveChunks, writeArchiveToFd, type ArchiveFile } from '../util/tar/archive.js';
 
 function siblingTemp(dest: string): string {
   const abs = resolve(dest);
-  return join(dirname(abs), `.${basename(abs)}.kiln-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  return join(dirname(abs), `${tempPrefix(abs)}${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+}
+
+function tempPrefix(abs: string): string {
+  return `.${basename(abs)}.kiln-`;
+}
+
+/**
+ * Removes what a kiln killed while writing `dest` left beside it (its temporary file or folder,
+ * named with its pid): nothing else ever would. Called before writing `dest` again.
+ */
+async function sweepStaleTemps(dest: string): Promise<void> {
+  const abs = resolve(dest);
+  const prefix = tempPrefix(abs);
+  let names: string[];
+  try {
+    names = await readdir(dirname(abs));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix) || !/\.tmp(\.old)?$/.test(n)) continue;
+    const pid = Number(n.slice(prefix.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processAlive(pid)) {
+      await rm(join(dirname(abs), n), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
 }
 
 /** Streams into `dest` (a file path, or `-` for stdout). */
@@ -119,6 +146,7 @@ async function makeParent(dest: string): Promise<void> {
   } catch (err) {
     throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
   }
+  await sweepStaleTemps(dest);
 }
 
 /**

@@ -270,3 +270,23 @@ test('an export or --iidfile onto a device or named pipe writes into it, never r
   assert.equal(iidMissing.code, 1);
   assert.match(iidMissing.stderr, /--iidfile .*no\/such\/iid: cannot write it: ENOENT/);
 });
+
+test("what a killed export left beside its destination goes when it is written again; a live kiln's stays", async () => {
+  const root = join(work, 'store-stale-temps');
+  assert.equal((await kiln(root, 'import', ociTar)).code, 0);
+  const dir = join(work, 'stale-temps');
+  await mkdir(dir);
+  // A pid that no longer runs: a process that has exited.
+  const gone = execFileSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).trim();
+  const stale = join(dir, `.out.tar.kiln-${gone}-0a1b2c3d.tmp`);
+  const staleDir = join(dir, `.out.tar.kiln-${gone}-4e5f6a7b.tmp.old`);
+  const live = join(dir, `.out.tar.kiln-${process.pid}-8c9d0e1f.tmp`);
+  const other = join(dir, `.other.tar.kiln-${gone}-0a1b2c3d.tmp`);
+  await writeFile(stale, 'half an archive');
+  await mkdir(staleDir);
+  await writeFile(live, 'being written');
+  await writeFile(other, 'another destination');
+  const ex = await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${join(dir, 'out.tar')}`);
+  assert.equal(ex.code, 0, ex.stderr);
+  assert.deepEqual((await readdir(dir)).sort(), [`.other.tar.kiln-${gone}-0a1b2c3d.tmp`, `.out.tar.kiln-${process.pid}-8c9d0e1f.tmp`, 'out.tar'].sort());
+});
