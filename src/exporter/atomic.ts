@@ -4,7 +4,7 @@
 // into instead, as a shell's `>` would: a file renamed over it would replace the node itself.
 
 import { closeSync, createWriteStream, openSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -112,31 +112,53 @@ export async function writeArchiveAtomic(dest: string, files: ArchiveFile[], sig
   }
 }
 
-/** Fills a fresh folder via `fill`, then puts it at `dest`, replacing what was there. */
+/**
+ * Fills a fresh folder via `fill`, then puts it at `dest`: whole, by one rename, when nothing is
+ * there; else merged into the folder there, as BuildKit's local exporter does by default: what
+ * the output has replaces what is in its way, and the rest of the folder stays. (Replacing the
+ * whole folder made `-o .`, a common way to take a build's files, delete the project.)
+ */
 export async function writeDirAtomic(dest: string, fill: (dir: string) => Promise<void>): Promise<void> {
   const abs = resolve(dest);
+  let existing;
+  try {
+    existing = await stat(abs);
+  } catch {
+    existing = undefined;
+  }
+  if (existing && !existing.isDirectory()) throw new KilnError(`output ${dest} exists and is not a folder`);
   await makeParent(dest);
   const tmp = siblingTemp(dest);
   await mkdir(tmp, { mode: 0o755 });
   try {
     await fill(tmp);
-  } catch (err) {
+    if (existing) await mergeInto(tmp, abs);
+    else await rename(tmp, abs);
+  } finally {
     await rm(tmp, { recursive: true, force: true });
-    throw err;
   }
-  let old: string | undefined;
-  try {
-    if ((await stat(abs)).isDirectory()) old = siblingTemp(dest) + '.old';
-    else throw new KilnError(`output ${dest} exists and is not a folder`);
-  } catch (err) {
-    if (err instanceof KilnError) {
-      await rm(tmp, { recursive: true, force: true });
-      throw err;
+}
+
+/**
+ * Moves the entries of `from` into folder `to`. A folder on both sides is merged (and takes the
+ * output's mode and times); anything else in the way, a link included, is replaced, never
+ * followed.
+ */
+async function mergeInto(from: string, to: string): Promise<void> {
+  for (const name of await readdir(from)) {
+    const src = join(from, name);
+    const dst = join(to, name);
+    const s = await lstat(src);
+    const d = await lstat(dst).catch(() => undefined);
+    if (s.isDirectory() && d?.isDirectory()) {
+      await mergeInto(src, dst);
+      await chmod(dst, s.mode & 0o7777);
+      await utimes(dst, s.atime, s.mtime);
+      continue;
     }
+    if (d) await rm(dst, { recursive: true, force: true });
+    await rename(src, dst);
   }
-  if (old) await rename(abs, old);
-  await rename(tmp, abs);
-  if (old) await rm(old, { recursive: true, force: true });
 }
 
 /** The folder `dest` goes in, made when missing; a failure names `dest`. */

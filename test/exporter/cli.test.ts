@@ -5,8 +5,8 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { existsSync, lstatSync, statSync } from 'node:fs';
+import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { getXattr, setXattr } from '../../src/util/syscalls.js';
@@ -15,7 +15,7 @@ import type { WrittenImage } from '../../src/image/assemble.js';
 import tar from 'tar-stream';
 import { runKiln } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/tmp.js';
-import { makeTestImage } from './fixture.js';
+import { FILE_TEXT, makeTestImage } from './fixture.js';
 import { diffTrees, readTree } from './tree.js';
 
 const work = await tempDir();
@@ -289,4 +289,24 @@ test("what a killed export left beside its destination goes when it is written a
   const ex = await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=docker,dest=${join(dir, 'out.tar')}`);
   assert.equal(ex.code, 0, ex.stderr);
   assert.deepEqual((await readdir(dir)).sort(), [`.other.tar.kiln-${gone}-0a1b2c3d.tmp`, `.out.tar.kiln-${process.pid}-8c9d0e1f.tmp`, 'out.tar'].sort());
+});
+
+test('type=local into a folder that exists merges, as BuildKit does: its other files stay, what is in the way is replaced, a link in the way is not followed', async () => {
+  const root = join(work, 'store-local-merge');
+  assert.equal((await kiln(root, 'import', ociTar)).code, 0);
+  const project = join(work, 'local-merge');
+  const outside = join(work, 'local-merge-outside');
+  await mkdir(project);
+  await mkdir(outside);
+  await writeFile(join(project, 'keep.txt'), 'precious');
+  await writeFile(join(project, 'file'), 'old content');
+  await symlink(outside, join(project, 'etc')); // the image has /etc
+  const r = await kiln(root, 'export', 'kiln.test/demo:v1', '-o', `type=local,dest=${project}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await readFile(join(project, 'keep.txt'), 'utf8'), 'precious');
+  assert.equal(await readFile(join(project, 'file'), 'utf8'), FILE_TEXT);
+  assert.ok(lstatSync(join(project, 'etc')).isDirectory(), 'the link was replaced by the output folder');
+  assert.equal(await readFile(join(project, 'etc/app/conf'), 'utf8'), 'key=value\n');
+  assert.deepEqual(await readdir(outside), [], 'nothing was written through the link');
+  assert.deepEqual((await readdir(work)).filter((n) => n.startsWith('.local-merge.kiln-')), [], 'no staging folder left');
 });

@@ -97,7 +97,7 @@ test('type=local and type=tar: the merged filesystem, whiteouts applied', async 
   await exportTo(`type=local,dest=${local}`);
   assert.deepEqual(diffTrees(await readTree(local), expected), []);
   assert.equal(lstatSync(join(local, 'etc/app/conf')).ino, lstatSync(join(local, 'etc/app/conf.hard')).ino);
-  // Exporting again replaces the folder rather than mixing old and new.
+  // Exporting again into the folder gives the same tree (each entry replaced by the output's).
   await exportTo(`type=local,dest=${local}`);
   assert.deepEqual(diffTrees(await readTree(local), expected), []);
 
