@@ -77,6 +77,9 @@ export interface BuildOptions {
   insecureRegistries: string[];
 }
 
+/** BuildOptions.dockerfilePath when the Dockerfile is read from standard input (`-f -`). */
+export const STDIN_DOCKERFILE = '-';
+
 export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BuildOptions {
   const a = parseArgs(argv, BUILD_FLAGS, 'build');
   if (a.positional.length !== 1) {
@@ -84,7 +87,8 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   }
   const contextDir = resolve(a.positional[0]!);
   const fileFlag = flagString(a, 'file');
-  const dockerfilePath = fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
+  // `-f -`: the Dockerfile comes from standard input, as with docker build.
+  const dockerfilePath = fileFlag === '-' ? STDIN_DOCKERFILE : fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
   const buildArgs = new Map<string, string>();
   for (const kv of flagList(a, 'build-arg')) {
     const eq = kv.indexOf('=');
@@ -99,7 +103,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   return {
     contextDir,
     dockerfilePath,
-    dockerfileName: fileFlag ?? 'Dockerfile',
+    dockerfileName: fileFlag === '-' ? '<stdin>' : fileFlag ?? 'Dockerfile',
     tags: flagList(a, 'tag').map((t) => normalizeReference(t, '--tag')),
     buildArgs,
     target: flagString(a, 'target'),

@@ -2,7 +2,7 @@
 // This is the one place that knows every station; each station knows only its neighbour.
 
 import { readFile, stat } from 'node:fs/promises';
-import type { BuildOptions } from './build-options.js';
+import { STDIN_DOCKERFILE, type BuildOptions } from './build-options.js';
 import { makeProgress } from './progress.js';
 import { withSignals } from './signals.js';
 import { openStore } from './open-store.js';
@@ -38,7 +38,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const cacheFrom = o.cacheFrom.map((t) => parseCacheSpec(t, '--cache-from'));
       const store = await openStore(o.root);
       await sweepStaleSandboxes(store);
-      const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath);
+      const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath === STDIN_DOCKERFILE ? undefined : o.dockerfilePath);
       const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink });
 
       const graph = await dockerfileToGraph({
@@ -161,6 +161,11 @@ export async function runBuild(o: BuildOptions): Promise<number> {
 }
 
 async function readDockerfile(o: BuildOptions): Promise<string> {
+  if (o.dockerfilePath === STDIN_DOCKERFILE) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  }
   try {
     return await readFile(o.dockerfilePath, 'utf8');
   } catch (err) {

@@ -7,7 +7,7 @@ const cmd: Command = {
   usage: `kiln build [flags] CONTEXT_DIR
 
   -t, --tag NAME            name the image in the local store (repeatable)
-  -f, --file FILE           the Dockerfile (default CONTEXT_DIR/Dockerfile)
+  -f, --file FILE           the Dockerfile (default CONTEXT_DIR/Dockerfile; - reads it from standard input)
       --build-arg K=V       set a build argument (repeatable; K alone takes it from the environment)
       --target STAGE        build this stage (name or index) and what it needs
       --platform OS/ARCH    target platform (default linux/amd64)

@@ -79,3 +79,19 @@ test('RUN conversion end to end: shell form, heredoc script, ARG/ENV in the step
   assert.equal(await readFile(join(out, 'out.txt'), 'utf8'), 'hello world from /work/sub\n');
   assert.equal(await readFile(join(out, 'script.txt'), 'utf8'), 'script hello\n');
 });
+
+test('-f - reads the Dockerfile from standard input (errors name <stdin>); the context is still the folder', async () => {
+  const d = await tempDir();
+  const ctx = join(d, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'a.txt'), 'from the context\n');
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY missing.txt /\n'); // not this one
+  const out = join(d, 'out');
+  const r = await runKiln(['build', '--root', join(d, 'store'), '-f', '-', '-o', `type=local,dest=${out}`, ctx], { input: 'FROM scratch\nCOPY a.txt /copied.txt\n' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await readFile(join(out, 'copied.txt'), 'utf8'), 'from the context\n');
+
+  const bad = await runKiln(['build', '--root', join(d, 'store'), '-f', '-', ctx], { input: 'FROM scratch\nBOGUS x\n' });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /<stdin>:2:1: unknown instruction: BOGUS/);
+});
