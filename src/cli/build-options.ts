@@ -15,6 +15,7 @@ export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'tag', short: 't', kind: 'list' },
   { name: 'file', short: 'f', kind: 'string' },
   { name: 'build-arg', kind: 'list' },
+  { name: 'label', kind: 'list' },
   { name: 'target', kind: 'string' },
   { name: 'platform', kind: 'string' },
   { name: 'output', short: 'o', kind: 'list' },
@@ -49,6 +50,8 @@ export interface BuildOptions {
   dockerfileName: string;
   tags: string[];
   buildArgs: Map<string, string>;
+  /** --label K=V: set on the image, over the Dockerfile's LABELs of the same key. */
+  labels: Record<string, string>;
   target?: string;
   platform: Platform;
   outputs: string[];
@@ -98,6 +101,13 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
       if (v !== undefined) buildArgs.set(kv, v);
     } else buildArgs.set(kv.slice(0, eq), kv.slice(eq + 1));
   }
+  const labels: Record<string, string> = {};
+  for (const kv of flagList(a, 'label')) {
+    const eq = kv.indexOf('=');
+    const key = eq < 0 ? kv : kv.slice(0, eq);
+    if (key === '') throw new KilnError(`--label: expected KEY=VALUE, got "${kv}"`, { exitCode: 2 });
+    labels[key] = eq < 0 ? '' : kv.slice(eq + 1);
+  }
   const sde = flagString(a, 'source-date-epoch') ?? env.SOURCE_DATE_EPOCH;
   const platformFlag = flagString(a, 'platform');
   return {
@@ -106,6 +116,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     dockerfileName: fileFlag === '-' ? '<stdin>' : fileFlag ?? 'Dockerfile',
     tags: flagList(a, 'tag').map((t) => normalizeReference(t, '--tag')),
     buildArgs,
+    labels,
     target: flagString(a, 'target'),
     platform: platformFlag ? parsePlatform(platformFlag, '--platform') : defaultPlatform(),
     outputs: flagList(a, 'output'),

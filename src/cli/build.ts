@@ -112,7 +112,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
           os: stage.platform.os,
           ...(stage.platform.variant ? { variant: stage.platform.variant } : {}),
           ...(stage.author ? { author: stage.author } : {}),
-          config: stage.config,
+          config: Object.keys(o.labels).length > 0 ? { ...stage.config, Labels: { ...stage.config.Labels, ...o.labels } } : stage.config,
         },
         history: image.history,
         sourceDateEpoch: o.sourceDateEpoch,

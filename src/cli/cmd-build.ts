@@ -9,6 +9,7 @@ const cmd: Command = {
   -t, --tag NAME            name the image in the local store (repeatable)
   -f, --file FILE           the Dockerfile (default CONTEXT_DIR/Dockerfile; - reads it from standard input)
       --build-arg K=V       set a build argument (repeatable; K alone takes it from the environment)
+      --label K=V           set a label on the image (repeatable; over the Dockerfile's LABEL)
       --target STAGE        build this stage (name or index) and what it needs
       --platform OS/ARCH    target platform (default linux/amd64)
   -o, --output SPEC         type=oci|docker|local|tar|registry,dest=...,compression=gzip|zstd|uncompressed

@@ -95,3 +95,21 @@ test('-f - reads the Dockerfile from standard input (errors name <stdin>); the c
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /<stdin>:2:1: unknown instruction: BOGUS/);
 });
+
+test('--label sets labels on the image, over the Dockerfile LABEL of the same key', async () => {
+  const d = await tempDir();
+  const ctx = join(d, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nLABEL a=dockerfile b=kept\n');
+  const root = join(d, 'store');
+  const r = await runKiln(['build', '--root', root, '--label', 'a=flag', '--label', 'org.opencontainers.image.revision=abc123', '--label', 'empty', '-t', 'labelled', ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const inspect = await runKiln(['inspect', '--root', root, 'labelled']);
+  assert.equal(inspect.code, 0, inspect.stderr);
+  const labels = (JSON.parse(inspect.stdout) as { config: { Labels: Record<string, string> } }).config.Labels;
+  assert.deepEqual(labels, { a: 'flag', b: 'kept', 'org.opencontainers.image.revision': 'abc123', empty: '' });
+
+  const bad = await runKiln(['build', '--root', root, '--label', '=x', ctx]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--label: expected KEY=VALUE, got "=x"/);
+});
