@@ -80,6 +80,16 @@ export interface BuildOptions {
   insecureRegistries: string[];
 }
 
+/**
+ * `--build-arg BUILDKIT_INLINE_CACHE=1`, docker build's way to ask for an inline cache, is
+ * `--cache-to type=inline`, as with BuildKit.
+ */
+function withInlineCacheArg(cacheTo: string[], buildArgs: Map<string, string>): string[] {
+  const v = buildArgs.get('BUILDKIT_INLINE_CACHE');
+  const wanted = v !== undefined && ['1', 'true'].includes(v.toLowerCase());
+  return wanted && !cacheTo.some((c) => /(^|,)type=inline(,|$)/.test(c)) ? [...cacheTo, 'type=inline'] : cacheTo;
+}
+
 /** BuildOptions.dockerfilePath when the Dockerfile is read from standard input (`-f -`). */
 export const STDIN_DOCKERFILE = '-';
 
@@ -139,7 +149,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     network: parseNetwork(flagString(a, 'network')),
     sourceDateEpoch: sde === undefined || sde === '' ? undefined : parseEpoch(sde),
     explain: flagBool(a, 'explain'),
-    cacheTo: flagList(a, 'cache-to'),
+    cacheTo: withInlineCacheArg(flagList(a, 'cache-to'), buildArgs),
     cacheFrom: flagList(a, 'cache-from'),
     insecureRegistries: flagList(a, 'insecure-registry'),
   };

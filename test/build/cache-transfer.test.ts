@@ -140,6 +140,18 @@ test('inline cache: the pushed image carries its own cache', async () => {
   assert.ok(!ran.includes('RUN ls /a /b > /listing'), `the final RUN is cached: ran ${ran.join(' | ')}`);
 });
 
+test('--build-arg BUILDKIT_INLINE_CACHE=1 asks for an inline cache, as with docker build', async () => {
+  const ctx = await multistageContext();
+  const [rootA, rootB] = [await busyboxStore(), await busyboxStore()];
+  const ref = `${registry.host}/app/multistage:inline-arg`;
+  const a = await buildJson(rootA, ctx, ['-t', ref, '--push', '--build-arg', 'BUILDKIT_INLINE_CACHE=1']);
+  assert.equal(a.code, 0, a.stderr);
+  const b = await buildJson(rootB, ctx, ['--cache-from', ref]);
+  assert.equal(b.code, 0, b.stderr);
+  const ran = ranSteps(b);
+  assert.ok(!ran.includes('RUN ls /a /b > /listing'), `the final RUN is cached: ran ${ran.join(' | ')}`);
+});
+
 test('a cache that does not exist yet is not an error; a malformed spec is', async () => {
   const ctx = await multistageContext();
   const root = await busyboxStore();
