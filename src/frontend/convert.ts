@@ -357,7 +357,8 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
 
   const out = await Promise.all([...needed].sort((a, b) => a - b).map((i) => convertStage(i)));
   for (const k of input.buildArgs.keys()) {
-    if (!usedBuildArgs.has(k) && !predefined.has(k)) {
+    // BUILDKIT_* args are options to the builder (BUILDKIT_INLINE_CACHE), not ARGs.
+    if (!usedBuildArgs.has(k) && !predefined.has(k) && !k.startsWith('BUILDKIT_')) {
       warnings.push({ level: 'warning', message: `build arg ${k} was given but no ARG in the stages built declares it`, rule: 'UnusedBuildArg' });
     }
   }

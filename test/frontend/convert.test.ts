@@ -125,7 +125,7 @@ ARG E=arg
 RUN echo $W $E $TARGETOS
 `;
   const images = fakeImages();
-  const g = await graphOf(df, { buildArgs: new Map([['V', '2'], ['HTTP_PROXY', 'http://proxy:3128'], ['UNUSED', 'x']]) }, images);
+  const g = await graphOf(df, { buildArgs: new Map([['V', '2'], ['HTTP_PROXY', 'http://proxy:3128'], ['UNUSED', 'x'], ['BUILDKIT_INLINE_CACHE', '1']]) }, images);
   assert.deepEqual(images.calls, ['base:amd64 linux/amd64']);
   const s = g.stages[0]!;
   const [r1, , , , , , r2] = s.history;
@@ -140,6 +140,8 @@ RUN echo $W $E $TARGETOS
   assert.deepEqual(s.config.Env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'E=env']);
   assert.ok(g.warnings.some((w) => w.message.includes('UNUSED')));
   assert.ok(!g.warnings.some((w) => w.message.includes('HTTP_PROXY')));
+  // BUILDKIT_* build args are options to the builder, never ARGs: BuildKit does not warn of them.
+  assert.ok(!g.warnings.some((w) => w.message.includes('BUILDKIT_INLINE_CACHE')));
 });
 
 test('image config and history of config instructions', async () => {
