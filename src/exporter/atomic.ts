@@ -57,56 +57,41 @@ export async function writeStreamAtomic(dest: string, source: Readable, signal?:
     }
     return;
   }
-  if (await writtenInto(dest)) {
-    try {
-      await pipeline(source, createWriteStream(dest), { signal });
-    } catch (err) {
-      if (err instanceof KilnError) throw err;
-      throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
-    }
-    return;
-  }
-  await makeParent(dest);
-  const tmp = siblingTemp(dest);
-  try {
-    await pipeline(source, createWriteStream(tmp, { mode: 0o644 }), { signal });
-    await rename(tmp, resolve(dest));
-  } catch (err) {
-    await rm(tmp, { force: true });
-    if (err instanceof KilnError) throw err;
-    throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
-  }
+  await writeOutputFile(dest, (path, fresh) => pipeline(source, createWriteStream(path, fresh ? { flags: 'wx', mode: 0o644 } : {}), { signal }));
 }
 
 /** The archive of `files` at `dest` (a file path, or `-` for stdout). */
 export async function writeArchiveAtomic(dest: string, files: ArchiveFile[], signal?: AbortSignal): Promise<void> {
   if (dest === '-') return writeStreamAtomic(dest, Readable.from(archiveChunks(files), { objectMode: false }), signal);
-  if (await writtenInto(dest)) {
-    try {
-      const fd = openSync(dest, 'w');
-      try {
-        await writeArchiveToFd(fd, files, signal);
-      } finally {
-        closeSync(fd);
-      }
-    } catch (err) {
-      if (err instanceof KilnError) throw err;
-      throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
-    }
-    return;
-  }
-  await makeParent(dest);
-  const tmp = siblingTemp(dest);
-  try {
-    const fd = openSync(tmp, 'wx', 0o644);
+  await writeOutputFile(dest, async (path, fresh) => {
+    const fd = openSync(path, fresh ? 'wx' : 'w', 0o644);
     try {
       await writeArchiveToFd(fd, files, signal);
     } finally {
       closeSync(fd);
     }
-    await rename(tmp, resolve(dest));
+  });
+}
+
+/**
+ * `write` puts the output at `path`: a fresh temporary file beside `dest`, renamed over it once
+ * whole, or `dest` itself when it is a device, FIFO or socket. Failures name `dest`.
+ */
+async function writeOutputFile(dest: string, write: (path: string, fresh: boolean) => Promise<void>): Promise<void> {
+  try {
+    const kind = await outputKind(dest);
+    if (kind === 'folder') throw new KilnError(`cannot write ${dest}: it is a folder`);
+    if (kind === 'special') return await write(dest, false);
+    await makeParent(dest);
+    const tmp = siblingTemp(dest);
+    try {
+      await write(tmp, true);
+      await rename(tmp, resolve(dest));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
   } catch (err) {
-    await rm(tmp, { force: true });
     if (err instanceof KilnError) throw err;
     throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
   }
@@ -120,19 +105,14 @@ export async function writeArchiveAtomic(dest: string, files: ArchiveFile[], sig
  */
 export async function writeDirAtomic(dest: string, fill: (dir: string) => Promise<void>): Promise<void> {
   const abs = resolve(dest);
-  let existing;
-  try {
-    existing = await stat(abs);
-  } catch {
-    existing = undefined;
-  }
-  if (existing && !existing.isDirectory()) throw new KilnError(`output ${dest} exists and is not a folder`);
+  const kind = await outputKind(abs);
+  if (kind !== 'none' && kind !== 'folder') throw new KilnError(`output ${dest} exists and is not a folder`);
   await makeParent(dest);
   const tmp = siblingTemp(dest);
   await mkdir(tmp, { mode: 0o755 });
   try {
     await fill(tmp);
-    if (existing) await mergeInto(tmp, abs);
+    if (kind === 'folder') await mergeInto(tmp, abs);
     else await rename(tmp, abs);
   } finally {
     await rm(tmp, { recursive: true, force: true });
@@ -161,10 +141,10 @@ async function mergeInto(from: string, to: string): Promise<void> {
   }
 }
 
-/** The folder `dest` goes in, made when missing; a failure names `dest`. */
+/** The folder `dest` goes in, made when missing (a failure names `dest`), cleared of dead kilns' leftovers. */
 async function makeParent(dest: string): Promise<void> {
   try {
-    await makeDirs(dirname(resolve(dest)));
+    makeDirs(dirname(resolve(dest)));
   } catch (err) {
     throw new KilnError(`cannot write ${dest}: ${(err as Error).message}`, { cause: err });
   }
@@ -172,34 +152,35 @@ async function makeParent(dest: string): Promise<void> {
 }
 
 /**
- * True when `dest` is a device, FIFO or socket, to be written into; a folder there is an error
- * (before anything is written beside it).
+ * What is at `dest`: nothing (or a dangling link, which the rename replaces), a file, a folder,
+ * or a device, FIFO or socket, which is written into rather than replaced.
  */
-async function writtenInto(dest: string): Promise<boolean> {
+async function outputKind(dest: string): Promise<'none' | 'file' | 'folder' | 'special'> {
   let st;
   try {
     st = await stat(dest);
   } catch {
-    return false; // nothing there yet (or a dangling link, which the rename replaces)
+    return 'none';
   }
-  if (st.isDirectory()) throw new KilnError(`cannot write ${dest}: it is a folder`);
-  return !st.isFile();
+  return st.isDirectory() ? 'folder' : st.isFile() ? 'file' : 'special';
 }
 
-/** A small file (`what`: the flag that named it) at `dest`, whole or not at all. */
+/** A small file (`what`: the flag that named it) at `dest`, whole or not at all; its folder must exist. */
 export async function writeSmallFileAtomic(dest: string, text: string, what: string): Promise<void> {
+  const fail = (why: string, cause?: unknown) => new KilnError(`${what} ${dest}: cannot write it: ${why}`, { cause, exitCode: 1 });
+  const kind = await outputKind(dest);
+  if (kind === 'folder') throw fail('it is a folder');
   try {
-    if (await writtenInto(dest)) return await writeFile(dest, text);
+    if (kind === 'special') return await writeFile(dest, text);
     const tmp = siblingTemp(dest);
     try {
-      await writeFile(tmp, text);
+      await writeFile(tmp, text, { flag: 'wx' });
       await rename(tmp, resolve(dest));
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
   } catch (err) {
-    const why = err instanceof KilnError ? err.message.replace(`cannot write ${dest}: `, '') : (err as Error).message;
-    throw new KilnError(`${what} ${dest}: cannot write it: ${why}`, { cause: err, exitCode: 1 });
+    throw fail((err as Error).message, err);
   }
 }

@@ -245,9 +245,11 @@ export async function writeLocalCache(store: Store, contents: CacheContents, dir
   const digest = await writeCacheArtifact(store, contents);
   const manifest = JSON.parse((await store.readBlob(digest)).toString('utf8')) as ImageManifest;
   const blobDir = join(dir, 'blobs', 'sha256');
-  await makeDirs(blobDir).catch((err: Error) => {
-    throw new KilnError(`cannot write the cache to ${dir}: ${err.message}`, { cause: err });
-  });
+  try {
+    makeDirs(blobDir);
+  } catch (err) {
+    throw new KilnError(`cannot write the cache to ${dir}: ${(err as Error).message}`, { cause: err });
+  }
   for (const d of [manifest.config, ...manifest.layers, { digest, size: 0, mediaType: '' } as Descriptor]) {
     const target = join(blobDir, d.digest.slice('sha256:'.length));
     if (await pathExists(target)) continue;

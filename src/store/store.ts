@@ -14,7 +14,7 @@ import ssri from 'ssri';
 import type { Digest } from '../graph/ops.js';
 import { hexOf, isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { makeDirsSync } from '../util/fs.js';
+import { makeDirs } from '../util/fs.js';
 import { packageRoot } from '../util/package-root.js';
 import { hashingPassThrough, type HashCheckpoint } from '../util/tar/hash.js';
 import { sweepStaleTemp } from './sweep.js';
@@ -105,7 +105,7 @@ export class Store {
     // Synchronously: every command opens its store before anything else can run, and each is a
     // system call or two on a store that exists, where a thread-pool round trip each was ~1.5 ms.
     try {
-      for (const d of ['blobs/sha256', 'snapshots', 'cache', 'refs', 'mounts', 'tmp', 'diffids']) makeDirsSync(join(root, d));
+      for (const d of ['blobs/sha256', 'snapshots', 'cache', 'refs', 'mounts', 'tmp', 'diffids']) makeDirs(join(root, d));
     } catch (err) {
       throw new KilnError(`cannot use ${root} as the store: ${(err as Error).message}`, { cause: err, exitCode: 2 });
     }

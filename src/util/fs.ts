@@ -1,5 +1,5 @@
 import { mkdirSync, readSync, statSync } from 'node:fs';
-import { lstat, mkdir, readdir, rename } from 'node:fs/promises';
+import { lstat, readdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** True when something (a file, a folder, even a dangling link) is at `p`. */
@@ -48,50 +48,29 @@ export function readFullAt(fd: number, buf: Buffer, position: number, length = b
 }
 
 // Node's own recursive mkdir never returns when the kernel answers ENOENT for a folder whose
-// parent exists (procfs does: `--root /proc/x` spun at full CPU for good). These make each
-// missing parent once, and a second ENOENT is the answer. For paths a user names.
-
-/** `mkdir -p dir`, synchronously. */
-export function makeDirsSync(dir: string): void {
-  try {
-    mkdirSync(dir);
-    return;
-  } catch (err) {
-    if (!mustMakeParent(err, () => isDirSync(dir), dir)) return;
-  }
-  makeDirsSync(dirname(dir));
-  try {
-    mkdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !isDirSync(dir)) throw err;
-  }
-}
+// parent exists (procfs does: `--root /proc/x` spun at full CPU for good). This makes each
+// missing parent once, and a second ENOENT is the answer. For paths a user names; synchronous,
+// as a few mkdir calls cost less than their thread-pool round trips.
 
 /** `mkdir -p dir`. */
-export async function makeDirs(dir: string): Promise<void> {
+export function makeDirs(dir: string): void {
   try {
-    await mkdir(dir);
+    mkdirSync(dir);
     return;
   } catch (err) {
-    if (!mustMakeParent(err, () => isDirSync(dir), dir)) return;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && isDir(dir)) return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
   }
-  await makeDirs(dirname(dir));
+  makeDirs(dirname(dir));
   try {
-    await mkdir(dir);
+    mkdirSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !isDirSync(dir)) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !isDir(dir)) throw err;
   }
 }
 
-/** After a failed mkdir: false when `dir` is there as a folder, true when its parent is missing; else the error. */
-function mustMakeParent(err: unknown, isDir: () => boolean, dir: string): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EEXIST' && isDir()) return false;
-  if (code !== 'ENOENT' || dirname(dir) === dir) throw err;
-  return true;
-}
-
-function isDirSync(p: string): boolean {
+function isDir(p: string): boolean {
   try {
     return statSync(p).isDirectory();
   } catch {
