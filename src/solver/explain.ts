@@ -43,6 +43,11 @@ function dirFor(store: Store, identity: string): string {
   return store.path('explain', hexOf(sha256(identity)));
 }
 
+/** A step's record file in its build's folder, by the step's name. */
+function recordFileName(stepName: string): string {
+  return hexOf(sha256(stepName));
+}
+
 /** Beside a step's record, the files it selected (read only to explain a miss). */
 const CONTENT_SUFFIX = '.content';
 
@@ -78,7 +83,7 @@ export async function describeSteps(store: Store, identity: string): Promise<Map
 export function contentOf(store: Store, identity: string, rec: StepRecord): ContentEntry[] | undefined {
   if (rec.content || !rec.hasContent) return rec.content;
   try {
-    return JSON.parse(readFileSync(join(dirFor(store, identity), hexOf(sha256(rec.name)) + CONTENT_SUFFIX), 'utf8')) as ContentEntry[];
+    return JSON.parse(readFileSync(join(dirFor(store, identity), recordFileName(rec.name) + CONTENT_SUFFIX), 'utf8')) as ContentEntry[];
   } catch {
     return undefined; // replaced or lost: the explanation says less
   }
@@ -91,7 +96,7 @@ export function contentOf(store: Store, identity: string, rec: StepRecord): Cont
  */
 export async function recordStep(store: Store, identity: string, node: GraphNode, rec: StepRecord, content?: ContentEntry[]): Promise<void> {
   const dir = dirFor(store, identity);
-  const file = join(dir, hexOf(sha256(node.name)));
+  const file = join(dir, recordFileName(node.name));
   // Advisory: a record lost to a power cut only makes the next --explain say less (no fsync).
   if (content) await store.writeFileAtomic(file + CONTENT_SUFFIX, JSON.stringify(content), { durable: false, background: true });
   const head: StepRecord = { ...rec, ...(content ? { hasContent: true } : {}), at: Date.now() };
@@ -106,7 +111,7 @@ export async function recordStep(store: Store, identity: string, node: GraphNode
 export function pruneStepRecords(store: Store, identity: string, stepNames: Iterable<string>): void {
   const dir = dirFor(store, identity);
   const kept = new Set<string>();
-  for (const name of stepNames) kept.add(hexOf(sha256(name)));
+  for (const name of stepNames) kept.add(recordFileName(name));
   let files: string[];
   try {
     files = readdirSync(dir);
