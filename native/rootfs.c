@@ -123,7 +123,7 @@ static void mount_proc(int insecure) {
   }
 }
 
-static void mount_dev(void) {
+static void mount_dev(const struct spec *s) {
   int fd = make_target("/dev", 1);
   do_mount("tmpfs", fd, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", "/dev");
   close(fd);
@@ -152,7 +152,9 @@ static void mount_dev(void) {
   do_mount("devpts", fd, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", "/dev/pts");
   close(fd);
   fd = open_in_root("/dev/shm", 0);
-  do_mount("shm", fd, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", "/dev/shm");
+  char shm_opts[64];
+  snprintf(shm_opts, sizeof(shm_opts), "mode=1777,size=%s", s->shm_size ? s->shm_size : "65536k");
+  do_mount("shm", fd, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shm_opts, "/dev/shm");
   close(fd);
   fd = open_in_root("/dev/mqueue", 0);
   do_mount("mqueue", fd, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "/dev/mqueue");
@@ -308,7 +310,7 @@ void setup_rootfs(const struct spec *s) {
   rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) fail(errno, "open root");
   mount_proc(s->insecure);
-  mount_dev();
+  mount_dev(s);
   mount_sys(s->insecure, s->ncgroups > 0);
   timing("system-mounts");
   run_mount_records(s);

@@ -108,6 +108,7 @@ static void step_init(const struct spec *s, int go_fd) {
   timing("init");
   setup_rootfs(s);
   timing("rootfs");
+  apply_rlimits(s);
   apply_security(s);
   timing("security");
   environ = s->envp;

@@ -39,6 +39,9 @@ struct spec {
   const char *workdir;      /* the root overlay's workdir: its volatile markers go while the step runs */
   char **scrap;             /* scaffolding folders removed after the step */
   int nscrap;
+  const char *shm_size;     /* /dev/shm's size in bytes (--shm-size); default 64 MiB */
+  struct record *rlimits;   /* "rlimit NAME SOFT HARD" records (--ulimit) */
+  int nrlimits;
 };
 
 extern int status_fd;
@@ -64,6 +67,8 @@ int parse_spec(const char *buf, size_t size, struct spec *s);
 
 /* Runs inside the new namespaces: builds the root filesystem and pivots into it. */
 void setup_rootfs(const struct spec *s);
+/* Lowers the step's resource limits (--ulimit); a limit above the current hard one fails. */
+void apply_rlimits(const struct spec *s);
 /* Drops capabilities, switches user, installs seccomp; the last step before exec. */
 void apply_security(const struct spec *s);
 void bring_loopback_up(void);

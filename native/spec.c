@@ -65,6 +65,13 @@ int parse_spec(const char *buf, size_t size, struct spec *s) {
     else if (!strcmp(k, "lower") && r.n == 2) push((void ***)&s->lowers, &s->nlowers, r.tok[1]);
     else if (!strcmp(k, "workdir") && r.n == 2) s->workdir = r.tok[1];
     else if (!strcmp(k, "scrap") && r.n == 2) push((void ***)&s->scrap, &s->nscrap, r.tok[1]);
+    else if (!strcmp(k, "shm-size") && r.n == 2) s->shm_size = r.tok[1];
+    else if (!strcmp(k, "rlimit") && r.n == 4) {
+      s->rlimits = realloc(s->rlimits, sizeof(struct record) * (size_t)(s->nrlimits + 1));
+      if (!s->rlimits) return -1;
+      s->rlimits[s->nrlimits++] = r;
+      continue;
+    }
     else if (!strcmp(k, "user") && r.n >= 3) {
       s->uid = (uid_t)strtoul(r.tok[1], NULL, 10);
       s->gid = (gid_t)strtoul(r.tok[2], NULL, 10);

@@ -7,7 +7,9 @@ import { parseArgs, flagBool, flagList, flagString, parseKeyValues, type FlagSpe
 import { parseProgressMode, type ProgressMode } from './progress.js';
 import { KilnError } from '../util/errors.js';
 import type { Platform } from '../image/types.js';
-import type { NetworkMode } from '../graph/ops.js';
+import type { ExtraHost, NetworkMode } from '../graph/ops.js';
+import type { Ulimit } from '../worker/types.js';
+import { parseAddHosts, parseUlimits } from './run-flags.js';
 import { normalizeReference } from '../registry/reference.js';
 import { defaultPlatform, parsePlatform } from '../registry/platform.js';
 
@@ -41,6 +43,9 @@ export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'cache-to', kind: 'list' },
   { name: 'cache-from', kind: 'list' },
   { name: 'insecure-registry', kind: 'list' },
+  { name: 'add-host', kind: 'list' },
+  { name: 'shm-size', kind: 'string' },
+  { name: 'ulimit', kind: 'list' },
 ];
 
 export interface BuildOptions {
@@ -73,6 +78,10 @@ export interface BuildOptions {
   /** `--allow network.host`: RUN --network=host is permitted (BuildKit's entitlement). */
   allowNetworkHost: boolean;
   network?: NetworkMode;
+  /** --add-host: names added to every RUN step's /etc/hosts. */
+  extraHosts: ExtraHost[];
+  shmBytes?: number;
+  ulimits: Ulimit[];
   sourceDateEpoch?: number;
   explain: boolean;
   cacheTo: string[];
@@ -147,6 +156,9 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     allowInsecure: parseAllow(flagList(a, 'allow')).has('security.insecure'),
     allowNetworkHost: parseAllow(flagList(a, 'allow')).has('network.host'),
     network: parseNetwork(flagString(a, 'network')),
+    extraHosts: parseAddHosts(flagList(a, 'add-host')),
+    shmBytes: parseSize(flagString(a, 'shm-size'), '--shm-size'),
+    ulimits: parseUlimits(flagList(a, 'ulimit')),
     sourceDateEpoch: sde === undefined || sde === '' ? undefined : parseEpoch(sde),
     explain: flagBool(a, 'explain'),
     cacheTo: withInlineCacheArg(flagList(a, 'cache-to'), buildArgs),

@@ -9,7 +9,7 @@ import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { dockerfileToGraph } from '../frontend/index.js';
 import { readIgnorePatterns } from '../frontend/dockerignore.js';
-import type { BuildGraph } from '../graph/ops.js';
+import type { BuildGraph, ExtraHost } from '../graph/ops.js';
 import { solve, type Workers } from '../solver/solve.js';
 import { makeImageResolver } from './image-source.js';
 import { loadImage } from '../image/load.js';
@@ -56,6 +56,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       }
       if (!o.allowNetworkHost) refuseHostNetwork(graph);
       if (o.network) applyDefaultNetwork(graph, o.network);
+      if (o.extraHosts.length > 0) addHosts(graph, o.extraHosts);
       const noCacheStages = stagesNamed(graph, o.noCacheFilter);
       const cacheImports = await openCacheImports(store, cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
 
@@ -86,7 +87,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         settings: {
           secrets: o.secrets,
           sshAgents: o.sshAgents,
-          limits: { memoryBytes: o.memoryBytes, pids: o.pids, cpus: o.cpus },
+          limits: { memoryBytes: o.memoryBytes, pids: o.pids, cpus: o.cpus, shmBytes: o.shmBytes, ulimits: o.ulimits },
           allowInsecure: o.allowInsecure,
           sourceDateEpoch: o.sourceDateEpoch,
         },
@@ -200,6 +201,13 @@ function refuseHostNetwork(graph: BuildGraph): void {
 function applyDefaultNetwork(graph: BuildGraph, network: 'default' | 'none' | 'host'): void {
   for (const n of Object.values(graph.nodes)) {
     if (n.op.kind === 'exec' && n.op.network === 'default') n.op.network = network;
+  }
+}
+
+/** Part of each RUN's key, as in BuildKit: a name may resolve elsewhere and change what a step fetches. */
+function addHosts(graph: BuildGraph, hosts: ExtraHost[]): void {
+  for (const n of Object.values(graph.nodes)) {
+    if (n.op.kind === 'exec') n.op.extraHosts = hosts;
   }
 }
 

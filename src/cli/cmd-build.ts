@@ -26,6 +26,9 @@ const cmd: Command = {
       --root DIR            the store (default KILN_ROOT, else cache/ in the checkout)
   -m, --memory SIZE         memory limit of each RUN step (512m, 2g)
       --pids-limit N        process limit of each RUN step
+      --shm-size SIZE       size of each RUN step's /dev/shm (default 64m)
+      --ulimit NAME=S[:H]   a resource limit of each RUN step (nofile=1024:2048; -1 is unlimited)
+      --add-host NAME:IP    add a line to each RUN step's /etc/hosts (IP may be host-gateway)
       --cpus N              CPU limit of each RUN step (1.5)
       --network MODE        default network of RUN steps: default, none or host
       --secret id=X,src=F   a secret for RUN --mount=type=secret (src=FILE or env=VAR)

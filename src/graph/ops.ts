@@ -129,6 +129,13 @@ export interface ExecOp {
   files: EphemeralFile[];
   /** Names of env entries that came from proxy build args: used, never recorded in history. */
   proxyEnv?: string[];
+  /** --add-host entries, added to the step's /etc/hosts (absent when there are none). */
+  extraHosts?: ExtraHost[];
+}
+
+export interface ExtraHost {
+  host: string;
+  ip: string;
 }
 
 // ---------------------------------------------------------------- file (COPY/ADD/WORKDIR)

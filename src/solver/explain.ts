@@ -194,6 +194,8 @@ function opDifferences(label: string, a: ExecOp | FileOp, b: ExecOp | FileOp, bu
   if (a.security !== b.security) out.push(`${label}: security changed ${a.security} -> ${b.security}`);
   if (canonicalJson(a.mounts) !== canonicalJson(b.mounts)) out.push(`${label}: mounts changed`);
   if (canonicalJson(a.files) !== canonicalJson(b.files)) out.push(`${label}: heredoc script changed`);
+  const hosts = (op: ExecOp) => (op.extraHosts ?? []).map((h) => `${h.host}:${h.ip}`).join(' ') || 'none';
+  if (hosts(a) !== hosts(b)) out.push(`${label}: --add-host changed ${hosts(a)} -> ${hosts(b)}`);
   return out;
 }
 

@@ -18,10 +18,21 @@ export interface ContextInput {
 
 export type ResolvedInput = StateInput | ContextInput;
 
+/** One --ulimit: a resource limit the step's processes start with. */
+export interface Ulimit {
+  /** Docker's name: nofile, nproc, core, stack, ... */
+  name: string;
+  soft: number | 'unlimited';
+  hard: number | 'unlimited';
+}
+
 export interface ResourceLimits {
   memoryBytes?: number;
   pids?: number;
   cpus?: number;
+  /** --shm-size: the size of the step's /dev/shm (64 MiB without it). */
+  shmBytes?: number;
+  ulimits?: Ulimit[];
 }
 
 export interface WorkerContext {

@@ -221,6 +221,46 @@ test('--memory and --pids-limit: a memory hog and a fork bomb end the step with 
   assert.match(bomb.stderr, /killed: process limit reached, limit 64 processes/);
 });
 
+test('--add-host, --shm-size and --ulimit reach every RUN step; only --add-host is part of the key', async () => {
+  const script = 'RUN grep -v localhost /etc/hosts; df -k /dev/shm | awk \'NR==2 { print "shm", $2 }\'; echo "nofile $(ulimit -n) $(ulimit -Hn)"\n';
+  const flags = ['--add-host', 'db:10.1.2.3', '--add-host', 'gw=host-gateway', '--add-host', 'six:[fd00::1]',
+    '--shm-size', '8m', '--ulimit', 'nofile=100:200'];
+  const first = await build('run-flags', script, flags);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stderr, /10\.1\.2\.3\tdb\n.*127\.0\.0\.1\tgw\n.*fd00::1\tsix\n/s);
+  assert.match(first.stderr, /shm 8192\n/);
+  assert.match(first.stderr, /nofile 100 200\n/);
+  // Limits are not part of a step's key (the step is cached); the hosts are (it runs again).
+  const limitsOnly = await build('run-flags', script, [...flags.slice(0, 6), '--shm-size', '16m', '--ulimit', 'nofile=50']);
+  assert.equal(limitsOnly.code, 0, limitsOnly.stderr);
+  assert.match(limitsOnly.stderr, /#2 CACHED/);
+  const otherHost = await build('run-flags', script, ['--add-host', 'db:10.9.9.9', '--explain']);
+  assert.equal(otherHost.code, 0, otherHost.stderr);
+  assert.match(otherHost.stderr, /10\.9\.9\.9\tdb\n/);
+  assert.match(otherHost.stderr, /shm 65536\n/, '64 MiB without --shm-size');
+  assert.match(otherHost.stderr, /--add-host changed db:10\.1\.2\.3 gw:127\.0\.0\.1 six:fd00::1 -> db:10\.9\.9\.9/);
+
+  // A limit above kiln's own hard limit cannot be given to a step: the step fails, naming it.
+  const hard = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim();
+  if (hard !== 'unlimited') {
+    const above = await build('run-flags-above', 'RUN true\n', ['--ulimit', `nofile=${Number(hard) + 1}`]);
+    assert.equal(above.code, 1);
+    assert.match(above.stderr, new RegExp(`Dockerfile:2:1: .*--ulimit nofile=${Number(hard) + 1}:${Number(hard) + 1}: above this machine's hard limit`));
+  }
+  for (const [bad, message] of [
+    [['--add-host', 'db'], /--add-host: expected NAME:IP, got "db"/],
+    [['--add-host', 'db:example.com'], /--add-host db: "example\.com" is not an IP address/],
+    [['--ulimit', 'nofile'], /--ulimit: expected NAME=SOFT\[:HARD\], got "nofile"/],
+    [['--ulimit', 'files=10'], /--ulimit: unknown limit "files"/],
+    [['--ulimit', 'nofile=200:100'], /--ulimit nofile=200:100: the soft limit is above the hard limit/],
+    [['--shm-size', 'lots'], /--shm-size: expected a size/],
+  ] as const) {
+    const r = await build('run-flags-bad', 'RUN true\n', [...bad]);
+    assert.equal(r.code, 2, bad.join(' '));
+    assert.match(r.stderr, message);
+  }
+});
+
 test('RUN --security=insecure needs --allow security.insecure', async () => {
   const refused = await build('insecure', 'RUN --security=insecure grep -q "CapEff:.*ffff" /proc/self/status\n');
   assert.notEqual(refused.code, 0);

@@ -96,9 +96,12 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     for (const e of env) spec.add('env', e);
     if (op.network === 'none') spec.add('net-none');
     if (op.security === 'insecure') spec.add('insecure');
+    if (ctx.limits.shmBytes !== undefined) spec.add('shm-size', String(ctx.limits.shmBytes));
+    for (const u of ctx.limits.ulimits ?? []) spec.add('rlimit', u.name, String(u.soft), String(u.hard));
     // Generated per step and bound over the image's files: never part of the layer.
+    const extraHosts = (op.extraHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join('');
     spec.add('file', '/etc/hosts', '644', '0', '0', 'rw',
-      Buffer.from(`127.0.0.1\tlocalhost ${SANDBOX_HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n`));
+      Buffer.from(`127.0.0.1\tlocalhost ${SANDBOX_HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n${extraHosts}`));
     spec.add('file', '/etc/resolv.conf', '644', '0', '0', 'rw', hostResolvConf());
     spec.add('file', '/etc/hostname', '644', '0', '0', 'rw', Buffer.from(`${SANDBOX_HOSTNAME}\n`));
     for (const r of mounts.records) spec.add(...r);
