@@ -10,6 +10,7 @@ import type { Platform } from '../image/types.js';
 import type { ExtraHost, NetworkMode } from '../graph/ops.js';
 import type { Ulimit } from '../worker/types.js';
 import { parseAddHosts, parseUlimits } from './run-flags.js';
+import { parseBuildContexts, type BuildContextSpec } from './build-contexts.js';
 import { normalizeReference } from '../registry/reference.js';
 import { defaultPlatform, parsePlatform } from '../registry/platform.js';
 
@@ -44,12 +45,15 @@ export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'cache-from', kind: 'list' },
   { name: 'insecure-registry', kind: 'list' },
   { name: 'add-host', kind: 'list' },
+  { name: 'build-context', kind: 'list' },
   { name: 'shm-size', kind: 'string' },
   { name: 'ulimit', kind: 'list' },
 ];
 
 export interface BuildOptions {
   contextDir: string;
+  /** --build-context: more contexts, by the names a Dockerfile refers to them with. */
+  buildContexts: BuildContextSpec[];
   dockerfilePath: string;
   /** As the user named it, for error messages. */
   dockerfileName: string;
@@ -131,6 +135,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   const platformFlag = flagString(a, 'platform');
   return {
     contextDir,
+    buildContexts: parseBuildContexts(flagList(a, 'build-context')),
     dockerfilePath,
     dockerfileName: fileFlag === '-' ? '<stdin>' : fileFlag ?? 'Dockerfile',
     tags: flagList(a, 'tag').map((t) => normalizeReference(t, '--tag')),

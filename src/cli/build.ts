@@ -9,6 +9,8 @@ import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { dockerfileToGraph } from '../frontend/index.js';
 import { readIgnorePatterns } from '../frontend/dockerignore.js';
+import { contextSourceName, type NamedContext } from '../frontend/named-contexts.js';
+import type { BuildContextSpec } from './build-contexts.js';
 import type { BuildGraph, ExtraHost } from '../graph/ops.js';
 import { solve, type Workers } from '../solver/solve.js';
 import { makeImageResolver } from './image-source.js';
@@ -31,7 +33,8 @@ export async function runBuild(o: BuildOptions): Promise<number> {
   try {
     return await withSignals(async (signal) => {
       const dockerfile = await readDockerfile(o);
-      await assertDir(o.contextDir);
+      await assertDir(o.contextDir, 'the build context');
+      for (const c of o.buildContexts) if (c.kind === 'dir') await assertDir(c.dir, `--build-context ${c.name}:`);
       const outputs: OutputSpec[] = o.outputs.map((t) => parseOutputSpec(t));
       // Bad cache specs fail before any step runs, not after the build.
       const cacheTo = o.cacheTo.map((t) => parseCacheSpec(t, '--cache-to'));
@@ -48,6 +51,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         target: o.target,
         platform: o.platform,
         ignorePatterns,
+        namedContexts: await namedContexts(o.buildContexts),
         resolveImage: resolver,
       });
       for (const w of graph.warnings) {
@@ -83,7 +87,10 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const result = await solve(graph, {
         store,
         workers,
-        contextDir: o.contextDir,
+        contextDirs: new Map([
+          [contextSourceName(), o.contextDir],
+          ...o.buildContexts.flatMap((c) => (c.kind === 'dir' ? [[contextSourceName(c.name), c.dir] as const] : [])),
+        ]),
         settings: {
           secrets: o.secrets,
           sshAgents: o.sshAgents,
@@ -176,14 +183,25 @@ async function readDockerfile(o: BuildOptions): Promise<string> {
   }
 }
 
-async function assertDir(dir: string): Promise<void> {
+async function assertDir(dir: string, what: string): Promise<void> {
   let ok = false;
   try {
     ok = (await stat(dir)).isDirectory();
   } catch {
     ok = false;
   }
-  if (!ok) throw new KilnError(`the build context ${dir} is not a folder`);
+  if (!ok) throw new KilnError(`${what} ${dir} is not a folder`, { exitCode: 2 });
+}
+
+/** The frontend's view of --build-context: a folder comes with its own .dockerignore, as in BuildKit. */
+async function namedContexts(specs: BuildContextSpec[]): Promise<Map<string, NamedContext>> {
+  const out = new Map<string, NamedContext>();
+  for (const c of specs) {
+    out.set(c.key, c.kind === 'dir'
+      ? { name: c.name, kind: 'dir', ignorePatterns: (await readIgnorePatterns(c.dir)).patterns }
+      : { name: c.name, kind: 'image', ref: c.ref });
+  }
+  return out;
 }
 
 /** As BuildKit: a step may ask for the host's network only when the user allowed it. */

@@ -14,6 +14,7 @@ import { ShellLex, ShellError, type EnvLookup } from './shell/lex.js';
 import { StageScope, envGet, DEFAULT_PATH, PROXY_ARGS } from './scope.js';
 import { dispatch } from './dispatch.js';
 import { lint, lintMessages, applyCheckDirective } from './lint.js';
+import { contextSourceName, namedContextKey, type FolderContext, type NamedContext } from './named-contexts.js';
 
 export interface ResolvedImage {
   ref: string;
@@ -29,6 +30,8 @@ export interface FrontendInput {
   target?: string;
   platform: Platform;
   ignorePatterns: string[];
+  /** --build-context, by namedContextKey. */
+  namedContexts?: Map<string, NamedContext>;
   resolveImage(ref: string, platform: Platform): Promise<ResolvedImage>;
 }
 
@@ -93,7 +96,12 @@ export interface StageState {
   workdirSet?: boolean;
 }
 
-type StageRef = { kind: 'stage'; index: number } | { kind: 'image'; ref: string } | { kind: 'scratch' };
+type StageRef =
+  | { kind: 'stage'; index: number }
+  | { kind: 'image'; ref: string }
+  | { kind: 'scratch' }
+  /** A folder given with --build-context. */
+  | { kind: 'context'; context: FolderContext };
 
 export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGraph> {
   const df = parseDockerfileText(input.dockerfile, input.dockerfileName);
@@ -161,6 +169,11 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       if (i >= stages.length) fail(`invalid stage index ${i}: the Dockerfile has ${stages.length} stage(s)`, loc);
       return { kind: 'stage', index: i };
     }
+    // A named context replaces a stage or an image of its name, as in BuildKit.
+    const key = input.namedContexts?.size ? namedContextKey(value) : undefined;
+    const named = key === undefined ? undefined : input.namedContexts!.get(key);
+    if (named?.kind === 'dir') return { kind: 'context', context: named };
+    if (named?.kind === 'image') return named.ref === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref: named.ref };
     const byStage = byName.get(value.toLowerCase());
     if (byStage !== undefined) return { kind: 'stage', index: byStage };
     if (value.toLowerCase() === 'scratch') return { kind: 'scratch' };
@@ -236,9 +249,11 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     }
     return p;
   };
-  const contextNode = () => {
-    nodes['context'] ??= { id: 'context', op: { kind: 'source.context', name: 'context', excludePatterns: [...input.ignorePatterns] }, inputs: [], name: '[internal] load build context' };
-    return 'context';
+  const contextNode = (named?: FolderContext) => {
+    const id = contextSourceName(named?.name);
+    const patterns = named ? named.ignorePatterns : input.ignorePatterns;
+    nodes[id] ??= { id, op: { kind: 'source.context', name: id, excludePatterns: [...patterns] }, inputs: [], name: `[internal] load build context${named ? ` ${named.name}` : ''}` };
+    return id;
   };
 
   const converted = new Map<number, Promise<Stage>>();
@@ -259,6 +274,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       const ref = refOf(value, loc, true);
       if (ref.kind === 'stage') return (await convertStage(ref.index)).root;
       if (ref.kind === 'scratch') return scratchNode();
+      if (ref.kind === 'context') return contextNode(ref.context);
       return (await resolveImageNode(ref.ref, platform, loc)).id;
     },
   };
@@ -283,7 +299,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     let baseId: string;
     let config: ImageConfig;
     let author: string | undefined;
-    if (base.kind === 'scratch') {
+    if (base.kind === 'scratch' || base.kind === 'context') {
       baseId = scratchNode();
       config = { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' };
     } else if (base.kind === 'stage') {
@@ -343,6 +359,17 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       },
     };
 
+    if (base.kind === 'context') {
+      // FROM a folder context: its files, copied onto scratch, are the stage's first layer.
+      const id = `s${spec.index}.1`;
+      nodes[id] = {
+        id, stage: spec.index, name: `[${display} 1/${total}] FROM ${base.context.name}`, location: loc, instruction: from.original.replace(/^\S+\s*/, ''),
+        op: { kind: 'file', actions: [{ action: 'copy', from: 1, src: ['/'], dest: '/', link: false, parents: false, exclude: [], add: false }] },
+        inputs: [baseId, contextNode(base.context)],
+      };
+      st.current = id;
+      history.push({ createdBy: `COPY / / # FROM ${base.context.name} (--build-context)`, nodeId: id });
+    }
     for (const ins of commands) {
       await dispatch(ctx, st, ins);
     }

@@ -39,7 +39,8 @@ export type WorkerSettings = Omit<WorkerContext, 'store' | 'signal' | 'onOutput'
 export interface SolveOptions {
   store: Store;
   workers: Workers;
-  contextDir: string;
+  /** Host folders of the graph's context sources, by their name (`context` is the main one). */
+  contextDirs: Map<string, string>;
   settings: WorkerSettings;
   jobs: number;
   remoteCache?: RemoteCache;
@@ -102,7 +103,9 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
   const inputOf = (node: GraphNode, r: NodeResult, idx: number): ResolvedInput => {
     const inNode = graph.nodes[node.inputs[idx]!]!;
     if (inNode.op.kind === 'source.context') {
-      return { kind: 'context', dir: opts.contextDir, excludePatterns: inNode.op.excludePatterns };
+      const dir = opts.contextDirs.get(inNode.op.name);
+      if (dir === undefined) throw new Error(`no folder for the build context ${inNode.op.name}`);
+      return { kind: 'context', dir, excludePatterns: inNode.op.excludePatterns };
     }
     return { kind: 'state', layers: r.layers };
   };

@@ -1,0 +1,40 @@
+// `--build-context NAME=VALUE`, as docker buildx: a folder, or `docker-image://REF`.
+
+import { resolve } from 'node:path';
+import { KilnError } from '../util/errors.js';
+import { parseReference } from '../registry/reference.js';
+import { namedContextKey } from '../frontend/named-contexts.js';
+
+export type BuildContextSpec =
+  | { name: string; key: string; kind: 'dir'; dir: string }
+  | { name: string; key: string; kind: 'image'; ref: string };
+
+export function parseBuildContexts(values: string[]): BuildContextSpec[] {
+  const byKey = new Map<string, BuildContextSpec>();
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    const name = eq < 0 ? '' : v.slice(0, eq);
+    const value = eq < 0 ? '' : v.slice(eq + 1);
+    if (!name || !value) throw new KilnError(`--build-context: expected NAME=PATH or NAME=docker-image://REF, got "${v}"`, { exitCode: 2 });
+    const key = namedContextKey(name);
+    if (key === undefined) throw new KilnError(`--build-context: "${name}" cannot be a context name (it must be a stage or image name)`, { exitCode: 2 });
+    if (byKey.has(key)) throw new KilnError(`--build-context: "${name}" is given twice`, { exitCode: 2 });
+    byKey.set(key, parseValue(name, key, value));
+  }
+  return [...byKey.values()];
+}
+
+function parseValue(name: string, key: string, value: string): BuildContextSpec {
+  const image = /^docker-image:\/\/(.*)$/.exec(value);
+  if (image) {
+    const ref = image[1]!;
+    if (ref !== 'scratch') parseReference(ref, `--build-context ${name}`);
+    return { name, key, kind: 'image', ref };
+  }
+  // Kinds buildx knows that kiln does not fetch: say so rather than look for a folder of that name.
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || value.startsWith('target:') || value.startsWith('git@')) {
+    const kind = /^[^:]+/.exec(value)![0];
+    throw new KilnError(`--build-context ${name}: ${kind} contexts are not supported by kiln (a folder or docker-image://REF)`, { exitCode: 2 });
+  }
+  return { name, key, kind: 'dir', dir: resolve(value) };
+}
