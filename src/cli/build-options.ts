@@ -11,6 +11,7 @@ import type { ExtraHost, NetworkMode } from '../graph/ops.js';
 import type { Ulimit } from '../worker/types.js';
 import { parseAddHosts, parseUlimits } from './run-flags.js';
 import { parseBuildContexts, type BuildContextSpec } from './build-contexts.js';
+import { parseAnnotationFlags, type Annotations } from '../exporter/annotations.js';
 import { normalizeReference } from '../registry/reference.js';
 import { defaultPlatform, parsePlatform } from '../registry/platform.js';
 
@@ -46,6 +47,7 @@ export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'insecure-registry', kind: 'list' },
   { name: 'add-host', kind: 'list' },
   { name: 'build-context', kind: 'list' },
+  { name: 'annotation', kind: 'list' },
   { name: 'shm-size', kind: 'string' },
   { name: 'ulimit', kind: 'list' },
 ];
@@ -64,6 +66,8 @@ export interface BuildOptions {
   target?: string;
   platform: Platform;
   outputs: string[];
+  /** --annotation: for the image's manifest, or its descriptor in OCI layout outputs. */
+  annotations: Annotations;
   push: boolean;
   pull: boolean;
   iidfile?: string;
@@ -144,6 +148,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     target: flagString(a, 'target'),
     platform: platformFlag ? parsePlatform(platformFlag, '--platform') : defaultPlatform(),
     outputs: flagList(a, 'output'),
+    annotations: parseAnnotationFlags(flagList(a, 'annotation')),
     push: flagBool(a, 'push'),
     pull: flagBool(a, 'pull'),
     iidfile: flagString(a, 'iidfile'),

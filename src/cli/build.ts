@@ -11,15 +11,16 @@ import { dockerfileToGraph } from '../frontend/index.js';
 import { readIgnorePatterns } from '../frontend/dockerignore.js';
 import { contextSourceName, type NamedContext } from '../frontend/named-contexts.js';
 import type { BuildContextSpec } from './build-contexts.js';
-import type { BuildGraph, ExtraHost } from '../graph/ops.js';
+import type { BuildGraph, Digest, ExtraHost } from '../graph/ops.js';
 import { solve, type Workers } from '../solver/solve.js';
 import { makeImageResolver } from './image-source.js';
 import { loadImage } from '../image/load.js';
 import { writeImage } from '../image/assemble.js';
 import { ensureLayer } from '../image/layers.js';
 import type { LayerCompression } from '../store/store.js';
+import type { Annotations } from '../exporter/annotations.js';
 import { distributable, exportImage, parseOutputSpec, writeIidFile, writeMetadataFile, type OutputSpec } from '../exporter/index.js';
-import { normalizeReference } from '../registry/reference.js';
+import { normalizeReference, parseReference, repositoryName } from '../registry/reference.js';
 import { runExec, sweepStaleSandboxes } from '../worker/exec/index.js';
 import { runFile, fileOpContentKey, listFileOpContent } from '../worker/file/index.js';
 import { pushImage } from '../registry/push.js';
@@ -35,7 +36,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       const dockerfile = await readDockerfile(o);
       await assertDir(o.contextDir, 'the build context');
       for (const c of o.buildContexts) if (c.kind === 'dir') await assertDir(c.dir, `--build-context ${c.name}:`);
-      const outputs: OutputSpec[] = o.outputs.map((t) => parseOutputSpec(t));
+      const outputs: OutputSpec[] = withAnnotationFlags(o.outputs.map((t) => parseOutputSpec(t)), o.annotations);
       // Bad cache specs fail before any step runs, not after the build.
       const cacheTo = o.cacheTo.map((t) => parseCacheSpec(t, '--cache-to'));
       const cacheFrom = o.cacheFrom.map((t) => parseCacheSpec(t, '--cache-from'));
@@ -125,29 +126,41 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         history: image.history,
         sourceDateEpoch: o.sourceDateEpoch,
         compression: LOCAL_COMPRESSION,
+        annotations: o.annotations.manifest,
         ...(inline ? { extraConfig: await inlineCacheField(store, cacheContext, image.layers) } : {}),
       });
 
-      const names = new Set(o.tags);
-      const pushTo = new Set(o.push ? o.tags : []);
-      for (const spec of outputs) {
-        if (spec.type !== 'image' && spec.type !== 'registry') continue;
-        for (const n of spec.names) {
-          const name = normalizeReference(n, '--output name');
-          names.add(name);
-          if (spec.type === 'registry' || spec.push) pushTo.add(name);
-        }
-      }
+      const images = outputs.filter((spec) => spec.type === 'image' || spec.type === 'registry');
+      const names = new Set([...o.tags, ...images.flatMap((spec) => spec.names.map((n) => normalizeReference(n, '--output name')))]);
       for (const spec of outputs) {
         if (spec.type !== 'image' && spec.type !== 'registry') {
           await exportImage(store, written.manifestDigest, spec, { signal, names: [...names] });
         }
       }
-      for (const n of names) await store.setRef(n, written.manifestDigest);
-      const pushed = pushTo.size > 0 ? await distributable(store, written.manifestDigest) : undefined;
-      for (const n of pushTo) {
-        await pushImage(store, pushed!, n, { insecureRegistries: o.insecureRegistries, signal });
+      for (const t of o.tags) await store.setRef(t, written.manifestDigest);
+      // An image or registry output is its own export (compression, media types, annotations).
+      const pushes: { ref: string; digest: Digest; insecure: string[] }[] = [];
+      if (o.push && o.tags.length > 0) {
+        const digest = await distributable(store, written.manifestDigest);
+        pushes.push(...o.tags.map((ref) => ({ ref, digest, insecure: [] })));
       }
+      for (const spec of images) {
+        const r = await exportImage(store, written.manifestDigest, spec, { signal, names: [] });
+        if (!spec.store) for (const n of r.names) if (!o.tags.includes(n)) names.delete(n);
+        if (spec.type !== 'registry' && !spec.push) continue;
+        for (const n of r.names) {
+          const ref = parseReference(n);
+          pushes.push({
+            ref: spec.pushByDigest ? `${repositoryName(ref)}@${r.manifestDigest}` : n,
+            digest: r.manifestDigest,
+            insecure: spec.insecure ? [ref.registry] : [],
+          });
+        }
+      }
+      for (const p of pushes) {
+        await pushImage(store, p.digest, p.ref, { insecureRegistries: [...o.insecureRegistries, ...p.insecure], signal });
+      }
+      const pushed = pushes[0]?.digest;
       await exportCache(store, cacheTo, cacheContext, { insecureRegistries: o.insecureRegistries, signal });
 
       const digests = { manifestDigest: pushed ?? written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushed !== undefined };
@@ -191,6 +204,21 @@ async function assertDir(dir: string, what: string): Promise<void> {
     ok = false;
   }
   if (!ok) throw new KilnError(`${what} ${dir} is not a folder`, { exitCode: 2 });
+}
+
+/**
+ * --annotation: manifest annotations are written into the image itself (every output has them);
+ * descriptor ones go to each OCI layout output, and need one.
+ */
+function withAnnotationFlags(outputs: OutputSpec[], flags: Annotations): OutputSpec[] {
+  if (Object.keys(flags.manifestDescriptor).length === 0) return outputs;
+  const layouts = (spec: OutputSpec) => spec.type === 'oci' || spec.type === 'docker';
+  if (!outputs.some(layouts)) {
+    throw new KilnError('--annotation manifest-descriptor:...: only an OCI layout output (-o type=oci or type=docker) has a manifest descriptor', { exitCode: 2 });
+  }
+  return outputs.map((spec) => (layouts(spec)
+    ? { ...spec, annotations: { ...spec.annotations, manifestDescriptor: { ...flags.manifestDescriptor, ...spec.annotations.manifestDescriptor } } }
+    : spec));
 }
 
 /** The frontend's view of --build-context: a folder comes with its own .dockerignore, as in BuildKit. */

@@ -15,6 +15,8 @@ const cmd: Command = {
       --target STAGE        build this stage (name or index) and what it needs
       --platform OS/ARCH    target platform (default linux/amd64)
   -o, --output SPEC         type=oci|docker|local|tar|registry,dest=...,compression=gzip|zstd|uncompressed
+      --annotation [T:]K=V  an OCI annotation on the image manifest (T: manifest, the default, or
+                            manifest-descriptor, on its entry in an OCI layout output's index.json)
       --push                push the -t names to their registries
       --pull                check registries for newer base images
       --iidfile FILE        write the image id (config digest) to FILE

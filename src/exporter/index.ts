@@ -17,6 +17,8 @@ import { materializeLayer, readJsonBlob, resolveManifest } from '../image/load.j
 import { MediaType, type Descriptor, type ImageConfigFile, type ImageIndex, type ImageManifest } from '../image/types.js';
 import { writeArchiveAtomic, writeDirAtomic, writeStreamAtomic } from './atomic.js';
 import type { OutputSpec } from './spec.js';
+import { noAnnotations } from './annotations.js';
+import { canonicalJson } from '../util/digest.js';
 
 export { parseOutputSpec, type OutputSpec, type OutputType } from './spec.js';
 export { writeIidFile, writeMetadataFile, buildMetadata, type BuildResultDigests } from './metadata.js';
@@ -53,7 +55,7 @@ export async function exportImage(store: Store, manifestDigest: Digest, spec: Ou
   switch (spec.type) {
     case 'oci':
     case 'docker': {
-      const files = layoutFiles(store, docs, descriptor, names, spec.type === 'docker');
+      const files = layoutFiles(store, docs, descriptor, names, spec);
       if (spec.tar) await writeArchiveAtomic(spec.dest!, files, opts.signal);
       else await writeDirAtomic(spec.dest!, (dir) => writeFiles(dir, files));
       return result;
@@ -76,8 +78,8 @@ export async function exportImage(store: Store, manifestDigest: Digest, spec: Ou
     }
     case 'image':
     case 'registry':
-      // Stored under its names here; pushing is the registry client's job (src/registry/push.ts).
-      for (const n of names) await store.setRef(n, docs.manifestDigest);
+      // Stored under its names here (unless store=false); pushing is the registry client's job (src/registry/push.ts).
+      if (spec.store) for (const n of names) await store.setRef(n, docs.manifestDigest);
       return result;
   }
 }
@@ -110,8 +112,12 @@ export async function distributable(store: Store, manifestDigest: Digest, compre
     forceCompression: false,
     names: [],
     push: true,
+    store: true,
+    pushByDigest: false,
+    insecure: false,
     // A Docker v2 image stays one: only its layers' compression changes.
     ociMediaTypes: docs.manifest.mediaType !== MediaType.dockerManifest,
+    annotations: noAnnotations(),
     attrs: {},
   };
   return (await adaptImage(store, docs, spec)).manifestDigest;
@@ -153,6 +159,13 @@ async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec): Prom
   const manifestType = docker ? MediaType.dockerManifest : MediaType.ociManifest;
   const configType = docker ? MediaType.dockerConfig : MediaType.ociConfig;
   if (docs.manifest.mediaType !== manifestType || docs.manifest.config.mediaType !== configType) changed = true;
+  const added = spec.annotations.manifest;
+  let annotations = docs.manifest.annotations;
+  if (Object.keys(added).length > 0) {
+    if (docker) throw new KilnError('--output: annotations need OCI media types (drop oci-mediatypes=false)', { exitCode: 2 });
+    annotations = { ...annotations, ...added };
+    if (canonicalJson(annotations) !== canonicalJson(docs.manifest.annotations ?? {})) changed = true;
+  }
   if (!changed) return docs;
   if (docker && layers.some((l) => l.mediaType.includes('zstd'))) {
     throw new KilnError('--output: zstd layers need OCI media types (drop oci-mediatypes=false)', { exitCode: 2 });
@@ -162,7 +175,7 @@ async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec): Prom
     mediaType: manifestType,
     config: { ...docs.manifest.config, mediaType: configType },
     layers,
-    ...(docs.manifest.annotations ? { annotations: docs.manifest.annotations } : {}),
+    ...(annotations ? { annotations } : {}),
   };
   const bytes = Buffer.from(JSON.stringify(manifest));
   const blob = await store.writeBlob(bytes);
@@ -175,17 +188,19 @@ function blobFile(store: Store, d: Descriptor): ArchiveFile {
 }
 
 /** The files of an OCI image layout; with `docker`, also docker-archive's manifest.json. */
-function layoutFiles(store: Store, docs: ImageDocs, descriptor: Descriptor, names: string[], docker: boolean): ArchiveFile[] {
+function layoutFiles(store: Store, docs: ImageDocs, descriptor: Descriptor, names: string[], spec: OutputSpec): ArchiveFile[] {
+  const docker = spec.type === 'docker';
   const files = new Map<string, ArchiveFile>();
   const add = (f: ArchiveFile) => files.set(f.name, f);
   add({ name: `blobs/sha256/${hexOf(docs.manifestDigest)}`, size: docs.manifestBytes.length, body: docs.manifestBytes });
   add(blobFile(store, docs.manifest.config));
   for (const l of docs.manifest.layers) add(blobFile(store, l));
   const manifests: Descriptor[] = [];
-  if (names.length === 0) manifests.push(descriptor);
+  const extra = spec.annotations.manifestDescriptor;
+  if (names.length === 0) manifests.push(Object.keys(extra).length > 0 ? { ...descriptor, annotations: { ...extra } } : descriptor);
   for (const n of names) {
     const ref = parseReference(n);
-    const annotations: Record<string, string> = { 'io.containerd.image.name': n };
+    const annotations: Record<string, string> = { ...extra, 'io.containerd.image.name': n };
     if (ref.tag) annotations['org.opencontainers.image.ref.name'] = ref.tag;
     manifests.push({ ...descriptor, annotations });
   }

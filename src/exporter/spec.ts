@@ -3,6 +3,7 @@
 
 import type { LayerCompression } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
+import { annotationsFromAttrs, noAnnotations, type Annotations } from './annotations.js';
 
 export type OutputType = 'oci' | 'docker' | 'local' | 'tar' | 'image' | 'registry';
 
@@ -22,19 +23,27 @@ export interface OutputSpec {
   names: string[];
   /** `push=true` (image type). */
   push: boolean;
+  /** image/registry: `store=false` keeps the names out of the local store. */
+  store: boolean;
+  /** image/registry: `push-by-digest=true` pushes the manifest by its digest, with no tag. */
+  pushByDigest: boolean;
+  /** image/registry: `registry.insecure=true` (or `insecure=true`) allows plain HTTP to the names' registries. */
+  insecure: boolean;
   /** `oci-mediatypes=false` asks for Docker media types in the manifest. */
   ociMediaTypes?: boolean;
+  /** `annotation.KEY=`, `annotation-TYPE.KEY=` (and --annotation, merged in by the build). */
+  annotations: Annotations;
   /** Every key as written, for exporters that read more. */
   attrs: Record<string, string>;
 }
 
 const KNOWN: Record<OutputType, string[]> = {
-  oci: ['dest', 'tar', 'compression', 'compression-level', 'force-compression', 'name', 'oci-mediatypes', 'annotation'],
-  docker: ['dest', 'tar', 'compression', 'compression-level', 'force-compression', 'name', 'oci-mediatypes', 'annotation'],
+  oci: ['dest', 'tar', 'compression', 'compression-level', 'force-compression', 'name', 'oci-mediatypes'],
+  docker: ['dest', 'tar', 'compression', 'compression-level', 'force-compression', 'name', 'oci-mediatypes'],
   local: ['dest', 'platform-split'],
   tar: ['dest', 'platform-split'],
-  image: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes', 'unpack', 'store', 'annotation'],
-  registry: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes', 'annotation'],
+  image: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes', 'unpack', 'store'],
+  registry: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes'],
 };
 
 /** Splits one CSV record: commas separate fields except inside double quotes. */
@@ -66,24 +75,27 @@ function bool(key: string, v: string): boolean {
 }
 
 export function parseOutputSpec(text: string): OutputSpec {
-  if (text === '-') return { type: 'tar', dest: '-', tar: true, forceCompression: false, names: [], push: false, attrs: { type: 'tar', dest: '-' } };
+  if (text === '-') return { type: 'tar', dest: '-', tar: true, forceCompression: false, names: [], push: false, store: true, pushByDigest: false, insecure: false, annotations: noAnnotations(), attrs: { type: 'tar', dest: '-' } };
   if (!text.includes('=')) {
     if (text === '') throw new KilnError('--output: empty value', { exitCode: 2 });
-    return { type: 'local', dest: text, tar: false, forceCompression: false, names: [], push: false, attrs: { type: 'local', dest: text } };
+    return { type: 'local', dest: text, tar: false, forceCompression: false, names: [], push: false, store: true, pushByDigest: false, insecure: false, annotations: noAnnotations(), attrs: { type: 'local', dest: text } };
   }
   const attrs: Record<string, string> = {};
   for (const field of splitCsv(text)) {
     if (field.trim() === '') continue;
     const eq = field.indexOf('=');
     if (eq <= 0) throw new KilnError(`--output: expected key=value, got "${field}"`, { exitCode: 2 });
-    const key = field.slice(0, eq).trim().toLowerCase();
+    // An annotation's own key keeps its case; only the option's name is folded.
+    const written = field.slice(0, eq).trim();
+    const key = /^annotation/i.test(written) ? written.replace(/^[^.]*/, (name) => name.toLowerCase()) : written.toLowerCase();
     attrs[key] = field.slice(eq + 1);
   }
   const type = attrs.type as OutputType | undefined;
   if (type === undefined) throw new KilnError(`--output: "type=" is required in "${text}"`, { exitCode: 2 });
   if (!(type in KNOWN)) throw new KilnError(`--output: unknown type "${type}" (oci, docker, local, tar, image, registry)`, { exitCode: 2 });
   for (const k of Object.keys(attrs)) {
-    if (k !== 'type' && !KNOWN[type].includes(k) && !k.startsWith('annotation')) {
+    const annotated = k.startsWith('annotation') && type !== 'local' && type !== 'tar';
+    if (k !== 'type' && !KNOWN[type].includes(k) && !annotated) {
       throw new KilnError(`--output: type=${type} has no option "${k}"`, { exitCode: 2 });
     }
   }
@@ -93,8 +105,19 @@ export function parseOutputSpec(text: string): OutputSpec {
     forceCompression: attrs['force-compression'] !== undefined && bool('force-compression', attrs['force-compression']),
     names: (attrs.name ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     push: type === 'registry' || (attrs.push !== undefined && bool('push', attrs.push)),
+    store: attrs.store === undefined || bool('store', attrs.store),
+    pushByDigest: attrs['push-by-digest'] !== undefined && bool('push-by-digest', attrs['push-by-digest']),
+    insecure: ['registry.insecure', 'insecure'].some((k) => attrs[k] !== undefined && bool(k, attrs[k]!)),
+    annotations: annotationsFromAttrs(attrs),
     attrs,
   };
+  if (attrs.unpack !== undefined) bool('unpack', attrs.unpack);
+  if (spec.ociMediaTypes === false && Object.keys(spec.annotations.manifest).length > 0) {
+    throw new KilnError('--output: annotations need OCI media types (drop oci-mediatypes=false)', { exitCode: 2 });
+  }
+  if ((type === 'image' || type === 'registry') && Object.keys(spec.annotations.manifestDescriptor).length > 0) {
+    throw new KilnError(`--output: type=${type} pushes or stores one manifest, with no descriptor for manifest-descriptor annotations (type=oci or docker have one)`, { exitCode: 2 });
+  }
   if (attrs.dest !== undefined) spec.dest = attrs.dest;
   if (attrs.name !== undefined) spec.name = attrs.name;
   if (attrs['oci-mediatypes'] !== undefined) spec.ociMediaTypes = bool('oci-mediatypes', attrs['oci-mediatypes']);

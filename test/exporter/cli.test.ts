@@ -310,3 +310,19 @@ test('type=local into a folder that exists merges, as BuildKit does: its other f
   assert.deepEqual(await readdir(outside), [], 'nothing was written through the link');
   assert.deepEqual((await readdir(work)).filter((n) => n.startsWith('.local-merge.kiln-')), [], 'no staging folder left');
 });
+
+test('annotations of an OCI layout output: in the manifest, and on its descriptor in index.json', async () => {
+  const root = join(work, 'store-annotations');
+  assert.equal((await kiln(root, 'import', ociTar)).code, 0);
+  const layout = join(work, 'annotated-layout');
+  const ex = await kiln(root, 'export', 'kiln.test/demo:v1', '-o',
+    `type=oci,dest=${layout},tar=false,annotation.org.opencontainers.image.Title=Demo,annotation-manifest-descriptor.org.example.where=index`);
+  assert.equal(ex.code, 0, ex.stderr);
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] };
+  assert.equal(index.manifests[0]!.annotations['org.example.where'], 'index');
+  assert.equal(index.manifests[0]!.annotations['org.opencontainers.image.ref.name'], 'v1');
+  // skopeo reads the layout; the manifest it finds carries the annotation, with its key's case kept.
+  const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci:${layout}:v1`], { encoding: 'utf8' })) as { annotations?: Record<string, string> };
+  assert.deepEqual(raw.annotations, { 'org.opencontainers.image.Title': 'Demo' });
+  assert.notEqual(index.manifests[0]!.digest, img.manifestDigest, 'a new manifest');
+});

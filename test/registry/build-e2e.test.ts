@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runKiln, runProgram } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -73,4 +73,49 @@ test('--output type=registry pushes; a missing base image is a clear error', asy
   const m = await runKiln(['build', '--root', root, '--progress', 'plain', missing]);
   assert.equal(m.code, 1, m.stderr);
   assert.match(m.stderr, new RegExp(`${reg.host}/base/absent:1: not found in the registry`));
+});
+
+test('a registry output is its own export: compression, annotations, push-by-digest and store=false are honoured', async () => {
+  const root = await tempDir('kiln-store-');
+  const ctx = await context();
+  const tagged = `${reg.host}/app/options:1`;
+  const byDigest = `${reg.host}/app/bydigest:1`;
+  const meta = join(await tempDir('kiln-meta-'), 'meta.json');
+  const r = await runKiln(['build', '--root', root, '--progress', 'plain', '--metadata-file', meta,
+    '--annotation', 'org.opencontainers.image.title=From the flag',
+    '--output', `type=image,name=${byDigest},push=true,push-by-digest=true,store=false`,
+    '--output', `type=registry,name=${tagged},compression=zstd,annotation.org.example.Output=yes`, ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const raw = await runProgram('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${tagged}`]);
+  assert.equal(raw.code, 0, raw.stderr);
+  const manifest = JSON.parse(raw.stdout) as { layers: { mediaType: string }[]; annotations?: Record<string, string> };
+  assert.ok(manifest.layers.every((l) => l.mediaType === 'application/vnd.oci.image.layer.v1.tar+zstd'), raw.stdout);
+  assert.deepEqual(manifest.annotations, { 'org.opencontainers.image.title': 'From the flag', 'org.example.Output': 'yes' });
+
+  // push-by-digest: the manifest is in its repository under its digest (the first push, which the
+  // metadata names), and no tag was made.
+  const digest = (JSON.parse(await readFile(meta, 'utf8')) as Record<string, string>)['containerimage.digest']!;
+  const pinned = await runProgram('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/bydigest@${digest}`]);
+  assert.equal(pinned.code, 0, pinned.stderr);
+  assert.match(pinned.stdout, /"org.opencontainers.image.title":"From the flag"/);
+  assert.match(pinned.stdout, /tar\+gzip/);
+  const tags = await runProgram('skopeo', ['list-tags', '--tls-verify=false', `docker://${reg.host}/app/bydigest`]);
+  assert.ok(tags.code !== 0 || ((JSON.parse(tags.stdout) as { Tags: string[] | null }).Tags ?? []).length === 0, tags.stdout);
+  // store=false: that name is not in the local store; the registry output's name is.
+  const images = await runKiln(['images', '--root', root]);
+  assert.match(images.stdout, /app\/options/);
+  assert.doesNotMatch(images.stdout, /bydigest/);
+
+  for (const [flags, message] of [
+    [['--annotation', 'index:k=v'], /--annotation: index annotations are not supported/],
+    [['--annotation', 'manifest[linux/amd64]:k=v'], /--annotation: kiln builds one platform/],
+    [['--annotation', 'manifest-descriptor:k=v', '-t', 'x'], /only an OCI layout output .* has a manifest descriptor/],
+    [['--output', `type=registry,name=${tagged},annotation-manifest-descriptor.k=v`], /type=registry pushes or stores one manifest/],
+    [['--output', 'type=local,dest=out,annotation.k=v'], /type=local has no option "annotation\.k"/],
+    [['--output', 'type=oci,dest=o.tar,oci-mediatypes=false,annotation.k=v'], /annotations need OCI media types/],
+  ] as const) {
+    const bad = await runKiln(['build', '--root', root, '--progress', 'plain', ...flags, ctx]);
+    assert.equal(bad.code, 2, `${flags.join(' ')}: ${bad.stderr}`);
+    assert.match(bad.stderr, message);
+  }
 });
