@@ -12,6 +12,7 @@ import type { Ulimit } from '../worker/types.js';
 import { parseAddHosts, parseUlimits } from './run-flags.js';
 import { parseBuildContexts, type BuildContextSpec } from './build-contexts.js';
 import { parseAnnotationFlags, type Annotations } from '../exporter/annotations.js';
+import { checkAttestationFlags } from './attest-flags.js';
 import { normalizeReference } from '../registry/reference.js';
 import { defaultPlatform, parsePlatform } from '../registry/platform.js';
 
@@ -48,6 +49,14 @@ export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'add-host', kind: 'list' },
   { name: 'build-context', kind: 'list' },
   { name: 'annotation', kind: 'list' },
+  { name: 'provenance', kind: 'string' },
+  { name: 'sbom', kind: 'string' },
+  { name: 'attest', kind: 'list' },
+  // docker build flags with nothing left to do in kiln: images always land in its store (--load),
+  // and no step leaves a container behind (--rm, --force-rm).
+  { name: 'load', kind: 'boolean' },
+  { name: 'rm', kind: 'boolean' },
+  { name: 'force-rm', kind: 'boolean' },
   { name: 'shm-size', kind: 'string' },
   { name: 'ulimit', kind: 'list' },
 ];
@@ -116,6 +125,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     throw new KilnError(`build: expected exactly one context folder, got ${a.positional.length} (usage: kiln build [flags] DIR)`, { exitCode: 2 });
   }
   const contextDir = resolve(a.positional[0]!);
+  checkAttestationFlags(flagString(a, 'provenance'), flagString(a, 'sbom'), flagList(a, 'attest'));
   const fileFlag = flagString(a, 'file');
   // `-f -`: the Dockerfile comes from standard input, as with docker build.
   const dockerfilePath = fileFlag === '-' ? STDIN_DOCKERFILE : fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');

@@ -17,6 +17,9 @@ const cmd: Command = {
   -o, --output SPEC         type=oci|docker|local|tar|registry,dest=...,compression=gzip|zstd|uncompressed
       --annotation [T:]K=V  an OCI annotation on the image manifest (T: manifest, the default, or
                             manifest-descriptor, on its entry in an OCI layout output's index.json)
+      --provenance false, --sbom false, --attest type=...,disabled=true
+                            accepted: kiln writes no attestations (asking for one is an error)
+      --load, --rm, --force-rm   accepted: images always land in kiln's store, no container is kept
       --push                push the -t names to their registries
       --pull                check registries for newer base images
       --iidfile FILE        write the image id (config digest) to FILE

@@ -113,3 +113,26 @@ test('--label sets labels on the image, over the Dockerfile LABEL of the same ke
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--label: expected KEY=VALUE, got "=x"/);
 });
+
+test('docker build flags with nothing to do are accepted; asking for an attestation is an error naming the flag', async () => {
+  const d = await tempDir();
+  const ctx = join(d, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nLABEL a=b\n');
+  const root = join(d, 'store');
+  const ok = await runKiln(['build', '--root', root, '-q', '--provenance=false', '--sbom', 'false', '--attest', 'type=provenance,disabled=true',
+    '--load', '--rm', '--force-rm=true', '-t', 'plain', ctx]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const inspect = await runKiln(['inspect', '--root', root, 'plain']);
+  assert.equal(inspect.code, 0, inspect.stderr);
+  for (const [flags, message] of [
+    [['--provenance=true'], /--provenance: kiln writes no attestations; only --provenance=false is accepted, got "true"/],
+    [['--sbom', 'generator=x'], /--sbom: kiln writes no attestations/],
+    [['--attest', 'type=sbom'], /--attest: kiln writes no attestations; only type=sbom,disabled=true is accepted/],
+    [['--attest', 'type=other,disabled=true'], /--attest: expected type=provenance or type=sbom/],
+  ] as const) {
+    const bad = await runKiln(['build', '--root', root, ...flags, ctx]);
+    assert.equal(bad.code, 2, flags.join(' '));
+    assert.match(bad.stderr, message);
+  }
+});
