@@ -49,6 +49,8 @@ export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'add-host', kind: 'list' },
   { name: 'build-context', kind: 'list' },
   { name: 'annotation', kind: 'list' },
+  { name: 'check', kind: 'boolean' },
+  { name: 'call', kind: 'string' },
   { name: 'provenance', kind: 'string' },
   { name: 'sbom', kind: 'string' },
   { name: 'attest', kind: 'list' },
@@ -101,6 +103,8 @@ export interface BuildOptions {
   ulimits: Ulimit[];
   sourceDateEpoch?: number;
   explain: boolean;
+  /** --check (--call check): report the Dockerfile's build checks and build nothing. */
+  check: boolean;
   cacheTo: string[];
   cacheFrom: string[];
   insecureRegistries: string[];
@@ -181,10 +185,18 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     ulimits: parseUlimits(flagList(a, 'ulimit')),
     sourceDateEpoch: sde === undefined || sde === '' ? undefined : parseEpoch(sde),
     explain: flagBool(a, 'explain'),
+    check: flagBool(a, 'check') || parseCall(flagString(a, 'call')),
     cacheTo: withInlineCacheArg(flagList(a, 'cache-to'), buildArgs),
     cacheFrom: flagList(a, 'cache-from'),
     insecureRegistries: flagList(a, 'insecure-registry'),
   };
+}
+
+/** `--call build` (the default) or `--call check`, as buildx; its other calls are not kiln's. */
+function parseCall(v: string | undefined): boolean {
+  if (v === undefined || v === 'build') return false;
+  if (v === 'check') return true;
+  throw new KilnError(`--call: expected build or check, got "${v}"`, { exitCode: 2 });
 }
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {

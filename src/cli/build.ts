@@ -11,6 +11,8 @@ import { dockerfileToGraph } from '../frontend/index.js';
 import { readIgnorePatterns } from '../frontend/dockerignore.js';
 import { contextSourceName, type NamedContext } from '../frontend/named-contexts.js';
 import type { BuildContextSpec } from './build-contexts.js';
+import { isLintRule } from '../frontend/lint.js';
+import { formatCheckReport } from './check-report.js';
 import type { BuildGraph, Digest, ExtraHost } from '../graph/ops.js';
 import { solve, type Workers } from '../solver/solve.js';
 import { makeImageResolver } from './image-source.js';
@@ -55,6 +57,12 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         namedContexts: await namedContexts(o.buildContexts),
         resolveImage: resolver,
       });
+      if (o.check) {
+        const checks = graph.warnings.filter(isLintRule);
+        progress.close();
+        process.stdout.write(formatCheckReport(checks, dockerfile));
+        return checks.length > 0 ? 1 : 0;
+      }
       for (const w of graph.warnings) {
         const where = w.location ? `${w.location.file}:${w.location.line}: ` : '';
         progress.sink({ type: 'message', level: 'warning', text: `${where}${w.message}` });

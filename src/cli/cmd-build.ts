@@ -26,6 +26,8 @@ const cmd: Command = {
       --metadata-file FILE  write build metadata as JSON to FILE
       --no-cache            run every step
       --no-cache-filter S   run every step of these stages (comma separated, repeatable)
+      --check               report the Dockerfile's build checks (BuildKit's lint rules) and build
+                            nothing; exit 1 when there is a warning (--call check is the same)
       --explain             say why each step that ran missed the cache
       --jobs N              steps run at once (default: number of CPUs)
       --progress MODE       auto, tty, plain, json or quiet

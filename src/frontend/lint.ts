@@ -18,11 +18,15 @@ export function lint(rule: keyof typeof lintMessages | string, message: string, 
   return { level: 'warning', rule, message: `${rule}: ${message}`, ...(location ? { location } : {}) };
 }
 
+/** Whether a diagnostic is one of BuildKit's build checks (what `# check=` and `--check` act on). */
+export function isLintRule(d: Diagnostic): boolean {
+  return (d.rule !== undefined && d.rule in lintMessages) || d.rule === 'NoEmptyContinuation';
+}
+
 /** Drops skipped rules; with `error=true`, any remaining lint warning fails the build. */
 export function applyCheckDirective(diags: Diagnostic[], check: CheckDirective): Diagnostic[] {
-  const isLint = (d: Diagnostic) => d.rule !== undefined && d.rule in lintMessages || d.rule === 'NoEmptyContinuation';
-  const kept = diags.filter((d) => !(isLint(d) && (check.skip === 'all' || check.skip.includes(d.rule!))));
-  const failing = kept.filter(isLint);
+  const kept = diags.filter((d) => !(isLintRule(d) && (check.skip === 'all' || check.skip.includes(d.rule!))));
+  const failing = kept.filter(isLintRule);
   if (check.error && failing.length) {
     throw new KilnError(`lint violations (# check=error=true):\n${failing.map(formatDiagnostic).join('\n')}`, {
       ...(failing[0]!.location ? { location: { file: failing[0]!.location.file, line: failing[0]!.location.line, column: failing[0]!.location.column } } : {}),

@@ -136,3 +136,46 @@ test('docker build flags with nothing to do are accepted; asking for an attestat
     assert.match(bad.stderr, message);
   }
 });
+
+test('--check reports the build checks as buildx does, builds nothing, and exits 1 when there is a warning', async () => {
+  const d = await tempDir();
+  const ctx = join(d, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch AS Base\nCOPY . /\nCMD run it\n');
+  const root = join(d, 'store');
+  const r = await runKiln(['build', '--root', root, '--check', '-t', 'checked', ctx]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stdout, [
+    'Check complete, 2 warnings have been found!',
+    '',
+    'WARNING: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/',
+    "Stage name 'Base' should be lowercase",
+    'Dockerfile:1',
+    '--------------------',
+    '   1 | >>> FROM scratch AS Base',
+    '   2 |     COPY . /',
+    '   3 |     CMD run it',
+    '--------------------',
+    '',
+    'WARNING: JSONArgsRecommended - https://docs.docker.com/go/dockerfile/rule/json-args-recommended/',
+    'JSON arguments recommended for CMD to prevent unintended behavior related to OS signals',
+    'Dockerfile:3',
+    '--------------------',
+    '   1 |     FROM scratch AS Base',
+    '   2 |     COPY . /',
+    '   3 | >>> CMD run it',
+    '   4 |     ',
+    '--------------------',
+    '',
+  ].join('\n'));
+  const images = await runKiln(['images', '--root', root]);
+  assert.doesNotMatch(images.stdout, /checked/, 'nothing was built');
+
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch AS base\nCOPY . /\nCMD ["run", "it"]\n');
+  const clean = await runKiln(['build', '--root', root, '--call', 'check', ctx]);
+  assert.equal(clean.code, 0, clean.stderr);
+  assert.equal(clean.stdout, 'Check complete, no warnings found.\n');
+  const bad = await runKiln(['build', '--root', root, '--call', 'outline', ctx]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--call: expected build or check, got "outline"/);
+});
