@@ -31,8 +31,11 @@ export function defaultPlatform(): Platform {
 
 /** Parses `os/arch[/variant]` (or just `arch`, meaning linux). `flag` names the flag in errors. */
 export function parsePlatform(text: string, flag = '--platform'): Platform {
+  if (text.includes(',')) {
+    throw new KilnError(`${flag}: kiln builds one platform at a time, got "${text}" (build each platform on its own)`, { exitCode: 2 });
+  }
   const parts = text.trim().toLowerCase().split('/');
-  if (parts.some((p) => p === '') || parts.length > 3) {
+  if (parts.some((p) => !/^[a-z0-9_.-]+$/.test(p)) || parts.length > 3) {
     throw new KilnError(`${flag}: "${text}" is not a platform (expected os/arch[/variant], e.g. linux/amd64)`, { exitCode: 2 });
   }
   const [os, architecture, variant] = parts.length === 1 ? ['linux', parts[0]!, undefined] : [parts[0]!, parts[1]!, parts[2]];

@@ -179,3 +179,13 @@ test('--check reports the build checks as buildx does, builds nothing, and exits
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--call: expected build or check, got "outline"/);
 });
+
+test('--platform with a list (a multi-platform build) is refused before anything runs', async () => {
+  const d = await tempDir();
+  const ctx = join(d, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nLABEL a=b\n');
+  const r = await runKiln(['build', '--root', join(d, 'store'), '--platform', 'linux/amd64,linux/arm64', ctx]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--platform: kiln builds one platform at a time, got "linux\/amd64,linux\/arm64"/);
+});

@@ -34,6 +34,9 @@ test('platforms: parse, normalise, match, select', () => {
   assert.deepEqual(parsePlatform('linux/arm'), { os: 'linux', architecture: 'arm', variant: 'v7' });
   assert.equal(formatPlatform(parsePlatform('linux/arm/6')), 'linux/arm/v6');
   assert.throws(() => parsePlatform('linux/'), (e: unknown) => e instanceof KilnError && /--platform: "linux\/" is not a platform/.test(e.message));
+  assert.throws(() => parsePlatform('linux/am d64'), /is not a platform/);
+  // A list is buildx's multi-platform build, which kiln does not do: it must not pass for os/arch/variant.
+  assert.throws(() => parsePlatform('linux/amd64,linux/arm64'), (e: unknown) => e instanceof KilnError && e.exitCode === 2 && /kiln builds one platform at a time/.test(e.message));
   assert.ok(platformMatches({ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64' }));
   assert.ok(!platformMatches({ os: 'linux', architecture: 'arm', variant: 'v6' }, { os: 'linux', architecture: 'arm', variant: 'v7' }));
   const d = (digest: string, architecture: string, variant?: string) => ({
