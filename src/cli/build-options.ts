@@ -122,17 +122,22 @@ function withInlineCacheArg(cacheTo: string[], buildArgs: Map<string, string>): 
 
 /** BuildOptions.dockerfilePath when the Dockerfile is read from standard input (`-f -`). */
 export const STDIN_DOCKERFILE = '-';
+/** BuildOptions.contextDir when the context is read from standard input (`kiln build -`). */
+export const STDIN_CONTEXT = '-';
 
 export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BuildOptions {
   const a = parseArgs(argv, BUILD_FLAGS, 'build');
   if (a.positional.length !== 1) {
     throw new KilnError(`build: expected exactly one context folder, got ${a.positional.length} (usage: kiln build [flags] DIR)`, { exitCode: 2 });
   }
-  const contextDir = resolve(a.positional[0]!);
+  const fromStdin = a.positional[0] === '-';
+  const contextDir = fromStdin ? STDIN_CONTEXT : resolve(a.positional[0]!);
   checkAttestationFlags(flagString(a, 'provenance'), flagString(a, 'sbom'), flagList(a, 'attest'));
   const fileFlag = flagString(a, 'file');
+  if (fromStdin && fileFlag === '-') throw new KilnError('-f - and a context of - cannot both read standard input', { exitCode: 2 });
   // `-f -`: the Dockerfile comes from standard input, as with docker build.
-  const dockerfilePath = fileFlag === '-' ? STDIN_DOCKERFILE : fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
+  // With the context on standard input, -f names a file inside it (resolved once it is read).
+  const dockerfilePath = fileFlag === '-' || fromStdin ? STDIN_DOCKERFILE : fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
   const buildArgs = new Map<string, string>();
   for (const kv of flagList(a, 'build-arg')) {
     const eq = kv.indexOf('=');

@@ -2,7 +2,9 @@
 // This is the one place that knows every station; each station knows only its neighbour.
 
 import { readFile, stat } from 'node:fs/promises';
-import { STDIN_DOCKERFILE, type BuildOptions } from './build-options.js';
+import { join } from 'node:path';
+import { STDIN_CONTEXT, STDIN_DOCKERFILE, type BuildOptions } from './build-options.js';
+import { readStdinContext } from './stdin-context.js';
 import { makeProgress } from './progress.js';
 import { withSignals } from './signals.js';
 import { openStore } from './open-store.js';
@@ -35,158 +37,175 @@ export async function runBuild(o: BuildOptions): Promise<number> {
   const progress = makeProgress(o.progress);
   try {
     return await withSignals(async (signal) => {
-      const dockerfile = await readDockerfile(o);
-      await assertDir(o.contextDir, 'the build context');
-      for (const c of o.buildContexts) if (c.kind === 'dir') await assertDir(c.dir, `--build-context ${c.name}:`);
-      const outputs: OutputSpec[] = withAnnotationFlags(o.outputs.map((t) => parseOutputSpec(t)), o.annotations);
-      // Bad cache specs fail before any step runs, not after the build.
-      const cacheTo = o.cacheTo.map((t) => parseCacheSpec(t, '--cache-to'));
-      const cacheFrom = o.cacheFrom.map((t) => parseCacheSpec(t, '--cache-from'));
-      const store = await openStore(o.root);
-      await sweepStaleSandboxes(store);
-      const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath === STDIN_DOCKERFILE ? undefined : o.dockerfilePath);
-      const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink });
-
-      const graph = await dockerfileToGraph({
-        dockerfile,
-        dockerfileName: o.dockerfileName,
-        buildArgs: o.buildArgs,
-        target: o.target,
-        platform: o.platform,
-        ignorePatterns,
-        namedContexts: await namedContexts(o.buildContexts),
-        resolveImage: resolver,
-      });
-      if (o.check) {
-        const checks = graph.warnings.filter(isLintRule);
-        progress.close();
-        process.stdout.write(formatCheckReport(checks, dockerfile));
-        return checks.length > 0 ? 1 : 0;
+      if (o.contextDir !== STDIN_CONTEXT) return await buildIn(o, await readDockerfile(o), buildIdentity(o.contextDir, o.dockerfilePath, o), progress, signal);
+      const stdin = await readStdinContext(await openStore(o.root), o.dockerfileName === 'Dockerfile' ? undefined : o.dockerfileName);
+      try {
+        const inside = { ...o, contextDir: stdin.dir, dockerfilePath: join(stdin.dir, stdin.dockerfileName), dockerfileName: stdin.dockerfileName };
+        // One identity for every build from standard input (its folder is new each time).
+        return await buildIn(inside, stdin.dockerfile, buildIdentity(STDIN_CONTEXT, stdin.dockerfileName, o), progress, signal);
+      } finally {
+        await stdin.release();
       }
-      for (const w of graph.warnings) {
-        const where = w.location ? `${w.location.file}:${w.location.line}: ` : '';
-        progress.sink({ type: 'message', level: 'warning', text: `${where}${w.message}` });
-      }
-      if (!o.allowNetworkHost) refuseHostNetwork(graph);
-      if (o.network) applyDefaultNetwork(graph, o.network);
-      if (o.extraHosts.length > 0) addHosts(graph, o.extraHosts);
-      const noCacheStages = stagesNamed(graph, o.noCacheFilter);
-      const cacheImports = await openCacheImports(store, cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
-
-      const targetOps = new Set<unknown>(Object.values(graph.nodes).filter((n) => n.stage === graph.target).map((n) => n.op));
-      // A layer of the image is archived while the steps after it run (a RUN leaves this
-      // process waiting on its sandbox); the image write below then finds it made.
-      const archiveEarly = <T extends { snapshot: string | null }>(op: unknown, out: T): T => {
-        if (out.snapshot && targetOps.has(op)) {
-          ensureLayer(store, out.snapshot, LOCAL_COMPRESSION, undefined, { sourceDateEpoch: o.sourceDateEpoch }).catch(() => undefined);
-        }
-        return out;
-      };
-      const workers: Workers = {
-        loadImage: async (digest) => {
-          const img = await loadImage(store, digest);
-          return { layers: img.layerSnapshots, history: img.config.history ?? [] };
-        },
-        runExec: async (op, inputs, ctx, snapshotId) => archiveEarly(op, await runExec(op, inputs, ctx, snapshotId)),
-        runFile: async (op, inputs, ctx, snapshotId) => archiveEarly(op, await runFile(op, inputs, ctx, snapshotId)),
-        fileContentKey: fileOpContentKey,
-        listContent: listFileOpContent,
-        ensureLayers: async (ids) => cacheImports?.ensureLayers(ids),
-      };
-      const result = await solve(graph, {
-        store,
-        workers,
-        contextDirs: new Map([
-          [contextSourceName(), o.contextDir],
-          ...o.buildContexts.flatMap((c) => (c.kind === 'dir' ? [[contextSourceName(c.name), c.dir] as const] : [])),
-        ]),
-        settings: {
-          secrets: o.secrets,
-          sshAgents: o.sshAgents,
-          limits: { memoryBytes: o.memoryBytes, pids: o.pids, cpus: o.cpus, shmBytes: o.shmBytes, ulimits: o.ulimits },
-          allowInsecure: o.allowInsecure,
-          sourceDateEpoch: o.sourceDateEpoch,
-        },
-        jobs: o.jobs,
-        remoteCache: cacheImports,
-        noCache: o.noCache,
-        noCacheStages,
-        buildIdentity: `${o.contextDir}\0${o.dockerfilePath}\0${o.target ?? ''}`,
-        explain: o.explain,
-        emit: progress.sink,
-        signal,
-      });
-
-      const stage = graph.stages.find((s) => s.index === graph.target)!;
-      const image = result.stages.get(graph.target)!;
-      await cacheImports?.ensureLayers(image.layers);
-      const cacheContext: CacheExportContext = { graph, result, mountIds: cacheMountIds(graph) };
-      const inline = cacheTo.some((c) => c.type === 'inline');
-      const written = await writeImage(store, {
-        layers: image.layers,
-        config: {
-          architecture: stage.platform.architecture,
-          os: stage.platform.os,
-          ...(stage.platform.variant ? { variant: stage.platform.variant } : {}),
-          ...(stage.author ? { author: stage.author } : {}),
-          config: Object.keys(o.labels).length > 0 ? { ...stage.config, Labels: { ...stage.config.Labels, ...o.labels } } : stage.config,
-        },
-        history: image.history,
-        sourceDateEpoch: o.sourceDateEpoch,
-        compression: LOCAL_COMPRESSION,
-        annotations: o.annotations.manifest,
-        ...(inline ? { extraConfig: await inlineCacheField(store, cacheContext, image.layers) } : {}),
-      });
-
-      const images = outputs.filter((spec) => spec.type === 'image' || spec.type === 'registry');
-      const names = new Set([...o.tags, ...images.flatMap((spec) => spec.names.map((n) => normalizeReference(n, '--output name')))]);
-      for (const spec of outputs) {
-        if (spec.type !== 'image' && spec.type !== 'registry') {
-          await exportImage(store, written.manifestDigest, spec, { signal, names: [...names] });
-        }
-      }
-      for (const t of o.tags) await store.setRef(t, written.manifestDigest);
-      // An image or registry output is its own export (compression, media types, annotations).
-      const pushes: { ref: string; digest: Digest; insecure: string[] }[] = [];
-      if (o.push && o.tags.length > 0) {
-        const digest = await distributable(store, written.manifestDigest);
-        pushes.push(...o.tags.map((ref) => ({ ref, digest, insecure: [] })));
-      }
-      for (const spec of images) {
-        const r = await exportImage(store, written.manifestDigest, spec, { signal, names: [] });
-        if (!spec.store) for (const n of r.names) if (!o.tags.includes(n)) names.delete(n);
-        if (spec.type !== 'registry' && !spec.push) continue;
-        for (const n of r.names) {
-          const ref = parseReference(n);
-          pushes.push({
-            ref: spec.pushByDigest ? `${repositoryName(ref)}@${r.manifestDigest}` : n,
-            digest: r.manifestDigest,
-            insecure: spec.insecure ? [ref.registry] : [],
-          });
-        }
-      }
-      for (const p of pushes) {
-        await pushImage(store, p.digest, p.ref, { insecureRegistries: [...o.insecureRegistries, ...p.insecure], signal });
-      }
-      const pushed = pushes[0]?.digest;
-      await exportCache(store, cacheTo, cacheContext, { insecureRegistries: o.insecureRegistries, signal });
-
-      const digests = { manifestDigest: pushed ?? written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushed !== undefined };
-      if (o.iidfile) await writeIidFile(o.iidfile, digests);
-      if (o.metadataFile) await writeMetadataFile(o.metadataFile, digests);
-      progress.sink({ type: 'result', ...digests });
-      progress.close();
-      if (o.progress === 'quiet') process.stdout.write(`${written.configDigest}\n`);
-      else if (o.progress !== 'json') {
-        // As BuildKit: the image id (config digest), the same whatever the layers' compression.
-        process.stderr.write(`writing image ${written.configDigest} done\n`);
-        for (const t of names) process.stderr.write(`naming to ${t} done\n`);
-      }
-      return 0;
     });
   } finally {
     progress.close();
   }
+}
+
+/** "The same Dockerfile" across builds, for --explain. */
+function buildIdentity(context: string, dockerfile: string, o: BuildOptions): string {
+  return `${context}\0${dockerfile}\0${o.target ?? ''}`;
+}
+
+/** The build of a context folder whose Dockerfile has been read; `identity` names it for --explain. */
+async function buildIn(o: BuildOptions, dockerfile: string, identity: string, progress: ReturnType<typeof makeProgress>, signal: AbortSignal): Promise<number> {
+  await assertDir(o.contextDir, 'the build context');
+  for (const c of o.buildContexts) if (c.kind === 'dir') await assertDir(c.dir, `--build-context ${c.name}:`);
+  const outputs: OutputSpec[] = withAnnotationFlags(o.outputs.map((t) => parseOutputSpec(t)), o.annotations);
+  // Bad cache specs fail before any step runs, not after the build.
+  const cacheTo = o.cacheTo.map((t) => parseCacheSpec(t, '--cache-to'));
+  const cacheFrom = o.cacheFrom.map((t) => parseCacheSpec(t, '--cache-from'));
+  const store = await openStore(o.root);
+  await sweepStaleSandboxes(store);
+  const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath === STDIN_DOCKERFILE ? undefined : o.dockerfilePath);
+  const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink });
+
+  const graph = await dockerfileToGraph({
+    dockerfile,
+    dockerfileName: o.dockerfileName,
+    buildArgs: o.buildArgs,
+    target: o.target,
+    platform: o.platform,
+    ignorePatterns,
+    namedContexts: await namedContexts(o.buildContexts),
+    resolveImage: resolver,
+  });
+  if (o.check) {
+    const checks = graph.warnings.filter(isLintRule);
+    progress.close();
+    process.stdout.write(formatCheckReport(checks, dockerfile));
+    return checks.length > 0 ? 1 : 0;
+  }
+  for (const w of graph.warnings) {
+    const where = w.location ? `${w.location.file}:${w.location.line}: ` : '';
+    progress.sink({ type: 'message', level: 'warning', text: `${where}${w.message}` });
+  }
+  if (!o.allowNetworkHost) refuseHostNetwork(graph);
+  if (o.network) applyDefaultNetwork(graph, o.network);
+  if (o.extraHosts.length > 0) addHosts(graph, o.extraHosts);
+  const noCacheStages = stagesNamed(graph, o.noCacheFilter);
+  const cacheImports = await openCacheImports(store, cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
+
+  const targetOps = new Set<unknown>(Object.values(graph.nodes).filter((n) => n.stage === graph.target).map((n) => n.op));
+  // A layer of the image is archived while the steps after it run (a RUN leaves this
+  // process waiting on its sandbox); the image write below then finds it made.
+  const archiveEarly = <T extends { snapshot: string | null }>(op: unknown, out: T): T => {
+    if (out.snapshot && targetOps.has(op)) {
+      ensureLayer(store, out.snapshot, LOCAL_COMPRESSION, undefined, { sourceDateEpoch: o.sourceDateEpoch }).catch(() => undefined);
+    }
+    return out;
+  };
+  const workers: Workers = {
+    loadImage: async (digest) => {
+      const img = await loadImage(store, digest);
+      return { layers: img.layerSnapshots, history: img.config.history ?? [] };
+    },
+    runExec: async (op, inputs, ctx, snapshotId) => archiveEarly(op, await runExec(op, inputs, ctx, snapshotId)),
+    runFile: async (op, inputs, ctx, snapshotId) => archiveEarly(op, await runFile(op, inputs, ctx, snapshotId)),
+    fileContentKey: fileOpContentKey,
+    listContent: listFileOpContent,
+    ensureLayers: async (ids) => cacheImports?.ensureLayers(ids),
+  };
+  const result = await solve(graph, {
+    store,
+    workers,
+    contextDirs: new Map([
+      [contextSourceName(), o.contextDir],
+      ...o.buildContexts.flatMap((c) => (c.kind === 'dir' ? [[contextSourceName(c.name), c.dir] as const] : [])),
+    ]),
+    settings: {
+      secrets: o.secrets,
+      sshAgents: o.sshAgents,
+      limits: { memoryBytes: o.memoryBytes, pids: o.pids, cpus: o.cpus, shmBytes: o.shmBytes, ulimits: o.ulimits },
+      allowInsecure: o.allowInsecure,
+      sourceDateEpoch: o.sourceDateEpoch,
+    },
+    jobs: o.jobs,
+    remoteCache: cacheImports,
+    noCache: o.noCache,
+    noCacheStages,
+    buildIdentity: identity,
+    explain: o.explain,
+    emit: progress.sink,
+    signal,
+  });
+
+  const stage = graph.stages.find((s) => s.index === graph.target)!;
+  const image = result.stages.get(graph.target)!;
+  await cacheImports?.ensureLayers(image.layers);
+  const cacheContext: CacheExportContext = { graph, result, mountIds: cacheMountIds(graph) };
+  const inline = cacheTo.some((c) => c.type === 'inline');
+  const written = await writeImage(store, {
+    layers: image.layers,
+    config: {
+      architecture: stage.platform.architecture,
+      os: stage.platform.os,
+      ...(stage.platform.variant ? { variant: stage.platform.variant } : {}),
+      ...(stage.author ? { author: stage.author } : {}),
+      config: Object.keys(o.labels).length > 0 ? { ...stage.config, Labels: { ...stage.config.Labels, ...o.labels } } : stage.config,
+    },
+    history: image.history,
+    sourceDateEpoch: o.sourceDateEpoch,
+    compression: LOCAL_COMPRESSION,
+    annotations: o.annotations.manifest,
+    ...(inline ? { extraConfig: await inlineCacheField(store, cacheContext, image.layers) } : {}),
+  });
+
+  const images = outputs.filter((spec) => spec.type === 'image' || spec.type === 'registry');
+  const names = new Set([...o.tags, ...images.flatMap((spec) => spec.names.map((n) => normalizeReference(n, '--output name')))]);
+  for (const spec of outputs) {
+    if (spec.type !== 'image' && spec.type !== 'registry') {
+      await exportImage(store, written.manifestDigest, spec, { signal, names: [...names] });
+    }
+  }
+  for (const t of o.tags) await store.setRef(t, written.manifestDigest);
+  // An image or registry output is its own export (compression, media types, annotations).
+  const pushes: { ref: string; digest: Digest; insecure: string[] }[] = [];
+  if (o.push && o.tags.length > 0) {
+    const digest = await distributable(store, written.manifestDigest);
+    pushes.push(...o.tags.map((ref) => ({ ref, digest, insecure: [] })));
+  }
+  for (const spec of images) {
+    const r = await exportImage(store, written.manifestDigest, spec, { signal, names: [] });
+    if (!spec.store) for (const n of r.names) if (!o.tags.includes(n)) names.delete(n);
+    if (spec.type !== 'registry' && !spec.push) continue;
+    for (const n of r.names) {
+      const ref = parseReference(n);
+      pushes.push({
+        ref: spec.pushByDigest ? `${repositoryName(ref)}@${r.manifestDigest}` : n,
+        digest: r.manifestDigest,
+        insecure: spec.insecure ? [ref.registry] : [],
+      });
+    }
+  }
+  for (const p of pushes) {
+    await pushImage(store, p.digest, p.ref, { insecureRegistries: [...o.insecureRegistries, ...p.insecure], signal });
+  }
+  const pushed = pushes[0]?.digest;
+  await exportCache(store, cacheTo, cacheContext, { insecureRegistries: o.insecureRegistries, signal });
+
+  const digests = { manifestDigest: pushed ?? written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushed !== undefined };
+  if (o.iidfile) await writeIidFile(o.iidfile, digests);
+  if (o.metadataFile) await writeMetadataFile(o.metadataFile, digests);
+  progress.sink({ type: 'result', ...digests });
+  progress.close();
+  if (o.progress === 'quiet') process.stdout.write(`${written.configDigest}\n`);
+  else if (o.progress !== 'json') {
+    // As BuildKit: the image id (config digest), the same whatever the layers' compression.
+    process.stderr.write(`writing image ${written.configDigest} done\n`);
+    for (const t of names) process.stderr.write(`naming to ${t} done\n`);
+  }
+  return 0;
 }
 
 async function readDockerfile(o: BuildOptions): Promise<string> {

@@ -5,6 +5,8 @@ import { runBuild } from './build.js';
 const cmd: Command = {
   summary: 'build an image from a Dockerfile and a context folder',
   usage: `kiln build [flags] CONTEXT_DIR
+kiln build [flags] -        the context from standard input: a tar (or gzip tar) with the
+                            Dockerfile inside (-f names another), or a Dockerfile alone
 
   -t, --tag NAME            name the image in the local store (repeatable)
   -f, --file FILE           the Dockerfile (default CONTEXT_DIR/Dockerfile; - reads it from standard input)

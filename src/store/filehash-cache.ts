@@ -13,7 +13,7 @@
 // many.
 
 import { createReadStream, readFileSync } from 'node:fs';
-import { appendFile, readFile, mkdir } from 'node:fs/promises';
+import { appendFile, readFile, mkdir, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { LRUCache } from 'lru-cache';
 import type { Digest } from '../graph/ops.js';
@@ -56,6 +56,14 @@ function memoryKey(host: string, st: HashableStat): string {
 
 function tableFile(store: Store, folder: string): string {
   return store.path('filehash', `${createHash('sha256').update(folder).digest('hex')}.json`);
+}
+
+/** Drops the table of a folder that is gone for good (a build's temporary context). */
+export async function forgetFolderDigests(store: Store, folder: string): Promise<void> {
+  const k = `${store.root}\0${folder}`;
+  openTables.delete(k);
+  loadedTables.delete(k);
+  await rm(tableFile(store, folder), { force: true });
 }
 
 /** Files from this size on are read in chunks and hashed off the event loop. */

@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import { runKiln } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/tmp.js';
 import { makeBusyboxRootfs, BUSYBOX_DOCKERFILE } from '../helpers/busybox.js';
@@ -188,4 +190,46 @@ test('--platform with a list (a multi-platform build) is refused before anything
   const r = await runKiln(['build', '--root', join(d, 'store'), '--platform', 'linux/amd64,linux/arm64', ctx]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--platform: kiln builds one platform at a time, got "linux\/amd64,linux\/arm64"/);
+});
+
+test('a context of - reads standard input: a Dockerfile (empty context), or a tar or gzip tar context with its Dockerfile inside', async () => {
+  const d = await tempDir();
+  const root = join(d, 'store');
+  const out = join(d, 'out');
+  const text = await runKiln(['build', '--root', root, '-o', `type=local,dest=${out}`, '-'], { input: 'FROM scratch\nLABEL a=b\n' });
+  assert.equal(text.code, 0, text.stderr);
+  const copyFails = await runKiln(['build', '--root', root, '-'], { input: 'FROM scratch\nCOPY a.txt /\n' });
+  assert.equal(copyFails.code, 1, 'the context is empty');
+
+  const ctx = join(d, 'ctx');
+  await mkdir(join(ctx, 'sub'), { recursive: true });
+  await writeFile(join(ctx, 'sub', 'a.txt'), 'from the archive\n');
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY sub/a.txt /copied.txt\n');
+  await writeFile(join(ctx, 'Other.Dockerfile'), 'FROM scratch\nCOPY sub/a.txt /other.txt\n');
+  const tarball = execFileSync('tar', ['-C', ctx, '-cf', '-', '.']);
+  const tarred = await runKiln(['build', '--root', root, '-o', `type=local,dest=${join(d, 'out-tar')}`, '-'], { input: tarball });
+  assert.equal(tarred.code, 0, tarred.stderr);
+  assert.equal(await readFile(join(d, 'out-tar', 'copied.txt'), 'utf8'), 'from the archive\n');
+  const gz = await runKiln(['build', '--root', root, '-f', 'Other.Dockerfile', '-o', `type=local,dest=${join(d, 'out-gz')}`, '-'], { input: gzipSync(tarball) });
+  assert.equal(gz.code, 0, gz.stderr);
+  assert.deepEqual(await readdir(join(d, 'out-gz')), ['other.txt']);
+  // The temporary context and its digest table are gone; --explain compares with the last build from standard input.
+  assert.deepEqual(await readdir(join(root, 'tmp')), []);
+  await writeFile(join(ctx, 'sub', 'a.txt'), 'changed\n');
+  const again = await runKiln(['build', '--root', root, '--explain', '--progress', 'plain', '-'], { input: execFileSync('tar', ['-C', ctx, '-cf', '-', '.']) });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /cache miss: COPY sub\/a\.txt \/copied\.txt: 1 file changed: sub\/a\.txt \(content\)/);
+
+  for (const [flags, input, message] of [
+    [['-f', 'missing'], tarball, /the context on standard input has no missing/],
+    [['-f', '../x'], tarball, /-f \.\.\/x: must name a file inside the context archive/],
+    [['-f', 'Dockerfile.x'], 'FROM scratch\n', /-f names a Dockerfile inside the context archive, but standard input is not a tar archive/],
+    [['-f', '-'], 'FROM scratch\n', /-f - and a context of - cannot both read standard input/],
+    [[], Buffer.from('BZh91AY&SY'), /bzip2-compressed: kiln reads a plain or gzip tar/],
+  ] as const) {
+    const r = await runKiln(['build', '--root', root, ...flags, '-'], { input });
+    assert.notEqual(r.code, 0, flags.join(' '));
+    assert.match(r.stderr, message);
+  }
+  assert.deepEqual(await readdir(join(root, 'tmp')), [], 'a failed build leaves no context behind');
 });
