@@ -175,7 +175,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     noCache: flagBool(a, 'no-cache'),
     noCacheFilter: flagList(a, 'no-cache-filter').flatMap((s) => s.split(',')).filter(Boolean),
     jobs: positiveInt(flagString(a, 'jobs'), '--jobs') ?? availableParallelism(),
-    progress: flagBool(a, 'quiet') ? 'quiet' : parseProgressMode(flagString(a, 'progress')),
+    progress: flagBool(a, 'quiet') ? 'quiet' : parseProgressMode(flagString(a, 'progress'), env),
     root: flagString(a, 'root'),
     memoryBytes: parseSize(flagString(a, 'memory'), '--memory'),
     pids: positiveInt(flagString(a, 'pids-limit'), '--pids-limit'),

@@ -32,7 +32,7 @@ kiln build [flags] -        the context from standard input: a tar (or gzip tar)
                             nothing; exit 1 when there is a warning (--call check is the same)
       --explain             say why each step that ran missed the cache
       --jobs N              steps run at once (default: number of CPUs)
-      --progress MODE       auto, tty, plain, json or quiet
+      --progress MODE       auto, tty, plain, json or quiet (default: BUILDKIT_PROGRESS, else auto)
   -q, --quiet               print only the image id
       --root DIR            the store (default KILN_ROOT, else cache/ in the checkout)
   -m, --memory SIZE         memory limit of each RUN step (512m, 2g)

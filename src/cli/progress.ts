@@ -12,10 +12,14 @@ export interface Progress {
   close(): void;
 }
 
-export function parseProgressMode(value: string | undefined): ProgressMode {
-  const v = value ?? 'auto';
+/** --progress, else BUILDKIT_PROGRESS (which CI jobs set for docker build), else auto. */
+export function parseProgressMode(value: string | undefined, env: NodeJS.ProcessEnv = process.env): ProgressMode {
+  const fromEnv = value === undefined ? env.BUILDKIT_PROGRESS || undefined : undefined;
+  const v = value ?? fromEnv ?? 'auto';
   if (v === 'auto' || v === 'tty' || v === 'plain' || v === 'json' || v === 'quiet') return v;
-  throw new KilnError(`--progress: expected auto, tty, plain, json or quiet, got "${v}"`, { exitCode: 2 });
+  const source = fromEnv !== undefined ? 'BUILDKIT_PROGRESS' : '--progress';
+  const hint = v === 'rawjson' ? ' (kiln\'s event stream is json, with its own schema)' : '';
+  throw new KilnError(`${source}: expected auto, tty, plain, json or quiet, got "${v}"${hint}`, { exitCode: 2 });
 }
 
 export function makeProgress(mode: ProgressMode, out: NodeJS.WriteStream = process.stderr): Progress {

@@ -126,3 +126,17 @@ test('auto: tty on a terminal, plain otherwise; a bad mode names the flag', asyn
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--progress: expected auto, tty, plain, json or quiet, got "fancy"/);
 });
+
+test('BUILDKIT_PROGRESS picks the mode when --progress is not given, as with docker build', async () => {
+  const ctx = await project('env');
+  const json = await runKiln(['build', '--root', root, ctx], { env: { BUILDKIT_PROGRESS: 'json' } });
+  assertOk(json);
+  assert.ok(parseEvents(json.stderr).steps.length > 0, json.stderr);
+  const flagWins = await runKiln(['build', '--root', root, '--progress', 'plain', ctx], { env: { BUILDKIT_PROGRESS: 'json' } });
+  assertOk(flagWins);
+  assert.match(flagWins.stderr, /^#\d+ /m);
+  assert.doesNotMatch(flagWins.stderr, /^\{/m);
+  const bad = await runKiln(['build', '--root', root, ctx], { env: { BUILDKIT_PROGRESS: 'rawjson' } });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /BUILDKIT_PROGRESS: expected auto, tty, plain, json or quiet, got "rawjson" \(kiln's event stream is json/);
+});
