@@ -16,7 +16,7 @@ kiln build [flags] -        the context from standard input: a tar (or gzip tar)
       --label K=V           set a label on the image (repeatable; over the Dockerfile's LABEL)
       --target STAGE        build this stage (name or index) and what it needs
       --platform OS/ARCH    target platform (default linux/amd64)
-  -o, --output SPEC         type=oci|docker|local|tar|registry,dest=...,compression=gzip|zstd|uncompressed
+  -o, --output SPEC         type=oci|docker|local|tar|image|registry|cacheonly,dest=...,compression=...
       --annotation [T:]K=V  an OCI annotation on the image manifest (T: manifest, the default, or
                             manifest-descriptor, on its entry in an OCI layout output's index.json)
       --provenance false, --sbom false, --attest type=...,disabled=true

@@ -76,6 +76,8 @@ export async function exportImage(store: Store, manifestDigest: Digest, spec: Ou
       }
       return result;
     }
+    case 'cacheonly':
+      return result;
     case 'image':
     case 'registry':
       // Stored under its names here (unless store=false); pushing is the registry client's job (src/registry/push.ts).

@@ -5,7 +5,8 @@ import type { LayerCompression } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
 import { annotationsFromAttrs, noAnnotations, type Annotations } from './annotations.js';
 
-export type OutputType = 'oci' | 'docker' | 'local' | 'tar' | 'image' | 'registry';
+/** `cacheonly` writes nothing: the build fills the cache (and --cache-to) only, as BuildKit's. */
+export type OutputType = 'oci' | 'docker' | 'local' | 'tar' | 'image' | 'registry' | 'cacheonly';
 
 export interface OutputSpec {
   type: OutputType;
@@ -43,6 +44,7 @@ const KNOWN: Record<OutputType, string[]> = {
   local: ['dest', 'platform-split'],
   tar: ['dest', 'platform-split'],
   image: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes', 'unpack', 'store'],
+  cacheonly: [],
   registry: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes'],
 };
 
@@ -92,9 +94,9 @@ export function parseOutputSpec(text: string): OutputSpec {
   }
   const type = attrs.type as OutputType | undefined;
   if (type === undefined) throw new KilnError(`--output: "type=" is required in "${text}"`, { exitCode: 2 });
-  if (!(type in KNOWN)) throw new KilnError(`--output: unknown type "${type}" (oci, docker, local, tar, image, registry)`, { exitCode: 2 });
+  if (!(type in KNOWN)) throw new KilnError(`--output: unknown type "${type}" (oci, docker, local, tar, image, registry, cacheonly)`, { exitCode: 2 });
   for (const k of Object.keys(attrs)) {
-    const annotated = k.startsWith('annotation') && type !== 'local' && type !== 'tar';
+    const annotated = k.startsWith('annotation') && type !== 'local' && type !== 'tar' && type !== 'cacheonly';
     if (k !== 'type' && !KNOWN[type].includes(k) && !annotated) {
       throw new KilnError(`--output: type=${type} has no option "${k}"`, { exitCode: 2 });
     }

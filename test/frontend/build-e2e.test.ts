@@ -233,3 +233,19 @@ test('a context of - reads standard input: a Dockerfile (empty context), or a ta
   }
   assert.deepEqual(await readdir(join(root, 'tmp')), [], 'a failed build leaves no context behind');
 });
+
+test('-o type=cacheonly writes no output: the build only fills the cache and --cache-to', async () => {
+  const d = await tempDir();
+  const ctx = join(d, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'a.txt'), 'a\n');
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY a.txt /\n');
+  const cache = join(d, 'cache');
+  const r = await runKiln(['build', '--root', join(d, 'store'), '-o', 'type=cacheonly', '--cache-to', `type=local,dest=${cache}`, ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok((await readdir(cache)).includes('index.json'));
+  assert.deepEqual((await readdir(d)).sort(), ['cache', 'ctx', 'store']);
+  const bad = await runKiln(['build', '--root', join(d, 'store'), '-o', 'type=cacheonly,dest=x', ctx]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--output: type=cacheonly has no option "dest"/);
+});
