@@ -19,6 +19,15 @@ async function files(dir: string, rel = ''): Promise<string[]> {
   return out;
 }
 
+/** A fresh folder holding ctx/ (its Dockerfile and files) and, beside it, room for a store and outputs. */
+async function project(dockerfile: string, files: Record<string, string> = {}): Promise<{ d: string; ctx: string; root: string }> {
+  const d = await tempDir();
+  const ctx = join(d, 'ctx');
+  await mkdir(ctx);
+  for (const [name, content] of Object.entries({ ...files, Dockerfile: dockerfile })) await writeFile(join(ctx, name), content);
+  return { d, ctx, root: join(d, 'store') };
+}
+
 test('multi-stage build: --target skips unneeded stages, build args, heredoc files, ignore file', async () => {
   const d = await tempDir();
   const ctx = join(d, 'ctx');
@@ -83,27 +92,20 @@ test('RUN conversion end to end: shell form, heredoc script, ARG/ENV in the step
 });
 
 test('-f - reads the Dockerfile from standard input (errors name <stdin>); the context is still the folder', async () => {
-  const d = await tempDir();
-  const ctx = join(d, 'ctx');
-  await mkdir(ctx);
-  await writeFile(join(ctx, 'a.txt'), 'from the context\n');
-  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY missing.txt /\n'); // not this one
+  // The folder's own Dockerfile is not the one used.
+  const { d, ctx, root } = await project('FROM scratch\nCOPY missing.txt /\n', { 'a.txt': 'from the context\n' });
   const out = join(d, 'out');
-  const r = await runKiln(['build', '--root', join(d, 'store'), '-f', '-', '-o', `type=local,dest=${out}`, ctx], { input: 'FROM scratch\nCOPY a.txt /copied.txt\n' });
+  const r = await runKiln(['build', '--root', root, '-f', '-', '-o', `type=local,dest=${out}`, ctx], { input: 'FROM scratch\nCOPY a.txt /copied.txt\n' });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(await readFile(join(out, 'copied.txt'), 'utf8'), 'from the context\n');
 
-  const bad = await runKiln(['build', '--root', join(d, 'store'), '-f', '-', ctx], { input: 'FROM scratch\nBOGUS x\n' });
+  const bad = await runKiln(['build', '--root', root, '-f', '-', ctx], { input: 'FROM scratch\nBOGUS x\n' });
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /<stdin>:2:1: unknown instruction: BOGUS/);
 });
 
 test('--label sets labels on the image, over the Dockerfile LABEL of the same key', async () => {
-  const d = await tempDir();
-  const ctx = join(d, 'ctx');
-  await mkdir(ctx);
-  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nLABEL a=dockerfile b=kept\n');
-  const root = join(d, 'store');
+  const { ctx, root } = await project('FROM scratch\nLABEL a=dockerfile b=kept\n');
   const r = await runKiln(['build', '--root', root, '--label', 'a=flag', '--label', 'org.opencontainers.image.revision=abc123', '--label', 'empty', '-t', 'labelled', ctx]);
   assert.equal(r.code, 0, r.stderr);
   const inspect = await runKiln(['inspect', '--root', root, 'labelled']);
@@ -117,11 +119,7 @@ test('--label sets labels on the image, over the Dockerfile LABEL of the same ke
 });
 
 test('docker build flags with nothing to do are accepted; asking for an attestation is an error naming the flag', async () => {
-  const d = await tempDir();
-  const ctx = join(d, 'ctx');
-  await mkdir(ctx);
-  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nLABEL a=b\n');
-  const root = join(d, 'store');
+  const { ctx, root } = await project('FROM scratch\nLABEL a=b\n');
   const ok = await runKiln(['build', '--root', root, '-q', '--provenance=false', '--sbom', 'false', '--attest', 'type=provenance,disabled=true',
     '--load', '--rm', '--force-rm=true', '-t', 'plain', ctx]);
   assert.equal(ok.code, 0, ok.stderr);
@@ -140,11 +138,7 @@ test('docker build flags with nothing to do are accepted; asking for an attestat
 });
 
 test('--check reports the build checks as buildx does, builds nothing, and exits 1 when there is a warning', async () => {
-  const d = await tempDir();
-  const ctx = join(d, 'ctx');
-  await mkdir(ctx);
-  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch AS Base\nCOPY . /\nCMD run it\n');
-  const root = join(d, 'store');
+  const { ctx, root } = await project('FROM scratch AS Base\nCOPY . /\nCMD run it\n');
   const r = await runKiln(['build', '--root', root, '--check', '-t', 'checked', ctx]);
   assert.equal(r.code, 1, r.stderr);
   assert.equal(r.stdout, [
@@ -183,11 +177,8 @@ test('--check reports the build checks as buildx does, builds nothing, and exits
 });
 
 test('--platform with a list (a multi-platform build) is refused before anything runs', async () => {
-  const d = await tempDir();
-  const ctx = join(d, 'ctx');
-  await mkdir(ctx);
-  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nLABEL a=b\n');
-  const r = await runKiln(['build', '--root', join(d, 'store'), '--platform', 'linux/amd64,linux/arm64', ctx]);
+  const { ctx, root } = await project('FROM scratch\nLABEL a=b\n');
+  const r = await runKiln(['build', '--root', root, '--platform', 'linux/amd64,linux/arm64', ctx]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--platform: kiln builds one platform at a time, got "linux\/amd64,linux\/arm64"/);
 });
@@ -235,17 +226,13 @@ test('a context of - reads standard input: a Dockerfile (empty context), or a ta
 });
 
 test('-o type=cacheonly writes no output: the build only fills the cache and --cache-to', async () => {
-  const d = await tempDir();
-  const ctx = join(d, 'ctx');
-  await mkdir(ctx);
-  await writeFile(join(ctx, 'a.txt'), 'a\n');
-  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY a.txt /\n');
+  const { d, ctx, root } = await project('FROM scratch\nCOPY a.txt /\n', { 'a.txt': 'a\n' });
   const cache = join(d, 'cache');
-  const r = await runKiln(['build', '--root', join(d, 'store'), '-o', 'type=cacheonly', '--cache-to', `type=local,dest=${cache}`, ctx]);
+  const r = await runKiln(['build', '--root', root, '-o', 'type=cacheonly', '--cache-to', `type=local,dest=${cache}`, ctx]);
   assert.equal(r.code, 0, r.stderr);
   assert.ok((await readdir(cache)).includes('index.json'));
   assert.deepEqual((await readdir(d)).sort(), ['cache', 'ctx', 'store']);
-  const bad = await runKiln(['build', '--root', join(d, 'store'), '-o', 'type=cacheonly,dest=x', ctx]);
+  const bad = await runKiln(['build', '--root', root, '-o', 'type=cacheonly,dest=x', ctx]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--output: type=cacheonly has no option "dest"/);
 });
