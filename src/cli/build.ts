@@ -78,6 +78,7 @@ async function buildIn(o: BuildOptions, dockerfile: string, identity: string, pr
     platform: o.platform,
     ignorePatterns,
     namedContexts: await namedContexts(o.buildContexts),
+    allStages: o.check,
     resolveImage: resolver,
   });
   if (o.check) {

@@ -9,6 +9,7 @@ import { parseHeredocWord, chompHeredocContent } from './parser/heredoc.js';
 import { ShellLex, ShellError } from './shell/lex.js';
 import type { Ctx, StageState } from './convert.js';
 import type { Digest } from '../graph/ops.js';
+import { expandInStage, warnUndefinedVars } from './stage-vars.js';
 
 const isURL = (s: string) => /^https?:\/\//.test(s);
 // BuildKit's git source forms; kiln has no git source yet, so they must not pass for URLs.
@@ -25,19 +26,22 @@ function heredocName(word: string): string | undefined {
 export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction): Promise<{ createdBy: string; nodeId: string }> {
   const loc = ins.location;
   const env = st.scope.lookup();
+  const expand = (word: string) => expandInStage(ctx, st, word, loc);
   const KW = ins.kind.toUpperCase();
   const cwd = st.config.WorkingDir || '/';
-  const destWritten = ctx.expand(ins.dest, env, loc);
+  const destWritten = expand(ins.dest);
   let dest = posix.normalize(destWritten.startsWith('/') ? destWritten : posix.join(cwd, destWritten === '' ? '.' : destWritten));
   if (destWritten === '.' || destWritten === '' || destWritten.endsWith('/')) dest = dest.endsWith('/') ? dest : dest + '/';
-  const chownText = ins.chown !== undefined ? ctx.expand(ins.chown, env, loc) : undefined;
+  const chownText = ins.chown !== undefined ? expand(ins.chown) : undefined;
   const chown = chownText ? parseChown(chownText) : undefined;
-  const chmod = ins.chmod !== undefined ? ctx.expand(ins.chmod, env, loc) : undefined;
+  const chmod = ins.chmod !== undefined ? expand(ins.chmod) : undefined;
   if (chmod !== undefined) {
     const bad = checkChmod(chmod);
     if (bad) ctx.fail(bad, loc);
   }
-  const checksum = ins.checksum !== undefined ? ctx.expand(ins.checksum, env, loc) : undefined;
+  const checksum = ins.checksum !== undefined ? expand(ins.checksum) : undefined;
+  // Not checked for undefined variables: the COPY/ADD words BuildKit checks are --chown, --chmod,
+  // --checksum, the sources and the destination.
   const exclude = ins.exclude.map((e) => ctx.expand(e, env, loc));
 
   const inputs = [st.current];
@@ -61,7 +65,7 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
       contents.push(name);
       continue;
     }
-    const src = ctx.expand(raw, env, loc);
+    const src = expand(raw);
     if (isGitRef(src)) {
       ctx.fail(ins.kind === 'copy' ? 'source can\'t be a git ref for COPY' : `ADD of a git repository (${src}) is not supported by kiln yet`, loc);
     }
@@ -98,7 +102,9 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
     let data = h.chomp ? chompHeredocContent(h.content) : h.content;
     if (h.expand) {
       try {
-        data = new ShellLex({ skipProcessQuotes: true }).processWord(data, env);
+        const r = new ShellLex({ skipProcessQuotes: true }).processWordWithMatches(data, env);
+        warnUndefinedVars(ctx, st, r.unmatched, loc);
+        data = r.result;
       } catch (e) {
         if (e instanceof ShellError) ctx.fail(e.message, loc);
         throw e;

@@ -7,6 +7,7 @@ import { checkMountValue, MountError, parseSize } from './instructions/mounts.js
 import { parseHeredocWord, chompHeredocContent } from './parser/heredoc.js';
 import { withShell } from './shell-form.js';
 import type { Ctx, StageState } from './convert.js';
+import { expandInStage } from './stage-vars.js';
 
 function heredocWordOf(text: string): ReturnType<typeof parseHeredocWord> {
   try {
@@ -54,14 +55,13 @@ export async function convertRun(ctx: Ctx, st: StageState, ins: RunInstruction):
     return inputs.length - 1;
   };
   const cwd = st.config.WorkingDir || '/';
-  const env = st.scope.lookup();
   const mounts: RunMount[] = [];
   let sshCount = 0;
   for (const m of ins.mounts) {
     const o = new Map<string, string>();
     for (const [k, v] of m.options) {
       // `from` names a stage or image, resolved in the global scope like COPY --from.
-      const value = k === 'from' ? ctx.expand(v, ctx.metaLookup, loc) : ctx.expand(v, env, loc);
+      const value = k === 'from' ? ctx.expand(v, ctx.metaLookup, loc) : expandInStage(ctx, st, v, loc);
       try {
         checkMountValue(k, value);
       } catch (e) {

@@ -10,10 +10,12 @@ import { parseDockerfileText } from './parse.js';
 import { parseInstructions, parseInstruction, type StageSpec } from './instructions/parse.js';
 import type { Instruction } from './instructions/types.js';
 import { parseDockerfile } from './parser/parser.js';
-import { ShellLex, ShellError, type EnvLookup } from './shell/lex.js';
+import { ShellLex, ShellError, type EnvLookup, type ExpandResult } from './shell/lex.js';
 import { StageScope, envGet, DEFAULT_PATH, PROXY_ARGS } from './scope.js';
 import { dispatch } from './dispatch.js';
-import { lint, lintMessages, applyCheckDirective } from './lint.js';
+import { applyCheckDirective } from './lint.js';
+import { dockerfileWideWarnings } from './lint-rules.js';
+import { fromLineWarnings } from './lint-from.js';
 import { contextSourceName, namedContextKey, type FolderContext, type NamedContext } from './named-contexts.js';
 
 export interface ResolvedImage {
@@ -30,6 +32,8 @@ export interface FrontendInput {
   target?: string;
   platform: Platform;
   ignorePatterns: string[];
+  /** Convert every stage, not only those the target needs (for --check). */
+  allStages?: boolean;
   /** --build-context, by namedContextKey. */
   namedContexts?: Map<string, NamedContext>;
   resolveImage(ref: string, platform: Platform): Promise<ResolvedImage>;
@@ -73,6 +77,8 @@ export interface Ctx {
   contextNode(): string;
   fail(message: string, loc: SourceLocation): never;
   expand(word: string, env: EnvLookup, loc: SourceLocation): string;
+  /** `expand`, also naming the variables the word used, set or not. */
+  expandWithMatches(word: string, env: EnvLookup, loc: SourceLocation): ExpandResult;
   expandWords(word: string, env: EnvLookup, loc: SourceLocation): string[];
 }
 
@@ -94,6 +100,8 @@ export interface StageState {
   /** CMD was set in this stage (ENTRYPOINT then keeps it). */
   cmdSet?: boolean;
   workdirSet?: boolean;
+  /** Where this stage last set CMD, ENTRYPOINT or HEALTHCHECK: only the last of each counts. */
+  lastSetAt: Map<'cmd' | 'entrypoint' | 'healthcheck', SourceLocation>;
 }
 
 type StageRef =
@@ -111,14 +119,15 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   const fail = (message: string, loc: SourceLocation): never => {
     throw new KilnError(message, { location: { file: loc.file, line: loc.line, column: loc.column } });
   };
-  const expand = (word: string, env: EnvLookup, loc: SourceLocation): string => {
+  const expandWithMatches = (word: string, env: EnvLookup, loc: SourceLocation): ExpandResult => {
     try {
-      return lex.processWord(word, env);
+      return lex.processWordWithMatches(word, env);
     } catch (e) {
       if (e instanceof ShellError) return fail(e.message, loc);
       throw e;
     }
   };
+  const expand = (word: string, env: EnvLookup, loc: SourceLocation): string => expandWithMatches(word, env, loc).result;
   const expandWords = (word: string, env: EnvLookup, loc: SourceLocation): string[] => {
     try {
       return lex.processWords(word, env);
@@ -148,22 +157,19 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   for (const k of proxies.keys()) usedBuildArgs.add(k);
 
   // ---- stage table
+  warnings.push(...dockerfileWideWarnings(stages));
+  warnings.push(...fromLineWarnings(stages, {
+    lookup: metaLookup, names: [...new Set([...meta.keys(), ...predefined.keys()])], predefined, metaArgs,
+  }, lex));
   const byName = new Map<string, number>();
   for (const s of stages) {
-    const fromKw = s.from.original.split(/\s/, 1)[0]!;
-    const asKw = / (as) /i.exec(s.from.original.slice(fromKw.length))?.[1];
-    if (s.from.stageName !== undefined && s.from.stageName !== s.from.stageName.toLowerCase()) {
-      warnings.push(lint('StageNameCasing', lintMessages.StageNameCasing(s.from.stageName), s.from.location));
-    }
-    if (asKw && (fromKw === fromKw.toUpperCase()) !== (asKw === asKw.toUpperCase())) {
-      warnings.push(lint('FromAsCasing', lintMessages.FromAsCasing(fromKw, asKw), s.from.location));
-    }
     const name = s.from.stageName?.toLowerCase();
     if (name === undefined) continue;
     if (byName.has(name)) fail(`duplicate stage name "${name}"`, s.from.location);
     byName.set(name, s.index);
   }
-  const refOf = (value: string, loc: SourceLocation, allowIndex: boolean): StageRef => {
+  /** `before`: the index of the stage whose FROM this is, which sees only the stages above it. */
+  const refOf = (value: string, loc: SourceLocation, allowIndex: boolean, before = stages.length): StageRef => {
     if (allowIndex && /^\d+$/.test(value)) {
       const i = Number(value);
       if (i >= stages.length) fail(`invalid stage index ${i}: the Dockerfile has ${stages.length} stage(s)`, loc);
@@ -175,14 +181,14 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     if (named?.kind === 'dir') return { kind: 'context', context: named };
     if (named?.kind === 'image') return named.ref === 'scratch' ? { kind: 'scratch' } : { kind: 'image', ref: named.ref };
     const byStage = byName.get(value.toLowerCase());
-    if (byStage !== undefined) return { kind: 'stage', index: byStage };
+    if (byStage !== undefined && byStage < before) return { kind: 'stage', index: byStage };
     if (value.toLowerCase() === 'scratch') return { kind: 'scratch' };
     return { kind: 'image', ref: value };
   };
   const baseRefs = stages.map((s) => {
     const image = expand(s.from.image, metaLookup, s.from.location);
     if (image === '') fail(`base name (${s.from.image}) should not be blank`, s.from.location);
-    return refOf(image, s.from.location, false);
+    return refOf(image, s.from.location, false, s.index);
   });
   const fromRefs = (s: StageSpec): { ref: StageRef; loc: SourceLocation }[] => {
     const out: { ref: StageRef; loc: SourceLocation }[] = [];
@@ -225,6 +231,8 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     needed.add(i);
   };
   visit(target);
+  // --check looks at every stage, as BuildKit's check does when no target is given.
+  if (input.allStages && input.target === undefined) stages.forEach((s) => visit(s.index));
 
   // ---- shared sources
   const nodes: Record<string, GraphNode> = {};
@@ -267,7 +275,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   };
 
   const ctx: Ctx = {
-    input, nodes, warnings, lex, metaLookup, proxies, fail, expand, expandWords, contextNode, usedBuildArgs,
+    input, nodes, warnings, lex, metaLookup, proxies, fail, expand, expandWithMatches, expandWords, contextNode, usedBuildArgs,
     hasGlobalArg: (n) => meta.has(n) || predefined.has(n),
     stageRoot: async (i) => (await convertStage(i)).root,
     sourceNode: async (value, loc, platform) => {
@@ -343,6 +351,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     const history: HistoryStep[] = [];
     const st: StageState = {
       index: spec.index, display, config, scope: new StageScope(config.Env ?? []), current: baseId, history, step: 1, total, platform,
+      lastSetAt: new Map(),
       nodeName(ins) {
         const kw = ins.original.split(/\s/, 1)[0]!;
         return `[${display} ${String(this.step).padStart(width, ' ')}/${total}] ${kw.toUpperCase()}${ins.original.slice(kw.length)}`;

@@ -3,44 +3,52 @@
 
 import { posix } from 'node:path';
 import type { HealthConfig } from '../image/types.js';
-import type { Instruction } from './instructions/types.js';
+import type { CmdInstruction, HealthcheckInstruction, Instruction } from './instructions/types.js';
 import { parseExposePort } from './instructions/values.js';
 import { goDuration, goList, goQuote, goQuoteList, goQuoteRune, goSetMap } from './gofmt.js';
 import { convertRun } from './convert-run.js';
 import { convertCopy } from './convert-copy.js';
 import { lint, lintMessages } from './lint.js';
+import { hasUpperCaseProtocol, looksLikeSecret, writtenKeyword } from './lint-rules.js';
+import { expandInStage } from './stage-vars.js';
 import { withShell } from './shell-form.js';
 import { parseChown } from './instructions/values.js';
 import type { Ctx, StageState } from './convert.js';
 
+/**
+ * MultipleInstructionsDisallowed: a second CMD, ENTRYPOINT or HEALTHCHECK in a stage makes the
+ * earlier one dead, so the earlier one is where the warning points.
+ */
+function warnIfSetBefore(ctx: Ctx, st: StageState, ins: CmdInstruction | HealthcheckInstruction): void {
+  const earlier = st.lastSetAt.get(ins.kind);
+  if (earlier) ctx.warnings.push(lint('MultipleInstructionsDisallowed', lintMessages.MultipleInstructionsDisallowed(writtenKeyword(ins)), earlier));
+  st.lastSetAt.set(ins.kind, ins.location);
+}
+
 /** Applies one instruction to the stage: config changes, history, and ops for RUN/COPY/ADD/WORKDIR. */
 export async function dispatch(ctx: Ctx, st: StageState, ins: Instruction): Promise<void> {
   const { input, warnings, fail } = ctx;
+  const loc = ins.location;
   // Every word of an instruction sees the variables as they were before it: ENV applies its
   // pairs only after expanding all of them.
-  const env = st.scope.lookup();
-  const loc = ins.location;
+  const expand = (word: string) => expandInStage(ctx, st, word, loc);
   const hist = (createdBy: string, nodeId?: string) => st.history.push({ createdBy, comment: 'buildkit.dockerfile.v0', ...(nodeId ? { nodeId } : {}) });
   const c = st.config;
   switch (ins.kind) {
     case 'env': {
+      const pairs = ins.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
       if (ins.legacy) warnings.push(lint('LegacyKeyValueFormat', lintMessages.LegacyKeyValueFormat('ENV'), loc));
-      const pairs = ins.pairs.map((p) => [ctx.expand(p.key, env, loc), ctx.expand(p.value, env, loc)] as const);
+      for (const [k] of pairs) if (looksLikeSecret(k)) warnings.push(lint('SecretsUsedInArgOrEnv', lintMessages.SecretsUsedInArgOrEnv('ENV', k), loc));
       for (const [k, v] of pairs) st.scope.setEnv(k, v);
       hist(`ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
       return;
     }
     case 'label': {
+      const pairs = ins.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
       if (ins.legacy) warnings.push(lint('LegacyKeyValueFormat', lintMessages.LegacyKeyValueFormat('LABEL'), loc));
-      const parts: string[] = [];
       c.Labels ??= {};
-      for (const p of ins.pairs) {
-        const k = ctx.expand(p.key, env, loc);
-        const v = ctx.expand(p.value, env, loc);
-        c.Labels[k] = v;
-        parts.push(`${k}=${v}`);
-      }
-      hist(`LABEL ${parts.join(' ')}`);
+      for (const [k, v] of pairs) c.Labels[k] = v;
+      hist(`LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`);
       return;
     }
     case 'maintainer':
@@ -49,8 +57,10 @@ export async function dispatch(ctx: Ctx, st: StageState, ins: Instruction): Prom
       return;
     case 'expose': {
       const ports: string[] = [];
+      // EXPOSE splits its words itself: BuildKit does not check them for undefined variables.
       for (const p of ins.ports) {
-        for (const w of ctx.expandWords(p, env, loc)) {
+        for (const w of ctx.expandWords(p, st.scope.lookup(), loc)) {
+          if (hasUpperCaseProtocol(w)) warnings.push(lint('ExposeProtoCasing', lintMessages.ExposeProtoCasing(w), loc));
           try {
             ports.push(...parseExposePort(w));
           } catch (e) {
@@ -64,13 +74,13 @@ export async function dispatch(ctx: Ctx, st: StageState, ins: Instruction): Prom
       return;
     }
     case 'user': {
-      const u = ctx.expand(ins.value, env, loc);
+      const u = expand(ins.value);
       c.User = u;
       hist(`USER ${u}`);
       return;
     }
     case 'workdir': {
-      const w = ctx.expand(ins.value, env, loc);
+      const w = expand(ins.value);
       if (!st.workdirSet && !w.startsWith('/')) warnings.push(lint('WorkdirRelativePath', lintMessages.WorkdirRelativePath(w), loc));
       st.workdirSet = true;
       const abs = posix.normalize(w.startsWith('/') ? w : posix.join('/', c.WorkingDir || '/', w));
@@ -83,7 +93,7 @@ export async function dispatch(ctx: Ctx, st: StageState, ins: Instruction): Prom
       return;
     }
     case 'volume': {
-      const vols = ins.volumes.map((v) => ctx.expand(v, env, loc));
+      const vols = ins.volumes.map(expand);
       for (const v of vols) if (v === '') fail('VOLUME specified can not be an empty string', loc);
       c.Volumes ??= {};
       for (const v of vols) c.Volumes[v] = {};
@@ -91,13 +101,14 @@ export async function dispatch(ctx: Ctx, st: StageState, ins: Instruction): Prom
       return;
     }
     case 'stopsignal': {
-      const s = ctx.expand(ins.value, env, loc);
+      const s = expand(ins.value);
       c.StopSignal = s;
       hist(`STOPSIGNAL ${s}`);
       return;
     }
     case 'cmd':
     case 'entrypoint': {
+      warnIfSetBefore(ctx, st, ins);
       if (ins.prependShell && !(c.Shell && c.Shell.length)) {
         warnings.push(lint('JSONArgsRecommended', lintMessages.JSONArgsRecommended(ins.kind.toUpperCase()), loc));
       }
@@ -119,6 +130,7 @@ export async function dispatch(ctx: Ctx, st: StageState, ins: Instruction): Prom
       hist(`SHELL ${goList(ins.shell)}`);
       return;
     case 'healthcheck': {
+      warnIfSetBefore(ctx, st, ins);
       if (ins.test[0] === 'NONE') {
         c.Healthcheck = { Test: ['NONE'] };
       } else {
@@ -140,11 +152,12 @@ export async function dispatch(ctx: Ctx, st: StageState, ins: Instruction): Prom
     case 'arg': {
       const parts: string[] = [];
       for (const a of ins.args) {
+        if (looksLikeSecret(a.key)) warnings.push(lint('SecretsUsedInArgOrEnv', lintMessages.SecretsUsedInArgOrEnv('ARG', a.key), loc));
         let value: string | undefined;
         if (input.buildArgs.has(a.key)) {
           value = input.buildArgs.get(a.key);
           ctx.usedBuildArgs.add(a.key);
-        } else if (a.value !== undefined) value = ctx.expand(a.value, env, loc);
+        } else if (a.value !== undefined) value = expand(a.value);
         else if (ctx.hasGlobalArg(a.key)) value = ctx.metaLookup.get(a.key);
         // ENV shadows ARG: a value already set by ENV wins for expansion and the exec.
         st.scope.declare({ key: a.key, value });

@@ -5,6 +5,10 @@ import type { Diagnostic, SourceLocation } from '../graph/ops.js';
 import { KilnError } from '../util/errors.js';
 import type { CheckDirective } from './parse.js';
 import { formatDiagnostic } from './diagnostics.js';
+import { goQuote } from './gofmt.js';
+
+/** ` (did you mean X?)` when there is a close name, as BuildKit appends it. */
+const didYouMean = (suggestion: string | undefined) => (suggestion ? ` (did you mean ${suggestion}?)` : '');
 
 export const lintMessages = {
   JSONArgsRecommended: (kw: string) => `JSON arguments recommended for ${kw} to prevent unintended behavior related to OS signals`,
@@ -12,6 +16,21 @@ export const lintMessages = {
   StageNameCasing: (name: string) => `Stage name '${name}' should be lowercase`,
   FromAsCasing: (from: string, as: string) => `'${as}' and '${from}' keywords' casing do not match`,
   WorkdirRelativePath: (p: string) => `Relative workdir "${p}" can have unexpected results if the base image changes`,
+  ConsistentInstructionCasing: (kw: string, casing: 'lowercase' | 'uppercase') =>
+    `Command '${kw}' should match the case of the command majority (${casing})`,
+  ReservedStageName: (name: string) => `Stage name should not use the same name as reserved stage ${goQuote(name)}`,
+  MaintainerDeprecated: () => 'Maintainer instruction is deprecated in favor of using label',
+  UndefinedArgInFrom: (name: string, suggestion?: string) => `FROM argument '${name}' is not declared${didYouMean(suggestion)}`,
+  UndefinedVar: (name: string, suggestion?: string) =>
+    `Usage of undefined variable '$${name}'${didYouMean(suggestion === undefined ? undefined : `$${suggestion}`)}`,
+  MultipleInstructionsDisallowed: (kw: string) =>
+    `Multiple ${kw} instructions should not be used in the same stage because only the last one will be used`,
+  RedundantTargetPlatform: (platform: string) =>
+    `Setting platform to predefined ${platform} in FROM is redundant as this is the default behavior`,
+  SecretsUsedInArgOrEnv: (kw: 'ARG' | 'ENV', key: string) => `Do not use ARG or ENV instructions for sensitive data (${kw} ${goQuote(key)})`,
+  InvalidDefaultArgInFrom: (baseName: string) => `Default value for ARG ${baseName} results in empty or invalid base image name`,
+  FromPlatformFlagConstDisallowed: (platform: string) => `FROM --platform flag should not use constant value ${goQuote(platform)}`,
+  ExposeProtoCasing: (port: string) => `Defined protocol '${port}' in EXPOSE instruction should be lowercase`,
 };
 
 export function lint(rule: keyof typeof lintMessages | string, message: string, location?: SourceLocation): Diagnostic {

@@ -82,6 +82,13 @@ export class StageScope {
     return { get: (name) => this.envMap.get(name) ?? this.argValue(name) };
   }
 
+  /** The names `lookup()` finds a value for, ENV first. */
+  definedNames(): string[] {
+    const names = [...this.envMap.keys()];
+    for (const a of this.argList) if (a.value !== undefined && !this.envMap.has(a.key)) names.push(a.key);
+    return names;
+  }
+
   /** The exec's environment: image env, then build args (not shadowed, not proxies), then proxies. */
   execEnv(proxies: ReadonlyMap<string, string>): { env: string[]; proxyEnv: string[] } {
     this.cachedExec ??= this.computeExecEnv(proxies);

@@ -171,6 +171,13 @@ test('--check reports the build checks as buildx does, builds nothing, and exits
   const clean = await runKiln(['build', '--root', root, '--call', 'check', ctx]);
   assert.equal(clean.code, 0, clean.stderr);
   assert.equal(clean.stdout, 'Check complete, no warnings found.\n');
+  // Without --target, every stage is checked, as buildx's check does; with one, what it needs.
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch AS unused\nENV X=$NOPE\nFROM scratch\nCMD ["run"]\n');
+  const all = await runKiln(['build', '--root', root, '--check', ctx]);
+  assert.equal(all.code, 1);
+  assert.match(all.stdout, /WARNING: UndefinedVar - .*\nUsage of undefined variable '\$NOPE'\nDockerfile:2\n/);
+  const targeted = await runKiln(['build', '--root', root, '--check', '--target', '1', ctx]);
+  assert.equal(targeted.code, 0, targeted.stdout);
   const bad = await runKiln(['build', '--root', root, '--call', 'outline', ctx]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--call: expected build or check, got "outline"/);

@@ -2,28 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dockerfileToGraph, type FrontendInput } from '../../src/frontend/index.js';
 import type { BuildGraph, ExecOp, FileOp, GraphNode } from '../../src/graph/ops.js';
-import type { ImageConfigFile, Platform } from '../../src/image/types.js';
+import type { Platform } from '../../src/image/types.js';
 import { KilnError } from '../../src/util/errors.js';
-import { sha256 } from '../../src/util/digest.js';
+import { fakeImages } from './fake-images.js';
 
 const amd64: Platform = { os: 'linux', architecture: 'amd64' };
-
-function fakeImages(configs: Record<string, Partial<ImageConfigFile['config']>> = {}) {
-  const calls: string[] = [];
-  const resolveImage: FrontendInput['resolveImage'] = async (ref, platform) => {
-    calls.push(`${ref} ${platform.os}/${platform.architecture}`);
-    const full = ref.includes('/') ? ref : `docker.io/library/${ref}${ref.includes(':') ? '' : ':latest'}`;
-    return {
-      ref: full,
-      digest: sha256(full + platform.architecture),
-      config: {
-        architecture: platform.architecture, os: platform.os, rootfs: { type: 'layers', diff_ids: [] },
-        config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1'], ...(configs[ref] ?? {}) },
-      },
-    };
-  };
-  return { calls, resolveImage };
-}
 
 async function graphOf(dockerfile: string, opts: Partial<FrontendInput> = {}, images = fakeImages()): Promise<BuildGraph> {
   return dockerfileToGraph({

@@ -116,7 +116,9 @@ export function parseInstruction(node: Node, location: SourceLocation, escapeTok
         const bad = checkStageName(stageName);
         if (bad) fail(bad);
       }
-      return { location, original: node.original, kind: 'from', image: args[0]!, stageName, platform: flags.string('platform') };
+      return {
+        location, original: node.original, kind: 'from', image: args[0]!, stageName, asKeyword: args[1], platform: flags.string('platform'),
+      };
     }
     case 'run': {
       if (args.length === 0 && node.heredocs.length === 0) fail('RUN requires at least one argument');

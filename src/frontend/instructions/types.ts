@@ -20,6 +20,8 @@ export interface FromInstruction extends Base {
   image: string;
   /** Stage name as written (lower-cased later, after expansion). */
   stageName?: string;
+  /** The `AS` keyword as written, when there is a stage name. */
+  asKeyword?: string;
   platform?: string;
 }
 
