@@ -21,7 +21,7 @@ import { makeImageResolver } from './image-source.js';
 import { loadImage } from '../image/load.js';
 import { writeImage } from '../image/assemble.js';
 import { ensureLayer } from '../image/layers.js';
-import type { LayerCompression } from '../store/store.js';
+import type { LayerCompression, Store } from '../store/store.js';
 import type { Annotations } from '../exporter/annotations.js';
 import { distributable, exportImage, parseOutputSpec, writeIidFile, writeMetadataFile, type OutputSpec } from '../exporter/index.js';
 import { normalizeReference, parseReference, repositoryName } from '../registry/reference.js';
@@ -38,11 +38,12 @@ export async function runBuild(o: BuildOptions): Promise<number> {
   try {
     return await withSignals(async (signal) => {
       if (o.contextDir !== STDIN_CONTEXT) return await buildIn(o, await readDockerfile(o), buildIdentity(o.contextDir, o.dockerfilePath, o), progress, signal);
-      const stdin = await readStdinContext(await openStore(o.root), o.dockerfileName === 'Dockerfile' ? undefined : o.dockerfileName);
+      const store = await openStore(o.root);
+      const stdin = await readStdinContext(store, o.dockerfileName);
       try {
         const inside = { ...o, contextDir: stdin.dir, dockerfilePath: join(stdin.dir, stdin.dockerfileName), dockerfileName: stdin.dockerfileName };
         // One identity for every build from standard input (its folder is new each time).
-        return await buildIn(inside, stdin.dockerfile, buildIdentity(STDIN_CONTEXT, stdin.dockerfileName, o), progress, signal);
+        return await buildIn(inside, stdin.dockerfile, buildIdentity(STDIN_CONTEXT, stdin.dockerfileName, o), progress, signal, store);
       } finally {
         await stdin.release();
       }
@@ -57,15 +58,20 @@ function buildIdentity(context: string, dockerfile: string, o: BuildOptions): st
   return `${context}\0${dockerfile}\0${o.target ?? ''}`;
 }
 
-/** The build of a context folder whose Dockerfile has been read; `identity` names it for --explain. */
-async function buildIn(o: BuildOptions, dockerfile: string, identity: string, progress: ReturnType<typeof makeProgress>, signal: AbortSignal): Promise<number> {
+/**
+ * The build of a context folder whose Dockerfile has been read; `identity` names it for --explain.
+ * The store is opened here, after the flags are checked, unless the caller needed it already.
+ */
+async function buildIn(
+  o: BuildOptions, dockerfile: string, identity: string, progress: ReturnType<typeof makeProgress>, signal: AbortSignal, opened?: Store,
+): Promise<number> {
   await assertDir(o.contextDir, 'the build context');
   for (const c of o.buildContexts) if (c.kind === 'dir') await assertDir(c.dir, `--build-context ${c.name}:`);
   const outputs: OutputSpec[] = withAnnotationFlags(o.outputs.map((t) => parseOutputSpec(t)), o.annotations);
   // Bad cache specs fail before any step runs, not after the build.
   const cacheTo = o.cacheTo.map((t) => parseCacheSpec(t, '--cache-to'));
   const cacheFrom = o.cacheFrom.map((t) => parseCacheSpec(t, '--cache-from'));
-  const store = await openStore(o.root);
+  const store = opened ?? (await openStore(o.root));
   await sweepStaleSandboxes(store);
   const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath === STDIN_DOCKERFILE ? undefined : o.dockerfilePath);
   const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink });
@@ -162,12 +168,11 @@ async function buildIn(o: BuildOptions, dockerfile: string, identity: string, pr
     ...(inline ? { extraConfig: await inlineCacheField(store, cacheContext, image.layers) } : {}),
   });
 
-  const images = outputs.filter((spec) => spec.type === 'image' || spec.type === 'registry');
+  const isImage = (spec: OutputSpec) => spec.type === 'image' || spec.type === 'registry';
+  const images = outputs.filter(isImage);
   const names = new Set([...o.tags, ...images.flatMap((spec) => spec.names.map((n) => normalizeReference(n, '--output name')))]);
-  for (const spec of outputs) {
-    if (spec.type !== 'image' && spec.type !== 'registry') {
-      await exportImage(store, written.manifestDigest, spec, { signal, names: [...names] });
-    }
+  for (const spec of outputs.filter((s) => !isImage(s))) {
+    await exportImage(store, written.manifestDigest, spec, { signal, names: [...names] });
   }
   for (const t of o.tags) await store.setRef(t, written.manifestDigest);
   // An image or registry output is its own export (compression, media types, annotations).

@@ -12,12 +12,10 @@ export function ruleSlug(rule: string): string {
 
 /** The lines around a warning, the warning's own marked with >>>. */
 function sourceExcerpt(lines: string[], file: string, start: number, end: number): string {
-  let first = start;
-  let last = Math.min(end, lines.length);
   // Two lines of context on either side for a one-line warning, one for a longer one.
   const context = start === end ? 2 : 1;
-  first = Math.max(1, first - context);
-  last = Math.min(lines.length, last + context);
+  const first = Math.max(1, start - context);
+  const last = Math.min(lines.length, end + context);
   const out = [`${file}:${start}`, '--------------------'];
   for (let i = first; i <= last; i++) {
     const mark = i >= start && i <= end ? '>>>' : '   ';

@@ -36,7 +36,8 @@ async function readAll(input: AsyncIterable<Buffer | string>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export async function readStdinContext(store: Store, fileFlag: string | undefined, input: AsyncIterable<Buffer | string> = process.stdin): Promise<StdinContext> {
+/** `dockerfileName`: the Dockerfile inside an archive (`-f`, else `Dockerfile`). */
+export async function readStdinContext(store: Store, dockerfileName: string, input: AsyncIterable<Buffer | string> = process.stdin): Promise<StdinContext> {
   let data = await readAll(input);
   let kind = kindOf(data);
   if (kind === 'bzip2' || kind === 'xz') {
@@ -58,22 +59,21 @@ export async function readStdinContext(store: Store, fileFlag: string | undefine
   };
   try {
     if (kind === 'text') {
-      if (fileFlag !== undefined) {
+      if (dockerfileName !== 'Dockerfile') {
         throw new KilnError('-f names a Dockerfile inside the context archive, but standard input is not a tar archive', { exitCode: 2 });
       }
       return { dir, dockerfile: data.toString('utf8'), dockerfileName: '<stdin>', release };
     }
     await extractTar(Readable.from([data]), dir, { whiteouts: 'apply', label: 'the context on standard input' });
-    const name = fileFlag ?? 'Dockerfile';
-    const parts = cleanEntryPath(name);
-    if (typeof parts === 'string') throw new KilnError(`-f ${name}: must name a file inside the context archive (${parts})`, { exitCode: 2 });
+    const parts = cleanEntryPath(dockerfileName);
+    if (typeof parts === 'string') throw new KilnError(`-f ${dockerfileName}: must name a file inside the context archive (${parts})`, { exitCode: 2 });
     let dockerfile: string;
     try {
       dockerfile = await readFile(join(dir, ...parts), 'utf8');
     } catch {
-      throw new KilnError(`the context on standard input has no ${name}`, { exitCode: 1 });
+      throw new KilnError(`the context on standard input has no ${dockerfileName}`, { exitCode: 1 });
     }
-    return { dir, dockerfile, dockerfileName: name, release };
+    return { dir, dockerfile, dockerfileName, release };
   } catch (err) {
     await release();
     throw err;

@@ -114,15 +114,15 @@ export function parseOutputSpec(text: string): OutputSpec {
     attrs,
   };
   if (attrs.unpack !== undefined) bool('unpack', attrs.unpack);
-  if (spec.ociMediaTypes === false && Object.keys(spec.annotations.manifest).length > 0) {
-    throw new KilnError('--output: annotations need OCI media types (drop oci-mediatypes=false)', { exitCode: 2 });
-  }
   if ((type === 'image' || type === 'registry') && Object.keys(spec.annotations.manifestDescriptor).length > 0) {
     throw new KilnError(`--output: type=${type} pushes or stores one manifest, with no descriptor for manifest-descriptor annotations (type=oci or docker have one)`, { exitCode: 2 });
   }
   if (attrs.dest !== undefined) spec.dest = attrs.dest;
   if (attrs.name !== undefined) spec.name = attrs.name;
   if (attrs['oci-mediatypes'] !== undefined) spec.ociMediaTypes = bool('oci-mediatypes', attrs['oci-mediatypes']);
+  if (spec.ociMediaTypes === false && Object.keys(spec.annotations.manifest).length > 0) {
+    throw new KilnError('--output: annotations need OCI media types (drop oci-mediatypes=false)', { exitCode: 2 });
+  }
   if (attrs.compression !== undefined) {
     const c = attrs.compression;
     if (c !== 'gzip' && c !== 'zstd' && c !== 'uncompressed') {
