@@ -11,7 +11,7 @@ import { parseInstructions, parseInstruction, type StageSpec } from './instructi
 import type { Instruction } from './instructions/types.js';
 import { parseDockerfile } from './parser/parser.js';
 import { ShellLex, ShellError, type EnvLookup, type ExpandResult } from './shell/lex.js';
-import { StageScope, envGet, DEFAULT_PATH, PROXY_ARGS } from './scope.js';
+import { StageScope, envGet, DEFAULT_PATH, isProxyBuildArg, proxyEnvFromBuildArgs } from './scope.js';
 import { dispatch } from './dispatch.js';
 import { applyCheckDirective } from './lint.js';
 import { dockerfileWideWarnings } from './lint-rules.js';
@@ -153,8 +153,8 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       meta.set(arg.key, value);
     }
   }
-  const proxies = new Map([...input.buildArgs].filter(([k]) => PROXY_ARGS.has(k)));
-  for (const k of proxies.keys()) usedBuildArgs.add(k);
+  const proxies = proxyEnvFromBuildArgs(input.buildArgs);
+  for (const k of input.buildArgs.keys()) if (isProxyBuildArg(k)) usedBuildArgs.add(k);
 
   // ---- stage table
   warnings.push(...dockerfileWideWarnings(stages));
@@ -265,6 +265,8 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   };
 
   const converted = new Map<number, Promise<Stage>>();
+  /** Each converted stage's variables at its end, which a stage built FROM it carries on. */
+  const scopes = new Map<number, StageScope>();
   const convertStage = (i: number): Promise<Stage> => {
     let p = converted.get(i);
     if (!p) {
@@ -307,6 +309,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     let baseId: string;
     let config: ImageConfig;
     let author: string | undefined;
+    let baseScope: StageScope | undefined;
     if (base.kind === 'scratch' || base.kind === 'context') {
       baseId = scratchNode();
       config = { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' };
@@ -317,6 +320,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       baseId = st.root;
       config = structuredClone(st.config);
       author = st.author;
+      baseScope = scopes.get(base.index);
     } else {
       const img = await resolveImageNode(base.ref, platform, loc);
       baseId = img.id;
@@ -350,7 +354,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     const width = String(total).length;
     const history: HistoryStep[] = [];
     const st: StageState = {
-      index: spec.index, display, config, scope: new StageScope(config.Env ?? []), current: baseId, history, step: 1, total, platform,
+      index: spec.index, display, config, scope: new StageScope(config.Env ?? [], baseScope), current: baseId, history, step: 1, total, platform,
       lastSetAt: new Map(),
       nodeName(ins) {
         const kw = ins.original.split(/\s/, 1)[0]!;
@@ -383,6 +387,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       await dispatch(ctx, st, ins);
     }
     st.config.Env = st.scope.env;
+    scopes.set(spec.index, st.scope);
     const stage: Stage = {
       index: spec.index, platform, root: st.current, config: st.config, history, base: baseId,
       ...(from.stageName ? { name: from.stageName.toLowerCase() } : {}),

@@ -5,9 +5,8 @@ import type { SourceLocation } from '../graph/ops.js';
 import type { Ctx, StageState } from './convert.js';
 import { lint, lintMessages } from './lint.js';
 import { closestName } from './lint-rules.js';
+import { BUILDER_ARGS } from './scope.js';
 
-/** ARGs that configure BuildKit's SBOM scan: declared or not, never reported as undefined. */
-const builderArgs = new Set(['BUILDKIT_SBOM_SCAN_CONTEXT', 'BUILDKIT_SBOM_SCAN_STAGE']);
 
 /**
  * UndefinedVar for each name an expansion found unset, unless the stage declared it as an ARG
@@ -17,7 +16,7 @@ export function warnUndefinedVars(ctx: Ctx, st: StageState, unset: ReadonlySet<s
   if (unset.size === 0) return;
   const declared = new Set(st.scope.args.map((a) => a.key));
   for (const name of unset) {
-    if (declared.has(name) || builderArgs.has(name)) continue;
+    if (declared.has(name) || BUILDER_ARGS.has(name)) continue;
     ctx.warnings.push(lint('UndefinedVar', lintMessages.UndefinedVar(name, closestName(name, st.scope.definedNames())), loc));
   }
 }

@@ -60,7 +60,7 @@ test('multi-stage build: --target skips unneeded stages, build args, heredoc fil
   assert.match(bad.stderr, /target stage "nope" could not be found/);
 });
 
-test('RUN conversion end to end: shell form, heredoc script, ARG/ENV in the step, WORKDIR', async () => {
+test('RUN conversion end to end: shell form, heredoc script, ARG/ENV in the step, WORKDIR; ARG and ENV of one name, ARGs of a base stage, proxies', async () => {
   const d = await tempDir();
   const store = join(d, 'store');
   const rootfs = join(d, 'rootfs');
@@ -89,6 +89,32 @@ test('RUN conversion end to end: shell form, heredoc script, ARG/ENV in the step
   assert.equal(r.code, 0, r.stderr);
   assert.equal(await readFile(join(out, 'out.txt'), 'utf8'), 'hello world from /work/sub\n');
   assert.equal(await readFile(join(out, 'script.txt'), 'utf8'), 'script hello\n');
+
+  // ARG and ENV of one name, and a stage built FROM another, as BuildKit's RUN sees them: the
+  // later of the two wins; the new stage carries on the base stage's ARG values, with the image's
+  // ENV set again over them; a proxy build arg reaches RUN in both cases without an ARG.
+  await writeFile(join(ctx, 'Dockerfile'), [
+    'FROM kiln-frontend-busybox AS base',
+    'ENV E=env A=1',
+    'ARG E=arg',
+    'ARG V=1',
+    'ARG A=2',
+    'RUN mkdir /o && echo "E=$E V=$V A=$A" > /o/base.txt',
+    'FROM base AS child',
+    'RUN echo "E=$E V=$V A=$A proxy=$http_proxy,$HTTP_PROXY" > /o/child.txt',
+    'ENV V=env',
+    'ARG V',
+    'RUN echo "V=$V" >> /o/child.txt',
+    'ARG V=arg',
+    'RUN echo "V=$V" >> /o/child.txt',
+    'FROM scratch',
+    'COPY --from=child /o/ /',
+  ].join('\n') + '\n');
+  const out2 = join(d, 'out2');
+  const r2 = await runKiln(['build', '--root', store, '--build-arg', 'http_proxy=http://proxy.invalid:3128', '-o', `type=local,dest=${out2}`, '--progress', 'plain', ctx]);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(await readFile(join(out2, 'base.txt'), 'utf8'), 'E=arg V=1 A=2\n');
+  assert.equal(await readFile(join(out2, 'child.txt'), 'utf8'), 'E=env V=1 A=1 proxy=http://proxy.invalid:3128,http://proxy.invalid:3128\nV=env\nV=arg\n');
 });
 
 test('-f - reads the Dockerfile from standard input (errors name <stdin>); the context is still the folder', async () => {

@@ -95,7 +95,7 @@ test('errors: duplicate stage, cycle, unknown stage index, blank base', async ()
   await assert.rejects(graphOf('FROM a\nRUN echo ${X:?must be set}\nENV Y="${Z:?need Z}"\n'), /Dockerfile:3:1: .*Z: need Z/);
 });
 
-test('ARG scoping, build args, ENV shadowing, platform args, proxies', async () => {
+test('ARG scoping, build args, ARG and ENV of one name, platform args, proxies', async () => {
   const df = `ARG V=1
 ARG TAG=\${TARGETARCH}
 FROM base:\${TAG}
@@ -115,16 +115,47 @@ RUN echo $W $E $TARGETOS
   const execs = chain(g, s.root, s.base).map((n) => n.op as ExecOp);
   // pre-FROM args are not visible before redeclaration
   assert.equal(r1!.createdBy, 'RUN /bin/sh -c echo $V # buildkit');
-  assert.deepEqual(execs[0]!.env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'HTTP_PROXY=http://proxy:3128']);
-  assert.deepEqual(execs[0]!.proxyEnv, ['HTTP_PROXY']);
-  assert.deepEqual(execs[1]!.env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'E=env', 'V=2', 'W=2-w', 'TARGETOS=linux', 'HTTP_PROXY=http://proxy:3128']);
-  assert.equal(r2!.createdBy, 'RUN |4 V=2 W=2-w TARGETOS=linux E=env /bin/sh -c echo $W $E $TARGETOS # buildkit');
+  // a proxy build arg reaches every RUN in both cases, outside the key
+  const proxyVars = ['HTTP_PROXY=http://proxy:3128', 'http_proxy=http://proxy:3128'];
+  assert.deepEqual(execs[0]!.env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', ...proxyVars]);
+  assert.deepEqual(execs[0]!.proxyEnv, ['HTTP_PROXY', 'http_proxy']);
+  // an ARG set after an ENV of the same name wins for RUN, as in BuildKit; the image keeps the ENV
+  assert.deepEqual(execs[1]!.env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'V=2', 'W=2-w', 'TARGETOS=linux', 'E=arg', ...proxyVars]);
+  assert.equal(r2!.createdBy, 'RUN |4 V=2 W=2-w TARGETOS=linux E=arg /bin/sh -c echo $W $E $TARGETOS # buildkit');
   assert.deepEqual(s.history.slice(1, 5).map((h) => h.createdBy), ['ARG V=2', 'ARG W=2-w', 'ARG TARGETOS=linux', 'ENV E=env']);
   assert.deepEqual(s.config.Env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'E=env']);
   assert.ok(g.warnings.some((w) => w.message.includes('UNUSED')));
   assert.ok(!g.warnings.some((w) => w.message.includes('HTTP_PROXY')));
   // BUILDKIT_* build args are options to the builder, never ARGs: BuildKit does not warn of them.
   assert.ok(!g.warnings.some((w) => w.message.includes('BUILDKIT_INLINE_CACHE')));
+});
+
+test('a stage built FROM another carries on its ARGs; a declared proxy ARG is the stage\'s own, in the key and the history', async () => {
+  const df = `FROM base AS a
+ENV A=1
+ARG A=2
+ARG V=1
+ARG HTTP_PROXY
+RUN one
+FROM a
+RUN two
+ARG V
+RUN three
+`;
+  const g = await graphOf(df, { buildArgs: new Map([['HTTP_PROXY', 'http://p:1'], ['https_proxy', 'http://s:2'], ['HTTPS_PROXY', 'http://S:3']]) });
+  const [a, b] = g.stages;
+  const run = (id: string) => opOf<ExecOp>(g, id);
+  // the declared proxy ARG is a variable of the stage; the other proxies stay outside the key
+  assert.deepEqual(run(a!.root).env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'A=2', 'V=1', 'HTTP_PROXY=http://p:1', 'http_proxy=http://p:1', 'HTTPS_PROXY=http://s:2', 'https_proxy=http://s:2']);
+  assert.deepEqual(run(a!.root).proxyEnv, ['http_proxy', 'HTTPS_PROXY', 'https_proxy']);
+  assert.equal(a!.history.at(-1)!.createdBy, 'RUN |3 A=2 V=1 HTTP_PROXY=http://p:1 /bin/sh -c one # buildkit');
+  // the image config's ENV is set again over the base stage's variables: A is 1 again
+  const [two, three] = chain(g, b!.root, b!.base).map((n) => n.op as ExecOp);
+  assert.deepEqual(two!.env.slice(0, 5), ['V=1', 'HTTP_PROXY=http://p:1', 'PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'A=1']);
+  assert.equal(b!.history.at(-3)!.createdBy, 'RUN |3 A=1 V=1 HTTP_PROXY=http://p:1 /bin/sh -c two # buildkit');
+  assert.equal(b!.history.at(-1)!.createdBy, 'RUN |3 A=1 V=1 HTTP_PROXY=http://p:1 /bin/sh -c three # buildkit');
+  assert.deepEqual(three!.env, two!.env);
+  assert.deepEqual(b!.config.Env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'A=1']);
 });
 
 test('image config and history of config instructions', async () => {

@@ -123,6 +123,10 @@ test('UndefinedVar: a word of a stage using a variable the stage never defined',
   ]);
   // An ENV's words see the variables as they were before it.
   assert.deepEqual(await warningsOf(rule, 'FROM alpine\nENV A=1 B=$A\n'), [`2 ${rule}: Usage of undefined variable '$A'`]);
+  // A stage built FROM another has that stage's ARGs, declared with a value or not.
+  assert.deepEqual(await warningsOf(rule, 'FROM alpine AS base\nARG V=1\nARG W\nFROM base\nENV X=$V$W$Y\n'), [
+    `5 ${rule}: Usage of undefined variable '$Y' (did you mean $V?)`,
+  ]);
   // RUN mounts and expanded heredocs are checked; EXPOSE is not, nor RUN's own command line.
   assert.deepEqual(await warningsOf(rule, 'FROM alpine\nRUN --mount=type=cache,target=/$CACHE echo $X\nEXPOSE $PORT\nCOPY <<EOF /f\n$BODY\nEOF\n'), [
     `2 ${rule}: Usage of undefined variable '$CACHE'`,
