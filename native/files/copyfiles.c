@@ -54,7 +54,7 @@ static int copy_data(int in, int out) {
 }
 
 /** The job format's version: kiln refuses a library built for another (src/util/native-files.ts). */
-int kiln_files_version(void) { return 1; }
+int kiln_files_version(void) { return 2; }
 
 static uint32_t u32(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

@@ -14,17 +14,20 @@ export interface NativeFiles {
 }
 
 /** The formats this code speaks (native/files/copyfiles.c, kiln_files_version). */
-const FILES_VERSION = 1;
+const FILES_VERSION = 2;
 
 /** kiln_hash_files' answer when the process has no OpenSSL to hash with. */
 export const HASH_UNAVAILABLE = -2;
 
 let bound: NativeFiles | null | undefined;
 
+/** Where `npm run build` puts the library. */
+export const NATIVE_FILES_PATH = (): string => join(packageRoot(), 'native', 'build', 'libkiln-files.so');
+
 export function nativeFiles(): NativeFiles | null {
   if (bound !== undefined) return bound;
   try {
-    const lib = loadKoffi().load(process.env.KILN_NATIVE_FILES ?? join(packageRoot(), 'native', 'build', 'libkiln-files.so'));
+    const lib = loadKoffi().load(process.env.KILN_NATIVE_FILES ?? NATIVE_FILES_PATH());
     // A library left from an older checkout would read jobs in another layout.
     if (lib.func('int kiln_files_version(void)')() !== FILES_VERSION) throw new Error('libkiln-files.so of another version');
     bound = {

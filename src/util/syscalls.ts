@@ -1,13 +1,15 @@
-// Host calls Node lacks, bound with koffi to the system libc: extended attributes on the link
-// itself (never following a symlink), mknod for overlay whiteouts and device nodes, mount,
-// umount2 and flock, copy_file_range for a layer's shared head, and the inode flag that spreads
-// the store's staging folders over the disk. Keep one libc handle.
+// Host calls Node lacks, bound with koffi: extended attributes on the link itself (never
+// following a symlink), mknod for overlay whiteouts and device nodes, mount, umount2 and flock,
+// copy_file_range for a layer's shared head, and the inode flag that spreads the store's staging
+// folders over the disk. Calls whose failures are told apart by errno go through kiln's own
+// library (native/files/syscalls.c), which returns -errno: errno read from JavaScript after the
+// call is whatever the engine left in it since.
 
 import { closeSync, constants, openSync } from 'node:fs';
-import { loadKoffi, type Koffi, type NativeFunction } from './koffi.js';
+import { loadKoffi, type NativeFunction } from './koffi.js';
+import { NATIVE_FILES_PATH } from './native-files.js';
 
 interface Bindings {
-  koffi: Koffi;
   lgetxattr: NativeFunction;
   llistxattr: NativeFunction;
   lsetxattr: NativeFunction;
@@ -23,24 +25,30 @@ interface Bindings {
 let bound: Bindings | undefined;
 
 /**
- * koffi and libc are loaded on the first call, not at import: loading them costs 20-50 ms
- * here, and a fully cached build, `kiln images` and the like never make one of these calls.
+ * koffi and the libraries are loaded on the first call, not at import: loading them costs
+ * 20-50 ms here, and a fully cached build, `kiln images` and the like never make one of these calls.
  */
 function native(): Bindings {
   if (bound) return bound;
   const koffi = loadKoffi();
+  let own;
+  try {
+    own = koffi.load(NATIVE_FILES_PATH());
+  } catch (e) {
+    throw new Error(`kiln's native library is missing (${(e as Error).message}): run npm run build`);
+  }
   const libc = koffi.load('libc.so.6');
   bound = {
-    koffi,
-    lgetxattr: libc.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, uintptr_t size)'),
-    llistxattr: libc.func('intptr_t llistxattr(const char *path, _Out_ uint8_t *list, uintptr_t size)'),
-    lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, uintptr_t size, int flags)'),
-    lremovexattr: libc.func('int lremovexattr(const char *path, const char *name)'),
-    mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
+    lgetxattr: own.func('intptr_t kiln_lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, uintptr_t size)'),
+    llistxattr: own.func('intptr_t kiln_llistxattr(const char *path, _Out_ uint8_t *list, uintptr_t size)'),
+    lsetxattr: own.func('intptr_t kiln_lsetxattr(const char *path, const char *name, const uint8_t *value, uintptr_t size, int flags)'),
+    lremovexattr: own.func('intptr_t kiln_lremovexattr(const char *path, const char *name)'),
+    mknod: own.func('intptr_t kiln_mknod(const char *path, uint32_t mode, uint64_t dev)'),
     // For host-side cleanup and RUN --mount=type=cache locks; the sandbox helper mounts in C.
-    mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
-    umount2: libc.func('int umount2(const char *target, int flags)'),
-    flock: libc.func('int flock(int fd, int operation)'),
+    mount: own.func('intptr_t kiln_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    umount2: own.func('intptr_t kiln_umount2(const char *target, int flags)'),
+    flock: own.func('intptr_t kiln_flock(int fd, int operation)'),
+    // These two only ever succeed or fail, whatever the errno: libc's own are enough.
     // Only FS_IOC_GETFLAGS/SETFLAGS, whose argument the kernel reads and writes as 32 bits.
     ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint32_t *arg)'),
     // Offsets passed by pointer (8-byte buffers), so the files' own offsets are left alone.
@@ -49,13 +57,14 @@ function native(): Bindings {
   return bound;
 }
 
-function errno(): number {
-  return native().koffi.errno();
+/** A call's result: its value when it succeeded, else the errno it failed with (negated). */
+function call(fn: NativeFunction, ...args: unknown[]): number {
+  return Number(fn(...args));
 }
 
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE',
-  61: 'ENODATA', 95: 'EOPNOTSUPP', 30: 'EROFS', 7: 'E2BIG',
+  61: 'ENODATA', 95: 'EOPNOTSUPP', 30: 'EROFS', 7: 'E2BIG', 12: 'ENOMEM', 16: 'EBUSY', 11: 'EAGAIN', 20: 'ENOTDIR', 9: 'EBADF',
 };
 
 export class SyscallError extends Error {
@@ -73,25 +82,25 @@ export class SyscallError extends Error {
   }
 }
 
-function fail(syscall: string, path: string): never {
-  throw new SyscallError(syscall, errno(), path);
+/** Throws for a call that returned -errno. */
+function fail(syscall: string, negErrno: number, path: string): never {
+  throw new SyscallError(syscall, -negErrno, path);
 }
 
 /** Names of the extended attributes on `path` itself (a symlink is not followed). */
 export function listXattrs(path: string): string[] {
   for (;;) {
-    const size = Number(native().llistxattr(path, null, 0));
+    const size = call(native().llistxattr, path, null, 0);
     if (size < 0) {
-      const e = errno();
-      if (e === 95) return []; // the filesystem has no xattrs at all
-      fail('llistxattr', path);
+      if (size === -95) return []; // the filesystem has no xattrs at all
+      fail('llistxattr', size, path);
     }
     if (size === 0) return [];
     const buf = Buffer.alloc(size);
-    const got = Number(native().llistxattr(path, buf, size));
+    const got = call(native().llistxattr, path, buf, size);
     if (got < 0) {
-      if (errno() === 34) continue; // grew between the two calls
-      fail('llistxattr', path);
+      if (got === -34) continue; // grew between the two calls
+      fail('llistxattr', got, path);
     }
     return buf
       .subarray(0, got)
@@ -104,32 +113,30 @@ export function listXattrs(path: string): string[] {
 /** The attribute's raw bytes, or undefined when it is not set. */
 export function getXattr(path: string, name: string): Buffer | undefined {
   for (;;) {
-    const size = Number(native().lgetxattr(path, name, null, 0));
+    const size = call(native().lgetxattr, path, name, null, 0);
     if (size < 0) {
-      const e = errno();
-      if (e === 61 || e === 95) return undefined;
-      fail('lgetxattr', path);
+      if (size === -61 || size === -95) return undefined;
+      fail('lgetxattr', size, path);
     }
     const buf = Buffer.alloc(size);
     if (size === 0) return buf;
-    const got = Number(native().lgetxattr(path, name, buf, size));
+    const got = call(native().lgetxattr, path, name, buf, size);
     if (got < 0) {
-      if (errno() === 34) continue;
-      fail('lgetxattr', path);
+      if (got === -34) continue;
+      fail('lgetxattr', got, path);
     }
     return buf.subarray(0, got);
   }
 }
 
 export function setXattr(path: string, name: string, value: Uint8Array): void {
-  if (native().lsetxattr(path, name, value, value.byteLength, 0) !== 0) fail('lsetxattr', path);
+  const r = call(native().lsetxattr, path, name, value, value.byteLength, 0);
+  if (r < 0) fail('lsetxattr', r, path);
 }
 
 export function removeXattr(path: string, name: string): void {
-  if (native().lremovexattr(path, name) !== 0) {
-    if (errno() === 61) return;
-    fail('lremovexattr', path);
-  }
+  const r = call(native().lremovexattr, path, name);
+  if (r < 0 && r !== -61) fail('lremovexattr', r, path);
 }
 
 export const S_IFCHR = 0o020000;
@@ -154,7 +161,8 @@ export function devMinor(dev: number): number {
 }
 
 export function mknod(path: string, mode: number, major = 0, minor = 0): void {
-  if (native().mknod(path, mode, makedev(major, minor)) !== 0) fail('mknod', path);
+  const r = call(native().mknod, path, mode, makedev(major, minor));
+  if (r < 0) fail('mknod', r, path);
 }
 
 /** An overlayfs whiteout: a character device 0/0. */
@@ -172,19 +180,21 @@ export const LOCK_UN = 8;
 const EWOULDBLOCK = 11;
 
 export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
-  if (native().mount(source, target, fstype, flags, data) !== 0) fail('mount', target);
+  const r = call(native().mount, source, target, fstype, flags, data);
+  if (r < 0) fail('mount', r, target);
 }
 
 export function umount2(target: string, flags = 0): void {
-  if (native().umount2(target, flags) !== 0) fail('umount2', target);
+  const r = call(native().umount2, target, flags);
+  if (r < 0) fail('umount2', r, target);
 }
 
 /** flock(2) on an open fd. With LOCK_NB, returns false when another holder has the lock. */
 export function flock(fd: number, operation: number): boolean {
-  if (native().flock(fd, operation) === 0) return true;
-  const e = errno();
-  if (e === EWOULDBLOCK && (operation & LOCK_NB) !== 0) return false;
-  throw new SyscallError('flock', e, `fd ${fd}`);
+  const r = call(native().flock, fd, operation);
+  if (r >= 0) return true;
+  if (r === -EWOULDBLOCK && (operation & LOCK_NB) !== 0) return false;
+  throw new SyscallError('flock', -r, `fd ${fd}`);
 }
 
 // ---------------------------------------------------------------- copy_file_range
