@@ -6,6 +6,7 @@ import type { Digest } from '../graph/ops.js';
 import type { LayerCompression, Store } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
 import { ensureLayers } from './layers.js';
+import { imageConfigAsWritten } from './config-fields.js';
 import { MediaType, type Descriptor, type HistoryEntry, type ImageConfigFile, type ImageManifest } from './types.js';
 
 export type ImageFlavour = 'oci' | 'docker';
@@ -78,7 +79,7 @@ export async function writeImage(store: Store, opts: WriteImageOptions): Promise
     architecture: opts.config.architecture,
     os: opts.config.os,
     ...(opts.config.variant !== undefined ? { variant: opts.config.variant } : {}),
-    config: opts.config.config ?? {},
+    config: imageConfigAsWritten(opts.config.config),
     rootfs: { type: 'layers', diff_ids: kept.map((r) => r.diffId) },
     history,
     ...opts.extraConfig,

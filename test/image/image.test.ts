@@ -67,6 +67,19 @@ test('writeImage: empty layers left out and marked in history, fixed created tim
   await assert.rejects(writeImage(store, { layers, config, history: history.slice(1) }), /history has 2 layer entries but the image has 3 layers/);
 });
 
+test('writeImage: the config object as BuildKit writes it, a base image\'s container fields and empty values left out', async () => {
+  const store = await Store.open(await tempDir());
+  const layers = await twoLayerImage(store, 1_600_000_000);
+  // The shape of a config written by the classic builder or buildah: a container's whole config.
+  const fromBase = {
+    Hostname: '', Domainname: '', User: '', AttachStdin: false, Tty: false, Env: ['PATH=/bin'], Cmd: ['/bin/sh'], Image: 'sha256:1',
+    Volumes: null, WorkingDir: '', Entrypoint: null, OnBuild: null, Labels: { a: 'b' }, ArgsEscaped: false, Healthcheck: { Test: ['NONE'] },
+  };
+  const img = await writeImage(store, { layers, config: { ...PLATFORM, config: fromBase as unknown as ImageConfigFile['config'] }, history });
+  const stored = JSON.parse((await store.readBlob(img.configDigest)).toString()) as { config: Record<string, unknown> };
+  assert.equal(JSON.stringify(stored.config), JSON.stringify({ Env: ['PATH=/bin'], Cmd: ['/bin/sh'], Labels: { a: 'b' }, Healthcheck: { Test: ['NONE'] } }));
+});
+
 test('two fresh stores, same contents, different mtimes: the same manifest digest under SOURCE_DATE_EPOCH', async () => {
   const a = await Store.open(await tempDir());
   const b = await Store.open(await tempDir());
