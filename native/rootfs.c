@@ -142,8 +142,12 @@ static void mount_dev(const struct spec *s) {
   static const char *links[][2] = {{"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
                                    {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
                                    {"ptmx", "pts/ptmx"},          {"core", "/proc/kcore"}};
-  for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+  /* /dev/core only where the host has a /proc/kcore for it to name, as runc does. */
+  int has_kcore = access("/proc/kcore", F_OK) == 0;
+  for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+    if (!has_kcore && strcmp(links[i][0], "core") == 0) continue;
     if (symlinkat(links[i][1], d, links[i][0]) < 0) fail(errno, "symlink /dev/%s", links[i][0]);
+  }
   if (mkdirat(d, "pts", 0755) < 0 || mkdirat(d, "shm", 01777) < 0 || mkdirat(d, "mqueue", 0755) < 0)
     fail(errno, "mkdir in /dev");
   close(d);

@@ -52,6 +52,13 @@ test('/proc: sysrq-trigger and /proc/sys are read-only, kcore and keys are maske
   assert.equal(r.output, masked.map((p) => `${p} 0 ${statSync(p).isDirectory() ? 0 : 1}\n`).join(''));
 });
 
+test('/dev holds what runc puts there, /dev/core only when the host has a /proc/kcore', async () => {
+  const r = await fx.run('ls /dev');
+  const expected = ['fd', 'full', 'mqueue', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero'];
+  if (existsSync('/proc/kcore')) expected.unshift('core');
+  assert.deepEqual(r.output.trim().split('\n'), expected);
+});
+
 test('/sys is read-only', async () => {
   await assert.rejects(fx.run('echo 1 > /sys/kernel/profiling'), /Read-only file system/);
 });
