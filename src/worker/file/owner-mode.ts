@@ -1,7 +1,9 @@
 // --chown and --chmod as BuildKit applies them.
 // Owners: names are looked up in the DESTINATION filesystem's /etc/passwd and /etc/group (read
-// through the rootfs view, so a symlinked /etc stays inside the image); a user given without a
-// group uses the same number for the group (Docker's documented rule).
+// through the rootfs view, so a symlinked /etc stays inside the image). Without a group, a user
+// named takes its passwd entry's group and a number is its own group (BuildKit's rule; Docker's
+// documentation gives the classic builder's, the user's number for both); an empty user is root.
+// A name found nowhere is an error, where BuildKit quietly uses root.
 // Modes: octal sets the permission bits outright; symbolic clauses (`u+x,g-w`, `a=rX`, `g=u`)
 // apply to each entry's own mode, where `X` means "if a directory or already executable".
 
@@ -18,40 +20,42 @@ function parseId(s: string): number | undefined {
   return /^\d+$/.test(s) ? Number(s) : undefined;
 }
 
-function lookup(file: string | undefined, name: string, idField: number): number | undefined {
+/** The numeric fields of the first line of an /etc/passwd or /etc/group naming `name`. */
+function lookup(file: string | undefined, name: string): number[] | undefined {
   if (!file) return undefined;
   for (const line of file.split('\n')) {
     const f = line.split(':');
-    if (f[0] === name && f.length > idField) {
-      const id = parseId(f[idField]!.trim());
-      if (id !== undefined) return id;
+    if (f[0] === name && f.length > 2) {
+      const ids = f.slice(2, 4).map((x) => parseId(x.trim()));
+      if (ids[0] !== undefined) return ids as number[];
     }
   }
   return undefined;
 }
 
 export async function resolveChown(chown: Chown, dest: RootfsView): Promise<Owner> {
+  let uid = 0;
+  let gid = 0;
   const userId = parseId(chown.user);
-  let passwd: string | undefined;
-  let uid: number;
-  if (userId !== undefined) uid = userId;
-  else {
-    passwd = (await dest.readFileIfExists('/etc/passwd'))?.toString('utf8');
-    const found = lookup(passwd, chown.user, 2);
+  if (userId !== undefined) uid = gid = userId;
+  else if (chown.user !== '') {
+    const passwd = (await dest.readFileIfExists('/etc/passwd'))?.toString('utf8');
+    const found = lookup(passwd, chown.user);
     if (found === undefined) {
       throw new KilnError(`--chown: unable to find user ${chown.user}: no matching entries in the image's /etc/passwd`);
     }
-    uid = found;
+    uid = found[0]!;
+    gid = found[1] ?? uid;
   }
-  if (chown.group === undefined || chown.group === '') return { uid, gid: uid };
+  if (chown.group === undefined || chown.group === '') return { uid, gid };
   const groupId = parseId(chown.group);
   if (groupId !== undefined) return { uid, gid: groupId };
   const group = (await dest.readFileIfExists('/etc/group'))?.toString('utf8');
-  const gid = lookup(group, chown.group, 2);
-  if (gid === undefined) {
+  const found = lookup(group, chown.group);
+  if (found === undefined) {
     throw new KilnError(`--chown: unable to find group ${chown.group}: no matching entries in the image's /etc/group`);
   }
-  return { uid, gid };
+  return { uid, gid: found[0]! };
 }
 
 /** A parsed --chmod: maps an entry's current permission bits (and kind) to new ones. */

@@ -14,7 +14,7 @@ import { openTestStore, makeSnapshot, writeTree, runAndList, copyAction, fileOp,
 const store: Store = await openTestStore();
 let base: string;
 
-const PASSWD = 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n';
+const PASSWD = 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nsvc:x:300:50:svc:/srv:/bin/sh\n';
 const GROUP = 'root:x:0:\napp:x:1000:\nstaff:x:50:app\n';
 
 before(async () => {
@@ -123,6 +123,16 @@ const cases: Case[] = [
     name: '--chown by number; the group defaults to the user number',
     actions: [copyAction({ src: ['a.txt'], dest: '/n.txt', chown: { user: '123' } })],
     expect: { 'n.txt': F('A', '0644', '123:123') },
+  },
+  {
+    name: '--chown by name alone: the group is the one the user\'s passwd entry names (BuildKit)',
+    actions: [copyAction({ src: ['a.txt'], dest: '/s.txt', chown: { user: 'svc' } })],
+    expect: { 's.txt': F('A', '0644', '300:50') },
+  },
+  {
+    name: '--chown=:GROUP: the user is root',
+    actions: [copyAction({ src: ['a.txt'], dest: '/g.txt', chown: { user: '', group: 'staff' } })],
+    expect: { 'g.txt': F('A', '0644', '0:50') },
   },
   {
     name: '--chown of a user the image lacks',
