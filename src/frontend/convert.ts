@@ -52,10 +52,12 @@ export function hostPlatform(): Platform {
   return { os: 'linux', architecture: arch };
 }
 
-function platformArgs(target: Platform, build: Platform): Map<string, string> {
+/** BuildKit's predefined args: the platforms, and the name of the stage being built. */
+function predefinedArgs(target: Platform, build: Platform, targetStage: string): Map<string, string> {
   return new Map([
-    ['TARGETPLATFORM', formatPlatform(target)], ['TARGETOS', target.os], ['TARGETARCH', target.architecture], ['TARGETVARIANT', target.variant ?? ''],
-    ['BUILDPLATFORM', formatPlatform(build)], ['BUILDOS', build.os], ['BUILDARCH', build.architecture], ['BUILDVARIANT', build.variant ?? ''],
+    ['TARGETPLATFORM', formatPlatform(target)], ['TARGETOS', target.os], ['TARGETOSVERSION', ''], ['TARGETARCH', target.architecture], ['TARGETVARIANT', target.variant ?? ''],
+    ['BUILDPLATFORM', formatPlatform(build)], ['BUILDOS', build.os], ['BUILDOSVERSION', ''], ['BUILDARCH', build.architecture], ['BUILDVARIANT', build.variant ?? ''],
+    ['TARGETSTAGE', targetStage],
   ]);
 }
 
@@ -138,7 +140,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   };
 
   // ---- global scope: predefined platform args, then ARGs before the first FROM
-  const predefined = platformArgs(input.platform, hostPlatform());
+  const predefined = predefinedArgs(input.platform, hostPlatform(), input.target ?? stages.at(-1)?.from.stageName?.toLowerCase() ?? '');
   const meta = new Map<string, string | undefined>();
   const metaLookup: EnvLookup = { get: (n) => (meta.has(n) ? meta.get(n) : predefined.get(n)) };
   const usedBuildArgs = new Set<string>();

@@ -158,6 +158,14 @@ RUN three
   assert.deepEqual(b!.config.Env, ['PATH=/usr/local/bin:/usr/bin:/bin', 'BASE=1', 'A=1']);
 });
 
+test('TARGETSTAGE names the stage being built: --target, else the last stage', async () => {
+  const df = 'FROM base AS One\nARG TARGETSTAGE\nRUN a\nFROM base AS Two\nARG TARGETSTAGE TARGETOSVERSION\nRUN b\n';
+  const last = await graphOf(df);
+  assert.equal(last.stages.at(-1)!.history.at(-1)!.createdBy, 'RUN |2 TARGETSTAGE=two TARGETOSVERSION= /bin/sh -c b # buildkit');
+  const first = await graphOf(df, { target: 'One' });
+  assert.equal(first.stages.at(-1)!.history.at(-1)!.createdBy, 'RUN |1 TARGETSTAGE=One /bin/sh -c a # buildkit');
+});
+
 test('image config and history of config instructions', async () => {
   const df = `FROM base
 ENV A=1 B=$A
