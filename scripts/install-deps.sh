@@ -13,6 +13,7 @@ PKGS=(
   openssl              # a signing certificate for the registry token-auth tests
   xz-utils bzip2 zstd pigz          # archive formats ADD unpacks; export benchmarks
   iproute2             # `ip` for network namespace tests
+  git                  # git sources (ADD <git>, a repository as the context) and their tests' git daemon
 )
 
 missing=()

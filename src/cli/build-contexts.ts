@@ -1,13 +1,26 @@
-// `--build-context NAME=VALUE`, as docker buildx: a folder, or `docker-image://REF`.
+// `--build-context NAME=VALUE`, as docker buildx: a folder, `docker-image://REF`, or a git
+// repository or URL (fetched as a main context would be).
 
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KilnError } from '../util/errors.js';
 import { parseReference } from '../registry/reference.js';
 import { namedContextKey } from '../frontend/named-contexts.js';
+import { remoteContextOf, type RemoteContext } from './remote-context.js';
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 export type BuildContextSpec =
   | { name: string; key: string; kind: 'dir'; dir: string }
-  | { name: string; key: string; kind: 'image'; ref: string };
+  | { name: string; key: string; kind: 'image'; ref: string }
+  /** A git repository or URL, fetched into a folder before the build. */
+  | { name: string; key: string; kind: 'remote'; remote: RemoteContext };
 
 export function parseBuildContexts(values: string[]): BuildContextSpec[] {
   const byKey = new Map<string, BuildContextSpec>();
@@ -15,7 +28,7 @@ export function parseBuildContexts(values: string[]): BuildContextSpec[] {
     const eq = v.indexOf('=');
     const name = eq < 0 ? '' : v.slice(0, eq);
     const value = eq < 0 ? '' : v.slice(eq + 1);
-    if (!name || !value) throw new KilnError(`--build-context: expected NAME=PATH or NAME=docker-image://REF, got "${v}"`, { exitCode: 2 });
+    if (!name || !value) throw new KilnError(`--build-context: expected NAME=PATH, NAME=docker-image://REF or NAME=URL, got "${v}"`, { exitCode: 2 });
     const key = namedContextKey(name);
     if (key === undefined) throw new KilnError(`--build-context: "${name}" cannot be a context name (it must be a stage or image name)`, { exitCode: 2 });
     if (byKey.has(key)) throw new KilnError(`--build-context: "${name}" is given twice`, { exitCode: 2 });
@@ -31,10 +44,12 @@ function parseValue(name: string, key: string, value: string): BuildContextSpec 
     if (ref !== 'scratch') parseReference(ref, `--build-context ${name}`);
     return { name, key, kind: 'image', ref };
   }
+  const remote = isDir(value) ? undefined : remoteContextOf(value);
+  if (remote) return { name, key, kind: 'remote', remote };
   // Kinds buildx knows that kiln does not fetch: say so rather than look for a folder of that name.
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || value.startsWith('target:') || value.startsWith('git@')) {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value) || value.startsWith('target:')) {
     const kind = /^[^:]+/.exec(value)![0];
-    throw new KilnError(`--build-context ${name}: ${kind} contexts are not supported by kiln (a folder or docker-image://REF)`, { exitCode: 2 });
+    throw new KilnError(`--build-context ${name}: ${kind} contexts are not supported by kiln (a folder, docker-image://REF, or a git or http URL)`, { exitCode: 2 });
   }
   return { name, key, kind: 'dir', dir: resolve(value) };
 }

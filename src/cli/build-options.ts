@@ -1,6 +1,6 @@
 // `kiln build` flags, checked and turned into plain values before anything runs.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve, join, isAbsolute } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { parseArgs, flagBool, flagList, flagString, parseKeyValues, type FlagSpec } from './args.js';
@@ -14,6 +14,7 @@ import { parseBuildContexts, type BuildContextSpec } from './build-contexts.js';
 import { parseAnnotationFlags, type Annotations } from '../exporter/annotations.js';
 import { checkAttestationFlags } from './attest-flags.js';
 import { normalizeReference } from '../registry/reference.js';
+import { describeRemote, remoteContextOf, type RemoteContext } from './remote-context.js';
 import { defaultPlatform, parsePlatform } from '../registry/platform.js';
 
 export const BUILD_FLAGS: FlagSpec[] = [
@@ -65,6 +66,8 @@ export const BUILD_FLAGS: FlagSpec[] = [
 
 export interface BuildOptions {
   contextDir: string;
+  /** A git repository or URL given as the context; contextDir then only describes it. */
+  remoteContext?: RemoteContext;
   /** --build-context: more contexts, by the names a Dockerfile refers to them with. */
   buildContexts: BuildContextSpec[];
   dockerfilePath: string;
@@ -125,19 +128,30 @@ export const STDIN_DOCKERFILE = '-';
 /** BuildOptions.contextDir when the context is read from standard input (`kiln build -`). */
 export const STDIN_CONTEXT = '-';
 
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BuildOptions {
   const a = parseArgs(argv, BUILD_FLAGS, 'build');
   if (a.positional.length !== 1) {
-    throw new KilnError(`build: expected exactly one context folder, got ${a.positional.length} (usage: kiln build [flags] DIR)`, { exitCode: 2 });
+    throw new KilnError(`build: expected exactly one context (a folder, -, or a git or http URL), got ${a.positional.length} (usage: kiln build [flags] CONTEXT)`, { exitCode: 2 });
   }
   const fromStdin = a.positional[0] === '-';
-  const contextDir = fromStdin ? STDIN_CONTEXT : resolve(a.positional[0]!);
+  // As docker: a folder of that name wins over a URL-looking name.
+  const remoteContext = fromStdin || isDir(a.positional[0]!) ? undefined : remoteContextOf(a.positional[0]!);
+  const contextDir = fromStdin ? STDIN_CONTEXT : remoteContext ? describeRemote(remoteContext) : resolve(a.positional[0]!);
   checkAttestationFlags(flagString(a, 'provenance'), flagString(a, 'sbom'), flagList(a, 'attest'));
   const fileFlag = flagString(a, 'file');
   if (fromStdin && fileFlag === '-') throw new KilnError('-f - and a context of - cannot both read standard input', { exitCode: 2 });
   // `-f -`: the Dockerfile comes from standard input, as with docker build.
   // With the context on standard input, -f names a file inside it (resolved once it is read).
-  const dockerfilePath = fileFlag === '-' || fromStdin ? STDIN_DOCKERFILE : fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
+  // With a remote context, -f names a file inside it (read once it is fetched).
+  const dockerfilePath = fileFlag === '-' || fromStdin ? STDIN_DOCKERFILE : remoteContext ? fileFlag ?? 'Dockerfile' : fileFlag ? resolve(fileFlag) : join(contextDir, 'Dockerfile');
   const buildArgs = new Map<string, string>();
   for (const kv of flagList(a, 'build-arg')) {
     const eq = kv.indexOf('=');
@@ -158,6 +172,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   const platformFlag = flagString(a, 'platform');
   return {
     contextDir,
+    ...(remoteContext ? { remoteContext } : {}),
     buildContexts: parseBuildContexts(flagList(a, 'build-context')),
     dockerfilePath,
     dockerfileName: fileFlag === '-' ? '<stdin>' : fileFlag ?? 'Dockerfile',

@@ -5,6 +5,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { STDIN_CONTEXT, STDIN_DOCKERFILE, type BuildOptions } from './build-options.js';
 import { readStdinContext } from './stdin-context.js';
+import { fetchRemoteContext } from './remote-context.js';
 import { makeProgress } from './progress.js';
 import { withSignals } from './signals.js';
 import { openStore } from './open-store.js';
@@ -37,20 +38,51 @@ export async function runBuild(o: BuildOptions): Promise<number> {
   const progress = makeProgress(o.progress);
   try {
     return await withSignals(async (signal) => {
-      if (o.contextDir !== STDIN_CONTEXT) return await buildIn(o, await readDockerfile(o), buildIdentity(o.contextDir, o.dockerfilePath, o), progress, signal);
+      const remote = o.remoteContext;
+      const local = o.contextDir !== STDIN_CONTEXT && !remote;
+      if (local && !o.buildContexts.some((c) => c.kind === 'remote')) {
+        return await buildIn(o, await readDockerfile(o), buildIdentity(o.contextDir, o.dockerfilePath, o), progress, signal);
+      }
+      // Contexts fetched into the store's tmp/ for this build only.
       const store = await openStore(o.root);
-      const stdin = await readStdinContext(store, o.dockerfileName);
+      const releases: Array<() => Promise<void>> = [];
+      const keepGitDir = isTrue(o.buildArgs.get('BUILDKIT_CONTEXT_KEEP_GIT_DIR'));
       try {
-        const inside = { ...o, contextDir: stdin.dir, dockerfilePath: join(stdin.dir, stdin.dockerfileName), dockerfileName: stdin.dockerfileName };
-        // One identity for every build from standard input (its folder is new each time).
-        return await buildIn(inside, stdin.dockerfile, buildIdentity(STDIN_CONTEXT, stdin.dockerfileName, o), progress, signal, store);
+        const buildContexts: BuildContextSpec[] = [];
+        for (const c of o.buildContexts) {
+          if (c.kind !== 'remote') buildContexts.push(c);
+          else {
+            const f = await fetchRemoteContext(store, c.remote, undefined, { keepGitDir, signal });
+            releases.push(f.release);
+            buildContexts.push({ name: c.name, key: c.key, kind: 'dir', dir: f.dir });
+          }
+        }
+        const withContexts = { ...o, buildContexts };
+        if (local) return await buildIn(withContexts, await readDockerfile(o), buildIdentity(o.contextDir, o.dockerfilePath, o), progress, signal, store);
+        const dockerfileFromStdin = remote !== undefined && o.dockerfilePath === STDIN_DOCKERFILE;
+        const fetched = remote
+          ? await fetchRemoteContext(store, remote, dockerfileFromStdin ? undefined : o.dockerfileName, { keepGitDir, signal })
+          : await readStdinContext(store, o.dockerfileName);
+        releases.push(fetched.release);
+        const inside = {
+          ...withContexts, contextDir: fetched.dir, dockerfileName: fetched.dockerfileName,
+          dockerfilePath: dockerfileFromStdin ? STDIN_DOCKERFILE : join(fetched.dir, fetched.dockerfileName),
+        };
+        const dockerfile = dockerfileFromStdin ? await readDockerfile(o) : fetched.dockerfile;
+        // One identity per remote, and one for every build from standard input (the folder is new each time).
+        return await buildIn(inside, dockerfile, buildIdentity(remote ? o.contextDir : STDIN_CONTEXT, fetched.dockerfileName, o), progress, signal, store);
       } finally {
-        await stdin.release();
+        for (const release of releases.reverse()) await release();
       }
     });
   } finally {
     progress.close();
   }
+}
+
+/** A build arg BuildKit reads as a boolean. */
+function isTrue(v: string | undefined): boolean {
+  return v !== undefined && /^(1|t|true)$/i.test(v);
 }
 
 /** "The same Dockerfile" across builds, for --explain. */
@@ -258,6 +290,7 @@ function withAnnotationFlags(outputs: OutputSpec[], flags: Annotations): OutputS
 async function namedContexts(specs: BuildContextSpec[]): Promise<Map<string, NamedContext>> {
   const out = new Map<string, NamedContext>();
   for (const c of specs) {
+    if (c.kind === 'remote') throw new Error(`--build-context ${c.name}: fetched before the build`);
     out.set(c.key, c.kind === 'dir'
       ? { name: c.name, kind: 'dir', ignorePatterns: (await readIgnorePatterns(c.dir)).patterns }
       : { name: c.name, kind: 'image', ref: c.ref });

@@ -7,6 +7,10 @@ const cmd: Command = {
   usage: `kiln build [flags] CONTEXT_DIR
 kiln build [flags] -        the context from standard input: a tar (or gzip tar) with the
                             Dockerfile inside (-f names another), or a Dockerfile alone
+kiln build [flags] GIT_URL  a git repository: https://host/repo.git#REF:SUBDIR, git@host:repo.git,
+                            git://, ssh:// or github.com/USER/REPO, checked out at the commit REF
+                            (default HEAD) names; -f names a file inside it
+kiln build [flags] URL      an http(s) URL of a tar (or gzip tar) context, or of a Dockerfile alone
 
   -t, --tag NAME            name the image in the local store (repeatable)
   -f, --file FILE           the Dockerfile (default CONTEXT_DIR/Dockerfile; - reads it from standard input)

@@ -1,7 +1,7 @@
-// `kiln build -`: the context comes from standard input, as with docker build. A tar archive
-// (plain or gzip) is the context, with its Dockerfile inside; anything else is the Dockerfile
-// itself, with an empty context. Either way the context is a folder of the store's tmp/ for the
-// build's duration only.
+// `kiln build -`: the context comes from standard input, as with docker build (and from a URL's
+// body, remote-context.ts). A tar archive (plain or gzip) is the context, with its Dockerfile
+// inside; anything else is the Dockerfile itself, with an empty context. Either way the context
+// is a folder of the store's tmp/ for the build's duration only.
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -36,23 +36,29 @@ async function readAll(input: AsyncIterable<Buffer | string>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** `dockerfileName`: the Dockerfile inside an archive (`-f`, else `Dockerfile`). */
-export async function readStdinContext(store: Store, dockerfileName: string, input: AsyncIterable<Buffer | string> = process.stdin): Promise<StdinContext> {
+/**
+ * `dockerfileName`: the Dockerfile inside an archive (`-f`, else `Dockerfile`). `origin` names
+ * where the bytes come from when it is not standard input (a context URL).
+ */
+export async function readStdinContext(
+  store: Store, dockerfileName: string, input: AsyncIterable<Buffer | string> = process.stdin, origin?: string,
+): Promise<StdinContext> {
+  const where = origin === undefined ? 'on standard input' : `at ${origin}`;
   let data = await readAll(input);
   let kind = kindOf(data);
   if (kind === 'bzip2' || kind === 'xz') {
-    throw new KilnError(`the context on standard input is ${kind}-compressed: kiln reads a plain or gzip tar`, { exitCode: 2 });
+    throw new KilnError(`the context ${where} is ${kind}-compressed: kiln reads a plain or gzip tar`, { exitCode: 2 });
   }
   if (kind === 'gzip') {
     try {
       data = gunzipSync(data);
     } catch (err) {
-      throw new KilnError(`the context on standard input is not valid gzip: ${(err as Error).message}`, { exitCode: 2 });
+      throw new KilnError(`the context ${where} is not valid gzip: ${(err as Error).message}`, { exitCode: 2 });
     }
     kind = kindOf(data);
-    if (kind !== 'tar') throw new KilnError('the gzip context on standard input is not a tar archive', { exitCode: 2 });
+    if (kind !== 'tar') throw new KilnError(`the gzip context ${where} is not a tar archive`, { exitCode: 2 });
   }
-  const dir = await store.tempDir('stdin-context');
+  const dir = await store.tempDir(origin === undefined ? 'stdin-context' : 'url-context');
   const release = async () => {
     await removeTree(dir);
     await forgetFolderDigests(store, dir);
@@ -60,18 +66,18 @@ export async function readStdinContext(store: Store, dockerfileName: string, inp
   try {
     if (kind === 'text') {
       if (dockerfileName !== 'Dockerfile') {
-        throw new KilnError('-f names a Dockerfile inside the context archive, but standard input is not a tar archive', { exitCode: 2 });
+        throw new KilnError(`-f names a Dockerfile inside the context archive, but ${origin ?? 'standard input'} is not a tar archive`, { exitCode: 2 });
       }
-      return { dir, dockerfile: data.toString('utf8'), dockerfileName: '<stdin>', release };
+      return { dir, dockerfile: data.toString('utf8'), dockerfileName: origin ?? '<stdin>', release };
     }
-    await extractTar(Readable.from([data]), dir, { whiteouts: 'apply', label: 'the context on standard input' });
+    await extractTar(Readable.from([data]), dir, { whiteouts: 'apply', label: `the context ${where}` });
     const parts = cleanEntryPath(dockerfileName);
     if (typeof parts === 'string') throw new KilnError(`-f ${dockerfileName}: must name a file inside the context archive (${parts})`, { exitCode: 2 });
     let dockerfile: string;
     try {
       dockerfile = await readFile(join(dir, ...parts), 'utf8');
     } catch {
-      throw new KilnError(`the context on standard input has no ${dockerfileName}`, { exitCode: 1 });
+      throw new KilnError(`the context ${where} has no ${dockerfileName}`, { exitCode: 1 });
     }
     return { dir, dockerfile, dockerfileName, release };
   } catch (err) {

@@ -10,10 +10,9 @@ import { ShellLex, ShellError } from './shell/lex.js';
 import type { Ctx, StageState } from './convert.js';
 import type { Digest } from '../graph/ops.js';
 import { expandInStage, warnUndefinedVars } from './stage-vars.js';
+import { parseGitRef, type GitRef } from '../worker/git/ref.js';
 
 const isURL = (s: string) => /^https?:\/\//.test(s);
-// BuildKit's git source forms; kiln has no git source yet, so they must not pass for URLs.
-const isGitRef = (s: string) => /^git@|^git:\/\/|^ssh:\/\/|^https?:\/\/[^#]*\.git(#.*)?$|^https?:\/\/(github\.com|gitlab\.com|bitbucket\.org)\/[^/]+\/[^/]+\/?(#.*)?$/.test(s);
 
 function heredocName(word: string): string | undefined {
   try {
@@ -59,6 +58,9 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
   const paths: string[] = [];
   const contents: string[] = [];
   const urls: string[] = [];
+  const gits: GitRef[] = [];
+  /** Every source but heredocs, in the order written: the history lists them so. */
+  const written: string[] = [];
   for (const raw of ins.srcs) {
     const name = heredocs.size ? heredocName(raw) : undefined;
     if (name !== undefined && heredocs.has(name)) {
@@ -66,18 +68,21 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
       continue;
     }
     const src = expand(raw);
-    if (isGitRef(src)) {
-      ctx.fail(ins.kind === 'copy' ? 'source can\'t be a git ref for COPY' : `ADD of a git repository (${src}) is not supported by kiln yet`, loc);
-    }
-    if (isURL(src)) {
+    written.push(src);
+    const git = parseGitRef(src);
+    if (git) {
+      if (ins.kind === 'copy') ctx.fail('source can\'t be a git ref for COPY', loc);
+      gits.push(git);
+    } else if (isURL(src)) {
       if (ins.kind === 'copy') ctx.fail('source can\'t be a URL for COPY', loc);
       urls.push(src);
     } else paths.push(src);
   }
   if (checksum !== undefined) {
     if (ins.srcs.length !== 1) ctx.fail('checksum can\'t be specified for multiple sources', loc);
-    if (urls.length !== 1) ctx.fail('checksum can\'t be specified for non-HTTP(S) sources', loc);
-    if (!/^sha256:[0-9a-f]{64}$/.test(checksum)) ctx.fail(`invalid checksum "${checksum}": expected sha256:<64 hex digits>`, loc);
+    if (urls.length + gits.length !== 1) ctx.fail('checksum requires HTTP(S) or Git sources', loc);
+    if (urls.length === 1 && !/^sha256:[0-9a-f]{64}$/.test(checksum)) ctx.fail(`invalid checksum "${checksum}": expected sha256:<64 hex digits>`, loc);
+    if (gits.length === 1 && !/^[0-9a-f]{4,64}$/.test(checksum)) ctx.fail(`invalid checksum "${checksum}": expected the commit (hex digits)`, loc);
   }
   const several = ins.srcs.length > 1;
   if (several && !dest.endsWith('/')) ctx.fail(`When using ${KW} with more than one source file, the destination must be a directory and end with a /`, loc);
@@ -95,6 +100,12 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
     actions.push({
       action: 'download', url, dest, ...owner, ...(chmod !== undefined ? { chmod } : {}),
       ...(checksum ? { checksum: checksum as Digest } : {}), ...(ins.unpack !== undefined ? { unpack: ins.unpack } : {}),
+    });
+  }
+  for (const ref of gits) {
+    actions.push({
+      action: 'git', remote: ref.remote, ...(ref.ref ? { ref: ref.ref } : {}), ...(ref.subdir ? { subdir: ref.subdir } : {}),
+      dest, keepGitDir: ins.keepGitDir ?? false, ...(checksum ? { checksum } : {}), ...owner, ...(chmod !== undefined ? { chmod } : {}),
     });
   }
   for (const name of contents) {
@@ -118,7 +129,7 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
   if (ins.parents) msg += ' --parents';
   if (chownText) msg += ` --chown=${chownText}`;
   if (chmod !== undefined) msg += ` --chmod=${chmod}`;
-  for (const p of [...paths, ...urls]) msg += ' ' + p;
+  for (const p of written) msg += ' ' + p;
   for (const n of contents) msg += ' <<' + n;
   msg += ' ' + destWritten;
   return { createdBy: `${msg} # buildkit`, nodeId };

@@ -192,7 +192,24 @@ export interface DownloadAction {
   unpack?: boolean;
 }
 
-export type FileAction = CopyAction | MkdirAction | MkfileAction | DownloadAction;
+/** ADD of a git repository: the commit a ref names, checked out, its files copied to `dest`. */
+export interface GitAction {
+  action: 'git';
+  /** As written (credentials included): what git fetches from. */
+  remote: string;
+  /** Branch, tag, ref name or full commit; absent means the remote's HEAD. */
+  ref?: string;
+  /** Folder of the repository whose contents are copied; absent means its root. */
+  subdir?: string;
+  dest: string;
+  keepGitDir: boolean;
+  /** ADD --checksum: the commit the ref must resolve to (in full, or its start). */
+  checksum?: string;
+  chown?: Chown;
+  chmod?: string;
+}
+
+export type FileAction = CopyAction | MkdirAction | MkfileAction | DownloadAction | GitAction;
 
 export interface FileOp {
   kind: 'file';

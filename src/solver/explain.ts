@@ -8,6 +8,7 @@ import type { Digest, ExecOp, FileOp, GraphNode } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
 import type { ResolvedInput, WorkerContext } from '../worker/types.js';
 import { canonicalJson, hexOf, sha256 } from '../util/digest.js';
+import { GIT_REF } from '../worker/git/ref.js';
 
 /** One selected source file, as a file op's content key saw it. */
 export interface ContentEntry {
@@ -166,7 +167,10 @@ export function explainDifference(prev: StepRecord | undefined, cur: StepRecord,
   }
   if (canonicalJson(prev.op) !== canonicalJson(cur.op)) reasons.push(...opDifferences(label, prev.op, cur.op, buildArgNames));
   if (canonicalJson(prev.contentKeys) !== canonicalJson(cur.contentKeys)) {
-    const files = contentDifferences(prev.content, cur.content);
+    const moved = refMoves(prev.content, cur.content);
+    for (const m of moved) reasons.push(`${label}: ${m}`);
+    const files = contentDifferences(prev.content?.filter((e) => e.type !== GIT_REF), cur.content?.filter((e) => e.type !== GIT_REF));
+    if (moved.length && !files) return reasons;
     reasons.push(files ? `${label}: ${files}` : `${label}: source files changed`);
   }
   if (reasons.length === 0) reasons.push(`${label}: cache key changed (kiln version or cache format)`);
@@ -210,6 +214,17 @@ function envMap(env: string[]): Map<string, string> {
 
 function octal(mode: number): string {
   return (mode & 0o7777).toString(8);
+}
+
+/** `git ref URL#main moved 1a2b3c4d5e6f -> 7a8b9c0d1e2f`, for each ref whose commit changed. */
+function refMoves(prev?: ContentEntry[], cur?: ContentEntry[]): string[] {
+  const before = new Map((prev ?? []).filter((e) => e.type === GIT_REF).map((e) => [e.path, e.digest]));
+  const out: string[] = [];
+  for (const e of cur ?? []) {
+    const was = before.get(e.path);
+    if (e.type === GIT_REF && was !== undefined && was !== e.digest) out.push(`git ref ${e.path} moved ${was.slice(0, 12)} -> ${e.digest!.slice(0, 12)}`);
+  }
+  return out;
 }
 
 /** `3 files changed: a (content), b (mode 644 -> 755), c (added)`. */

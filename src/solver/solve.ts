@@ -359,7 +359,7 @@ const BY_CONTENT = sha256('input keyed by the content it selects');
 
 async function contentKeysOf(op: Op, inputs: ResolvedInput[], ctx: WorkerContext, workers: Workers): Promise<Digest[]> {
   if (op.kind === 'file') {
-    const readsFiles = op.actions.some((a) => a.action === 'copy' || a.action === 'download');
+    const readsFiles = op.actions.some((a) => a.action === 'copy' || a.action === 'download' || a.action === 'git');
     return readsFiles ? [await workers.fileContentKey(op, inputs, ctx)] : [];
   }
   if (op.kind === 'exec') {
@@ -415,7 +415,7 @@ function aliasKeyOf(op: Op, inputs: ResolvedInput[], inputKeys: Digest[], stamp:
   if (op.kind !== 'file') return undefined;
   let fromStates = false;
   for (const a of op.actions) {
-    if (a.action === 'download') return undefined;
+    if (a.action === 'download' || a.action === 'git') return undefined;
     if (a.action !== 'copy') continue;
     if (a.from === 0 || inputs[a.from]?.kind !== 'state') return undefined;
     fromStates = true;

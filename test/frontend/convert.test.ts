@@ -305,7 +305,17 @@ B
   ]);
   await assert.rejects(graphOf('FROM a\nCOPY x y z\n'), /Dockerfile:2:1: When using COPY with more than one source file, the destination must be a directory and end with a \//);
   await assert.rejects(graphOf('FROM a\nCOPY http://x/y /z\n'), /source can't be a URL for COPY/);
-  await assert.rejects(graphOf('FROM a\nADD https://github.com/moby/buildkit.git#v0.13 /src\n'), /Dockerfile:2:1: ADD of a git repository .* is not supported by kiln yet/);
+  // A git reference is a git action (the commit is resolved when the step is keyed); an https URL
+  // without .git is a download, and COPY takes neither.
+  const git = await graphOf('FROM a\nADD --keep-git-dir=true https://github.com/moby/buildkit.git#v0.13:docs /src\nADD git@github.com:x/y.git /y/\n');
+  assert.deepEqual(git.nodes[git.stages[0]!.root]!.op, { kind: 'file', actions: [{ action: 'git', remote: 'git@github.com:x/y.git', dest: '/y/', keepGitDir: false }] });
+  assert.deepEqual(opOf<FileOp>(git, git.nodes[git.stages[0]!.root]!.inputs[0]!).actions, [
+    { action: 'git', remote: 'https://github.com/moby/buildkit.git', ref: 'v0.13', subdir: 'docs', dest: '/src', keepGitDir: true },
+  ]);
+  assert.equal(git.stages[0]!.history.at(-2)!.createdBy, 'ADD https://github.com/moby/buildkit.git#v0.13:docs /src # buildkit');
+  assert.equal(opOf<FileOp>(await graphOf('FROM a\nADD https://github.com/moby/buildkit#v0.13 /src\n'), 's0.2').actions[0]!.action, 'download');
+  await assert.rejects(graphOf('FROM a\nCOPY git://h/r.git /src\n'), /Dockerfile:2:1: source can't be a git ref for COPY/);
+  await assert.rejects(graphOf('FROM a\nADD --checksum=abc1234 a.txt git://h/r.git /src/\n'), /checksum can't be specified for multiple sources/);
 });
 
 test('FROM --platform and platform-specific image resolution', async () => {

@@ -36,7 +36,7 @@ const table: [string, string][] = [
   ['FROM a\nCOPY --chmod=999 a /b\n', 'Dockerfile:2:6: invalid chmod value "999": expected octal (0755) or symbolic (u+x,g-w) mode'],
   ['FROM a\nCOPY --link=maybe a /b\n', 'Dockerfile:2:6: expecting boolean value for flag --link, not: maybe'],
   ['FROM a\nCOPY --from=a --from=b x /y\n', 'Dockerfile:2:6: duplicate flag specified: --from'],
-  ['FROM a\nADD --checksum=md5:abc http://x/y /z\n', 'Dockerfile:2:5: invalid checksum "md5:abc": expected sha256:<hex>'],
+  ['FROM a\nADD --checksum=md5:abc http://x/y /z\n', 'Dockerfile:2:5: invalid checksum "md5:abc": expected sha256:<hex> (a URL) or a commit (a git repository)'],
   ['FROM a\nWORKDIR\n', 'Dockerfile:2:1: WORKDIR requires exactly one argument'],
   ['FROM a\nUSER\n', 'Dockerfile:2:1: USER requires exactly one argument'],
   ['FROM a\nSTOPSIGNAL SIGFOO\n', 'Dockerfile:2:1: STOPSIGNAL: invalid signal "SIGFOO"'],

@@ -240,8 +240,8 @@ function parseCopy(kw: 'copy' | 'add', node: Node, flags: Flags, base: { locatio
   const chown = flags.string('chown');
   if (chown !== undefined && chown === '') throw new InstructionError('--chown needs a user (USER[:GROUP])', '--chown');
   const checksum = flags.string('checksum');
-  if (checksum !== undefined && isLiteral(checksum) && !/^sha(256|384|512):[0-9a-f]+$/.test(checksum)) {
-    throw new InstructionError(`invalid checksum "${checksum}": expected sha256:<hex>`, '--checksum');
+  if (checksum !== undefined && isLiteral(checksum) && !/^sha(256|384|512):[0-9a-f]+$|^[0-9a-f]{4,64}$/.test(checksum)) {
+    throw new InstructionError(`invalid checksum "${checksum}": expected sha256:<hex> (a URL) or a commit (a git repository)`, '--checksum');
   }
   const from = flags.string('from');
   if (from === '') throw new InstructionError('--from needs a stage name, index or image', '--from');

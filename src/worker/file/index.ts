@@ -22,6 +22,8 @@ import { IgnoreMatcher } from './patterns.js';
 import { planCopy, runCopyPlan, resolveCopyOptions, parentMeta, copyTreeNode } from './copy.js';
 import { parseChmod, resolveChown } from './owner-mode.js';
 import { downloadToBlob, fileNameFromUrl } from './download.js';
+import { gitCommit, runGit } from './git-action.js';
+import { GIT_REF, redactRemote } from '../git/ref.js';
 import { extractArchiveInto, isArchiveFile } from './archive.js';
 import { CopyReuse } from './reuse.js';
 import { openTreeMemo } from './tree-memo.js';
@@ -97,6 +99,8 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
       return runMkfile(action, w);
     case 'download':
       return runDownload(action, ctx, w, tempDir);
+    case 'git':
+      return runGit(action, ctx, w);
   }
 }
 
@@ -148,7 +152,7 @@ async function runDownload(action: DownloadAction, ctx: WorkerContext, w: DiffWr
 export interface SourceFileRecord {
   /** Path in the source (context-relative or stage-absolute without the leading `/`). */
   path: string;
-  type: 'file' | 'dir' | 'symlink' | 'other';
+  type: 'file' | 'dir' | 'symlink' | 'other' | typeof GIT_REF;
   mode: number;
   uid: number;
   gid: number;
@@ -307,6 +311,9 @@ export async function fileOpSources(op: FileOp, inputs: ResolvedInput[], ctx: Wo
       case 'mkdir':
         out.push({ action: i, kind: a.action });
         break;
+      case 'git':
+        out.push({ action: i, kind: a.action, content: sha256(await gitCommit(a, ctx)) });
+        break;
     }
   }
   return out;
@@ -387,6 +394,10 @@ function jsonString(s: string): string {
 /** The files every COPY/ADD of the op selects, for --explain to name what changed. */
 export async function listFileOpContent(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<SourceFileRecord[]> {
   const out: SourceFileRecord[] = [];
-  for (const a of op.actions) if (a.action === 'copy') out.push(...(await copySources(a, inputs, ctx)).files);
+  for (const a of op.actions) {
+    if (a.action === 'copy') out.push(...(await copySources(a, inputs, ctx)).files);
+    // A ref as --explain compares it: by the commit it named.
+    if (a.action === 'git') out.push({ path: `${redactRemote(a.remote)}#${a.ref ?? 'HEAD'}`, type: GIT_REF, mode: 0, uid: 0, gid: 0, digest: await gitCommit(a, ctx) as Digest });
+  }
   return out;
 }

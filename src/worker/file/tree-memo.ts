@@ -69,7 +69,7 @@ interface Walk {
 /** The memo of an op whose every COPY reads plain paths of the build context; else undefined. */
 export async function openTreeMemo(op: FileOp, inputs: ResolvedInput[], ctx: WorkerContext): Promise<TreeMemo | undefined> {
   const copies = op.actions.filter((a): a is CopyAction => a.action === 'copy');
-  if (copies.length === 0 || op.actions.some((a) => a.action === 'download')) return undefined;
+  if (copies.length === 0 || op.actions.some((a) => a.action === 'download' || a.action === 'git')) return undefined;
   const contexts: Array<{ dir: string; exclude: string[] }> = [];
   for (const a of copies) {
     const input = inputs[a.from];

@@ -1,0 +1,72 @@
+// ADD <git ref>: the commit the ref names is what the step's key holds; running the step checks
+// that commit out in the store's tmp/ and copies its files (or a folder's) into the destination,
+// as a COPY from a folder would: owned by root unless --chown, modes as checked out.
+
+import { realpath, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { CopyAction, GitAction } from '../../graph/ops.js';
+import type { WorkerContext } from '../types.js';
+import { KilnError } from '../../util/errors.js';
+import { removeTree } from '../../store/store.js';
+import { checkout, resolveCommit } from '../git/fetch.js';
+import { redactRemote, type GitRef } from '../git/ref.js';
+import type { DiffWriter } from './diff-writer.js';
+import { openSource } from './sources.js';
+import { planCopy, resolveCopyOptions, runCopyPlan } from './copy.js';
+
+/** Within one kiln process a ref is asked of its remote once: every step naming it sees one commit. */
+const commits = new Map<string, Promise<string>>();
+
+const refOf = (a: GitAction): GitRef => ({ remote: a.remote, ...(a.ref ? { ref: a.ref } : {}) });
+
+/** The commit the action's ref names, checked against ADD --checksum. */
+export async function gitCommit(action: GitAction, ctx: WorkerContext): Promise<string> {
+  const key = `${action.remote}#${action.ref ?? ''}`;
+  let p = commits.get(key);
+  if (!p) {
+    p = resolveCommit(refOf(action), ctx.signal);
+    commits.set(key, p);
+    p.catch(() => commits.delete(key));
+  }
+  const commit = await p;
+  if (action.checksum && !commit.startsWith(action.checksum)) {
+    throw new KilnError(`ADD ${redactRemote(action.remote)}${action.ref ? `#${action.ref}` : ''}: checksum mismatch: --checksum is ${action.checksum} but the ref is at commit ${commit}`);
+  }
+  return commit;
+}
+
+export async function runGit(action: GitAction, ctx: WorkerContext, w: DiffWriter): Promise<void> {
+  const commit = await gitCommit(action, ctx);
+  const dir = await ctx.store.tempDir('git');
+  try {
+    await checkout(refOf(action), commit, dir, { keepGitDir: action.keepGitDir, signal: ctx.signal });
+    const root = action.subdir ? await subdirOf(dir, action.subdir, action) : dir;
+    const copy: CopyAction = {
+      action: 'copy', from: 0, src: ['.'], dest: action.dest.endsWith('/') ? action.dest : `${action.dest}/`,
+      ...(action.chown ? { chown: action.chown } : {}), ...(action.chmod !== undefined ? { chmod: action.chmod } : {}),
+      link: false, parents: false, exclude: [], add: false,
+    };
+    const src = openSource({ kind: 'context', dir: root, excludePatterns: [] }, ctx.store, 0);
+    const plan = await planCopy(copy, src, w);
+    const opts = await resolveCopyOptions(copy, true, w, ctx.signal, () => ctx.store.tempDir('file-extract'));
+    await runCopyPlan(plan, w, opts);
+    await w.settle(); // copies finish in batches: the checkout must outlive them
+  } finally {
+    await removeTree(dir);
+  }
+}
+
+/** The repository's folder `subdir`, which must be a folder inside the checkout. */
+async function subdirOf(dir: string, subdir: string, action: GitAction): Promise<string> {
+  const where = `ADD ${redactRemote(action.remote)}#${action.ref ?? ''}:${subdir}`;
+  let real: string;
+  try {
+    real = await realpath(join(dir, subdir));
+  } catch {
+    throw new KilnError(`${where}: the repository has no folder ${subdir}`);
+  }
+  const rel = relative(await realpath(dir), real);
+  if (rel.startsWith('..') || rel.split(sep)[0] === '..') throw new KilnError(`${where}: ${subdir} is outside the repository`);
+  if (!(await stat(real)).isDirectory()) throw new KilnError(`${where}: ${subdir} is not a folder`);
+  return real;
+}
