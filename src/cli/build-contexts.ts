@@ -17,7 +17,8 @@ function isDir(path: string): boolean {
 }
 
 export type BuildContextSpec =
-  | { name: string; key: string; kind: 'dir'; dir: string }
+  /** `fetched`: a remote context's checkout, read whole (no .dockerignore), as BuildKit reads one. */
+  | { name: string; key: string; kind: 'dir'; dir: string; fetched?: boolean }
   | { name: string; key: string; kind: 'image'; ref: string }
   /** A git repository or URL, fetched into a folder before the build. */
   | { name: string; key: string; kind: 'remote'; remote: RemoteContext };

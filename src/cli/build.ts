@@ -54,7 +54,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
           else {
             const f = await fetchRemoteContext(store, c.remote, undefined, { keepGitDir, signal });
             releases.push(f.release);
-            buildContexts.push({ name: c.name, key: c.key, kind: 'dir', dir: f.dir });
+            buildContexts.push({ name: c.name, key: c.key, kind: 'dir', dir: f.dir, fetched: true });
           }
         }
         const withContexts = { ...o, buildContexts };
@@ -105,7 +105,8 @@ async function buildIn(
   const cacheFrom = o.cacheFrom.map((t) => parseCacheSpec(t, '--cache-from'));
   const store = opened ?? (await openStore(o.root));
   await sweepStaleSandboxes(store);
-  const { patterns: ignorePatterns } = await readIgnorePatterns(o.contextDir, o.dockerfilePath === STDIN_DOCKERFILE ? undefined : o.dockerfilePath);
+  // As in BuildKit, a git or URL context is taken whole: its .dockerignore is not read.
+  const ignorePatterns = o.remoteContext ? [] : (await readIgnorePatterns(o.contextDir, o.dockerfilePath === STDIN_DOCKERFILE ? undefined : o.dockerfilePath)).patterns;
   const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink });
 
   const graph = await dockerfileToGraph({
@@ -292,7 +293,7 @@ async function namedContexts(specs: BuildContextSpec[]): Promise<Map<string, Nam
   for (const c of specs) {
     if (c.kind === 'remote') throw new Error(`--build-context ${c.name}: fetched before the build`);
     out.set(c.key, c.kind === 'dir'
-      ? { name: c.name, kind: 'dir', ignorePatterns: (await readIgnorePatterns(c.dir)).patterns }
+      ? { name: c.name, kind: 'dir', ignorePatterns: c.fetched ? [] : (await readIgnorePatterns(c.dir)).patterns }
       : { name: c.name, kind: 'image', ref: c.ref });
   }
   return out;

@@ -138,7 +138,8 @@ test('a git repository or a URL as the context: a folder of a ref, .git kept on 
 
   const out = join(d, 'out');
   assertOk(await buildJson(root, `${url}#release:docker`, ['-o', `type=local,dest=${out}`]));
-  assert.deepEqual(Object.keys(await readTree(out)), ['ctx', 'ctx/.dockerignore', 'ctx/Dockerfile', 'ctx/file.txt', 'ctx/other.Dockerfile']);
+  // A remote context is read whole: BuildKit reads no .dockerignore of one.
+  assert.deepEqual(Object.keys(await readTree(out)), ['ctx', 'ctx/.dockerignore', 'ctx/Dockerfile', 'ctx/file.txt', 'ctx/other.Dockerfile', 'ctx/x.log']);
 
   const withGit = join(d, 'with-git');
   assertOk(await buildJson(root, url, ['-f', 'docker/Dockerfile', '--build-arg', 'BUILDKIT_CONTEXT_KEEP_GIT_DIR=1', '-o', `type=local,dest=${withGit}`]));
