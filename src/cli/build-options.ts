@@ -68,6 +68,8 @@ export interface BuildOptions {
   contextDir: string;
   /** A git repository or URL given as the context; contextDir then only describes it. */
   remoteContext?: RemoteContext;
+  /** The context was fetched (standard input, git, URL): taken whole, without a .dockerignore. */
+  wholeContext?: boolean;
   /** --build-context: more contexts, by the names a Dockerfile refers to them with. */
   buildContexts: BuildContextSpec[];
   dockerfilePath: string;

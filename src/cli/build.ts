@@ -65,7 +65,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
           : await readStdinContext(store, o.dockerfileName);
         releases.push(fetched.release);
         const inside = {
-          ...withContexts, contextDir: fetched.dir, dockerfileName: fetched.dockerfileName,
+          ...withContexts, contextDir: fetched.dir, dockerfileName: fetched.dockerfileName, wholeContext: true,
           dockerfilePath: dockerfileFromStdin ? STDIN_DOCKERFILE : join(fetched.dir, fetched.dockerfileName),
         };
         const dockerfile = dockerfileFromStdin ? await readDockerfile(o) : fetched.dockerfile;
@@ -105,8 +105,9 @@ async function buildIn(
   const cacheFrom = o.cacheFrom.map((t) => parseCacheSpec(t, '--cache-from'));
   const store = opened ?? (await openStore(o.root));
   await sweepStaleSandboxes(store);
-  // As in BuildKit, a git or URL context is taken whole: its .dockerignore is not read.
-  const ignorePatterns = o.remoteContext ? [] : (await readIgnorePatterns(o.contextDir, o.dockerfilePath === STDIN_DOCKERFILE ? undefined : o.dockerfilePath)).patterns;
+  // As in BuildKit, a context that is not a local folder (a tar on standard input, a git
+  // repository, a URL) is taken whole: its .dockerignore is not read.
+  const ignorePatterns = o.wholeContext ? [] : (await readIgnorePatterns(o.contextDir, o.dockerfilePath === STDIN_DOCKERFILE ? undefined : o.dockerfilePath)).patterns;
   const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink });
 
   const graph = await dockerfileToGraph({

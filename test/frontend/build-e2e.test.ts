@@ -237,6 +237,12 @@ test('a context of - reads standard input: a Dockerfile (empty context), or a ta
   const gz = await runKiln(['build', '--root', root, '-f', 'Other.Dockerfile', '-o', `type=local,dest=${join(d, 'out-gz')}`, '-'], { input: gzipSync(tarball) });
   assert.equal(gz.code, 0, gz.stderr);
   assert.deepEqual(await readdir(join(d, 'out-gz')), ['other.txt']);
+  // A tar context is taken whole, as BuildKit takes one: its .dockerignore is not read.
+  await writeFile(join(ctx, '.dockerignore'), 'sub\n');
+  await writeFile(join(ctx, 'Whole.Dockerfile'), 'FROM scratch\nCOPY . /all/\n');
+  const whole = await runKiln(['build', '--root', root, '-f', 'Whole.Dockerfile', '-o', `type=local,dest=${join(d, 'out-whole')}`, '-'], { input: execFileSync('tar', ['-C', ctx, '-cf', '-', '.']) });
+  assert.equal(whole.code, 0, whole.stderr);
+  assert.deepEqual((await readdir(join(d, 'out-whole', 'all'))).sort(), ['.dockerignore', 'Dockerfile', 'Other.Dockerfile', 'Whole.Dockerfile', 'sub']);
   // The temporary context and its digest table are gone; --explain compares with the last build from standard input.
   assert.deepEqual(await readdir(join(root, 'tmp')), []);
   await writeFile(join(ctx, 'sub', 'a.txt'), 'changed\n');
