@@ -54,8 +54,16 @@ function memoryKey(host: string, st: HashableStat): string {
   return `${host}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`;
 }
 
+/** The prefix of the tables of folders inside the tmp/ entry `name` (see sweep.ts). */
+export const tempTablePrefix = (name: string): string => `tmp-${name}-`;
+
 function tableFile(store: Store, folder: string): string {
-  return store.path('filehash', `${createHash('sha256').update(folder).digest('hex')}.json`);
+  const hash = createHash('sha256').update(folder).digest('hex');
+  // A folder of tmp/ (a fetched context) is named after its entry, so the sweep of a killed
+  // build's entry finds its tables too.
+  const tmp = store.path('tmp') + '/';
+  const entry = folder.startsWith(tmp) ? folder.slice(tmp.length).split('/')[0] : undefined;
+  return store.path('filehash', entry ? `${tempTablePrefix(entry)}${hash}.json` : `${hash}.json`);
 }
 
 /** Drops the table of a folder that is gone for good (a build's temporary context). */

@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { unmountAllUnder } from './mounts.js';
+import { tempTablePrefix } from './filehash-cache.js';
 
 export function processAlive(pid: number): boolean {
   try {
@@ -40,6 +41,18 @@ export function identityAlive(identity: string): boolean {
   return !identity.includes(':') || processIdentity(pid) === identity;
 }
 
+/** The digest tables of the removed tmp/ entries' folders (filehash-cache.ts names them by entry). */
+async function forgetTempTables(filehashDir: string, removed: string[]): Promise<void> {
+  let tables: string[];
+  try {
+    tables = readdirSync(filehashDir);
+  } catch {
+    return;
+  }
+  const prefixes = removed.map(tempTablePrefix);
+  for (const t of tables) if (prefixes.some((p) => t.startsWith(p))) await rm(join(filehashDir, t), { force: true });
+}
+
 export async function sweepStaleTemp(tmpDir: string): Promise<string[]> {
   const removed: string[] = [];
   // Listed synchronously: at the start of every command, and most often empty.
@@ -58,5 +71,6 @@ export async function sweepStaleTemp(tmpDir: string): Promise<string[]> {
     await rm(p, { recursive: true, force: true });
     removed.push(name);
   }
+  if (removed.length > 0) await forgetTempTables(join(tmpDir, '..', 'filehash'), removed);
   return removed;
 }
