@@ -10,6 +10,8 @@ import type { Platform } from '../image/types.js';
 import type { ExtraHost, NetworkMode } from '../graph/ops.js';
 import type { Ulimit } from '../worker/types.js';
 import { parseAddHosts, parseUlimits } from './run-flags.js';
+import { parseCgroupFlags, type CgroupOptions } from './cgroup-flags.js';
+import { ramInBytes } from '../util/size.js';
 import { parseBuildContexts, type BuildContextSpec } from './build-contexts.js';
 import { parseAnnotationFlags, type Annotations } from '../exporter/annotations.js';
 import { checkAttestationFlags } from './attest-flags.js';
@@ -62,7 +64,26 @@ export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'force-rm', kind: 'boolean' },
   { name: 'shm-size', kind: 'string' },
   { name: 'ulimit', kind: 'list' },
+  // The classic builder's resource flags (cgroup-flags.ts).
+  { name: 'cpu-shares', short: 'c', kind: 'string' },
+  { name: 'cpu-period', kind: 'string' },
+  { name: 'cpu-quota', kind: 'string' },
+  { name: 'cpuset-cpus', kind: 'string' },
+  { name: 'cpuset-mems', kind: 'string' },
+  { name: 'memory-swap', kind: 'string' },
+  // Flags docker buildx accepts and ignores: so does kiln, with buildx's warnings.
+  { name: 'compress', kind: 'boolean' },
+  { name: 'isolation', kind: 'string' },
+  { name: 'security-opt', kind: 'list' },
+  { name: 'squash', kind: 'boolean' },
 ];
+
+/** What buildx says of the flags it ignores, when they are given. */
+const IGNORED_FLAG_WARNINGS: Record<string, string> = {
+  isolation: 'isolation flag is deprecated with BuildKit.',
+  'security-opt': 'security-opt flag is deprecated. "RUN --security=insecure" should be used with BuildKit.',
+  squash: 'experimental flag squash is removed with BuildKit. You should squash inside build using a multi-stage Dockerfile for efficiency.',
+};
 
 export interface BuildOptions {
   contextDir: string;
@@ -106,6 +127,10 @@ export interface BuildOptions {
   extraHosts: ExtraHost[];
   shmBytes?: number;
   ulimits: Ulimit[];
+  /** --cpu-shares, --cpu-period, --cpu-quota, --cpuset-*, --memory-swap. */
+  cgroupOptions: CgroupOptions;
+  /** Said once the build starts: flags accepted but ignored. */
+  flagWarnings: string[];
   sourceDateEpoch?: number;
   explain: boolean;
   /** --check (--call check): report the Dockerfile's build checks and build nothing. */
@@ -171,6 +196,8 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     labels[key] = eq < 0 ? '' : kv.slice(eq + 1);
   }
   const sde = flagString(a, 'source-date-epoch') ?? env.SOURCE_DATE_EPOCH;
+  const memoryBytes = parseSize(flagString(a, 'memory'), '--memory');
+  const cpus = parseCpus(flagString(a, 'cpus'));
   const platformFlag = flagString(a, 'platform');
   return {
     contextDir,
@@ -194,9 +221,9 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     jobs: positiveInt(flagString(a, 'jobs'), '--jobs') ?? availableParallelism(),
     progress: flagBool(a, 'quiet') ? 'quiet' : parseProgressMode(flagString(a, 'progress'), env),
     root: flagString(a, 'root'),
-    memoryBytes: parseSize(flagString(a, 'memory'), '--memory'),
+    memoryBytes,
     pids: positiveInt(flagString(a, 'pids-limit'), '--pids-limit'),
-    cpus: parseCpus(flagString(a, 'cpus')),
+    cpus,
     secrets: parseSecrets(flagList(a, 'secret'), env),
     sshAgents: parseSsh(flagList(a, 'ssh'), env),
     allowInsecure: parseAllow(flagList(a, 'allow')).has('security.insecure'),
@@ -205,6 +232,11 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     extraHosts: parseAddHosts(flagList(a, 'add-host')),
     shmBytes: parseSize(flagString(a, 'shm-size'), '--shm-size'),
     ulimits: parseUlimits(flagList(a, 'ulimit')),
+    cgroupOptions: parseCgroupFlags({
+      cpuShares: flagString(a, 'cpu-shares'), cpuPeriod: flagString(a, 'cpu-period'), cpuQuota: flagString(a, 'cpu-quota'),
+      memorySwap: flagString(a, 'memory-swap'), cpusetCpus: flagString(a, 'cpuset-cpus'), cpusetMems: flagString(a, 'cpuset-mems'),
+    }, memoryBytes, cpus),
+    flagWarnings: Object.entries(IGNORED_FLAG_WARNINGS).filter(([name]) => a.flags.has(name)).map(([, w]) => w),
     sourceDateEpoch: sde === undefined || sde === '' ? undefined : parseEpoch(sde),
     explain: flagBool(a, 'explain'),
     check: flagBool(a, 'check') || parseCall(flagString(a, 'call')),
@@ -230,10 +262,8 @@ function positiveInt(v: string | undefined, flag: string): number | undefined {
 /** `512m`, `1g`, `1024k`, `100000` (bytes), as docker's --memory. */
 export function parseSize(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
-  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?$/i.exec(v.trim());
-  if (!m) throw new KilnError(`${flag}: expected a size such as 512m or 2g, got "${v}"`, { exitCode: 2 });
-  const mult: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-  const bytes = Math.floor(Number(m[1]) * mult[m[2]!.toLowerCase()]!);
+  const bytes = ramInBytes(v);
+  if (bytes === undefined) throw new KilnError(`${flag}: expected a size such as 512m or 2g, got "${v}"`, { exitCode: 2 });
   if (bytes <= 0) throw new KilnError(`${flag}: must be more than 0`, { exitCode: 2 });
   return bytes;
 }

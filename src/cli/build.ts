@@ -36,6 +36,7 @@ const LOCAL_COMPRESSION: LayerCompression = 'uncompressed';
 
 export async function runBuild(o: BuildOptions): Promise<number> {
   const progress = makeProgress(o.progress);
+  for (const text of o.flagWarnings) progress.sink({ type: 'message', level: 'warning', text });
   try {
     return await withSignals(async (signal) => {
       const remote = o.remoteContext;
@@ -167,7 +168,7 @@ async function buildIn(
     settings: {
       secrets: o.secrets,
       sshAgents: o.sshAgents,
-      limits: { memoryBytes: o.memoryBytes, pids: o.pids, cpus: o.cpus, shmBytes: o.shmBytes, ulimits: o.ulimits },
+      limits: { memoryBytes: o.memoryBytes, pids: o.pids, cpus: o.cpus, shmBytes: o.shmBytes, ulimits: o.ulimits, ...o.cgroupOptions },
       allowInsecure: o.allowInsecure,
       sourceDateEpoch: o.sourceDateEpoch,
     },

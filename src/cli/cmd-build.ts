@@ -45,6 +45,11 @@ kiln build [flags] URL      an http(s) URL of a tar (or gzip tar) context, or of
       --ulimit NAME=S[:H]   a resource limit of each RUN step (nofile=1024:2048; -1 is unlimited)
       --add-host NAME:IP    add a line to each RUN step's /etc/hosts (IP may be host-gateway)
       --cpus N              CPU limit of each RUN step (1.5)
+  -c, --cpu-shares N        CPU weight of each RUN step (2-262144, default 1024)
+      --cpu-period US, --cpu-quota US   CFS bandwidth of each RUN step (not with --cpus)
+      --cpuset-cpus LIST, --cpuset-mems LIST   CPUs and memory nodes of each RUN step (0-3, 0,2)
+      --memory-swap SIZE    memory and swap together of each RUN step (needs --memory; -1: unlimited)
+      --compress, --isolation, --security-opt, --squash   accepted and ignored, as buildx does
       --network MODE        default network of RUN steps: default, none or host
       --secret id=X,src=F   a secret for RUN --mount=type=secret (src=FILE or env=VAR)
       --ssh default|ID=SOCK an ssh agent for RUN --mount=type=ssh

@@ -28,8 +28,18 @@ export interface Ulimit {
 
 export interface ResourceLimits {
   memoryBytes?: number;
+  /** --memory-swap: memory and swap together; without it a step gets no swap. */
+  memorySwap?: number | 'unlimited';
   pids?: number;
   cpus?: number;
+  /** --cpu-shares: relative weight (Docker's 2-262144, 1024 the default). */
+  cpuShares?: number;
+  /** --cpu-period / --cpu-quota in microseconds (the CFS bandwidth, like --cpus). */
+  cpuPeriod?: number;
+  cpuQuota?: number;
+  /** --cpuset-cpus / --cpuset-mems: CPUs and memory nodes, as `0-3` or `0,2`. */
+  cpusetCpus?: string;
+  cpusetMems?: string;
   /** --shm-size: the size of the step's /dev/shm (64 MiB without it). */
   shmBytes?: number;
   ulimits?: Ulimit[];

@@ -144,13 +144,19 @@ test('--label sets labels on the image, over the Dockerfile LABEL of the same ke
   assert.match(bad.stderr, /--label: expected KEY=VALUE, got "=x"/);
 });
 
-test('docker build flags with nothing to do are accepted; asking for an attestation is an error naming the flag', async () => {
+test('docker build flags with nothing to do are accepted (with buildx\'s warnings); asking for an attestation is an error naming the flag', async () => {
   const { ctx, root } = await project('FROM scratch\nLABEL a=b\n');
   const ok = await runKiln(['build', '--root', root, '-q', '--provenance=false', '--sbom', 'false', '--attest', 'type=provenance,disabled=true',
     '--load', '--rm', '--force-rm=true', '-t', 'plain', ctx]);
   assert.equal(ok.code, 0, ok.stderr);
   const inspect = await runKiln(['inspect', '--root', root, 'plain']);
   assert.equal(inspect.code, 0, inspect.stderr);
+  // Flags buildx accepts and ignores, with its warnings for three of them.
+  const ignored = await runKiln(['build', '--root', root, '--progress', 'plain', '--compress', '--isolation', 'default', '--security-opt', 'seccomp=unconfined', '--squash', ctx]);
+  assert.equal(ignored.code, 0, ignored.stderr);
+  assert.match(ignored.stderr, /WARNING: isolation flag is deprecated with BuildKit\./);
+  assert.match(ignored.stderr, /WARNING: security-opt flag is deprecated\. "RUN --security=insecure" should be used with BuildKit\./);
+  assert.match(ignored.stderr, /WARNING: experimental flag squash is removed with BuildKit\./);
   for (const [flags, message] of [
     [['--provenance=true'], /--provenance: kiln writes no attestations; only --provenance=false is accepted, got "true"/],
     [['--sbom', 'generator=x'], /--sbom: kiln writes no attestations/],

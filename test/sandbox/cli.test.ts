@@ -261,6 +261,42 @@ test('--add-host, --shm-size and --ulimit reach every RUN step; only --add-host 
   }
 });
 
+test('--cpu-shares, --cpu-period, --cpu-quota, --cpuset-cpus and --memory-swap set each RUN step\'s cgroup; bad values are refused', async () => {
+  const h = discoverHierarchies();
+  const file = (ctrl: string, v1: string, v2: string) => {
+    const x = h.find((y) => y.controllers.includes(ctrl as 'cpu'))!;
+    // Inside the step, a v1 hierarchy is mounted under the names of its controllers.
+    return x.version === 1 ? `/sys/fs/cgroup/${readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.split(':')[1]!.split(',').includes(ctrl))!.split(':')[1]}/${v1}` : `/sys/fs/cgroup/${v2}`;
+  };
+  const cpu = h.find((y) => y.controllers.includes('cpu'))!;
+  const files = [
+    file('cpu', 'cpu.shares', 'cpu.weight'),
+    ...(cpu.version === 1 ? [file('cpu', 'cpu.cfs_quota_us', ''), file('cpu', 'cpu.cfs_period_us', '')] : [file('cpu', '', 'cpu.max')]),
+    file('cpuset', 'cpuset.cpus', 'cpuset.cpus'),
+  ];
+  const mem = h.find((y) => y.controllers.includes('memory'))!;
+  const swapFile = mem.version === 1 ? file('memory', 'memory.memsw.limit_in_bytes', '') : file('memory', '', 'memory.swap.max');
+  const r = await build('cgroup-flags', `RUN cat ${files.join(' ')}; cat ${swapFile} 2>/dev/null || echo no-swap-accounting\n`,
+    ['-c', '512', '--cpu-period', '50000', '--cpu-quota', '25000', '--cpuset-cpus', '0', '--memory', '64m', '--memory-swap', '96m', '--progress', 'plain']);
+  assert.equal(r.code, 0, r.stderr);
+  const cpuLines = cpu.version === 1 ? '512\n25000\n50000\n' : `${Math.floor(1 + ((512 - 2) * 9999) / 262142)}\n25000 50000\n`;
+  const swap = mem.version === 1 ? String(96 * 1024 * 1024) : String(32 * 1024 * 1024);
+  const output = r.stderr.split('\n').flatMap((l) => /^#2 [\d.]+ (.*)$/.exec(l)?.[1] ?? []).join('\n') + '\n';
+  assert.match(output, new RegExp(`^${cpuLines}0\n(${swap}|no-swap-accounting)\n$`));
+  for (const [bad, message] of [
+    [['--cpu-shares', '1'], /--cpu-shares: expected a whole number from 2 to 262144, got "1"/],
+    [['--cpu-period', '500'], /--cpu-period: expected a whole number from 1000 to 1000000/],
+    [['--cpus', '1', '--cpu-quota', '50000'], /--cpus cannot be given with --cpu-period or --cpu-quota/],
+    [['--memory-swap', '1g'], /--memory-swap needs --memory/],
+    [['--memory', '1g', '--memory-swap', '512m'], /--memory-swap: the limit of memory and swap together must be at least --memory/],
+    [['--cpuset-cpus', 'all'], /--cpuset-cpus: expected a list such as 0-3 or 0,2, got "all"/],
+  ] as const) {
+    const b = await build('cgroup-flags-bad', 'RUN true\n', [...bad]);
+    assert.equal(b.code, 2, bad.join(' '));
+    assert.match(b.stderr, message);
+  }
+});
+
 test('RUN --security=insecure needs --allow security.insecure', async () => {
   const refused = await build('insecure', 'RUN --security=insecure grep -q "CapEff:.*ffff" /proc/self/status\n');
   assert.notEqual(refused.code, 0);

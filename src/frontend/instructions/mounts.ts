@@ -1,6 +1,7 @@
 // `RUN --mount=type=...,key=value`: option names, aliases and literal values checked here;
 // defaults are applied by the converter after variable expansion.
 
+import { ramInBytes } from '../../util/size.js';
 import type { RawMount } from './types.js';
 import { splitCsv, isLiteral } from './values.js';
 
@@ -89,8 +90,7 @@ export function checkMountValue(key: string, value: string, name = key): void {
 
 /** `64m`, `1g`, `1024` (bytes; binary units as docker's RAMInBytes). */
 export function parseSize(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$/i.exec(v.trim());
-  if (!m) throw new MountError(`invalid size "${v}": expected bytes or a number with k, m, g suffix`);
-  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 }[m[2]!.toLowerCase() as '' | 'k']!;
-  return Math.floor(Number(m[1]) * mult);
+  const bytes = ramInBytes(v);
+  if (bytes === undefined) throw new MountError(`invalid size "${v}": expected bytes or a number with k, m, g suffix`);
+  return bytes;
 }

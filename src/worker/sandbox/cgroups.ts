@@ -1,4 +1,5 @@
-// Per-step cgroups for --memory, --pids-limit and --cpus. Both layouts are handled: cgroup v1
+// Per-step cgroups for --memory, --memory-swap, --pids-limit, --cpus, --cpu-shares,
+// --cpu-period, --cpu-quota and --cpuset-*. Both layouts are handled: cgroup v1
 // (one hierarchy per controller, as on hybrid hosts) and a unified cgroup v2. A step's cgroup
 // is a child of kiln's own cgroup in each hierarchy, named kiln-<pid>-<random>, so a later kiln
 // can tell whose it is and sweep it when that process is gone.
@@ -10,7 +11,7 @@ import type { ResourceLimits } from '../types.js';
 import { KilnError, errorMessage } from '../../util/errors.js';
 import { processAlive } from '../../store/sweep.js';
 
-type Controller = 'memory' | 'pids' | 'cpu';
+type Controller = 'memory' | 'pids' | 'cpu' | 'cpuset';
 
 interface Hierarchy {
   version: 1 | 2;
@@ -33,7 +34,7 @@ export function discoverHierarchies(): Hierarchy[] {
     for (const c of m[1]!.split(',')) own.set(c, m[2]!);
   }
   const out: Hierarchy[] = [];
-  const wanted: Controller[] = ['memory', 'pids', 'cpu'];
+  const wanted: Controller[] = ['memory', 'pids', 'cpu', 'cpuset'];
   const covered = new Set<Controller>();
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const f = line.split(' ');
@@ -88,7 +89,8 @@ function neededControllers(l: ResourceLimits): Controller[] {
   const c: Controller[] = [];
   if (l.memoryBytes !== undefined) c.push('memory');
   if (l.pids !== undefined) c.push('pids');
-  if (l.cpus !== undefined) c.push('cpu');
+  if (l.cpus !== undefined || l.cpuShares !== undefined || l.cpuPeriod !== undefined || l.cpuQuota !== undefined) c.push('cpu');
+  if (l.cpusetCpus !== undefined || l.cpusetMems !== undefined) c.push('cpuset');
   return c;
 }
 
@@ -186,26 +188,40 @@ function enableV2Controllers(h: Hierarchy, need: Controller[]): void {
 
 function applyLimit(version: 1 | 2, dir: string, c: Controller, l: ResourceLimits): void {
   if (c === 'memory') {
-    const bytes = String(l.memoryBytes!);
+    const bytes = l.memoryBytes!;
+    // Without --memory-swap, none: swap would let the step go past the limit without an OOM kill.
+    const swap = l.memorySwap ?? bytes;
     if (version === 1) {
-      write(dir, 'memory.limit_in_bytes', bytes);
-      // Swap would let the step go past the limit without an OOM kill.
-      if (existsSync(join(dir, 'memory.memsw.limit_in_bytes'))) write(dir, 'memory.memsw.limit_in_bytes', bytes);
+      write(dir, 'memory.limit_in_bytes', String(bytes));
+      if (existsSync(join(dir, 'memory.memsw.limit_in_bytes'))) write(dir, 'memory.memsw.limit_in_bytes', swap === 'unlimited' ? '-1' : String(swap));
     } else {
-      write(dir, 'memory.max', bytes);
-      if (existsSync(join(dir, 'memory.swap.max'))) write(dir, 'memory.swap.max', '0');
+      write(dir, 'memory.max', String(bytes));
+      if (existsSync(join(dir, 'memory.swap.max'))) write(dir, 'memory.swap.max', swap === 'unlimited' ? 'max' : String(swap - bytes));
     }
   } else if (c === 'pids') {
     write(dir, 'pids.max', String(l.pids!));
-  } else {
-    const period = 100_000;
-    const quota = Math.max(1000, Math.round(l.cpus! * period));
+  } else if (c === 'cpu') {
+    if (l.cpuShares !== undefined) {
+      // cgroup v2's weight from Docker's shares, as runc converts them.
+      if (version === 1) write(dir, 'cpu.shares', String(l.cpuShares));
+      else write(dir, 'cpu.weight', String(Math.min(10000, Math.max(1, Math.floor(1 + ((l.cpuShares - 2) * 9999) / 262142)))));
+    }
+    if (l.cpus === undefined && l.cpuPeriod === undefined && l.cpuQuota === undefined) return;
+    const period = l.cpuPeriod ?? 100_000;
+    const quota = l.cpus !== undefined ? Math.max(1000, Math.round(l.cpus * period)) : l.cpuQuota;
     if (version === 1) {
       write(dir, 'cpu.cfs_period_us', String(period));
-      write(dir, 'cpu.cfs_quota_us', String(quota));
+      write(dir, 'cpu.cfs_quota_us', String(quota ?? -1));
     } else {
-      write(dir, 'cpu.max', `${quota} ${period}`);
+      write(dir, 'cpu.max', `${quota ?? 'max'} ${period}`);
     }
+  } else {
+    // A v1 cpuset takes no task until both lists are set: what is not asked for is the parent's.
+    const parent = join(dir, '..');
+    const cpus = l.cpusetCpus ?? (version === 1 ? readFileSync(join(parent, 'cpuset.cpus'), 'utf8').trim() : undefined);
+    const mems = l.cpusetMems ?? (version === 1 ? readFileSync(join(parent, 'cpuset.mems'), 'utf8').trim() : undefined);
+    if (cpus !== undefined) write(dir, 'cpuset.cpus', cpus);
+    if (mems !== undefined) write(dir, 'cpuset.mems', mems);
   }
 }
 
