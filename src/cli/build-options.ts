@@ -71,6 +71,7 @@ export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'cpuset-cpus', kind: 'string' },
   { name: 'cpuset-mems', kind: 'string' },
   { name: 'memory-swap', kind: 'string' },
+  { name: 'cgroup-parent', kind: 'string' },
   // Flags docker buildx accepts and ignores: so does kiln, with buildx's warnings.
   { name: 'compress', kind: 'boolean' },
   { name: 'isolation', kind: 'string' },
@@ -235,6 +236,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     cgroupOptions: parseCgroupFlags({
       cpuShares: flagString(a, 'cpu-shares'), cpuPeriod: flagString(a, 'cpu-period'), cpuQuota: flagString(a, 'cpu-quota'),
       memorySwap: flagString(a, 'memory-swap'), cpusetCpus: flagString(a, 'cpuset-cpus'), cpusetMems: flagString(a, 'cpuset-mems'),
+      cgroupParent: flagString(a, 'cgroup-parent'),
     }, memoryBytes, cpus),
     flagWarnings: Object.entries(IGNORED_FLAG_WARNINGS).filter(([name]) => a.flags.has(name)).map(([, w]) => w),
     sourceDateEpoch: sde === undefined || sde === '' ? undefined : parseEpoch(sde),

@@ -1,13 +1,14 @@
 // The classic builder's resource flags that docker buildx still accepts: --cpu-shares,
 // --cpu-period, --cpu-quota, --cpuset-cpus, --cpuset-mems and --memory-swap. buildx ignores them;
 // kiln applies them to each RUN step's cgroup, as it applies --memory, with Docker's rules for
-// values that cannot go together.
+// values that cannot go together. And --cgroup-parent, which BuildKit honours: where the steps'
+// cgroups go.
 
 import { KilnError } from '../util/errors.js';
 import type { ResourceLimits } from '../worker/types.js';
 import { ramInBytes } from '../util/size.js';
 
-export type CgroupOptions = Pick<ResourceLimits, 'cpuShares' | 'cpuPeriod' | 'cpuQuota' | 'memorySwap' | 'cpusetCpus' | 'cpusetMems'>;
+export type CgroupOptions = Pick<ResourceLimits, 'cpuShares' | 'cpuPeriod' | 'cpuQuota' | 'memorySwap' | 'cpusetCpus' | 'cpusetMems' | 'cgroupParent'>;
 
 const bad = (message: string) => new KilnError(message, { exitCode: 2 });
 
@@ -30,6 +31,7 @@ export interface CgroupFlagValues {
   memorySwap?: string;
   cpusetCpus?: string;
   cpusetMems?: string;
+  cgroupParent?: string;
 }
 
 /** The flags' limits; `memoryBytes` and `cpus` are --memory's and --cpus' (for the checks between them). */
@@ -57,5 +59,10 @@ export function parseCgroupFlags(f: CgroupFlagValues, memoryBytes: number | unde
   if (cpusetCpus !== undefined) out.cpusetCpus = cpusetCpus;
   const cpusetMems = cpuList(f.cpusetMems, '--cpuset-mems');
   if (cpusetMems !== undefined) out.cpusetMems = cpusetMems;
+  if (f.cgroupParent !== undefined) {
+    const parts = f.cgroupParent.split('/').filter((p) => p !== '' && p !== '.');
+    if (parts.length === 0 || parts.includes('..')) throw bad(`--cgroup-parent: expected a cgroup path such as ci/builds, got "${f.cgroupParent}"`);
+    out.cgroupParent = parts.join('/');
+  }
   return out;
 }

@@ -49,6 +49,7 @@ kiln build [flags] URL      an http(s) URL of a tar (or gzip tar) context, or of
       --cpu-period US, --cpu-quota US   CFS bandwidth of each RUN step (not with --cpus)
       --cpuset-cpus LIST, --cpuset-mems LIST   CPUs and memory nodes of each RUN step (0-3, 0,2)
       --memory-swap SIZE    memory and swap together of each RUN step (needs --memory; -1: unlimited)
+      --cgroup-parent PATH  put each RUN step's cgroup below PATH (from the cgroup root)
       --compress, --isolation, --security-opt, --squash   accepted and ignored, as buildx does
       --network MODE        default network of RUN steps: default, none or host
       --secret id=X,src=F   a secret for RUN --mount=type=secret (src=FILE or env=VAR)

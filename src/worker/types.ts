@@ -40,6 +40,8 @@ export interface ResourceLimits {
   /** --cpuset-cpus / --cpuset-mems: CPUs and memory nodes, as `0-3` or `0,2`. */
   cpusetCpus?: string;
   cpusetMems?: string;
+  /** --cgroup-parent: the cgroup (from each hierarchy's root) the steps' cgroups go below. */
+  cgroupParent?: string;
   /** --shm-size: the size of the step's /dev/shm (64 MiB without it). */
   shmBytes?: number;
   ulimits?: Ulimit[];

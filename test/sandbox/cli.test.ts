@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { lstatSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { lstatSync, existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
@@ -294,6 +294,38 @@ test('--cpu-shares, --cpu-period, --cpu-quota, --cpuset-cpus and --memory-swap s
     const b = await build('cgroup-flags-bad', 'RUN true\n', [...bad]);
     assert.equal(b.code, 2, bad.join(' '));
     assert.match(b.stderr, message);
+  }
+});
+
+test('--cgroup-parent puts each RUN step\'s cgroup below that path, in every hierarchy; the step\'s own goes when it ends', async () => {
+  const parent = `kiln-test-${randomBytes(4).toString('hex')}`;
+  const mounts = [...new Set(discoverHierarchies().map((h) => h.mountPoint))];
+  const below = () => mounts.flatMap((m) => {
+    try {
+      return readdirSync(join(m, parent, 'ci')).filter((n) => n.startsWith('kiln-')).map((n) => join(m, parent, 'ci', n));
+    } catch {
+      return [];
+    }
+  });
+  try {
+    const running = build('cgroup-parent', 'RUN sleep 1\n', ['--cgroup-parent', `/${parent}/ci`]);
+    await eventually(() => below().length === mounts.length && below().every((d) => readFileSync(join(d, 'cgroup.procs'), 'utf8').trim() !== ''), 'the step is not below the parent');
+    const r = await running;
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(below(), []);
+    const bad = await build('cgroup-parent-bad', 'RUN true\n', ['--cgroup-parent', '../up']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--cgroup-parent: expected a cgroup path such as ci\/builds, got "\.\.\/up"/);
+  } finally {
+    for (const m of mounts) {
+      for (const d of [join(m, parent, 'ci'), join(m, parent)]) {
+        try {
+          rmdirSync(d);
+        } catch {
+          // not made in this hierarchy
+        }
+      }
+    }
   }
 });
 

@@ -1,5 +1,5 @@
 // Per-step cgroups for --memory, --memory-swap, --pids-limit, --cpus, --cpu-shares,
-// --cpu-period, --cpu-quota and --cpuset-*. Both layouts are handled: cgroup v1
+// --cpu-period, --cpu-quota, --cpuset-* and --cgroup-parent. Both layouts are handled: cgroup v1
 // (one hierarchy per controller, as on hybrid hosts) and a unified cgroup v2. A step's cgroup
 // is a child of kiln's own cgroup in each hierarchy, named kiln-<pid>-<random>, so a later kiln
 // can tell whose it is and sweep it when that process is gone.
@@ -111,10 +111,15 @@ function counter(file: string, key: string): number {
   }
 }
 
-/** Makes the step's cgroups with its limits; null when no limit was asked for. */
+/**
+ * Makes the step's cgroups with its limits; null when no limit was asked for and no
+ * --cgroup-parent given. Below a --cgroup-parent the step has a cgroup in every hierarchy, as a
+ * container has; without one, only in those its limits need.
+ */
 export function createStepCgroup(limits: ResourceLimits): StepCgroup | null {
   const need = neededControllers(limits);
-  if (need.length === 0) return null;
+  const parent = limits.cgroupParent;
+  if (need.length === 0 && parent === undefined) return null;
   const name = `kiln-${process.pid}-${randomBytes(4).toString('hex')}`;
   const used: { h: Hierarchy; dir: string }[] = [];
   const dirs: string[] = [];
@@ -135,25 +140,59 @@ export function createStepCgroup(limits: ResourceLimits): StepCgroup | null {
     remove: () => removeCgroupDirs(dirs),
   };
   try {
-    for (const c of need) {
-      const h = hierarchies().find((x) => x.controllers.includes(c));
-      if (!h) throw new KilnError(`this machine has no ${c} cgroup controller for the requested limit`);
-      let entry = used.find((u) => u.h === h);
-      if (!entry) {
-        if (h.version === 2) enableV2Controllers(h, need);
-        const dir = join(h.base, name);
-        mkdirSync(dir);
-        entry = { h, dir };
-        used.push(entry);
-        dirs.push(dir);
+    const missing = need.find((c) => !hierarchies().some((x) => x.controllers.includes(c)));
+    if (missing) throw new KilnError(`this machine has no ${missing} cgroup controller for the requested limit`);
+    const targets = parent !== undefined ? hierarchies() : hierarchies().filter((h) => need.some((c) => h.controllers.includes(c)));
+    for (const h of targets) {
+      const ctrls = need.filter((c) => h.controllers.includes(c));
+      let base = h.base;
+      if (parent !== undefined) base = makeParent(h, parent, ctrls);
+      else if (h.version === 2) {
+        enableV2Controllers(h, need);
+        base = h.base;
       }
-      applyLimit(h.version, entry.dir, c, limits);
+      const dir = join(base, name);
+      mkdirSync(dir);
+      used.push({ h, dir });
+      dirs.push(dir);
+      for (const c of ctrls) applyLimit(h.version, dir, c, limits);
+      // A v1 cpuset takes no task until its lists are set, limits or not.
+      if (h.version === 1 && h.controllers.includes('cpuset') && !ctrls.includes('cpuset')) applyLimit(1, dir, 'cpuset', limits);
     }
   } catch (err) {
     void result.remove();
     throw err;
   }
   return result;
+}
+
+/**
+ * The --cgroup-parent folder in one hierarchy, made if needed, as runc places a container: the
+ * path is from the hierarchy's root. v2 hands the step's controllers down every level to it; a
+ * new v1 cpuset level starts with its parent's CPUs and memory nodes.
+ */
+function makeParent(h: Hierarchy, parent: string, ctrls: Controller[]): string {
+  const parts = parent.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new KilnError(`--cgroup-parent ${parent}: must not leave the cgroup hierarchy`);
+  let dir = h.mountPoint;
+  try {
+    for (const p of parts) {
+      if (h.version === 2 && ctrls.length > 0) enableIn(dir, ctrls);
+      const next = join(dir, p);
+      if (!existsSync(next)) {
+        mkdirSync(next);
+        if (h.version === 1 && h.controllers.includes('cpuset')) {
+          for (const f of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(next, f), readFileSync(join(dir, f), 'utf8').trim());
+        }
+      }
+      dir = next;
+    }
+    if (h.version === 2 && ctrls.length > 0) enableIn(dir, ctrls);
+  } catch (err) {
+    if (err instanceof KilnError) throw err;
+    throw new KilnError(`--cgroup-parent ${parent}: cannot use ${dir}: ${errorMessage(err)}`, { cause: err });
+  }
+  return dir;
 }
 
 function enableIn(dir: string, ctrls: Controller[]): void {
