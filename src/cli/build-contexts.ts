@@ -1,20 +1,12 @@
 // `--build-context NAME=VALUE`, as docker buildx: a folder, `docker-image://REF`, or a git
 // repository or URL (fetched as a main context would be).
 
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KilnError } from '../util/errors.js';
+import { isDir } from '../util/fs.js';
 import { parseReference } from '../registry/reference.js';
 import { namedContextKey } from '../frontend/named-contexts.js';
 import { remoteContextOf, type RemoteContext } from './remote-context.js';
-
-function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
 export type BuildContextSpec =
   /** `fetched`: a remote context's checkout, read whole (no .dockerignore), as BuildKit reads one. */

@@ -1,6 +1,6 @@
 // `kiln build` flags, checked and turned into plain values before anything runs.
 
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve, join, isAbsolute } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { parseArgs, flagBool, flagList, flagString, parseKeyValues, type FlagSpec } from './args.js';
@@ -12,6 +12,7 @@ import type { Ulimit } from '../worker/types.js';
 import { parseAddHosts, parseUlimits } from './run-flags.js';
 import { parseCgroupFlags, type CgroupOptions } from './cgroup-flags.js';
 import { ramInBytes } from '../util/size.js';
+import { isDir } from '../util/fs.js';
 import { parseBuildContexts, type BuildContextSpec } from './build-contexts.js';
 import { parseAnnotationFlags, type Annotations } from '../exporter/annotations.js';
 import { checkAttestationFlags } from './attest-flags.js';
@@ -155,14 +156,6 @@ function withInlineCacheArg(cacheTo: string[], buildArgs: Map<string, string>): 
 export const STDIN_DOCKERFILE = '-';
 /** BuildOptions.contextDir when the context is read from standard input (`kiln build -`). */
 export const STDIN_CONTEXT = '-';
-
-function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
 export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BuildOptions {
   const a = parseArgs(argv, BUILD_FLAGS, 'build');

@@ -70,7 +70,8 @@ export function makeDirs(dir: string): void {
   }
 }
 
-function isDir(p: string): boolean {
+/** Whether `p` is a folder (following a symlink); false when it is missing or unreadable. */
+export function isDir(p: string): boolean {
   try {
     return statSync(p).isDirectory();
   } catch {
