@@ -27,6 +27,7 @@ before(async () => {
   git(work, 'tag', '-a', 'v1', '-m', 'v1');
   git(work, 'checkout', '-q', '-b', 'feature');
   await commitFiles(work, { 'feature.txt': 'feature\n' }, 'feature');
+  await commitFiles(work, { 'feature2.txt': 'feature 2\n' }, 'feature 2');
   git(work, 'checkout', '-q', 'main');
   await commitFiles(work, { 'app/main.txt': 'main v2\n' }, 'second');
   // Branch withsub has a submodule, served beside it.
@@ -64,7 +65,7 @@ test('ADD <git ref>: a branch, a tag\'s folder, a commit, --keep-git-dir, --chow
     'app-v1', 'app-v1/main.txt', 'app-v1/run.sh', 'app-v1/sub', 'app-v1/sub/x.txt',
     'by-commit', 'by-commit/README', 'by-commit/app', 'by-commit/app/main.txt', 'by-commit/app/run.sh', 'by-commit/app/sub', 'by-commit/app/sub/x.txt',
     'head', 'head/README', 'head/app', 'head/app/main.txt', 'head/app/run.sh', 'head/app/sub', 'head/app/sub/x.txt',
-    'with-git', 'with-git/.git', 'with-git/README', 'with-git/app', 'with-git/app/main.txt', 'with-git/app/run.sh', 'with-git/app/sub', 'with-git/app/sub/x.txt', 'with-git/feature.txt',
+    'with-git', 'with-git/.git', 'with-git/README', 'with-git/app', 'with-git/app/main.txt', 'with-git/app/run.sh', 'with-git/app/sub', 'with-git/app/sub/x.txt', 'with-git/feature.txt', 'with-git/feature2.txt',
   ]);
   assert.equal(await readFile(join(out, 'head/app/main.txt'), 'utf8'), 'main v2\n');
   assert.equal(await readFile(join(out, 'app-v1/main.txt'), 'utf8'), 'main v1\n');
@@ -100,6 +101,15 @@ test('ADD <git ref>: a branch, a tag\'s folder, a commit, --keep-git-dir, --chow
   assert.equal(existsSync(join(d, 'out4')), false);
   await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\nADD --checksum=${first} ${repo}#v1 /x/\n`);
   assertOk(await buildJson(root, ctx, ['-o', `type=local,dest=${join(d, 'out5')}`]));
+
+  // A server that serves only the commits it advertises (git's protocol v0 defaults): a commit
+  // below the tip of a branch other than HEAD's is found by fetching the branches.
+  const below = git(work, 'rev-parse', 'feature~1');
+  await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\nADD ${repo}#${below} /old/\n`);
+  const v0 = { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'protocol.version', GIT_CONFIG_VALUE_0: '0' };
+  assertOk(await buildJson(root, ctx, ['-o', `type=local,dest=${join(d, 'out-v0')}`], { env: v0 }));
+  assert.equal(await readFile(join(d, 'out-v0/old/feature.txt'), 'utf8'), 'feature\n');
+  assert.equal(existsSync(join(d, 'out-v0/old/feature2.txt')), false);
 
   // Submodules come with the checkout, without their .git.
   await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\nADD ${repo}#withsub /x/\n`);

@@ -72,8 +72,10 @@ export async function checkout(ref: GitRef, commit: string, dir: string, opts: {
   try {
     await inDir(['fetch', '-q', '--depth=1', '--no-tags', 'origin', commit]);
   } catch {
-    // A server that only serves what it advertises: fetch the ref by name, then check.
-    await inDir(['fetch', '-q', '--no-tags', 'origin', ref.ref && !FULL_COMMIT.test(ref.ref) ? ref.ref : 'HEAD']);
+    // A server that serves only what it advertises: the branch or tag by name, or, for a commit
+    // (or HEAD), every branch and tag; the checkout below finds the commit among them.
+    const named = ref.ref !== undefined && !FULL_COMMIT.test(ref.ref);
+    await inDir(['fetch', '-q', '--no-tags', 'origin', ...(named ? [ref.ref!] : ['+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*'])]);
   }
   await inDir(['-c', 'advice.detachedHead=false', 'checkout', '-q', commit]);
   await inDir(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1']);
