@@ -19,6 +19,7 @@ export type RemoteContext = { kind: 'git'; ref: GitRef } | { kind: 'url'; url: s
 /** The remote context `value` names, if it names one. */
 export function remoteContextOf(value: string): RemoteContext | undefined {
   const ref = parseGitRef(value, { asContext: true });
+  if (ref?.invalid) throw new KilnError(`context ${value}: ${ref.invalid}`, { exitCode: 2 });
   if (ref) return { kind: 'git', ref };
   if (/^https?:\/\//i.test(value)) return { kind: 'url', url: value };
   return undefined;
@@ -39,6 +40,9 @@ export async function fetchRemoteContext(
 ): Promise<StdinContext> {
   if (remote.kind === 'url') return fetchArchive(store, remote.url, dockerfileName ?? 'Dockerfile', opts.signal);
   const commit = await resolveCommit(remote.ref, opts.signal);
+  if (remote.ref.checksum && !commit.startsWith(remote.ref.checksum)) {
+    throw new KilnError(`context ${describeRemote(remote)}: checksum mismatch: the URL's checksum is ${remote.ref.checksum} but the ref is at commit ${commit}`);
+  }
   const top = await store.tempDir('git-context');
   let dir = top;
   const release = async () => {

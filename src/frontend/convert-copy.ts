@@ -72,6 +72,7 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
     const git = parseGitRef(src);
     if (git) {
       if (ins.kind === 'copy') ctx.fail('source can\'t be a git ref for COPY', loc);
+      if (git.invalid) ctx.fail(`${src}: ${git.invalid}`, loc);
       gits.push(git);
     } else if (isURL(src)) {
       if (ins.kind === 'copy') ctx.fail('source can\'t be a URL for COPY', loc);
@@ -103,9 +104,11 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
     });
   }
   for (const ref of gits) {
+    if (checksum && ref.checksum && checksum !== ref.checksum) ctx.fail(`--checksum=${checksum} and the URL's checksum=${ref.checksum} differ`, loc);
+    const commit = checksum ?? ref.checksum;
     actions.push({
       action: 'git', remote: ref.remote, ...(ref.ref ? { ref: ref.ref } : {}), ...(ref.subdir ? { subdir: ref.subdir } : {}),
-      dest, keepGitDir: ins.keepGitDir ?? false, ...(checksum ? { checksum } : {}), ...owner, ...(chmod !== undefined ? { chmod } : {}),
+      dest, keepGitDir: ins.keepGitDir ?? false, ...(commit ? { checksum: commit } : {}), ...owner, ...(chmod !== undefined ? { chmod } : {}),
     });
   }
   for (const name of contents) {

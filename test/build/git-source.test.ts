@@ -156,6 +156,17 @@ test('a git repository or a URL as the context: a folder of a ref, .git kept on 
   assert.ok(existsSync(join(withGit, 'ctx/.git/HEAD')));
   assert.equal(await readFile(join(withGit, 'ctx/top.txt'), 'utf8'), 'top\n');
 
+  // The URL query form, and its checksum.
+  const byQuery = join(d, 'by-query');
+  assertOk(await buildJson(root, `${url}?tag=release&subdir=docker&checksum=${git(repoDir, 'rev-parse', 'HEAD').slice(0, 10)}`, ['-o', `type=local,dest=${byQuery}`]));
+  assert.deepEqual(Object.keys(await readTree(byQuery)), Object.keys(await readTree(out)));
+  const wrongSum = await buildJson(root, `${url}?branch=main&subdir=docker&checksum=0000000`, ['-o', `type=local,dest=${join(d, 'x0')}`]);
+  assert.equal(wrongSum.code, 1);
+  assert.match(wrongSum.stderr, /checksum mismatch: the URL's checksum is 0000000 but the ref is at commit [0-9a-f]{40}/);
+  const badQuery = await buildJson(root, `${url}?depth=1`, []);
+  assert.equal(badQuery.code, 2);
+  assert.match(badQuery.stderr, /unknown git query key depth/);
+
   const other = join(d, 'other');
   assertOk(await buildJson(root, `${url}#:docker`, ['-f', 'other.Dockerfile', '-o', `type=local,dest=${other}`]));
   assert.deepEqual(Object.keys(await readTree(other)), ['other.txt']);

@@ -314,6 +314,19 @@ B
   ]);
   assert.equal(git.stages[0]!.history.at(-2)!.createdBy, 'ADD https://github.com/moby/buildkit.git#v0.13:docs /src # buildkit');
   assert.equal(opOf<FileOp>(await graphOf('FROM a\nADD https://github.com/moby/buildkit#v0.13 /src\n'), 's0.2').actions[0]!.action, 'download');
+  // The URL query form (BuildKit 0.24): branch, tag, ref, subdir, checksum (alias commit).
+  const query = async (q: string) => opOf<FileOp>(await graphOf(`FROM a\nADD https://h/r.git?${q} /src/\n`), 's0.2').actions[0];
+  assert.deepEqual(await query('tag=v1&subdir=docs&commit=abc123'), { action: 'git', remote: 'https://h/r.git', ref: 'refs/tags/v1', subdir: 'docs', dest: '/src/', keepGitDir: false, checksum: 'abc123' });
+  assert.deepEqual(await query('branch=main'), { action: 'git', remote: 'https://h/r.git', ref: 'refs/heads/main', dest: '/src/', keepGitDir: false });
+  for (const [q, message] of [
+    ['depth=1', /https:\/\/h\/r\.git\?depth=1: unknown git query key depth/],
+    ['tag=a&branch=b', /names one of ref, branch and tag, got branch and tag/],
+    ['ref=main#other', /a #fragment or a \?query, not both/],
+    ['commit=zz', /invalid git checksum "zz"/],
+  ] as const) {
+    await assert.rejects(graphOf(`FROM a\nADD https://h/r.git?${q} /src/\n`), message);
+  }
+  await assert.rejects(graphOf('FROM a\nADD --checksum=abcd https://h/r.git?checksum=ef01 /src/\n'), /--checksum=abcd and the URL's checksum=ef01 differ/);
   await assert.rejects(graphOf('FROM a\nCOPY git://h/r.git /src\n'), /Dockerfile:2:1: source can't be a git ref for COPY/);
   await assert.rejects(graphOf('FROM a\nADD --checksum=abc1234 a.txt git://h/r.git /src/\n'), /checksum can't be specified for multiple sources/);
 });
