@@ -5,12 +5,12 @@
 // inside it, and `-f -` still reads standard input.
 
 import { readFile } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { KilnError } from '../util/errors.js';
 import { removeTree, type Store } from '../store/store.js';
 import { forgetFolderDigests } from '../store/filehash-cache.js';
-import { checkout, resolveCommit } from '../worker/git/fetch.js';
+import { checkout, checkoutFolder, resolveCommit } from '../worker/git/fetch.js';
 import { parseGitRef, redactRemote, type GitRef } from '../worker/git/ref.js';
 import { readStdinContext, type StdinContext } from './stdin-context.js';
 
@@ -51,11 +51,7 @@ export async function fetchRemoteContext(
   };
   try {
     await checkout(remote.ref, commit, top, { keepGitDir: opts.keepGitDir, signal: opts.signal });
-    if (remote.ref.subdir) {
-      dir = join(top, remote.ref.subdir);
-      const rel = relative(top, dir);
-      if (rel.startsWith('..') || rel.split(sep)[0] === '..') throw new KilnError(`context ${describeRemote(remote)}: ${remote.ref.subdir} is outside the repository`, { exitCode: 2 });
-    }
+    if (remote.ref.subdir) dir = await checkoutFolder(top, remote.ref.subdir, `context ${describeRemote(remote)}`);
     if (dockerfileName === undefined) return { dir, dockerfile: '', dockerfileName: '<stdin>', release };
     let dockerfile: string;
     try {

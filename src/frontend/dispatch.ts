@@ -159,7 +159,7 @@ export async function dispatch(ctx: Ctx, st: StageState, ins: Instruction): Prom
           ctx.usedBuildArgs.add(a.key);
         } else if (a.value !== undefined) value = expand(a.value);
         else if (ctx.hasGlobalArg(a.key)) value = ctx.metaLookup.get(a.key);
-        // ENV shadows ARG: a value already set by ENV wins for expansion and the exec.
+        // With a value, the ARG is set for RUN and expansion over an earlier ENV (scope.ts).
         st.scope.declare({ key: a.key, value });
         parts.push(value === undefined ? a.key : `${a.key}=${value}`);
       }

@@ -118,7 +118,7 @@ export interface ExecOp {
   kind: 'exec';
   /** Input 0 is the root filesystem. */
   args: string[];
-  /** `KEY=VALUE`, in the order the step sees them (image env, then build args). */
+  /** `KEY=VALUE`, in the order the step sees them (the stage's ENV and ARG values, then proxies). */
   env: string[];
   cwd: string;
   /** As written in USER: a name or number, optionally `:group`. Resolved by the worker. */

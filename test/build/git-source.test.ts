@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -141,6 +141,9 @@ test('a git repository or a URL as the context: a folder of a ref, .git kept on 
     'docker/x.log': 'ignored\n',
     'docker/.dockerignore': '*.log\n',
   });
+  // A symlink leading out of the repository is never followed to the host.
+  await symlink('/etc', join(repoDir, 'host-etc'));
+  await commitFiles(repoDir, {}, 'a link out');
   git(repoDir, 'tag', 'release');
   publish(daemon, repoDir, 'ctxrepo');
   const root = join(d, 'store');
@@ -183,6 +186,9 @@ test('a git repository or a URL as the context: a folder of a ref, .git kept on 
   const noFile = await buildJson(root, `${url}#release`, ['-o', `type=local,dest=${join(d, 'x1')}`]);
   assert.equal(noFile.code, 1);
   assert.match(noFile.stderr, new RegExp(`context ${url}#release: no Dockerfile at commit ${git(repoDir, 'rev-parse', 'HEAD')}`));
+  const escape = await buildJson(root, `${url}#release:host-etc`, ['-o', `type=local,dest=${join(d, 'x-etc')}`]);
+  assert.equal(escape.code, 1);
+  assert.match(escape.stderr, /context .*#release:host-etc: host-etc is outside the repository/);
   const noRef = await buildJson(root, `${url}#nope`, ['-o', `type=local,dest=${join(d, 'x2')}`]);
   assert.notEqual(noRef.code, 0);
   assert.match(noRef.stderr, /no branch or tag named "nope"/);

@@ -2,13 +2,11 @@
 // that commit out in the store's tmp/ and copies its files (or a folder's) into the destination,
 // as a COPY from a folder would: owned by root unless --chown, modes as checked out.
 
-import { realpath, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
 import type { CopyAction, GitAction } from '../../graph/ops.js';
 import type { WorkerContext } from '../types.js';
 import { KilnError } from '../../util/errors.js';
 import { removeTree } from '../../store/store.js';
-import { checkout, resolveCommit } from '../git/fetch.js';
+import { checkout, checkoutFolder, resolveCommit } from '../git/fetch.js';
 import { redactRemote, type GitRef } from '../git/ref.js';
 import type { DiffWriter } from './diff-writer.js';
 import { openSource } from './sources.js';
@@ -40,7 +38,7 @@ export async function runGit(action: GitAction, ctx: WorkerContext, w: DiffWrite
   const dir = await ctx.store.tempDir('git');
   try {
     await checkout(refOf(action), commit, dir, { keepGitDir: action.keepGitDir, signal: ctx.signal });
-    const root = action.subdir ? await subdirOf(dir, action.subdir, action) : dir;
+    const root = action.subdir ? await checkoutFolder(dir, action.subdir, `ADD ${redactRemote(action.remote)}#${action.ref ?? ''}:${action.subdir}`) : dir;
     const copy: CopyAction = {
       action: 'copy', from: 0, src: ['.'], dest: action.dest.endsWith('/') ? action.dest : `${action.dest}/`,
       ...(action.chown ? { chown: action.chown } : {}), ...(action.chmod !== undefined ? { chmod: action.chmod } : {}),
@@ -54,19 +52,4 @@ export async function runGit(action: GitAction, ctx: WorkerContext, w: DiffWrite
   } finally {
     await removeTree(dir);
   }
-}
-
-/** The repository's folder `subdir`, which must be a folder inside the checkout. */
-async function subdirOf(dir: string, subdir: string, action: GitAction): Promise<string> {
-  const where = `ADD ${redactRemote(action.remote)}#${action.ref ?? ''}:${subdir}`;
-  let real: string;
-  try {
-    real = await realpath(join(dir, subdir));
-  } catch {
-    throw new KilnError(`${where}: the repository has no folder ${subdir}`);
-  }
-  const rel = relative(await realpath(dir), real);
-  if (rel.startsWith('..') || rel.split(sep)[0] === '..') throw new KilnError(`${where}: ${subdir} is outside the repository`);
-  if (!(await stat(real)).isDirectory()) throw new KilnError(`${where}: ${subdir} is not a folder`);
-  return real;
 }

@@ -4,8 +4,8 @@
 // user with its own configuration, so the host's credential helpers and SSH keys apply; it
 // never prompts (a CI job has no one to answer).
 
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { realpath, rm, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import { KilnError } from '../../util/errors.js';
 import { childProcess } from '../../util/lazy-modules.js';
 import { redactRemote, type GitRef } from './ref.js';
@@ -33,7 +33,11 @@ function git(args: string[], signal: AbortSignal | undefined, what: string): Pro
     });
     child.once('close', (code) => {
       if (code === 0) resolve({ stdout });
-      else if (!signal?.aborted) reject(new KilnError(`${what}: ${stderr.trim().split('\n').filter((l) => l.startsWith('fatal:') || l.startsWith('error:')).pop() ?? stderr.trim().split('\n').pop() ?? `git exited with ${code}`}`));
+      else if (!signal?.aborted) {
+        // git's own verdict (its last fatal: or error: line), else whatever it said last.
+        const lines = stderr.split('\n').filter((l) => l.trim() !== '');
+        reject(new KilnError(`${what}: ${lines.filter((l) => /^(fatal|error):/.test(l)).pop() ?? lines.pop() ?? `git exited with ${code}`}`));
+      }
     });
   });
 }
@@ -84,4 +88,21 @@ export async function checkout(ref: GitRef, commit: string, dir: string, opts: {
   const { stdout } = await inDir(['submodule', 'foreach', '-q', '--recursive', 'echo "$displaypath"']);
   for (const sub of stdout.split('\n').filter(Boolean)) await rm(join(dir, sub, '.git'), { recursive: true, force: true });
   await rm(join(dir, '.git'), { recursive: true, force: true });
+}
+
+/**
+ * The checkout's folder `subdir`, resolved: a symlink in the repository may not lead out of it
+ * (to the host's folders). `where` starts each error message.
+ */
+export async function checkoutFolder(dir: string, subdir: string, where: string): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(join(dir, subdir));
+  } catch {
+    throw new KilnError(`${where}: the repository has no folder ${subdir}`);
+  }
+  const rel = relative(await realpath(dir), real);
+  if (rel === '..' || rel.startsWith(`..${sep}`)) throw new KilnError(`${where}: ${subdir} is outside the repository`);
+  if (!(await stat(real)).isDirectory()) throw new KilnError(`${where}: ${subdir} is not a folder`);
+  return real;
 }
