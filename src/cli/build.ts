@@ -109,7 +109,8 @@ async function buildIn(
   // As in BuildKit, a context that is not a local folder (a tar on standard input, a git
   // repository, a URL) is taken whole: its .dockerignore is not read.
   const ignorePatterns = o.wholeContext ? [] : (await readIgnorePatterns(o.contextDir, o.dockerfilePath === STDIN_DOCKERFILE ? undefined : o.dockerfilePath)).patterns;
-  const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink });
+  const layouts = new Map(o.buildContexts.flatMap((c) => (c.kind === 'layout' ? [[c.layout.ref, c.layout] as const] : [])));
+  const resolver = makeImageResolver(store, { pull: o.pull, insecureRegistries: o.insecureRegistries, signal, emit: progress.sink, layouts });
 
   const graph = await dockerfileToGraph({
     dockerfile,
@@ -296,7 +297,7 @@ async function namedContexts(specs: BuildContextSpec[]): Promise<Map<string, Nam
     if (c.kind === 'remote') throw new Error(`--build-context ${c.name}: fetched before the build`);
     out.set(c.key, c.kind === 'dir'
       ? { name: c.name, kind: 'dir', ignorePatterns: c.fetched ? [] : (await readIgnorePatterns(c.dir)).patterns }
-      : { name: c.name, kind: 'image', ref: c.ref });
+      : { name: c.name, kind: 'image', ref: c.kind === 'layout' ? c.layout.ref : c.ref });
   }
   return out;
 }

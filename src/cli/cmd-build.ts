@@ -14,8 +14,10 @@ kiln build [flags] URL      an http(s) URL of a tar (or gzip tar) context, or of
 
   -t, --tag NAME            name the image in the local store (repeatable)
   -f, --file FILE           the Dockerfile (default CONTEXT_DIR/Dockerfile; - reads it from standard input)
-      --build-context N=V   a named context: FROM N / COPY --from=N read the folder V, or
-                            the image R with V=docker-image://R (over a stage or image named N)
+      --build-context N=V   a named context: FROM N / COPY --from=N read the folder V, the
+                            image R with V=docker-image://R, an OCI layout folder with
+                            V=oci-layout://PATH[:TAG][@DIGEST], or a git or http URL (over a
+                            stage or image named N)
       --build-arg K=V       set a build argument (repeatable; K alone takes it from the environment)
       --label K=V           set a label on the image (repeatable; over the Dockerfile's LABEL)
       --target STAGE        build this stage (name or index) and what it needs

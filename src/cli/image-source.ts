@@ -1,17 +1,21 @@
 // How FROM finds its image: the local store first, a registry when the store lacks it
-// (or always, with --pull), as `docker build` does.
+// (or always, with --pull), as `docker build` does; an OCI layout named with --build-context
+// from its folder alone.
 
 import type { Store } from '../store/store.js';
 import type { Digest } from '../graph/ops.js';
 import type { ImageConfigFile, Platform } from '../image/types.js';
 import type { EventSink } from '../solver/events.js';
 import { resolveImage } from '../registry/pull.js';
+import { loadLayoutImage, type LayoutImage } from '../image/oci-layout.js';
 
 export interface ImageResolverOptions {
   pull: boolean;
   insecureRegistries: string[];
   signal: AbortSignal;
   emit: EventSink;
+  /** `--build-context` OCI layouts, by the reference the frontend is given for them. */
+  layouts: ReadonlyMap<string, LayoutImage>;
 }
 
 export type ImageResolver = (ref: string, platform: Platform) => Promise<{ ref: string; digest: Digest; config: ImageConfigFile }>;
@@ -22,14 +26,15 @@ export function makeImageResolver(store: Store, opts: ImageResolverOptions): Ima
     const key = `${ref}\0${platform.os}/${platform.architecture}/${platform.variant ?? ''}`;
     let p = seen.get(key);
     if (!p) {
-      p = resolveImage(store, ref, platform, {
+      const layout = opts.layouts.get(ref);
+      p = (layout ? loadLayoutImage(store, layout, platform) : resolveImage(store, ref, platform, {
         pull: opts.pull ? 'always' : 'missing',
         insecureRegistries: opts.insecureRegistries,
         signal: opts.signal,
         onEvent: (e) => {
           if (e.type === 'resolve') opts.emit({ type: 'message', level: 'info', text: `resolved ${e.ref} to ${e.digest}` });
         },
-      }).then((r) => ({ ref: r.ref, digest: r.digest, config: r.config }));
+      })).then((r) => ({ ref: r.ref, digest: r.digest, config: r.config }));
       seen.set(key, p);
     }
     return p;

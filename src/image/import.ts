@@ -9,7 +9,6 @@ import { join, resolve } from 'node:path';
 import type { Digest } from '../graph/ops.js';
 import { normalizeReference } from '../registry/reference.js';
 import { removeTree, type Store } from '../store/store.js';
-import { hexOf, isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { extractTar } from '../util/tar/extract.js';
 import { openDecompressed, peek, detectCompression } from '../util/tar/filter.js';
@@ -17,6 +16,7 @@ import { layerMediaType } from './layers.js';
 import { loadImage } from './load.js';
 import { MediaType, type Descriptor, type ImageConfigFile, type ImageIndex, type ImageManifest } from './types.js';
 import { pathExists } from '../util/fs.js';
+import { layoutBlobPath } from './oci-layout.js';
 
 export interface ImportedImage {
   /** Manifest (or index) digest the names point at. */
@@ -144,13 +144,9 @@ async function importOciLayout(store: Store, dir: string, label: string, owned: 
     const distinct = new Set(index.manifests.map((m) => m.digest));
     if (distinct.size > 1) throw new KilnError(`${label}: --name needs a layout with one image (index.json lists ${distinct.size})`);
   }
-  const blobPath = (d: string) => {
-    if (!isDigest(d)) throw new KilnError(`${label}: unsupported digest ${d}`);
-    return join(dir, 'blobs', 'sha256', hexOf(d));
-  };
   const copied = new Set<string>();
   const copy = async (d: Descriptor, optional: boolean): Promise<Buffer | undefined> => {
-    const path = blobPath(d.digest);
+    const path = layoutBlobPath(dir, d.digest, label);
     if (optional && !(await pathExists(path))) return undefined;
     if (!copied.has(d.digest)) {
       await ingest(store, path, false, d.digest as Digest, label);

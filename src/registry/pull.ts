@@ -52,7 +52,7 @@ export interface ResolvedImage {
   downloaded: number;
 }
 
-function isIndex(mediaType: string | undefined, doc: { manifests?: unknown }): boolean {
+export function isIndex(mediaType: string | undefined, doc: { manifests?: unknown }): boolean {
   return mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList || (mediaType === undefined && Array.isArray(doc.manifests));
 }
 
