@@ -329,6 +329,48 @@ test('--cgroup-parent puts each RUN step\'s cgroup below that path, in every hie
   }
 });
 
+test('a build killed during a step leaves its cgroups below --cgroup-parent; the next build, without the flag, removes them', async () => {
+  const parent = `kiln-test-${randomBytes(4).toString('hex')}`;
+  const mounts = [...new Set(discoverHierarchies().map((h) => h.mountPoint))];
+  const below = () => mounts.flatMap((m) => {
+    try {
+      return readdirSync(join(m, parent)).filter((n) => n.startsWith('kiln-')).map((n) => join(m, parent, n));
+    } catch {
+      return [];
+    }
+  });
+  const marker = `kiln-cgroup-parent-kill-${randomBytes(4).toString('hex')}`;
+  const dir = join(work, 'cgroup-parent-killed');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'Dockerfile'), `FROM ${BASE}\nRUN sh -c 'sleep 600; true' ${marker}\n`);
+  const child = spawn(kilnBin, ['build', '--root', root, '--cgroup-parent', parent, '--progress', 'plain', dir], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const exited = new Promise((res) => child.on('close', res));
+  try {
+    await eventually(() => below().length === mounts.length && hostProcesses().some((p) => p.cmdline.some((a) => a.includes(marker))), 'the step did not start below the parent');
+    child.kill('SIGKILL');
+    await exited;
+    await eventually(() => !hostProcesses().some((p) => p.cmdline.some((a) => a.includes(marker))), 'step processes remain');
+    assert.equal(below().length, mounts.length, 'a killed kiln cannot remove its step cgroups');
+    const next = await build('cgroup-parent-next', 'RUN true\n');
+    assert.equal(next.code, 0, next.stderr);
+    assert.deepEqual(below(), [], 'the next build swept them');
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+    await eventually(() => !hostProcesses().some((p) => p.cmdline.some((a) => a.includes(marker))), 'step processes remain');
+    for (const d of below()) rmdirIfThere(d);
+    for (const m of mounts) rmdirIfThere(join(m, parent));
+  }
+});
+
+function rmdirIfThere(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not made in this hierarchy, or already gone
+  }
+}
+
 test('RUN --security=insecure needs --allow security.insecure', async () => {
   const refused = await build('insecure', 'RUN --security=insecure grep -q "CapEff:.*ffff" /proc/self/status\n');
   assert.notEqual(refused.code, 0);

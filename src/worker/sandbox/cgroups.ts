@@ -2,10 +2,12 @@
 // --cpu-period, --cpu-quota, --cpuset-* and --cgroup-parent. Both layouts are handled: cgroup v1
 // (one hierarchy per controller, as on hybrid hosts) and a unified cgroup v2. A step's cgroup
 // is a child of kiln's own cgroup in each hierarchy, named kiln-<pid>-<random>, so a later kiln
-// can tell whose it is and sweep it when that process is gone.
+// can tell whose it is and sweep it when that process is gone. Below a --cgroup-parent it is
+// named the same, and the parent is listed in /run/kiln (which, like cgroups, lasts one boot)
+// for the sweep to look there too, whatever the later build's flags.
 
-import { readFileSync, existsSync, mkdirSync, writeFileSync, rmdirSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, existsSync, mkdirSync, writeFileSync, rmdirSync, readdirSync, appendFileSync, renameSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ResourceLimits } from '../types.js';
 import { KilnError, errorMessage } from '../../util/errors.js';
@@ -121,6 +123,7 @@ export function createStepCgroup(limits: ResourceLimits): StepCgroup | null {
   const parent = limits.cgroupParent;
   if (need.length === 0 && parent === undefined) return null;
   const name = `kiln-${process.pid}-${randomBytes(4).toString('hex')}`;
+  if (parent !== undefined) rememberCgroupParent(parent);
   const used: { h: Hierarchy; dir: string }[] = [];
   const dirs: string[] = [];
   const result: StepCgroup = {
@@ -296,6 +299,51 @@ async function removeCgroupDirs(dirs: string[]): Promise<void> {
   }
 }
 
+/** Where the --cgroup-parent paths used since boot are listed, one per line. */
+export const CGROUP_PARENTS_FILE = '/run/kiln/cgroup-parents';
+
+const remembered = new Set<string>();
+
+/** Lists `parent` for later sweeps, before any step cgroup is made below it. */
+export function rememberCgroupParent(parent: string): void {
+  if (remembered.has(parent)) return;
+  if (!cgroupParents().includes(parent)) {
+    try {
+      mkdirSync(dirname(CGROUP_PARENTS_FILE), { recursive: true });
+      // One short append is atomic: concurrent kilns at worst list a parent twice.
+      appendFileSync(CGROUP_PARENTS_FILE, `${parent}\n`);
+    } catch {
+      // Without /run, a killed build's cgroups there wait for a build with the same parent.
+    }
+  }
+  remembered.add(parent);
+}
+
+function cgroupParents(): string[] {
+  try {
+    return [...new Set(readFileSync(CGROUP_PARENTS_FILE, 'utf8').split('\n').filter((l) => l !== '' && !l.split('/').includes('..')))];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Drops from the list the parents that no hierarchy has any more, so that every build's sweep
+ * does not keep looking for them. A parent another kiln has just listed and not yet made could
+ * be dropped too: its cgroups would then wait for a build with that parent to be swept.
+ */
+function forgetRemovedParents(listed: string[], hs: Hierarchy[]): void {
+  const kept = listed.filter((p) => remembered.has(p) || hs.some((h) => existsSync(join(h.mountPoint, p))));
+  if (kept.length === listed.length) return;
+  const tmp = `${CGROUP_PARENTS_FILE}.${process.pid}`;
+  try {
+    writeFileSync(tmp, kept.map((p) => `${p}\n`).join(''));
+    renameSync(tmp, CGROUP_PARENTS_FILE);
+  } catch {
+    // the list stays as it was: only slower
+  }
+}
+
 /** Removes step cgroups left by kiln processes that no longer run. */
 export async function sweepStaleCgroups(): Promise<string[]> {
   const removed: string[] = [];
@@ -306,10 +354,14 @@ export async function sweepStaleCgroups(): Promise<string[]> {
     return removed;
   }
   const bases = new Set<string>();
+  const listed = cgroupParents();
+  const parents = [...new Set([...remembered, ...listed])];
   for (const h of hs) {
     bases.add(h.base);
     if (h.version === 2) bases.add(join(h.mountPoint, 'kiln'));
+    for (const p of parents) bases.add(join(h.mountPoint, p));
   }
+  forgetRemovedParents(listed, hs);
   for (const base of bases) {
     let names: string[];
     try {
