@@ -34,12 +34,14 @@ export function describeRemote(r: RemoteContext): string {
 /**
  * Fetches the context. `dockerfileName` is the Dockerfile inside it (`-f`, else `Dockerfile`),
  * undefined when it comes from standard input. `keepGitDir`: BUILDKIT_CONTEXT_KEEP_GIT_DIR.
+ * `secrets`: the build's, for a repository's GIT_AUTH_TOKEN or GIT_AUTH_HEADER.
  */
 export async function fetchRemoteContext(
-  store: Store, remote: RemoteContext, dockerfileName: string | undefined, opts: { keepGitDir: boolean; signal: AbortSignal },
+  store: Store, remote: RemoteContext, dockerfileName: string | undefined,
+  opts: { keepGitDir: boolean; signal: AbortSignal; secrets: ReadonlyMap<string, Buffer> },
 ): Promise<StdinContext> {
   if (remote.kind === 'url') return fetchArchive(store, remote.url, dockerfileName ?? 'Dockerfile', opts.signal);
-  const commit = await resolveCommit(remote.ref, opts.signal);
+  const commit = await resolveCommit(remote.ref, opts);
   if (remote.ref.checksum && !commit.startsWith(remote.ref.checksum)) {
     throw new KilnError(`context ${describeRemote(remote)}: checksum mismatch: the URL's checksum is ${remote.ref.checksum} but the ref is at commit ${commit}`);
   }
@@ -50,7 +52,7 @@ export async function fetchRemoteContext(
     await forgetFolderDigests(store, dir);
   };
   try {
-    await checkout(remote.ref, commit, top, { keepGitDir: opts.keepGitDir, signal: opts.signal });
+    await checkout(remote.ref, commit, top, opts);
     if (remote.ref.subdir) dir = await checkoutFolder(top, remote.ref.subdir, `context ${describeRemote(remote)}`);
     if (dockerfileName === undefined) return { dir, dockerfile: '', dockerfileName: '<stdin>', release };
     let dockerfile: string;

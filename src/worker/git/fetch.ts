@@ -1,14 +1,16 @@
 // Fetching a git reference with the host's git, as BuildKit's git source does: the ref is
 // resolved to a commit with `git ls-remote` (the commit is what a cache key names), then that
 // commit alone is fetched shallowly and checked out with its submodules. git runs as kiln's
-// user with its own configuration, so the host's credential helpers and SSH keys apply; it
-// never prompts (a CI job has no one to answer).
+// user with its own configuration, so the host's credential helpers and SSH keys apply, and with
+// the build's GIT_AUTH_TOKEN or GIT_AUTH_HEADER secret for an http(s) remote (auth.ts); it never
+// prompts (a CI job has no one to answer).
 
 import { realpath, rm, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { KilnError } from '../../util/errors.js';
 import { childProcess } from '../../util/lazy-modules.js';
 import { redactRemote, type GitRef } from './ref.js';
+import { AUTH_TOKEN_SECRET, envWithAuth, gitAuthFor, redactAuth, type GitAuth } from './auth.js';
 
 const FULL_COMMIT = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
 
@@ -16,17 +18,56 @@ interface GitRun {
   stdout: string;
 }
 
-function git(args: string[], signal: AbortSignal | undefined, what: string): Promise<GitRun> {
+interface GitCall {
+  signal: AbortSignal | undefined;
+  /** Starts every error message: `git <remote>`. */
+  what: string;
+  auth: GitAuth | undefined;
+  /** The remote is http(s), where the GIT_AUTH_* secrets apply. */
+  http: boolean;
+}
+
+/** What resolveCommit and checkout take: `secrets` are the build's, for GIT_AUTH_TOKEN and GIT_AUTH_HEADER. */
+export interface FetchOptions {
+  signal?: AbortSignal;
+  secrets?: ReadonlyMap<string, Buffer>;
+}
+
+/** git's answers to a request it was not allowed: an HTTP 401 or 403, or a prompt it may not show. */
+const REFUSED = /Authentication failed|could not read (Username|Password)|terminal prompts disabled|requested URL returned error: 40[13]/i;
+
+/** Why git failed, in its own words (its last fatal: or error: line, else its last line), and what to do about a refusal. */
+function failure(lines: string[], code: number | null, call: GitCall): string {
+  const said = lines.filter((l) => /^(fatal|error):/.test(l)).pop() ?? lines.pop() ?? `git exited with ${code}`;
+  if (!call.http || !REFUSED.test(said)) return said;
+  if (call.auth) return `the server refused the secret ${call.auth.secretId} (git: ${said})`;
+  return `the server wants credentials: give a token with --secret id=${AUTH_TOKEN_SECRET},env=VAR (or id=${AUTH_TOKEN_SECRET}.<host> for this host alone) (git: ${said})`;
+}
+
+function git(args: string[], call: GitCall): Promise<GitRun> {
+  const { signal, what, auth } = call;
   return new Promise((resolve, reject) => {
     const child = childProcess().spawn('git', args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '', SSH_ASKPASS: '', LC_ALL: 'C' },
+      env: envWithAuth({ ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '', SSH_ASKPASS: '', LC_ALL: 'C' }, auth),
       signal,
     });
     let stdout = '';
-    let stderr = '';
+    // stderr by whole lines, each redacted as it ends: a line cut short could hold part of a
+    // secret that the redaction would no longer recognise.
+    let partial = '';
+    const lines: string[] = [];
+    const keep = (line: string) => {
+      if (line.trim() === '') return;
+      lines.push(redactAuth(line, auth));
+      if (lines.length > 64) lines.shift();
+    };
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4096)));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      const parts = (partial + d).split(/\r?\n|\r/);
+      partial = parts.pop() ?? '';
+      parts.forEach(keep);
+    });
     child.once('error', (err: NodeJS.ErrnoException) => {
       if (signal?.aborted) reject(signal.reason instanceof Error ? signal.reason : err);
       else reject(new KilnError(err.code === 'ENOENT' ? `${what}: git is not installed (kiln runs the host's git for git sources)` : `${what}: ${err.message}`));
@@ -34,20 +75,29 @@ function git(args: string[], signal: AbortSignal | undefined, what: string): Pro
     child.once('close', (code) => {
       if (code === 0) resolve({ stdout });
       else if (!signal?.aborted) {
-        // git's own verdict (its last fatal: or error: line), else whatever it said last.
-        const lines = stderr.split('\n').filter((l) => l.trim() !== '');
-        reject(new KilnError(`${what}: ${lines.filter((l) => /^(fatal|error):/.test(l)).pop() ?? lines.pop() ?? `git exited with ${code}`}`));
+        keep(partial);
+        reject(new KilnError(`${what}: ${failure(lines, code, call)}`));
       }
     });
   });
 }
 
+/** How git is called for `ref`'s remote: its authentication comes from the build's secrets. */
+function callFor(ref: GitRef, opts: FetchOptions): GitCall {
+  const what = `git ${redactRemote(ref.remote)}`;
+  try {
+    return { signal: opts.signal, what, auth: gitAuthFor(ref.remote, opts.secrets), http: /^https?:\/\//i.test(ref.remote) };
+  } catch (err) {
+    throw err instanceof KilnError ? new KilnError(`${what}: ${err.message}`) : err;
+  }
+}
+
 /** The commit `ref` names on the remote: a full commit as given, else the tag or branch of that name. */
-export async function resolveCommit(ref: GitRef, signal?: AbortSignal): Promise<string> {
+export async function resolveCommit(ref: GitRef, opts: FetchOptions = {}): Promise<string> {
   const name = ref.ref ?? 'HEAD';
   if (FULL_COMMIT.test(name)) return name;
-  const what = `git ${redactRemote(ref.remote)}`;
-  const { stdout } = await git(['ls-remote', '--', ref.remote], signal, what);
+  const call = callFor(ref, opts);
+  const { stdout } = await git(['ls-remote', '--', ref.remote], call);
   const refs = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const [sha, refName] = line.split('\t');
@@ -61,17 +111,17 @@ export async function resolveCommit(ref: GitRef, signal?: AbortSignal): Promise<
     const sha = refs.get(c);
     if (sha) return sha;
   }
-  throw new KilnError(`${what}: no branch or tag named "${name}" (a commit must be written in full)`);
+  throw new KilnError(`${call.what}: no branch or tag named "${name}" (a commit must be written in full)`);
 }
 
 /**
  * Checks `commit` of the remote out into the empty folder `dir`, submodules included; its .git
  * folder goes unless `keepGitDir`.
  */
-export async function checkout(ref: GitRef, commit: string, dir: string, opts: { keepGitDir: boolean; signal?: AbortSignal }): Promise<void> {
-  const what = `git ${redactRemote(ref.remote)}`;
-  const inDir = (args: string[]) => git(['-C', dir, ...args], opts.signal, what);
-  await git(['init', '-q', dir], opts.signal, what);
+export async function checkout(ref: GitRef, commit: string, dir: string, opts: FetchOptions & { keepGitDir: boolean }): Promise<void> {
+  const call = callFor(ref, opts);
+  const inDir = (args: string[]) => git(['-C', dir, ...args], call);
+  await git(['init', '-q', dir], call);
   await inDir(['remote', 'add', 'origin', ref.remote]);
   try {
     await inDir(['fetch', '-q', '--depth=1', '--no-tags', 'origin', commit]);
