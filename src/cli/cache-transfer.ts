@@ -62,7 +62,12 @@ export function parseCacheSpec(text: string, flag: '--cache-to' | '--cache-from'
     inline: ['type', 'mode'],
   };
   const keys = known[type];
-  if (!keys) throw new KilnError(`${flag}: unknown cache type "${type}" (expected registry, local or inline)`, { exitCode: 2 });
+  if (!keys) {
+    // BuildKit's cloud backends: say what to use instead of leaving the user to guess.
+    const service = ({ gha: 'the GitHub Actions cache service', s3: 'S3', azblob: 'Azure Blob Storage' } as Record<string, string>)[type];
+    const instead = service ? `: kiln does not reach ${service}; use type=registry, or type=local with a folder your CI keeps (e.g. actions/cache)` : ' (expected registry, local or inline)';
+    throw new KilnError(`${flag}: unknown cache type "${type}"${instead}`, { exitCode: 2 });
+  }
   for (const k of kv.keys()) if (!keys.includes(k)) throw new KilnError(`${flag}: type=${type} has no option "${k}"`, { exitCode: 2 });
   const mode = kv.get('mode') ?? 'min';
   if (mode !== 'min' && mode !== 'max') throw new KilnError(`${flag}: mode must be min or max, got "${mode}"`, { exitCode: 2 });

@@ -159,5 +159,11 @@ test('a cache that does not exist yet is not an error; a malformed spec is', asy
   assert.equal(ok.code, 0, ok.stderr);
   const bad = await runKiln(['build', '--root', root, '--cache-to', 'type=s3,bucket=x', ctx]);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--cache-to: unknown cache type "s3"/);
+  assert.match(bad.stderr, /--cache-to: unknown cache type "s3": kiln does not reach S3; use type=registry, or type=local/);
+  const gha = await runKiln(['build', '--root', root, '--cache-from', 'type=gha,scope=main', ctx]);
+  assert.equal(gha.code, 2);
+  assert.match(gha.stderr, /--cache-from: unknown cache type "gha": kiln does not reach the GitHub Actions cache service/);
+  const other = await runKiln(['build', '--root', root, '--cache-to', 'type=floppy', ctx]);
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /--cache-to: unknown cache type "floppy" \(expected registry, local or inline\)/);
 });
