@@ -8,15 +8,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { tempDir } from '../helpers/tmp.js';
 import { git, makeRepo, publish } from '../helpers/git-daemon.js';
 import { basicAuth, startGitHttp, type GitHttpServer } from '../helpers/git-http.js';
 import { runKiln, type RunResult } from '../helpers/kiln.js';
 import { readTree } from '../exporter/tree.js';
 import { assertOk, buildJson, cachedSteps, ranSteps, type BuildRun } from './fixture.js';
+import { filesUnder } from '../helpers/files.js';
 
 const TOKEN = 'kiln-git-token-5c1e9b7d';
 const WRONG = 'kiln-wrong-token-0a4f2e61';
@@ -91,19 +90,6 @@ async function contextWith(dockerfile: string): Promise<string> {
   const ctx = await tempDir('kiln-git-auth-ctx-');
   await writeFile(join(ctx, 'Dockerfile'), dockerfile);
   return ctx;
-}
-
-function* filesUnder(dir: string): Generator<[string, Buffer]> {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = lstatSync(p);
-    if (st.isDirectory()) yield* filesUnder(p);
-    else if (st.isFile()) {
-      let data = readFileSync(p);
-      if (data[0] === 0x1f && data[1] === 0x8b) data = gunzipSync(data);
-      yield [p, data];
-    }
-  }
 }
 
 test('ADD of a private http repository: GIT_AUTH_TOKEN gets it, submodule too; without it, or with a wrong one, the step fails naming the line and the repository', async () => {

@@ -9,12 +9,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { runKiln, type RunResult } from '../helpers/kiln.js';
 import { kilnBin } from '../helpers/paths.js';
 import { makeBusyboxRootfs, BUSYBOX_DOCKERFILE } from '../helpers/busybox.js';
 import { eventually, hostProcesses, mountsMentioning } from './procs.js';
 import { discoverHierarchies } from '../../src/worker/sandbox/cgroups.js';
+import { filesUnder } from '../helpers/files.js';
 
 let work: string;
 let root: string;
@@ -156,20 +156,6 @@ test('--network none cuts the host loopback off; the default network reaches it'
 });
 
 const sha256hex = (s: string) => createHash('sha256').update(s).digest('hex');
-
-/** Every file under `dir`, gzip layers decompressed, as one buffer per file. */
-function* filesUnder(dir: string): Generator<[string, Buffer]> {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = lstatSync(p);
-    if (st.isDirectory()) yield* filesUnder(p);
-    else if (st.isFile()) {
-      let data = readFileSync(p);
-      if (data[0] === 0x1f && data[1] === 0x8b) data = gunzipSync(data);
-      yield [p, data];
-    }
-  }
-}
 
 test('secrets reach the step and nothing else: not the image, the history, the cache or the store', async () => {
   const secretValue = 'kiln-secret-6f1d0a';
