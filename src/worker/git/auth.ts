@@ -33,9 +33,12 @@ function candidates(url: URL): Array<{ id: string; token: boolean }> {
   ];
 }
 
+/** The remotes the GIT_AUTH_* secrets apply to. */
+export const isHttpRemote = (remote: string): boolean => /^https?:\/\//i.test(remote);
+
 /** The authentication `secrets` give git for `remote`; none for a remote that is not http(s). */
 export function gitAuthFor(remote: string, secrets: ReadonlyMap<string, Buffer> | undefined): GitAuth | undefined {
-  if (!secrets?.size || !/^https?:\/\//i.test(remote)) return undefined;
+  if (!secrets?.size || !isHttpRemote(remote)) return undefined;
   let url: URL;
   try {
     url = new URL(remote);

@@ -10,7 +10,7 @@ import { join, relative, sep } from 'node:path';
 import { KilnError } from '../../util/errors.js';
 import { childProcess } from '../../util/lazy-modules.js';
 import { redactRemote, type GitRef } from './ref.js';
-import { AUTH_TOKEN_SECRET, envWithAuth, gitAuthFor, redactAuth, type GitAuth } from './auth.js';
+import { AUTH_TOKEN_SECRET, envWithAuth, gitAuthFor, isHttpRemote, redactAuth, type GitAuth } from './auth.js';
 
 const FULL_COMMIT = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
 
@@ -86,7 +86,7 @@ function git(args: string[], call: GitCall): Promise<GitRun> {
 function callFor(ref: GitRef, opts: FetchOptions): GitCall {
   const what = `git ${redactRemote(ref.remote)}`;
   try {
-    return { signal: opts.signal, what, auth: gitAuthFor(ref.remote, opts.secrets), http: /^https?:\/\//i.test(ref.remote) };
+    return { signal: opts.signal, what, auth: gitAuthFor(ref.remote, opts.secrets), http: isHttpRemote(ref.remote) };
   } catch (err) {
     throw err instanceof KilnError ? new KilnError(`${what}: ${err.message}`) : err;
   }
