@@ -19,6 +19,7 @@ import { checkAttestationFlags } from './attest-flags.js';
 import { normalizeReference } from '../registry/reference.js';
 import { describeRemote, remoteContextOf, type RemoteContext } from './remote-context.js';
 import { defaultPlatform, parsePlatform } from '../registry/platform.js';
+import { agentSourceFor, type AgentSource } from '../worker/ssh/source.js';
 
 export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'tag', short: 't', kind: 'list' },
@@ -120,7 +121,7 @@ export interface BuildOptions {
   pids?: number;
   cpus?: number;
   secrets: Map<string, Buffer>;
-  sshAgents: Map<string, string>;
+  sshAgents: Map<string, AgentSource>;
   allowInsecure: boolean;
   /** `--allow network.host`: RUN --network=host is permitted (BuildKit's entitlement). */
   allowNetworkHost: boolean;
@@ -319,16 +320,24 @@ function parseSecrets(values: string[], env: NodeJS.ProcessEnv): Map<string, Buf
   return out;
 }
 
-/** `default` (from $SSH_AUTH_SOCK), `id=/path/to/socket`. */
-function parseSsh(values: string[], env: NodeJS.ProcessEnv): Map<string, string> {
-  const out = new Map<string, string>();
+/** `ID` (the agent at $SSH_AUTH_SOCK), `ID=SOCKET`, `ID=KEYFILE[,KEYFILE...]`. */
+function parseSsh(values: string[], env: NodeJS.ProcessEnv): Map<string, AgentSource> {
+  const out = new Map<string, AgentSource>();
   for (const v of values) {
     const eq = v.indexOf('=');
     const id = eq < 0 ? v : v.slice(0, eq);
-    const sock = eq < 0 ? env.SSH_AUTH_SOCK : v.slice(eq + 1);
-    if (!id) throw new KilnError(`--ssh: expected ID or ID=SOCKET, got "${v}"`, { exitCode: 2 });
-    if (!sock) throw new KilnError(`--ssh ${id}: no agent socket (SSH_AUTH_SOCK is not set)`, { exitCode: 2 });
-    out.set(id, resolve(sock));
+    const paths = eq < 0 ? [] : v.slice(eq + 1).split(',').filter(Boolean);
+    if (!id) throw new KilnError(`--ssh: expected ID or ID=SOCKET|KEYFILE[,KEYFILE...], got "${v}"`, { exitCode: 2 });
+    if (out.has(id)) throw new KilnError(`--ssh ${id}: given twice`, { exitCode: 2 });
+    if (paths.length === 0) {
+      if (!env.SSH_AUTH_SOCK) throw new KilnError(`--ssh ${id}: no agent socket (SSH_AUTH_SOCK is not set); give one, or key files, as --ssh ${id}=PATH`, { exitCode: 2 });
+      paths.push(env.SSH_AUTH_SOCK);
+    }
+    try {
+      out.set(id, agentSourceFor(paths));
+    } catch (err) {
+      throw new KilnError(`--ssh ${id}: ${(err as Error).message}`, { exitCode: 2 });
+    }
   }
   return out;
 }

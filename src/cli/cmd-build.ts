@@ -55,7 +55,8 @@ kiln build [flags] URL      an http(s) URL of a tar (or gzip tar) context, or of
       --compress, --isolation, --security-opt, --squash   accepted and ignored, as buildx does
       --network MODE        default network of RUN steps: default, none or host
       --secret id=X,src=F   a secret for RUN --mount=type=secret (src=FILE or env=VAR)
-      --ssh default|ID=SOCK an ssh agent for RUN --mount=type=ssh
+      --ssh ID[=SOCK|KEY,...]  an ssh agent (default: $SSH_AUTH_SOCK) or key files for RUN
+                            --mount=type=ssh; the default one also serves git over ssh
       --allow security.insecure   permit RUN --security=insecure
       --source-date-epoch S clamp timestamps to S (default: SOURCE_DATE_EPOCH)
       --cache-to SPEC       export the build cache (type=registry,ref=R | type=local,dest=D | type=inline)

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { KilnError } from '../util/errors.js';
 import { removeTree, type Store } from '../store/store.js';
 import { forgetFolderDigests } from '../store/filehash-cache.js';
-import { checkout, checkoutFolder, resolveCommit } from '../worker/git/fetch.js';
+import { checkout, checkoutFolder, resolveCommit, type FetchOptions } from '../worker/git/fetch.js';
 import { parseGitRef, redactRemote, type GitRef } from '../worker/git/ref.js';
 import { readStdinContext, type StdinContext } from './stdin-context.js';
 
@@ -34,11 +34,11 @@ export function describeRemote(r: RemoteContext): string {
 /**
  * Fetches the context. `dockerfileName` is the Dockerfile inside it (`-f`, else `Dockerfile`),
  * undefined when it comes from standard input. `keepGitDir`: BUILDKIT_CONTEXT_KEEP_GIT_DIR.
- * `secrets`: the build's, for a repository's GIT_AUTH_TOKEN or GIT_AUTH_HEADER.
+ * `secrets` and `sshAgent`: the build's, for a private repository (fetch.ts).
  */
 export async function fetchRemoteContext(
   store: Store, remote: RemoteContext, dockerfileName: string | undefined,
-  opts: { keepGitDir: boolean; signal: AbortSignal; secrets: ReadonlyMap<string, Buffer> },
+  opts: { keepGitDir: boolean; signal: AbortSignal } & FetchOptions,
 ): Promise<StdinContext> {
   if (remote.kind === 'url') return fetchArchive(store, remote.url, dockerfileName ?? 'Dockerfile', opts.signal);
   const commit = await resolveCommit(remote.ref, opts);

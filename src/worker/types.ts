@@ -2,6 +2,7 @@
 // one snapshot out. Workers know nothing of the graph beyond the op they are given.
 
 import type { Store } from '../store/store.js';
+import type { AgentSource } from './ssh/source.js';
 
 /** A filesystem: snapshot ids bottom (base) to top, each folder in overlay format. */
 export interface StateInput {
@@ -51,8 +52,8 @@ export interface WorkerContext {
   store: Store;
   /** `--secret id=...` contents by id. Never written into a layer, a key or a log. */
   secrets: Map<string, Buffer>;
-  /** `--ssh id=socket` agent sockets by id (`default` from $SSH_AUTH_SOCK). */
-  sshAgents: Map<string, string>;
+  /** `--ssh ID[=SOCKET|KEYFILE,...]` agents by id (`default` alone: $SSH_AUTH_SOCK). */
+  sshAgents: Map<string, AgentSource>;
   limits: ResourceLimits;
   /** `--allow security.insecure` was given. */
   allowInsecure: boolean;

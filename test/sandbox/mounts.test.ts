@@ -125,32 +125,45 @@ test('secrets: files with mode and owner, env, never in the layer; required ones
   assert.equal(optional.output, 'absent\n');
 });
 
-test('ssh: a socket of the mount\'s mode and owner forwards to the agent, and SSH_AUTH_SOCK is set', async () => {
+test('ssh: a socket of the mount\'s mode and owner passes listing and signing to the agent, nothing else, and SSH_AUTH_SOCK is set', async () => {
   const sock = fx.store.path('agent.sock');
-  // busybox has no unix-socket client: the step checks the socket's path, mode and owner, and
-  // the forwarding itself is checked from the host while the step is running.
-  const server = createServer((s) => s.end('agent-says-hi\n'));
+  // The user's agent: it notes each request's type and answers a listing with no keys.
+  const reached: number[] = [];
+  const server = createServer((s) => {
+    s.on('data', (d: Buffer) => {
+      for (let at = 0; at + 5 <= d.length; at += 4 + d.readUInt32BE(at)) {
+        reached.push(d[at + 4]!);
+        if (d[at + 4] === 11) s.write(Buffer.from([0, 0, 0, 5, 12, 0, 0, 0, 0]));
+      }
+    });
+  });
   await new Promise<void>((r) => server.listen(sock, r));
   const before = await stat(sock);
-  const heard: string[] = [];
+  // busybox has no unix-socket client: the step checks the socket's path, mode and owner, and
+  // the agent is spoken to from the host while the step runs: a remove-all (19), then a listing (11).
+  const heard: number[] = [];
   const probe = setInterval(() => {
     for (const d of readdirSafe(fx.store.path('tmp'))) {
       for (const sub of readdirSafe(join(fx.store.path('tmp'), d)).filter((n) => n.startsWith('ssh'))) {
-        const proxy = join(fx.store.path('tmp'), d, sub, 'agent.sock');
-        const c = connect(proxy);
+        const c = connect(join(fx.store.path('tmp'), d, sub, 'agent.sock'));
         c.on('error', () => undefined);
-        c.setEncoding('utf8').on('data', (t: string) => heard.push(t));
+        c.on('data', (r: Buffer) => {
+          for (let at = 0; at + 5 <= r.length; at += 4 + r.readUInt32BE(at)) heard.push(r[at + 4]!);
+        });
+        c.write(Buffer.from([0, 0, 0, 1, 19, 0, 0, 0, 1, 11]));
       }
     }
   }, 100);
   try {
     const r = await fx.run('test -S "$SSH_AUTH_SOCK" && echo "$SSH_AUTH_SOCK" && stat -c "%a %u %g" "$SSH_AUTH_SOCK" && sleep 1', {
       op: { mounts: [{ type: 'ssh', id: 'default', target: '/run/buildkit/ssh_agent.0', required: true, mode: 0o640, uid: 1000, gid: 1001 }] },
-      ctx: { sshAgents: new Map([['default', sock]]) },
+      ctx: { sshAgents: new Map([['default', { kind: 'socket', path: sock }]]) },
     });
     assert.equal(r.output, '/run/buildkit/ssh_agent.0\n640 1000 1001\n');
     assert.equal(r.snapshot, null);
-    assert.ok(heard.join('').includes('agent-says-hi'), 'a connection to the step\'s socket reaches the agent');
+    assert.ok(heard.length >= 2, 'the step\'s socket answered');
+    assert.deepEqual(heard.slice(0, 2), [5, 12], 'the remove-all is refused (5), the listing answered by the agent (12)');
+    assert.ok(reached.length > 0 && reached.every((t) => t === 11), `only listings reach the agent, got ${reached.join(',')}`);
     const after = await stat(sock);
     assert.equal(after.mode, before.mode, 'the agent socket itself is not changed');
     assert.equal(after.uid, before.uid);

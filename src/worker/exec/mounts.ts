@@ -15,7 +15,7 @@ import { overlayMountSpec } from './overlay.js';
 import { writeContextWhiteouts } from './context-view.js';
 import { seedCacheDir } from './cache-seed.js';
 import { renameIntoPlace } from '../../util/fs.js';
-import { startAgentProxy, type AgentProxy } from './ssh-proxy.js';
+import { serveAgent, type AgentServer } from '../ssh/agent.js';
 
 export interface PreparedMounts {
   records: SpecToken[][];
@@ -73,9 +73,9 @@ export async function prepareMounts(
   const records: SpecToken[][] = [];
   const env: string[] = [];
   const locks: number[] = [];
-  const proxies: AgentProxy[] = [];
+  const agents: AgentServer[] = [];
   const release = () => {
-    for (const p of proxies.splice(0)) p.close();
+    for (const a of agents.splice(0)) a.close();
     for (const fd of locks.splice(0)) {
       try {
         flock(fd, LOCK_UN);
@@ -168,17 +168,19 @@ export async function prepareMounts(
           break;
         }
         case 'ssh': {
-          const sock = ctx.sshAgents.get(mnt.id);
-          if (sock === undefined) {
+          const source = ctx.sshAgents.get(mnt.id);
+          if (source === undefined) {
             if (mnt.required) throw new KilnError(`ssh agent ${mnt.id} is required but was not given (--ssh ${mnt.id})`);
             break;
           }
-          await stat(sock).catch((err: unknown) => {
-            throw new KilnError(`ssh agent socket ${sock} for --ssh ${mnt.id}: ${(err as Error).message}`);
-          });
-          const proxy = await startAgentProxy(sock, join(await scratchDir('ssh'), 'agent.sock'), mnt);
-          proxies.push(proxy);
-          records.push(['bind', proxy.path, mnt.target, 'rw']);
+          if (source.kind === 'socket') {
+            await stat(source.path).catch((err: unknown) => {
+              throw new KilnError(`ssh agent socket ${source.path} for --ssh ${mnt.id}: ${(err as Error).message}`);
+            });
+          }
+          const agent = await serveAgent(source, join(await scratchDir('ssh'), 'agent.sock'), mnt);
+          agents.push(agent);
+          records.push(['bind', agent.path, mnt.target, 'rw']);
           if (!env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${mnt.target}`);
           break;
         }
