@@ -88,9 +88,21 @@ test('sharing=locked runs steps one at a time; private gives a busy cache\'s sec
   const rs = await Promise.all([1, 2, 3].map(() => fx.run(guarded, { op: { mounts: locked } })));
   for (const r of rs) assert.equal(r.output, 'ok\n');
 
-  const priv = [cache({ id: 'private', target: '/k', sharing: 'private' })];
-  const both = await Promise.all([1, 2].map(() => fx.run('ls /k | wc -l; echo x > /k/mark-$$; sleep 0.3', { op: { mounts: priv } })));
-  assert.deepEqual(both.map((r) => r.output.trim()).sort(), ['0', '0']);
+  // Two steps that are in the cache at the same time must each see an empty folder. On a busy
+  // machine one may end before the other starts: such a try proves nothing, so it is made again
+  // (with a fresh cache id) until the two overlapped, as the uptime clock they print shows.
+  const script = 'read s _ < /proc/uptime; ls /k | wc -l; echo x > /k/mark-$$; sleep 0.3; read e _ < /proc/uptime; echo "$s $e"';
+  let overlapped = false;
+  for (let attempt = 0; attempt < 5 && !overlapped; attempt++) {
+    const priv = [cache({ id: `private-${attempt}`, target: '/k', sharing: 'private' })];
+    const both = await Promise.all([1, 2].map(() => fx.run(script, { op: { mounts: priv } })));
+    const [a, b] = both.map((r) => r.output.trim().split('\n'));
+    const [as, ae] = a![1]!.split(' ').map(Number);
+    const [bs, be] = b![1]!.split(' ').map(Number);
+    overlapped = as! < be! && bs! < ae!;
+    if (overlapped) assert.deepEqual([a![0], b![0]], ['0', '0'], 'a busy private cache is not shared');
+  }
+  assert.ok(overlapped, 'the two steps never ran at the same time');
 });
 
 test('tmpfs mounts have their size and leave nothing behind', async () => {
