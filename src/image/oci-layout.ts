@@ -3,6 +3,7 @@
 // reads one. The chosen manifest, its config and its layers are copied into the store, each
 // checked against its digest, the first time a build needs them; nothing is ever pulled.
 
+import pLimit from 'p-limit';
 import { createReadStream, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Digest } from '../graph/ops.js';
@@ -124,6 +125,9 @@ export async function loadLayoutImage(store: Store, layout: LayoutImage, platfor
   const config = await document<ImageConfigFile>(manifest.config.digest);
   const have = normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
   if (!platformMatches(want, have)) throw new KilnError(`the layout's image is for ${formatPlatform(have)}, not ${formatPlatform(want)}`);
-  for (const l of manifest.layers as Descriptor[]) await copy(l.digest);
+  // Hashing a layer keeps a CPU busy: two at a time, as `kiln load` does.
+  const limit = pLimit(2);
+  const layers = new Set((manifest.layers as Descriptor[]).map((l) => l.digest));
+  await Promise.all([...layers].map((d) => limit(() => copy(d))));
   return { ref: layout.ref, digest: digest as Digest, manifest, config, configDigest: manifest.config.digest as Digest, platform: have, downloaded: copied };
 }
