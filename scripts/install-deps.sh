@@ -14,6 +14,7 @@ PKGS=(
   xz-utils bzip2 zstd pigz          # archive formats ADD unpacks; export benchmarks
   iproute2             # `ip` for network namespace tests
   git                  # git sources (ADD <git>, a repository as the context) and their tests' git daemon
+  openssh-server openssh-client   # sshd for git over ssh tests; ssh, ssh-add, ssh-keygen, ssh-agent for --ssh tests
 )
 
 missing=()
