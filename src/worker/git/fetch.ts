@@ -30,6 +30,7 @@ interface GitCall {
   auth: GitAuth | undefined;
   /** The remote is http(s), where the GIT_AUTH_* secrets apply. */
   http: boolean;
+  /** As written, for the host a message names. */
   remote: string;
   /** SSH_AUTH_SOCK for git's ssh: the --ssh default agent, when given. */
   agentSocket: string | undefined;
