@@ -53,7 +53,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         for (const c of o.buildContexts) {
           if (c.kind !== 'remote') buildContexts.push(c);
           else {
-            const f = await fetchRemoteContext(store, c.remote, undefined, { keepGitDir, signal, secrets: o.secrets, sshAgent: o.sshAgents.get('default') });
+            const f = await fetchRemoteContext(store, c.remote, undefined, { keepGitDir, signal, secrets: o.secrets, sshAgents: o.sshAgents });
             releases.push(f.release);
             buildContexts.push({ name: c.name, key: c.key, kind: 'dir', dir: f.dir, fetched: true });
           }
@@ -62,7 +62,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         if (local) return await buildIn(withContexts, await readDockerfile(o), buildIdentity(o.contextDir, o.dockerfilePath, o), progress, signal, store);
         const dockerfileFromStdin = remote !== undefined && o.dockerfilePath === STDIN_DOCKERFILE;
         const fetched = remote
-          ? await fetchRemoteContext(store, remote, dockerfileFromStdin ? undefined : o.dockerfileName, { keepGitDir, signal, secrets: o.secrets, sshAgent: o.sshAgents.get('default') })
+          ? await fetchRemoteContext(store, remote, dockerfileFromStdin ? undefined : o.dockerfileName, { keepGitDir, signal, secrets: o.secrets, sshAgents: o.sshAgents })
           : await readStdinContext(store, o.dockerfileName);
         releases.push(fetched.release);
         const inside = {

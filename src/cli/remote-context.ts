@@ -34,7 +34,7 @@ export function describeRemote(r: RemoteContext): string {
 /**
  * Fetches the context. `dockerfileName` is the Dockerfile inside it (`-f`, else `Dockerfile`),
  * undefined when it comes from standard input. `keepGitDir`: BUILDKIT_CONTEXT_KEEP_GIT_DIR.
- * `secrets` and `sshAgent`: the build's, for a private repository (fetch.ts).
+ * `secrets` and `sshAgents`: the build's, for a private repository (fetch.ts).
  */
 export async function fetchRemoteContext(
   store: Store, remote: RemoteContext, dockerfileName: string | undefined,

@@ -9,6 +9,7 @@ import { makeFixture, describeTree, type Fixture } from './fixture.js';
 import type { CacheMount, RunMount } from '../../src/graph/ops.js';
 import type { ResolvedInput } from '../../src/worker/types.js';
 import { cacheMountDir } from '../../src/worker/exec/mounts.js';
+import { FrameSplitter } from '../../src/worker/ssh/wire.js';
 
 let fx: Fixture;
 let stage: string;
@@ -142,10 +143,11 @@ test('ssh: a socket of the mount\'s mode and owner passes listing and signing to
   // The user's agent: it notes each request's type and answers a listing with no keys.
   const reached: number[] = [];
   const server = createServer((s) => {
+    const split = new FrameSplitter();
     s.on('data', (d: Buffer) => {
-      for (let at = 0; at + 5 <= d.length; at += 4 + d.readUInt32BE(at)) {
-        reached.push(d[at + 4]!);
-        if (d[at + 4] === 11) s.write(Buffer.from([0, 0, 0, 5, 12, 0, 0, 0, 0]));
+      for (const request of split.push(d)) {
+        reached.push(request[0]!);
+        if (request[0] === 11) s.write(Buffer.from([0, 0, 0, 5, 12, 0, 0, 0, 0]));
       }
     });
   });
@@ -159,9 +161,8 @@ test('ssh: a socket of the mount\'s mode and owner passes listing and signing to
       for (const sub of readdirSafe(join(fx.store.path('tmp'), d)).filter((n) => n.startsWith('ssh'))) {
         const c = connect(join(fx.store.path('tmp'), d, sub, 'agent.sock'));
         c.on('error', () => undefined);
-        c.on('data', (r: Buffer) => {
-          for (let at = 0; at + 5 <= r.length; at += 4 + r.readUInt32BE(at)) heard.push(r[at + 4]!);
-        });
+        const split = new FrameSplitter();
+        c.on('data', (r: Buffer) => heard.push(...split.push(r).map((reply) => reply[0]!)));
         c.write(Buffer.from([0, 0, 0, 1, 19, 0, 0, 0, 1, 11]));
       }
     }

@@ -22,7 +22,7 @@ export async function gitCommit(action: GitAction, ctx: WorkerContext): Promise<
   const key = `${action.remote}#${action.ref ?? ''}`;
   let p = commits.get(key);
   if (!p) {
-    p = resolveCommit(refOf(action), { signal: ctx.signal, secrets: ctx.secrets, sshAgent: ctx.sshAgents.get('default') });
+    p = resolveCommit(refOf(action), { signal: ctx.signal, secrets: ctx.secrets, sshAgents: ctx.sshAgents });
     commits.set(key, p);
     p.catch(() => commits.delete(key));
   }
@@ -37,7 +37,7 @@ export async function runGit(action: GitAction, ctx: WorkerContext, w: DiffWrite
   const commit = await gitCommit(action, ctx);
   const dir = await ctx.store.tempDir('git');
   try {
-    await checkout(refOf(action), commit, dir, { keepGitDir: action.keepGitDir, signal: ctx.signal, secrets: ctx.secrets, sshAgent: ctx.sshAgents.get('default') });
+    await checkout(refOf(action), commit, dir, { keepGitDir: action.keepGitDir, signal: ctx.signal, secrets: ctx.secrets, sshAgents: ctx.sshAgents });
     const root = action.subdir ? await checkoutFolder(dir, action.subdir, `ADD ${redactRemote(action.remote)}#${action.ref ?? ''}:${action.subdir}`) : dir;
     const copy: CopyAction = {
       action: 'copy', from: 0, src: ['.'], dest: action.dest.endsWith('/') ? action.dest : `${action.dest}/`,

@@ -13,7 +13,7 @@ import { join, relative, sep } from 'node:path';
 import { KilnError } from '../../util/errors.js';
 import { childProcess } from '../../util/lazy-modules.js';
 import { redactRemote, type GitRef } from './ref.js';
-import { serveAgent } from '../ssh/agent.js';
+import { serveAgent, type AgentServer } from '../ssh/agent.js';
 import type { AgentSource } from '../ssh/source.js';
 import { AUTH_TOKEN_SECRET, envWithAuth, gitAuthFor, isHttpRemote, redactAuth, type GitAuth } from './auth.js';
 
@@ -37,13 +37,13 @@ interface GitCall {
 }
 
 /**
- * What resolveCommit and checkout take: `secrets` are the build's, for GIT_AUTH_TOKEN and
- * GIT_AUTH_HEADER; `sshAgent` is `--ssh default`'s agent.
+ * What resolveCommit and checkout take: the build's `secrets` (GIT_AUTH_TOKEN, GIT_AUTH_HEADER)
+ * and `--ssh` agents, of which git uses `default`, as BuildKit's git source does.
  */
 export interface FetchOptions {
   signal?: AbortSignal;
   secrets?: ReadonlyMap<string, Buffer>;
-  sshAgent?: AgentSource;
+  sshAgents?: ReadonlyMap<string, AgentSource>;
 }
 
 /** git's answers to a request it was not allowed: an HTTP 401 or 403, or a prompt it may not show. */
@@ -137,15 +137,16 @@ async function withCall<T>(ref: GitRef, opts: FetchOptions, fn: (call: GitCall) 
     throw err instanceof KilnError ? new KilnError(`${what}: ${err.message}`) : err;
   }
   const call: GitCall = { signal: opts.signal, what, auth, http: isHttpRemote(ref.remote), remote: ref.remote, agentSocket: undefined };
-  const agent = opts.sshAgent;
+  const agent = opts.sshAgents?.get('default');
   if (!agent) return fn(call);
   if (agent.kind === 'socket') return fn({ ...call, agentSocket: agent.path });
   const dir = await mkdtemp(join(tmpdir(), 'kiln-git-agent-'));
-  const served = await serveAgent(agent, join(dir, 'agent.sock'), { mode: 0o600, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+  let served: AgentServer | undefined;
   try {
+    served = await serveAgent(agent, join(dir, 'agent.sock'), { mode: 0o600, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
     return await fn({ ...call, agentSocket: served.path });
   } finally {
-    served.close();
+    served?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -154,21 +155,23 @@ async function withCall<T>(ref: GitRef, opts: FetchOptions, fn: (call: GitCall) 
 export async function resolveCommit(ref: GitRef, opts: FetchOptions = {}): Promise<string> {
   const name = ref.ref ?? 'HEAD';
   if (FULL_COMMIT.test(name)) return name;
-  const { stdout, call } = await withCall(ref, opts, async (call) => ({ ...(await git(['ls-remote', '--', ref.remote], call)), call }));
-  const refs = new Map<string, string>();
-  for (const line of stdout.split('\n')) {
-    const [sha, refName] = line.split('\t');
-    if (sha && refName) refs.set(refName, sha);
-  }
-  // git's own order for a short name: as written, then a tag (its commit), then a branch.
-  const candidates = name.startsWith('refs/') || name === 'HEAD'
-    ? [`${name}^{}`, name]
-    : [`refs/tags/${name}^{}`, `refs/tags/${name}`, `refs/heads/${name}`, `refs/${name}`];
-  for (const c of candidates) {
-    const sha = refs.get(c);
-    if (sha) return sha;
-  }
-  throw new KilnError(`${call.what}: no branch or tag named "${name}" (a commit must be written in full)`);
+  return withCall(ref, opts, async (call) => {
+    const { stdout } = await git(['ls-remote', '--', ref.remote], call);
+    const refs = new Map<string, string>();
+    for (const line of stdout.split('\n')) {
+      const [sha, refName] = line.split('\t');
+      if (sha && refName) refs.set(refName, sha);
+    }
+    // git's own order for a short name: as written, then a tag (its commit), then a branch.
+    const candidates = name.startsWith('refs/') || name === 'HEAD'
+      ? [`${name}^{}`, name]
+      : [`refs/tags/${name}^{}`, `refs/tags/${name}`, `refs/heads/${name}`, `refs/${name}`];
+    for (const c of candidates) {
+      const sha = refs.get(c);
+      if (sha) return sha;
+    }
+    throw new KilnError(`${call.what}: no branch or tag named "${name}" (a commit must be written in full)`);
+  });
 }
 
 /**
