@@ -3,11 +3,12 @@
 // Everything it needs is in its own folder; nothing of the machine's sshd setup is read or changed.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './registry.js';
+import { hostProcesses } from '../sandbox/procs.js';
 
 export interface Sshd {
   port: number;
@@ -105,15 +106,7 @@ async function waitForGreeting(port: number, child: ChildProcess, log: () => str
 /** Pids of every descendant of `pid`, each before its own children. */
 function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const ppid = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))?.[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
-    } catch {
-      // exited while we looked
-    }
-  }
+  for (const p of hostProcesses()) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p.pid]);
   const out: number[] = [];
   const walk = (p: number) => {
     for (const c of children.get(p) ?? []) {
