@@ -6,7 +6,9 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -35,3 +37,7 @@ intptr_t kiln_mount(const char *source, const char *target, const char *fstype, 
 intptr_t kiln_umount2(const char *target, int flags) { return result(umount2(target, flags)); }
 
 intptr_t kiln_flock(int fd, int operation) { return result(flock(fd, operation)); }
+
+intptr_t kiln_rename_noreplace(const char *from, const char *to) {
+  return result(renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE));
+}

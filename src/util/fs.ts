@@ -1,6 +1,7 @@
 import { mkdirSync, readSync, statSync } from 'node:fs';
 import { lstat, readdir, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { renameNoReplace } from './syscalls.js';
 
 /** True when something (a file, a folder, even a dangling link) is at `p`. */
 export async function pathExists(p: string): Promise<boolean> {
@@ -22,10 +23,13 @@ export async function namesIn(dir: string): Promise<string[]> {
 }
 
 /**
- * Renames a staged folder to `dest`. When another process put an equal one there first
- * (content-addressed or idempotent results), theirs is kept: returns false and leaves `src`.
+ * Renames a staged folder to `dest`. When another process put one there first (content-addressed
+ * or idempotent results), theirs is kept, even an empty one that a plain rename would replace
+ * while it is in use: returns false and leaves `src`.
  */
 export async function renameIntoPlace(src: string, dest: string): Promise<boolean> {
+  const done = renameNoReplace(src, dest);
+  if (done !== undefined) return done;
   try {
     await rename(src, dest);
     return true;

@@ -18,6 +18,7 @@ interface Bindings {
   mount: NativeFunction;
   umount2: NativeFunction;
   flock: NativeFunction;
+  renameNoReplace: NativeFunction;
   ioctl: NativeFunction;
   copy_file_range: NativeFunction;
 }
@@ -48,6 +49,7 @@ function native(): Bindings {
     mount: own.func('intptr_t kiln_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: own.func('intptr_t kiln_umount2(const char *target, int flags)'),
     flock: own.func('intptr_t kiln_flock(int fd, int operation)'),
+    renameNoReplace: own.func('intptr_t kiln_rename_noreplace(const char *from, const char *to)'),
     // These two only ever succeed or fail, whatever the errno: libc's own are enough.
     // Only FS_IOC_GETFLAGS/SETFLAGS, whose argument the kernel reads and writes as 32 bits.
     ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ uint32_t *arg)'),
@@ -195,6 +197,25 @@ export function flock(fd: number, operation: number): boolean {
   if (r >= 0) return true;
   if (r === -EWOULDBLOCK && (operation & LOCK_NB) !== 0) return false;
   throw new SyscallError('flock', -r, `fd ${fd}`);
+}
+
+// ---------------------------------------------------------------- rename without replacing
+
+const EEXIST = 17;
+const EINVAL = 22;
+
+/**
+ * Renames `from` to `to` unless something is at `to`: false then. A plain rename replaces an
+ * empty folder, so two processes that both stage a new folder would each think theirs won, and
+ * the first one's folder, already in use, would vanish. Undefined when the file system cannot
+ * refuse (renameat2 flags unsupported): the caller decides what to do.
+ */
+export function renameNoReplace(from: string, to: string): boolean | undefined {
+  const r = call(native().renameNoReplace, from, to);
+  if (r >= 0) return true;
+  if (r === -EEXIST) return false;
+  if (r === -EINVAL) return undefined;
+  throw new SyscallError('rename', -r, `${from} -> ${to}`);
 }
 
 // ---------------------------------------------------------------- copy_file_range

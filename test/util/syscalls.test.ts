@@ -3,9 +3,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
+import { renameIntoPlace } from '../../src/util/fs.js';
 import { flock, getXattr, listXattrs, LOCK_EX, LOCK_NB, LOCK_UN, makeWhiteout, removeXattr, setXattr, SyscallError } from '../../src/util/syscalls.js';
 
 test('xattrs, mknod and flock: the expected failures are answers, the others errors naming the call and errno', async () => {
@@ -39,4 +40,24 @@ test('xattrs, mknod and flock: the expected failures are answers, the others err
     closeSync(b);
   }
   assert.throws(() => flock(a, LOCK_EX), (e: unknown) => e instanceof SyscallError && e.code === 'EBADF');
+});
+
+test('renameIntoPlace keeps a folder already in place, even an empty one a plain rename would replace', async () => {
+  const d = await tempDir();
+  const dest = join(d, 'dest');
+  const first = join(d, 'first');
+  const second = join(d, 'second');
+  mkdirSync(first);
+  mkdirSync(second);
+  writeFileSync(join(second, 'marker'), '');
+  mkdirSync(join(d, 'third'));
+  assert.equal(await renameIntoPlace(first, dest), true);
+  const inode = statSync(dest).ino;
+  // `dest` is empty: rename(2) would swap `third` in and delete the folder a step may be using.
+  assert.equal(await renameIntoPlace(join(d, 'third'), dest), false);
+  assert.equal(await renameIntoPlace(second, dest), false);
+  assert.equal(statSync(dest).ino, inode);
+  assert.deepEqual(readdirSync(dest), []);
+  assert.ok(existsSync(join(d, 'third')) && existsSync(join(second, 'marker')), 'the losers are left where they were');
+  await assert.rejects(renameIntoPlace(join(d, 'missing'), join(d, 'x')), (e: unknown) => e instanceof SyscallError && e.code === 'ENOENT');
 });
