@@ -67,6 +67,7 @@ function call(fn: NativeFunction, ...args: unknown[]): number {
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 17: 'EEXIST', 22: 'EINVAL', 28: 'ENOSPC', 34: 'ERANGE',
   61: 'ENODATA', 95: 'EOPNOTSUPP', 30: 'EROFS', 7: 'E2BIG', 12: 'ENOMEM', 16: 'EBUSY', 11: 'EAGAIN', 20: 'ENOTDIR', 9: 'EBADF',
+  5: 'EIO', 18: 'EXDEV', 21: 'EISDIR', 31: 'EMLINK', 36: 'ENAMETOOLONG', 39: 'ENOTEMPTY', 40: 'ELOOP', 122: 'EDQUOT',
 };
 
 export class SyscallError extends Error {
