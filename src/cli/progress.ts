@@ -49,9 +49,16 @@ function seconds(ms: number | undefined): string {
   return `${((ms ?? 0) / 1000).toFixed(1)}s`;
 }
 
+/** A log line's time as BuildKit prints it: seconds since its step started, 3 decimals under 10 s, 2 under 100. */
+export function logOffset(ms: number): string {
+  const sec = ms / 1000;
+  return sec.toFixed(sec < 10 ? 3 : sec < 100 ? 2 : 1);
+}
+
 function plainProgress(out: NodeJS.WriteStream): Progress {
   const started = new Set<number>();
   const partial = new Map<number, string>();
+  const startedAt = new Map<number, number>();
   const t0 = Date.now();
   const header = (seq: number, name: string) => {
     if (started.has(seq)) return;
@@ -63,7 +70,8 @@ function plainProgress(out: NodeJS.WriteStream): Progress {
       case 'step':
         if (e.state === 'waiting') return;
         header(e.seq, e.name);
-        if (e.state === 'cached') out.write(`#${e.seq} CACHED\n`);
+        if (e.state === 'running') startedAt.set(e.seq, Date.now());
+        else if (e.state === 'cached') out.write(`#${e.seq} CACHED\n`);
         else if (e.state === 'done') out.write(`#${e.seq} DONE ${seconds(e.durationMs)}\n`);
         else if (e.state === 'error') out.write(`#${e.seq} ERROR: ${e.error ?? 'failed'}\n`);
         else if (e.state === 'cancelled') out.write(`#${e.seq} CANCELED\n`);
@@ -72,7 +80,7 @@ function plainProgress(out: NodeJS.WriteStream): Progress {
         const text = (partial.get(e.seq) ?? '') + e.data;
         const lines = text.split('\n');
         partial.set(e.seq, lines.pop() ?? '');
-        const at = ((Date.now() - t0) / 1000).toFixed(3);
+        const at = logOffset(Date.now() - (startedAt.get(e.seq) ?? t0));
         for (const l of lines) out.write(`#${e.seq} ${at} ${l}\n`);
         return;
       }

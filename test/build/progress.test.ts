@@ -51,6 +51,17 @@ test('plain: BuildKit-style #N lines with DONE and CACHED', async () => {
   assert.doesNotMatch(again.stderr, /^#3 [\d.]+ tick/m, 'a cached step prints no output');
 });
 
+test('plain: a log line\'s time counts from its own step\'s start, as BuildKit prints it', async () => {
+  const ctx = await tempDir('kiln-progress-');
+  await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF}\nRUN sleep 1.2; echo first\nRUN echo second\n` });
+  const r = await runKiln(['build', '--root', root, '--progress', 'plain', ctx]);
+  assertOk(r);
+  const at = (seq: number, text: string) => Number(new RegExp(`^#${seq} (\\d+\\.\\d{3}) ${text}$`, 'm').exec(r.stderr)?.[1]);
+  assert.ok(at(2, 'first') >= 1.2, r.stderr);
+  // Since the build's start it would be 1.2 s at least: the step before slept that long.
+  assert.ok(at(3, 'second') < 1, r.stderr);
+});
+
 test('json: one event per line, steps with id, seq, name, state and times, logs, and the result', async () => {
   const ctx = await project('json');
   const r = await runKiln(['build', '--root', root, '--progress', 'json', '-t', 'progress:json', ctx]);
