@@ -73,7 +73,8 @@ function plainProgress(out: NodeJS.WriteStream): Progress {
         if (e.state === 'running') startedAt.set(e.seq, Date.now());
         else if (e.state === 'cached') out.write(`#${e.seq} CACHED\n`);
         else if (e.state === 'done') out.write(`#${e.seq} DONE ${seconds(e.durationMs)}\n`);
-        else if (e.state === 'error') out.write(`#${e.seq} ERROR: ${e.error ?? 'failed'}\n`);
+        // One line, as BuildKit's: the output it quotes was printed above, and the CLI's last words repeat it all.
+        else if (e.state === 'error') out.write(`#${e.seq} ERROR: ${(e.error ?? 'failed').split('\n', 1)[0]}\n`);
         else if (e.state === 'cancelled') out.write(`#${e.seq} CANCELED\n`);
         return;
       case 'log': {

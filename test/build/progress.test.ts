@@ -62,6 +62,17 @@ test('plain: a log line\'s time counts from its own step\'s start, as BuildKit p
   assert.ok(at(3, 'second') < 1, r.stderr);
 });
 
+test('plain: a failed step\'s ERROR line is one line; the last words name the Dockerfile line and quote the output', async () => {
+  const ctx = await tempDir('kiln-progress-');
+  await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF}\nRUN echo out; echo err >&2; exit 3\n` });
+  const r = await runKiln(['build', '--root', root, '--progress', 'plain', ctx]);
+  assert.equal(r.code, 1, r.stderr);
+  const lines = r.stderr.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('#2 ERROR: '));
+  assert.match(lines[at]!, /did not complete successfully: exit code: 3$/);
+  assert.match(lines.slice(at + 1).join('\n'), /^error: Dockerfile:2:1: .*exit code: 3\nlast lines of its output:\n {2}out\n {2}err\n/);
+});
+
 test('json: one event per line, steps with id, seq, name, state and times, logs, and the result', async () => {
   const ctx = await project('json');
   const r = await runKiln(['build', '--root', root, '--progress', 'json', '-t', 'progress:json', ctx]);
