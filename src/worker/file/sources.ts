@@ -3,6 +3,7 @@
 // runFile copies exactly these trees and fileOpContentKey hashes exactly these trees, so the
 // cache key can never disagree with what lands in the layer.
 
+import { readlink } from 'node:fs/promises';
 import { isAbsolute, relative, sep } from 'node:path';
 import type { CopyAction } from '../../graph/ops.js';
 import type { ResolvedInput } from '../types.js';
@@ -95,9 +96,15 @@ function splitPivot(src: string): { pivot: string; path: string } {
   return { pivot: cleanRelative(s.slice(0, i)), path: s.slice(0, i) + '/' + s.slice(i + 3) };
 }
 
-async function globMatches(root: SourceRoot, comps: string[], parents: boolean): Promise<Array<{ rel: string; entry: ViewEntry }>> {
+async function globMatches(
+  root: SourceRoot,
+  comps: string[],
+  parents: boolean,
+  /** A wildcard's final match that is a link to nothing: BuildKit fails the step rather than leave it out. */
+  dangling: (rel: string, link: ViewEntry) => Promise<never>,
+): Promise<Array<{ rel: string; entry: ViewEntry }>> {
   let cur: Array<{ rel: string; entry: ViewEntry }> = [{ rel: '', entry: await root.view.root() }];
-  for (const comp of comps) {
+  for (const [at, comp] of comps.entries()) {
     const next: Array<{ rel: string; entry: ViewEntry }> = [];
     for (const c of cur) {
       if (c.entry.type !== 'dir') continue;
@@ -123,8 +130,10 @@ async function globMatches(root: SourceRoot, comps: string[], parents: boolean):
       for (const e of await root.view.readdir(c.entry)) {
         const name = baseName(e.path);
         if (!goMatch(comp, name)) continue;
+        const rel = c.rel === '' ? name : `${c.rel}/${name}`;
         const f = await follow(root, e);
-        if (f && !ignored(root, f)) next.push({ rel: c.rel === '' ? name : `${c.rel}/${name}`, entry: f });
+        if (!f && at === comps.length - 1 && !ignored(root, e)) await dangling(rel, e);
+        if (f && !ignored(root, f)) next.push({ rel, entry: f });
       }
     }
     cur = next;
@@ -156,7 +165,10 @@ export async function expandSources(action: CopyAction, root: SourceRoot): Promi
     let found: Array<{ rel: string; entry: ViewEntry }>;
     if (comps.some(hasWildcard)) {
       for (const c of comps) validatePattern(c);
-      found = await globMatches(root, comps, action.parents);
+      found = await globMatches(root, comps, action.parents, async (match, link) => {
+        const target = await readlink(link.host).catch(() => '?');
+        throw new KilnError(`source pattern ${JSON.stringify(src)} matched ${JSON.stringify(match)}, a symbolic link to ${JSON.stringify(target)}, which is not found in ${root.label}`);
+      });
       if (found.length === 0) {
         throw new KilnError(`source pattern ${JSON.stringify(src)} matched no files in ${root.label}`);
       }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmod, link, mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
 import { testdataDir } from '../../helpers/paths.js';
@@ -169,7 +169,7 @@ test('kiln build: a missing source fails naming the Dockerfile line and the sour
   assert.match(r.stderr, /source "absent\.txt" not found in the build context/);
 });
 
-test('kiln build: a source outside the context and a wildcard with no match are errors', async () => {
+test('kiln build: a source outside the context, a wildcard with no match and a wildcard matching a link to nothing are errors', async () => {
   const ctx = await tempDir('kiln-escape-');
   await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY ../../etc/passwd /p\n');
   const r = await build(ctx, ['--root', join(ctx, '.store')]);
@@ -179,6 +179,13 @@ test('kiln build: a source outside the context and a wildcard with no match are 
   const w = await build(ctx, ['--root', join(ctx, '.store')]);
   assert.notEqual(w.code, 0);
   assert.match(w.stderr, /source pattern "\*\.nothing" matched no files/);
+  await mkdir(join(ctx, 'd'));
+  await writeFile(join(ctx, 'd', 'kept.txt'), 'k');
+  await symlink('/etc/passwd', join(ctx, 'd', 'abs'));
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY d/* /d/\n');
+  const l = await build(ctx, ['--root', join(ctx, '.store')]);
+  assert.equal(l.code, 1, l.stderr);
+  assert.match(l.stderr, /Dockerfile:2:1: .*source pattern "d\/\*" matched "d\/abs", a symbolic link to "\/etc\/passwd", which is not found in the build context/);
 });
 
 test('kiln build: ADD of an http URL with --checksum', async () => {

@@ -95,6 +95,18 @@ const cases: Case[] = [
   { name: 'wildcard with one match to a file name', actions: [copyAction({ src: ['[a]?txt'], dest: '/one' })], expect: { one: F('A') } },
   { name: 'wildcard in a middle component', actions: [copyAction({ src: ['s*/*.txt'], dest: '/m/' })], expect: { m: D(), 'm/x.txt': F('X') } },
   { name: 'wildcard matching nothing names the pattern', actions: [copyAction({ src: ['*.nope'], dest: '/w/' })], error: /"\*\.nope" matched no files/ },
+  {
+    name: 'a wildcard\'s match that is a link to nothing is an error (BuildKit), not left out',
+    context: { 'g/': { dir: true }, 'g/ok.txt': 'O', 'g/dangle': '->missing' },
+    actions: [copyAction({ src: ['g/*'], dest: '/g/' })],
+    error: /source pattern "g\/\*" matched "g\/dangle", a symbolic link to "missing", which is not found in the build context/,
+  },
+  {
+    name: 'a link to nothing on the way to a wildcard\'s match is passed over, as in BuildKit',
+    context: { 'h/': { dir: true }, 'h/sub/': { dir: true }, 'h/sub/f': 'F', 'h/dangle': '->missing' },
+    actions: [copyAction({ src: ['h/*/f'], dest: '/h/' })],
+    expect: { h: D(), 'h/f': F('F') },
+  },
   { name: 'missing source names it', actions: [copyAction({ src: ['missing.txt'], dest: '/x' })], error: /source "missing\.txt" not found in the build context/ },
   { name: 'source escaping the context', actions: [copyAction({ src: ['../etc/passwd'], dest: '/x' })], error: /"\.\.\/etc\/passwd" is outside the build context/ },
   {
