@@ -47,13 +47,14 @@ export async function runBuild(o: BuildOptions): Promise<number> {
       // Contexts fetched into the store's tmp/ for this build only.
       const store = await openStore(o.root);
       const releases: Array<() => Promise<void>> = [];
-      const keepGitDir = isTrue(o.buildArgs.get('BUILDKIT_CONTEXT_KEEP_GIT_DIR'));
+      // The build's secrets and --ssh agents reach a private repository (worker/git/fetch.ts).
+      const fetchOpts = { keepGitDir: isTrue(o.buildArgs.get('BUILDKIT_CONTEXT_KEEP_GIT_DIR')), signal, secrets: o.secrets, sshAgents: o.sshAgents };
       try {
         const buildContexts: BuildContextSpec[] = [];
         for (const c of o.buildContexts) {
           if (c.kind !== 'remote') buildContexts.push(c);
           else {
-            const f = await fetchRemoteContext(store, c.remote, undefined, { keepGitDir, signal, secrets: o.secrets, sshAgents: o.sshAgents });
+            const f = await fetchRemoteContext(store, c.remote, undefined, fetchOpts);
             releases.push(f.release);
             buildContexts.push({ name: c.name, key: c.key, kind: 'dir', dir: f.dir, fetched: true });
           }
@@ -62,7 +63,7 @@ export async function runBuild(o: BuildOptions): Promise<number> {
         if (local) return await buildIn(withContexts, await readDockerfile(o), buildIdentity(o.contextDir, o.dockerfilePath, o), progress, signal, store);
         const dockerfileFromStdin = remote !== undefined && o.dockerfilePath === STDIN_DOCKERFILE;
         const fetched = remote
-          ? await fetchRemoteContext(store, remote, dockerfileFromStdin ? undefined : o.dockerfileName, { keepGitDir, signal, secrets: o.secrets, sshAgents: o.sshAgents })
+          ? await fetchRemoteContext(store, remote, dockerfileFromStdin ? undefined : o.dockerfileName, fetchOpts)
           : await readStdinContext(store, o.dockerfileName);
         releases.push(fetched.release);
         const inside = {

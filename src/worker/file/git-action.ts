@@ -6,7 +6,7 @@ import type { CopyAction, GitAction } from '../../graph/ops.js';
 import type { WorkerContext } from '../types.js';
 import { KilnError } from '../../util/errors.js';
 import { removeTree } from '../../store/store.js';
-import { checkout, checkoutFolder, resolveCommit } from '../git/fetch.js';
+import { checkout, checkoutFolder, resolveCommit, type FetchOptions } from '../git/fetch.js';
 import { redactRemote, type GitRef } from '../git/ref.js';
 import type { DiffWriter } from './diff-writer.js';
 import { openSource } from './sources.js';
@@ -17,12 +17,15 @@ const commits = new Map<string, Promise<string>>();
 
 const refOf = (a: GitAction): GitRef => ({ remote: a.remote, ...(a.ref ? { ref: a.ref } : {}) });
 
+/** The build's secrets and --ssh agents reach a private repository. */
+const fetchOptions = (ctx: WorkerContext): FetchOptions => ({ signal: ctx.signal, secrets: ctx.secrets, sshAgents: ctx.sshAgents });
+
 /** The commit the action's ref names, checked against ADD --checksum. */
 export async function gitCommit(action: GitAction, ctx: WorkerContext): Promise<string> {
   const key = `${action.remote}#${action.ref ?? ''}`;
   let p = commits.get(key);
   if (!p) {
-    p = resolveCommit(refOf(action), { signal: ctx.signal, secrets: ctx.secrets, sshAgents: ctx.sshAgents });
+    p = resolveCommit(refOf(action), fetchOptions(ctx));
     commits.set(key, p);
     p.catch(() => commits.delete(key));
   }
@@ -37,7 +40,7 @@ export async function runGit(action: GitAction, ctx: WorkerContext, w: DiffWrite
   const commit = await gitCommit(action, ctx);
   const dir = await ctx.store.tempDir('git');
   try {
-    await checkout(refOf(action), commit, dir, { keepGitDir: action.keepGitDir, signal: ctx.signal, secrets: ctx.secrets, sshAgents: ctx.sshAgents });
+    await checkout(refOf(action), commit, dir, { ...fetchOptions(ctx), keepGitDir: action.keepGitDir });
     const root = action.subdir ? await checkoutFolder(dir, action.subdir, `ADD ${redactRemote(action.remote)}#${action.ref ?? ''}:${action.subdir}`) : dir;
     const copy: CopyAction = {
       action: 'copy', from: 0, src: ['.'], dest: action.dest.endsWith('/') ? action.dest : `${action.dest}/`,

@@ -6,7 +6,7 @@
 // named the same, and the parent is listed in /run/kiln (which, like cgroups, lasts one boot)
 // for the sweep to look there too, whatever the later build's flags.
 
-import { readFileSync, existsSync, mkdirSync, writeFileSync, rmdirSync, readdirSync, appendFileSync, renameSync } from 'node:fs';
+import { readFileSync, existsSync, mkdirSync, writeFileSync, rmdirSync, readdirSync, appendFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ResourceLimits } from '../types.js';
@@ -340,7 +340,7 @@ function forgetRemovedParents(listed: string[], hs: Hierarchy[]): void {
     writeFileSync(tmp, kept.map((p) => `${p}\n`).join(''));
     renameSync(tmp, CGROUP_PARENTS_FILE);
   } catch {
-    // the list stays as it was: only slower
+    rmSync(tmp, { force: true }); // the list stays as it was: only slower
   }
 }
 
