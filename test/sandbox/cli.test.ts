@@ -109,6 +109,19 @@ test('RUN semantics through the CLI: heredocs, USER, WORKDIR, cache and tmpfs mo
   assert.equal(podmanRun(layout, 'cat /srv/app/cache-runs'), '2\n');
 });
 
+test('WORKDIR under a USER the image lacks makes root folders and builds, as BuildKit does', async () => {
+  const r = await build('workdir-ghost', [
+    'USER ghost',
+    'WORKDIR /opt/ghost/w',
+    'USER app',
+    'WORKDIR /opt/app/w',
+    'USER root',
+    'RUN test "$(stat -c %u:%g /opt/ghost /opt/ghost/w /opt/app/w)" = "$(printf "0:0\\n0:0\\n1000:1000")" && test "$(pwd)" = /opt/app/w',
+    '',
+  ].join('\n'));
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test('a relative --root works for RUN steps (the store path is made absolute)', async () => {
   const dir = join(work, 'relative-root');
   await mkdir(join(dir, 'ctx'), { recursive: true });

@@ -105,7 +105,8 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
 }
 
 async function runMkdir(action: MkdirAction, w: DiffWriter): Promise<void> {
-  const owner = action.chown ? await resolveChown(action.chown, w.names) : { uid: 0, gid: 0 };
+  // Only WORKDIR makes folders: for the current USER, whose name the image need not know.
+  const owner = action.chown ? await resolveChown(action.chown, w.names, 'root') : { uid: 0, gid: 0 };
   const loc = await w.mergedView().locate(action.path, true);
   if (loc.entry) {
     if (loc.entry.type !== 'dir') throw new KilnError(`cannot make directory ${action.path}: a file is in the way`);

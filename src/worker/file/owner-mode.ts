@@ -3,7 +3,9 @@
 // through the rootfs view, so a symlinked /etc stays inside the image). Without a group, a user
 // named takes its passwd entry's group and a number is its own group (BuildKit's rule; Docker's
 // documentation gives the classic builder's, the user's number for both); an empty user is root.
-// A name found nowhere is an error, where BuildKit quietly uses root.
+// A name found nowhere is an error for --chown, where BuildKit quietly uses root: the user asked
+// for that owner by name. The folders WORKDIR makes for the current USER follow BuildKit (root),
+// as nobody asked for their owner, and a later RUN as that user fails on it anyway.
 // Modes: octal sets the permission bits outright; symbolic clauses (`u+x,g-w`, `a=rX`, `g=u`)
 // apply to each entry's own mode, where `X` means "if a directory or already executable".
 
@@ -33,7 +35,10 @@ function lookup(file: string | undefined, name: string): number[] | undefined {
   return undefined;
 }
 
-export async function resolveChown(chown: Chown, dest: RootfsView): Promise<Owner> {
+/** How a name that the image's /etc/passwd or /etc/group lacks is taken. */
+export type MissingName = 'error' | 'root';
+
+export async function resolveChown(chown: Chown, dest: RootfsView, missing: MissingName = 'error'): Promise<Owner> {
   let uid = 0;
   let gid = 0;
   const userId = parseId(chown.user);
@@ -41,17 +46,20 @@ export async function resolveChown(chown: Chown, dest: RootfsView): Promise<Owne
   else if (chown.user !== '') {
     const passwd = (await dest.readFileIfExists('/etc/passwd'))?.toString('utf8');
     const found = lookup(passwd, chown.user);
-    if (found === undefined) {
+    if (found === undefined && missing === 'error') {
       throw new KilnError(`--chown: unable to find user ${chown.user}: no matching entries in the image's /etc/passwd`);
     }
-    uid = found[0]!;
-    gid = found[1] ?? uid;
+    if (found) {
+      uid = found[0]!;
+      gid = found[1] ?? uid;
+    }
   }
   if (chown.group === undefined || chown.group === '') return { uid, gid };
   const groupId = parseId(chown.group);
   if (groupId !== undefined) return { uid, gid: groupId };
   const group = (await dest.readFileIfExists('/etc/group'))?.toString('utf8');
   const found = lookup(group, chown.group);
+  if (found === undefined && missing === 'root') return { uid, gid };
   if (found === undefined) {
     throw new KilnError(`--chown: unable to find group ${chown.group}: no matching entries in the image's /etc/group`);
   }

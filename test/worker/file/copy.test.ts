@@ -243,6 +243,21 @@ const cases: Case[] = [
     actions: [{ action: 'mkdir', path: '/w1/w2', mode: 0o755 }],
     expect: { w1: D(), 'w1/w2': D() },
   },
+  {
+    name: 'mkdir (WORKDIR) for a USER the image knows gives it the folders it makes',
+    actions: [{ action: 'mkdir', path: '/w1/w2', mode: 0o755, chown: { user: 'svc' } }],
+    expect: { w1: D('0755', '300:50'), 'w1/w2': D('0755', '300:50') },
+  },
+  {
+    name: 'mkdir (WORKDIR) for a USER the image lacks makes root folders, as BuildKit does',
+    actions: [
+      { action: 'mkdir', path: '/w1', mode: 0o755, chown: { user: 'ghost' } },
+      { action: 'mkdir', path: '/w2', mode: 0o755, chown: { user: 'ghost', group: 'staff' } },
+      { action: 'mkdir', path: '/w3', mode: 0o755, chown: { user: 'svc', group: 'nogroup' } },
+      { action: 'mkdir', path: '/w4', mode: 0o755, chown: { user: '1234', group: 'nogroup' } },
+    ],
+    expect: { w1: D('0755', '0:0'), w2: D('0755', '0:50'), w3: D('0755', '300:50'), w4: D('0755', '1234:1234') },
+  },
   { name: 'mkdir of an existing directory changes nothing', actions: [{ action: 'mkdir', path: '/app', mode: 0o755 }], expect: null },
   {
     name: 'mkfile (COPY heredoc) with --chown and --chmod',
