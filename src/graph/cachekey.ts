@@ -7,7 +7,7 @@ import type { Digest, ExecOp, Op } from './ops.js';
 import { canonicalJson, sha256 } from '../util/digest.js';
 
 /** Bump when the meaning of a key changes, so old records stop matching. */
-const KEY_VERSION = 2;
+const KEY_VERSION = 3;
 
 export function cacheKey(op: Op, inputKeys: Digest[], contentKeys: Digest[] = []): Digest {
   return sha256(canonicalJson({ v: KEY_VERSION, op: keyedOp(op), inputs: inputKeys, content: contentKeys }));

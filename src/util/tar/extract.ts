@@ -1,7 +1,7 @@
-// The safe tar extractor. Every entry is checked before anything touches the disk: no absolute
-// names, no `..`, no parent that is a symlink (so nothing is ever written through a link), no
-// relative symlink or hard link whose target leaves the destination. A refused entry is a
-// KilnError and nothing is created outside `destDir`.
+// The safe tar extractor. Every entry is checked before anything touches the disk: names are
+// cleaned inside the destination (no `..` above it), no parent that is a symlink (so nothing is
+// ever written through a link), no relative symlink or hard link whose target leaves the
+// destination. A refused entry is a KilnError and nothing is created outside `destDir`.
 //
 // Whiteouts: 'overlay' keeps them as overlayfs does (char device 0/0, opaque xattr) for snapshot
 // folders; 'apply' carries them out (deletes the named paths) for ADD and filesystem exports.
@@ -28,16 +28,24 @@ export interface ExtractOptions {
 export interface ExtractStats {
   /** Entries read, whiteout markers included. */
   entries: number;
+  /** Relative paths of the directories the archive names (not those made only as parents). */
+  dirs: Set<string>;
 }
 
-/** Splits an entry name into clean components, or explains why it may not be extracted. */
+/**
+ * Splits an entry name into clean components, or explains why it may not be extracted. Names are
+ * cleaned as Docker's and containerd's extractors clean them: an absolute name is taken inside the
+ * destination (`/etc/x` is `etc/x`, and `..` stops at its root), `a/../b` is `b`, and only a
+ * relative name whose `..` climbs above the destination is refused.
+ */
 export function cleanEntryPath(name: string): string[] | string {
-  if (name.startsWith('/')) return 'absolute path';
+  const rooted = name.startsWith('/');
   const parts: string[] = [];
   for (const p of name.split('/')) {
     if (p === '' || p === '.') continue;
-    if (p === '..') return 'path with ..';
-    parts.push(p);
+    if (p !== '..') parts.push(p);
+    else if (parts.length > 0) parts.pop();
+    else if (!rooted) return 'path with .. leading out of the destination';
   }
   return parts;
 }
@@ -49,6 +57,7 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   const root = posix.resolve(destDir);
   const label = opts.label ?? 'archive';
   const knownDirs = new Set<string>(['']);
+  const namedDirs = new Set<string>();
   /** Paths this archive created, so an opaque marker in apply mode spares them. */
   const written = new Set<string>();
   const dirTimes: Array<{ path: string; mtime: Date }> = [];
@@ -172,6 +181,7 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
       case 'directory': {
         if (!existing || !existing.isDirectory()) await mkdir(path, { mode: 0o700 });
         knownDirs.add(rel);
+        namedDirs.add(rel);
         await setOwner(path, h.uid, h.gid);
         await chmod(path, mode);
         setXattrs(path, h.pax as Record<string, string> | null);
@@ -269,5 +279,5 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   }
   // Creating children changed the directories' mtimes: restore them, deepest first.
   for (const { path, mtime } of dirTimes.reverse()) await utimes(path, mtime, mtime);
-  return { entries };
+  return { entries, dirs: namedDirs };
 }

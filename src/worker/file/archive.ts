@@ -49,12 +49,12 @@ export async function extractArchiveInto(
   w: DiffWriter,
   opts: CopyOptions,
   parents: EntryMeta,
-  copyTree: (node: SelectedNode, target: string) => Promise<void>,
+  copyTree: (node: SelectedNode, target: string, namedDirs: ReadonlySet<string>) => Promise<void>,
 ): Promise<void> {
   const scratch = await opts.tempDir();
   try {
     const input = await openDecompressed(createReadStream(host));
-    await extractTar(input, scratch, { whiteouts: 'apply', label: `ADD archive ${host.slice(host.lastIndexOf('/') + 1)}` });
+    const { dirs } = await extractTar(input, scratch, { whiteouts: 'apply', label: `ADD archive ${host.slice(host.lastIndexOf('/') + 1)}` });
     const view = new RootfsView([scratch]);
     const build = async (dir: SelectedNode): Promise<void> => {
       for (const e of await view.readdir(dir.entry)) {
@@ -67,7 +67,7 @@ export async function extractArchiveInto(
     const root: SelectedNode = { entry: await view.root(), sub: '', name: '', children: [] };
     await build(root);
     await w.ensureDir(target, parents);
-    for (const c of root.children) await copyTree(c, target === '/' ? `/${c.name}` : `${target}/${c.name}`);
+    for (const c of root.children) await copyTree(c, target === '/' ? `/${c.name}` : `${target}/${c.name}`, dirs);
     await w.settle(); // the copies read from the scratch folder
   } finally {
     await w.settle().catch(() => undefined); // reported by the step; the scratch folder goes either way

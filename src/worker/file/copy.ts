@@ -77,6 +77,11 @@ export interface CopyOptions {
   digestOf?: (e: ViewEntry) => Promise<Digest>;
   /** The digest when known without reading the file (most files of a rerun). */
   knownDigest?: (e: ViewEntry) => Digest | undefined;
+  /**
+   * ADD of an archive: the folders (sub paths) its entries name. Docker's extractor merges such a
+   * folder into one the destination has by giving it the entry's owner and mode.
+   */
+  namedDirs?: ReadonlySet<string>;
 }
 
 export async function resolveCopyOptions(
@@ -113,7 +118,9 @@ export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: Cop
       // An archive's own owners stay unless --chown says otherwise.
       // (Its files are not the source's: nothing to look up digests of.)
       const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, digestOf: undefined, knownDigest: undefined };
-      await extractArchiveInto(item.match.entry.host, item.target, w, archOpts, parents, (n, t) => copyTreeNode(n, t, w, archOpts, links));
+      await extractArchiveInto(item.match.entry.host, item.target, w, archOpts, parents, (n, t, namedDirs) =>
+        copyTreeNode(n, t, w, { ...archOpts, namedDirs }, links),
+      );
       continue;
     }
     await w.ensureParents(item.target, parents);
@@ -135,9 +142,11 @@ export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWr
   const meta = metaOf(node, opts);
   switch (e.type) {
     case 'dir': {
-      // An existing directory keeps its own metadata; new ones take the source's, except the
-      // destination folder itself, which is made like the parents on the way (BuildKit).
-      await w.ensureDir(target, node.sub === '' ? parentMeta(opts) : meta);
+      // An existing directory keeps its own metadata (but for an archive's, see namedDirs); new
+      // ones take the source's, except the destination folder itself, which is made like the
+      // parents on the way (BuildKit).
+      const made = await w.ensureDir(target, node.sub === '' ? parentMeta(opts) : meta);
+      if (made === 'existing' && opts.namedDirs?.has(node.sub)) w.restampDir(target, meta);
       for (const c of node.children) await copyTreeNode(c, joinPath(target, c.name), w, opts, links);
       return;
     }

@@ -140,6 +140,17 @@ export class DiffWriter {
     return 'created';
   }
 
+  /**
+   * Gives the directory at `p`, already in the stage (ensureDir), the owner and mode of `meta`
+   * and the time of a new entry: it is written by this op now, not kept.
+   */
+  restampDir(p: string, meta: EntryMeta): void {
+    const h = this.host(p);
+    this.applyMeta(h, 'dir', meta);
+    this.dirTimes.set(h, this.mtime);
+    this.wrote = true;
+  }
+
   /** Clears the place for a non-directory at `p` (its parents must exist in the stage). */
   private async clearFor(p: string, what: string): Promise<string> {
     const cur = await this.at(p);

@@ -289,3 +289,24 @@ test('kiln build: ADD of an evil archive fails and writes nothing outside', asyn
   const images = await runKiln(['images', '--root', join(work, 'store')]);
   assert.doesNotMatch(images.stdout, /evil/);
 });
+
+test('kiln build: ADD extracts absolute names under the destination and gives a folder the archive names its mode, as docker build does', async () => {
+  const work = await tempDir('kiln-abscli-');
+  const ctx = join(work, 'ctx');
+  await mkdir(join(ctx, 'etc'), { recursive: true });
+  await mkdir(join(ctx, 'empty'));
+  await writeFile(join(ctx, 'etc', 'motd'), 'from an absolute name\n');
+  await chmod(join(ctx, 'etc'), 0o700);
+  // -P keeps the leading `/` that GNU tar strips by default.
+  execFileSync('tar', ['-cPf', join(ctx, 'abs.tar'), '--transform', `s,^${ctx},,`, join(ctx, 'etc', 'motd')]);
+  assert.match(execFileSync('tar', ['-tPf', join(ctx, 'abs.tar')], { encoding: 'utf8' }), /^\/etc\/motd$/m);
+  execFileSync('tar', ['-cf', join(ctx, 'named.tar'), '-C', ctx, 'etc']);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nADD abs.tar /x/\nCOPY --chmod=1777 empty/ /y/etc/\nADD named.tar /y/\n');
+  const out = join(work, 'rootfs');
+  const r = await build(ctx, ['--root', join(work, 'store'), '-o', `type=local,dest=${out}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await readFile(join(out, 'x', 'etc', 'motd'), 'utf8'), 'from an absolute name\n');
+  const tree = await listTree(join(out, 'y'));
+  assert.equal(tree['etc']!.mode, '0700');
+  assert.equal(tree['etc/motd']!.content, 'from an absolute name\n');
+});

@@ -70,6 +70,24 @@ test('COPY never extracts; ADD of a non-archive with an archive name copies it',
   assert.deepEqual(notes, { opt: D(), 'opt/notes.tar.gz': F('not really an archive') });
 });
 
+test('ADD: a folder the archive names takes its entry\'s owner and mode where the image has it; parents it only implies keep theirs', async () => {
+  const dir = await tempDir('kiln-addmerge-');
+  await mkdir(join(dir, 'src', 'srv'), { recursive: true });
+  await writeFile(join(dir, 'src', 'srv', 'new'), 'n');
+  execFileSync('chmod', ['0750', join(dir, 'src', 'srv')]);
+  execFileSync('tar', ['-cf', join(dir, 'named.tar'), '--owner=3', '--group=4', '--numeric-owner', '-C', join(dir, 'src'), 'srv']);
+  execFileSync('tar', ['-cf', join(dir, 'implied.tar'), '--owner=3', '--group=4', '--numeric-owner', '-C', join(dir, 'src'), 'srv/new']);
+  const lower = await makeSnapshot(store, { 'srv/old': 'o', 'srv/': { dir: true, mode: 0o1777, uid: 9, gid: 9, mtime: 1000 } });
+  const addInputs: ResolvedInput[] = [{ kind: 'state', layers: [lower] }, { kind: 'context', dir, excludePatterns: [] }];
+  const named = await runAndList(store, fileOp(copyAction({ src: ['named.tar'], dest: '/', add: true })), addInputs);
+  assert.deepEqual(named, { srv: D('0750', '3:4'), 'srv/new': F('n', '0644', '3:4') });
+  const implied = await runAndList(store, fileOp(copyAction({ src: ['implied.tar'], dest: '/', add: true })), addInputs);
+  assert.deepEqual(implied, { srv: D('1777', '9:9', 1000), 'srv/new': F('n', '0644', '3:4') });
+  // Two archives in one ADD: the second's entry for a folder the first made wins, as in Docker.
+  const both = await runAndList(store, fileOp(copyAction({ src: ['named.tar', 'implied.tar'], dest: '/x/', add: true, chown: { user: '5' } })), addInputs);
+  assert.equal(both!['x/srv']!.owner, '5:5');
+});
+
 async function evilTar(file: string, entries: Array<{ name: string; type?: 'file' | 'symlink'; linkname?: string; body?: string }>): Promise<void> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
