@@ -392,6 +392,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     scopes.set(spec.index, st.scope);
     const stage: Stage = {
       index: spec.index, platform, root: st.current, config: st.config, history, base: baseId,
+      ...(base.kind === 'stage' ? { baseStage: base.index } : {}),
       ...(from.stageName ? { name: from.stageName.toLowerCase() } : {}),
       ...(author !== undefined || st.author !== undefined ? { author: st.author ?? author } : {}),
     };

@@ -254,6 +254,11 @@ export interface Stage {
   history: HistoryStep[];
   /** Node id of the base (an image source, scratch, or another stage's root). */
   base: string;
+  /**
+   * The stage this one is built FROM, if any. Its root may be its own base image's node (a stage
+   * of config instructions only), so `base` alone cannot tell; the history comes from this stage.
+   */
+  baseStage?: number;
   /** MAINTAINER (or the base image's author): the image config's `author`. */
   author?: string;
 }

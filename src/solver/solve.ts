@@ -306,8 +306,8 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
     if (!stage) throw new Error(`stage ${index} is not in the graph`);
     const baseNode = graph.nodes[stage.base]!;
     let history: HistoryEntry[] = [];
-    if (baseNode.op.kind === 'source.image') history = baseHistory(imageHistory.get(baseNode.id) ?? [], (await resolve(stage.base)).layers.length);
-    else if (baseNode.stage !== undefined && baseNode.stage !== index) history = [...(await stageImage(baseNode.stage)).history];
+    if (stage.baseStage !== undefined) history = [...(await stageImage(stage.baseStage)).history];
+    else if (baseNode.op.kind === 'source.image') history = baseHistory(imageHistory.get(baseNode.id) ?? [], (await resolve(stage.base)).layers.length);
     const baseResult = await resolve(stage.base);
     const layers = [...baseResult.layers];
     for (const h of stage.history) {

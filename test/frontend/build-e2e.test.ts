@@ -130,6 +130,31 @@ test('-f - reads the Dockerfile from standard input (errors name <stdin>); the c
   assert.match(bad.stderr, /<stdin>:2:1: unknown instruction: BOGUS/);
 });
 
+test('a stage FROM stages of config instructions only keeps their history, as BuildKit does', async () => {
+  const { ctx, root } = await project([
+    'FROM scratch AS a',
+    'COPY f /f',
+    'FROM a AS b',
+    'CMD ["b"]',
+    'FROM b AS c',
+    'USER 1000',
+    'FROM c',
+    'ENTRYPOINT ["x"]',
+    '',
+  ].join('\n'), { f: 'f' });
+  const r = await runKiln(['build', '--root', root, '-t', 'chained', ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const inspect = await runKiln(['inspect', '--root', root, 'chained']);
+  assert.equal(inspect.code, 0, inspect.stderr);
+  const config = JSON.parse(inspect.stdout) as { history: Array<{ created_by: string; empty_layer?: boolean }> };
+  assert.deepEqual(config.history.map((h) => [h.created_by, h.empty_layer ?? false]), [
+    ['COPY f /f # buildkit', false],
+    ['CMD ["b"]', true],
+    ['USER 1000', true],
+    ['ENTRYPOINT ["x"]', true],
+  ]);
+});
+
 test('--label sets labels on the image, over the Dockerfile LABEL of the same key', async () => {
   const { ctx, root } = await project('FROM scratch\nLABEL a=dockerfile b=kept\n');
   const r = await runKiln(['build', '--root', root, '--label', 'a=flag', '--label', 'org.opencontainers.image.revision=abc123', '--label', 'empty', '-t', 'labelled', ctx]);
