@@ -131,6 +131,8 @@ export interface ExecOp {
   proxyEnv?: string[];
   /** --add-host entries, added to the step's /etc/hosts (absent when there are none). */
   extraHosts?: ExtraHost[];
+  /** The step's host name, from the BUILDKIT_SANDBOX_HOSTNAME build arg (absent: the default). */
+  hostname?: string;
 }
 
 export interface ExtraHost {

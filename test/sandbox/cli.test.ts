@@ -122,6 +122,18 @@ test('WORKDIR under a USER the image lacks makes root folders and builds, as Bui
   assert.equal(r.code, 0, r.stderr);
 });
 
+test('RUN steps are named buildkitsandbox, or what --build-arg BUILDKIT_SANDBOX_HOSTNAME says, as in BuildKit', async () => {
+  const check = (name: string) => `RUN test "$(hostname) $HOSTNAME $(cat /etc/hostname) $(grep -c "localhost ${name}$" /etc/hosts)" = "${name} ${name} ${name} 1"\n`;
+  const plain = await build('hostname-default', check('buildkitsandbox'));
+  assert.equal(plain.code, 0, plain.stderr);
+  const named = await build('hostname-arg', check('builder-7'), ['--build-arg', 'BUILDKIT_SANDBOX_HOSTNAME=builder-7']);
+  assert.equal(named.code, 0, named.stderr);
+  assert.doesNotMatch(named.stderr, /BUILDKIT_SANDBOX_HOSTNAME/, 'a builder option, not an unused build arg');
+  const bad = await build('hostname-bad', 'RUN true\n', ['--build-arg', `BUILDKIT_SANDBOX_HOSTNAME=${'x'.repeat(65)}`]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--build-arg BUILDKIT_SANDBOX_HOSTNAME: "x{65}" is not a host name/);
+});
+
 test('a relative --root works for RUN steps (the store path is made absolute)', async () => {
   const dir = join(work, 'relative-root');
   await mkdir(join(dir, 'ctx'), { recursive: true });

@@ -83,7 +83,7 @@ test('no host mount is visible', async () => {
 });
 
 test('hostname and uts are the sandbox\'s own', async () => {
-  assert.equal((await fx.run('hostname; cat /etc/hostname')).output, 'kiln\nkiln\n');
+  assert.equal((await fx.run('hostname; cat /etc/hostname')).output, 'buildkitsandbox\nbuildkitsandbox\n');
   await assert.rejects(fx.run('hostname evil'), /exit code/);
 });
 

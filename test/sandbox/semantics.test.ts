@@ -45,7 +45,7 @@ test('environment: the op env, PATH when unset, HOME, HOSTNAME', async () => {
   assert.deepEqual(lines, [
     'FOO=bar baz',
     'HOME=/root',
-    'HOSTNAME=kiln',
+    'HOSTNAME=buildkitsandbox',
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
   ]);
 });

@@ -20,7 +20,8 @@ import { describeFailure } from './failure.js';
 export { sweepStaleSandboxes } from '../sandbox/sweep.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-export const SANDBOX_HOSTNAME = 'kiln';
+/** BuildKit's: build scripts that look for it (to know they run in a build) find it here too. */
+export const SANDBOX_HOSTNAME = 'buildkitsandbox';
 /** How often a step under --pids-limit is checked for refused forks (a fork bomb never ends by itself). */
 const PIDS_POLL_MS = 100;
 
@@ -81,16 +82,17 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     const mounts = await prepareMounts(op, inputs, ctx, { dir: stepDir });
     releaseMounts = mounts.release;
 
+    const hostname = op.hostname ?? SANDBOX_HOSTNAME;
     const env = [...op.env, ...mounts.env];
     if (!hasVar(env, 'PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
     if (!hasVar(env, 'HOME')) env.push(`HOME=${user.home}`);
-    if (!hasVar(env, 'HOSTNAME')) env.push(`HOSTNAME=${SANDBOX_HOSTNAME}`);
+    if (!hasVar(env, 'HOSTNAME')) env.push(`HOSTNAME=${hostname}`);
 
     const spec = new SandboxSpec()
       .add('private', privateDir)
       .add('overlay', ovl.cwd, ovl.data)
       .add('cwd', op.cwd || '/')
-      .add('hostname', SANDBOX_HOSTNAME)
+      .add('hostname', hostname)
       .add('user', String(user.uid), String(user.gid), ...user.groups.map(String));
     for (const a of op.args) spec.add('arg', a);
     for (const e of env) spec.add('env', e);
@@ -101,9 +103,9 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     // Generated per step and bound over the image's files: never part of the layer.
     const extraHosts = (op.extraHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join('');
     spec.add('file', '/etc/hosts', '644', '0', '0', 'rw',
-      Buffer.from(`127.0.0.1\tlocalhost ${SANDBOX_HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n${extraHosts}`));
+      Buffer.from(`127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n${extraHosts}`));
     spec.add('file', '/etc/resolv.conf', '644', '0', '0', 'rw', hostResolvConf());
-    spec.add('file', '/etc/hostname', '644', '0', '0', 'rw', Buffer.from(`${SANDBOX_HOSTNAME}\n`));
+    spec.add('file', '/etc/hostname', '644', '0', '0', 'rw', Buffer.from(`${hostname}\n`));
     for (const r of mounts.records) spec.add(...r);
     // For the helper's cleanup after the step (mount stubs out of the upperdir, scaffolding gone).
     spec.add('upper', upper);
