@@ -8,6 +8,7 @@ import { parseHeredocWord, chompHeredocContent } from './parser/heredoc.js';
 import { withShell } from './shell-form.js';
 import type { Ctx, StageState } from './convert.js';
 import { expandInStage } from './stage-vars.js';
+import { goClean } from './gopath.js';
 
 function heredocWordOf(text: string): ReturnType<typeof parseHeredocWord> {
   try {
@@ -70,7 +71,7 @@ export async function convertRun(ctx: Ctx, st: StageState, ins: RunInstruction):
       }
       o.set(k, value);
     }
-    const abs = (p: string) => posix.normalize(p.startsWith('/') ? p : posix.join(cwd, p));
+    const abs = (p: string) => goClean(p.startsWith('/') ? p : posix.join('/', cwd, p));
     const target = o.get('target') ? abs(o.get('target')!) : undefined;
     const bool = (k: string, dflt: boolean) => (o.has(k) ? o.get(k) === 'true' : dflt);
     const num = (k: string, dflt: number, base = 10) => (o.has(k) ? parseInt(o.get(k)!, base) : dflt);
@@ -86,8 +87,12 @@ export async function convertRun(ctx: Ctx, st: StageState, ins: RunInstruction):
       }
       case 'cache': {
         const from = await fromInput();
+        // BuildKit's default id is the target as written (a relative one is not joined to the
+        // WORKDIR), and BUILDKIT_CACHE_MOUNT_NS puts every id of the build in a namespace.
+        const id = o.get('id') || goClean(o.get('target')!);
+        const ns = ctx.input.buildArgs.get('BUILDKIT_CACHE_MOUNT_NS');
         mounts.push({
-          type: 'cache', target: target!, id: o.get('id') || target!, sharing: (o.get('sharing') ?? 'shared') as 'shared',
+          type: 'cache', target: target!, id: ns ? `${ns}/${id}` : id, sharing: (o.get('sharing') ?? 'shared') as 'shared',
           ...(from !== undefined ? { from } : {}), source: o.get('source') ?? '/', readonly: bool('readonly', false),
           mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0),
         });

@@ -233,6 +233,18 @@ test('ONBUILD triggers of the base run right after FROM', async () => {
   assert.equal(s.config.OnBuild, undefined);
 });
 
+test('RUN cache mount ids: BuildKit\'s default is the target as written; BUILDKIT_CACHE_MOUNT_NS puts them in a namespace', async () => {
+  const df = 'FROM base\nWORKDIR /w\nRUN --mount=type=cache,target=./cache/ --mount=type=cache,target=/abs --mount=type=cache,target=/x,id=named true\n';
+  const idsOf = (g: BuildGraph) => {
+    const s = g.stages[0]!;
+    return (opOf<ExecOp>(g, s.root).mounts as Array<{ target: string; id?: string }>).map((m) => [m.target, m.id]);
+  };
+  assert.deepEqual(idsOf(await graphOf(df)), [['/w/cache', 'cache'], ['/abs', '/abs'], ['/x', 'named']]);
+  const namespaced = await graphOf(df, { buildArgs: new Map([['BUILDKIT_CACHE_MOUNT_NS', 'team-a']]) });
+  assert.deepEqual(idsOf(namespaced), [['/w/cache', 'team-a/cache'], ['/abs', 'team-a//abs'], ['/x', 'team-a/named']]);
+  assert.ok(!namespaced.warnings.some((w) => w.message.includes('BUILDKIT_CACHE_MOUNT_NS')), 'a builder option, not an unused build arg');
+});
+
 test('RUN heredocs, exec form, mounts defaults, network and security', async () => {
   const df = `FROM base
 RUN <<EOF

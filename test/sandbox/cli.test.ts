@@ -134,6 +134,22 @@ test('RUN steps are named buildkitsandbox, or what --build-arg BUILDKIT_SANDBOX_
   assert.match(bad.stderr, /--build-arg BUILDKIT_SANDBOX_HOSTNAME: "x{65}" is not a host name/);
 });
 
+test('--build-arg BUILDKIT_CACHE_MOUNT_NS gives the build cache mounts of its own, as in BuildKit', async () => {
+  const dockerfile = 'RUN --mount=type=cache,target=/c echo run >> /c/runs && wc -l < /c/runs > /runs\n';
+  let n = 0;
+  const runs = async (ns?: string) => {
+    const out = join(work, `cache-ns-${++n}`);
+    const r = await build('cache-ns', dockerfile, ['--no-cache', ...(ns ? ['--build-arg', `BUILDKIT_CACHE_MOUNT_NS=${ns}`] : []), '-o', `type=local,dest=${out}`]);
+    assert.equal(r.code, 0, r.stderr);
+    return readFileSync(join(out, 'runs'), 'utf8').trim();
+  };
+  assert.equal(await runs(), '1');
+  assert.equal(await runs('team-a'), '1');
+  assert.equal(await runs('team-a'), '2');
+  assert.equal(await runs('team-b'), '1');
+  assert.equal(await runs(), '2');
+});
+
 test('a relative --root works for RUN steps (the store path is made absolute)', async () => {
   const dir = join(work, 'relative-root');
   await mkdir(join(dir, 'ctx'), { recursive: true });
