@@ -6,7 +6,7 @@ import type {
 } from '../graph/ops.js';
 import type { ImageConfig, ImageConfigFile, Platform } from '../image/types.js';
 import { KilnError } from '../util/errors.js';
-import { parseDockerfileText } from './parse.js';
+import { parseCheckBuildArg, parseDockerfileText } from './parse.js';
 import { parseInstructions, parseInstruction, type StageSpec } from './instructions/parse.js';
 import type { Instruction } from './instructions/types.js';
 import { parseDockerfile } from './parser/parser.js';
@@ -406,5 +406,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       warnings.push({ level: 'warning', message: `build arg ${k} was given but no ARG in the stages built declares it`, rule: 'UnusedBuildArg' });
     }
   }
-  return { nodes, stages: out, target, warnings: applyCheckDirective(warnings, df.check) };
+  const checkArg = input.buildArgs.get('BUILDKIT_DOCKERFILE_CHECK');
+  const check = checkArg === undefined ? df.check : parseCheckBuildArg(checkArg);
+  return { nodes, stages: out, target, warnings: applyCheckDirective(warnings, check) };
 }

@@ -21,16 +21,30 @@ export interface ParsedDockerfile extends ParseResult {
 /** Frontend images that mean "the standard Dockerfile syntax": kiln's own frontend implements it. */
 const standardFrontend = /^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/;
 
-export function parseCheckDirective(value: string | undefined, fileName: string, line: number): CheckDirective {
+/** The value of a `# check=` directive, or why it is not one. */
+function checkOptions(value: string | undefined): CheckDirective | string {
   const out: CheckDirective = { skip: [], error: false };
   if (!value) return out;
   for (const part of value.split(';')) {
     const [k, v = ''] = part.split('=', 2).map((s) => s.trim()) as [string, string?];
     if (k === 'skip') out.skip = v === 'all' ? 'all' : v.split(',').map((s) => s.trim()).filter(Boolean);
     else if (k === 'error') out.error = v === 'true';
-    else if (k !== '') throw new KilnError(`invalid check directive "${value}": unknown key "${k}"`, { location: { file: fileName, line, column: 1 } });
+    else if (k !== '') return `invalid check directive "${value}": unknown key "${k}"`;
   }
   return out;
+}
+
+export function parseCheckDirective(value: string | undefined, fileName: string, line: number): CheckDirective {
+  const r = checkOptions(value);
+  if (typeof r === 'string') throw new KilnError(r, { location: { file: fileName, line, column: 1 } });
+  return r;
+}
+
+/** `--build-arg BUILDKIT_DOCKERFILE_CHECK=...`, which BuildKit takes instead of the directive. */
+export function parseCheckBuildArg(value: string): CheckDirective {
+  const r = checkOptions(value);
+  if (typeof r === 'string') throw new KilnError(`--build-arg BUILDKIT_DOCKERFILE_CHECK: ${r}`, { exitCode: 2 });
+  return r;
 }
 
 export function parseDockerfileText(text: string, fileName: string): ParsedDockerfile {

@@ -194,6 +194,25 @@ test('docker build flags with nothing to do are accepted (with buildx\'s warning
   }
 });
 
+test('--build-arg BUILDKIT_DOCKERFILE_CHECK takes the place of the # check= directive, as in BuildKit', async () => {
+  const { ctx, root } = await project('# check=skip=JSONArgsRecommended\nFROM scratch AS Base\nCMD run it\n');
+  const directive = await runKiln(['build', '--root', root, '--progress', 'plain', ctx]);
+  assert.equal(directive.code, 0, directive.stderr);
+  assert.match(directive.stderr, /StageNameCasing/);
+  assert.doesNotMatch(directive.stderr, /JSONArgsRecommended/);
+  const skipped = await runKiln(['build', '--root', root, '--progress', 'plain', '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=StageNameCasing', ctx]);
+  assert.equal(skipped.code, 0, skipped.stderr);
+  assert.doesNotMatch(skipped.stderr, /StageNameCasing/);
+  assert.match(skipped.stderr, /JSONArgsRecommended/, 'the directive\'s skip list is replaced, not merged');
+  assert.doesNotMatch(skipped.stderr, /BUILDKIT_DOCKERFILE_CHECK/, 'a builder option, not an unused build arg');
+  const failing = await runKiln(['build', '--root', root, '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=error=true', ctx]);
+  assert.equal(failing.code, 1);
+  assert.match(failing.stderr, /lint violations \(# check=error=true\)/);
+  const bad = await runKiln(['build', '--root', root, '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=errors=true', ctx]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--build-arg BUILDKIT_DOCKERFILE_CHECK: invalid check directive "errors=true": unknown key "errors"/);
+});
+
 test('--check reports the build checks as buildx does, builds nothing, and exits 1 when there is a warning', async () => {
   const { ctx, root } = await project('FROM scratch AS Base\nCOPY . /\nCMD run it\n');
   const r = await runKiln(['build', '--root', root, '--check', '-t', 'checked', ctx]);
