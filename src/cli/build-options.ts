@@ -140,6 +140,8 @@ export interface BuildOptions {
   explain: boolean;
   /** --check (--call check): report the Dockerfile's build checks and build nothing. */
   check: boolean;
+  /** --call targets: list the Dockerfile's stages and build nothing. */
+  listTargets: boolean;
   cacheTo: string[];
   cacheFrom: string[];
   insecureRegistries: string[];
@@ -206,6 +208,7 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
   const memoryBytes = parseSize(flagString(a, 'memory'), '--memory');
   const cpus = parseCpus(flagString(a, 'cpus'));
   const platformFlag = flagString(a, 'platform');
+  const call = parseCall(flagString(a, 'call'));
   return {
     contextDir,
     ...(remoteContext ? { remoteContext } : {}),
@@ -248,18 +251,18 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     flagWarnings: Object.entries(IGNORED_FLAG_WARNINGS).filter(([name]) => a.flags.has(name)).map(([, w]) => w),
     sourceDateEpoch: sde === undefined || sde === '' ? undefined : parseEpoch(sde),
     explain: flagBool(a, 'explain'),
-    check: flagBool(a, 'check') || parseCall(flagString(a, 'call')),
+    check: flagBool(a, 'check') || call === 'check',
+    listTargets: call === 'targets',
     cacheTo: withInlineCacheArg(flagList(a, 'cache-to'), buildArgs),
     cacheFrom: flagList(a, 'cache-from'),
     insecureRegistries: flagList(a, 'insecure-registry'),
   };
 }
 
-/** `--call build` (the default) or `--call check`, as buildx; its other calls are not kiln's. */
-function parseCall(v: string | undefined): boolean {
-  if (v === undefined || v === 'build') return false;
-  if (v === 'check') return true;
-  throw new KilnError(`--call: expected build or check, got "${v}"`, { exitCode: 2 });
+/** `--call build` (the default), `check` or `targets`, as buildx; its other calls are not kiln's. */
+function parseCall(v: string | undefined): 'build' | 'check' | 'targets' {
+  if (v === undefined || v === 'build' || v === 'check' || v === 'targets') return v ?? 'build';
+  throw new KilnError(`--call: expected build, check or targets, got "${v}"`, { exitCode: 2 });
 }
 
 function positiveInt(v: string | undefined, flag: string): number | undefined {

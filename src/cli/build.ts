@@ -15,6 +15,7 @@ import { readIgnorePatterns } from '../frontend/dockerignore.js';
 import { contextSourceName, type NamedContext } from '../frontend/named-contexts.js';
 import type { BuildContextSpec } from './build-contexts.js';
 import { isLintRule } from '../frontend/lint.js';
+import { formatTargets } from './targets-report.js';
 import { formatCheckReport } from './check-report.js';
 import type { BuildGraph, Digest, ExtraHost } from '../graph/ops.js';
 import { solve, type Workers } from '../solver/solve.js';
@@ -100,6 +101,11 @@ async function buildIn(
   o: BuildOptions, dockerfile: string, identity: string, progress: ReturnType<typeof makeProgress>, signal: AbortSignal, opened?: Store,
 ): Promise<number> {
   await assertDir(o.contextDir, 'the build context');
+  if (o.listTargets) {
+    progress.close();
+    process.stdout.write(formatTargets(dockerfile, o.dockerfileName));
+    return 0;
+  }
   for (const c of o.buildContexts) if (c.kind === 'dir') await assertDir(c.dir, `--build-context ${c.name}:`);
   const outputs: OutputSpec[] = withAnnotationFlags(o.outputs.map((t) => parseOutputSpec(t)), o.annotations);
   // Bad cache specs fail before any step runs, not after the build.

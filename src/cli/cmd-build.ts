@@ -36,6 +36,7 @@ kiln build [flags] URL      an http(s) URL of a tar (or gzip tar) context, or of
       --no-cache-filter S   run every step of these stages (comma separated, repeatable)
       --check               report the Dockerfile's build checks (BuildKit's lint rules) and build
                             nothing; exit 1 when there is a warning (--call check is the same)
+      --call targets        list the stages (and the descriptions their comments give), build nothing
       --explain             say why each step that ran missed the cache
       --jobs N              steps run at once (default: number of CPUs)
       --progress MODE       auto, tty, plain, json or quiet (default: BUILDKIT_PROGRESS, else auto)

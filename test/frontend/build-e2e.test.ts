@@ -213,6 +213,38 @@ test('--build-arg BUILDKIT_DOCKERFILE_CHECK takes the place of the # check= dire
   assert.match(bad.stderr, /--build-arg BUILDKIT_DOCKERFILE_CHECK: invalid check directive "errors=true": unknown key "errors"/);
 });
 
+test('--call targets lists the stages as buildx does, with the descriptions their comments give, and builds nothing', async () => {
+  const { ctx, root } = await project([
+    'ARG GO=1.22',
+    '',
+    '# base sets up the toolchain',
+    'FROM golang:${GO} AS base',
+    '',
+    '# Build is not how the comment must start: the name as the stage is known, lowercase',
+    '# build compiles the binary',
+    'FROM base AS Build',
+    '',
+    'FROM scratch AS release-candidate',
+    'COPY --from=build /x /x',
+    '',
+    '# a comment above an unnamed stage describes nothing',
+    'FROM scratch',
+    '',
+  ].join('\n'));
+  const r = await runKiln(['build', '--root', root, '--call', 'targets', '-t', 'listed', ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, [
+    'TARGET            DESCRIPTION',
+    'base              sets up the toolchain',
+    'build             compiles the binary',
+    'release-candidate ',
+    '(default)         ',
+    '',
+  ].join('\n'));
+  const images = await runKiln(['images', '--root', root]);
+  assert.doesNotMatch(images.stdout, /listed/, 'nothing was built (golang:1.22 was never pulled)');
+});
+
 test('--check reports the build checks as buildx does, builds nothing, and exits 1 when there is a warning', async () => {
   const { ctx, root } = await project('FROM scratch AS Base\nCOPY . /\nCMD run it\n');
   const r = await runKiln(['build', '--root', root, '--check', '-t', 'checked', ctx]);
@@ -256,7 +288,7 @@ test('--check reports the build checks as buildx does, builds nothing, and exits
   assert.equal(targeted.code, 0, targeted.stdout);
   const bad = await runKiln(['build', '--root', root, '--call', 'outline', ctx]);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--call: expected build or check, got "outline"/);
+  assert.match(bad.stderr, /--call: expected build, check or targets, got "outline"/);
 });
 
 test('--platform with a list (a multi-platform build) is refused before anything runs', async () => {
