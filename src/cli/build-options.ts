@@ -79,6 +79,10 @@ export const BUILD_FLAGS: FlagSpec[] = [
   { name: 'isolation', kind: 'string' },
   { name: 'security-opt', kind: 'list' },
   { name: 'squash', kind: 'boolean' },
+  // docker build's content trust applies to `docker pull`s of FROM images by the classic
+  // builder (buildx hides the flag); buildx's --builder picks a BuildKit instance, which kiln is.
+  { name: 'disable-content-trust', kind: 'boolean' },
+  { name: 'builder', kind: 'string' },
 ];
 
 /** What buildx says of the flags it ignores, when they are given. */
@@ -86,6 +90,7 @@ const IGNORED_FLAG_WARNINGS: Record<string, string> = {
   isolation: 'isolation flag is deprecated with BuildKit.',
   'security-opt': 'security-opt flag is deprecated. "RUN --security=insecure" should be used with BuildKit.',
   squash: 'experimental flag squash is removed with BuildKit. You should squash inside build using a multi-stage Dockerfile for efficiency.',
+  builder: 'kiln has no builder instances: --builder is ignored.',
 };
 
 export interface BuildOptions {

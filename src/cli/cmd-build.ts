@@ -54,6 +54,7 @@ kiln build [flags] URL      an http(s) URL of a tar (or gzip tar) context, or of
       --memory-swap SIZE    memory and swap together of each RUN step (needs --memory; -1: unlimited)
       --cgroup-parent PATH  put each RUN step's cgroup below PATH (from the cgroup root)
       --compress, --isolation, --security-opt, --squash   accepted and ignored, as buildx does
+      --builder NAME, --disable-content-trust   accepted and ignored (kiln is the builder)
       --network MODE        default network of RUN steps: default, none or host
       --secret id=X,src=F   a secret for RUN --mount=type=secret (src=FILE or env=VAR)
       --ssh ID[=SOCK|KEY,...]  an ssh agent (default: $SSH_AUTH_SOCK) or key files for RUN

@@ -176,9 +176,13 @@ test('docker build flags with nothing to do are accepted (with buildx\'s warning
   assert.equal(ok.code, 0, ok.stderr);
   const inspect = await runKiln(['inspect', '--root', root, 'plain']);
   assert.equal(inspect.code, 0, inspect.stderr);
-  // Flags buildx accepts and ignores, with its warnings for three of them.
-  const ignored = await runKiln(['build', '--root', root, '--progress', 'plain', '--compress', '--isolation', 'default', '--security-opt', 'seccomp=unconfined', '--squash', ctx]);
+  // Flags buildx (or docker build) accepts and ignores, with buildx's warnings for three of them.
+  const ignored = await runKiln([
+    'build', '--root', root, '--progress', 'plain', '--compress', '--isolation', 'default', '--security-opt', 'seccomp=unconfined', '--squash',
+    '--disable-content-trust', '--builder', 'ci', ctx,
+  ]);
   assert.equal(ignored.code, 0, ignored.stderr);
+  assert.match(ignored.stderr, /WARNING: kiln has no builder instances: --builder is ignored\./);
   assert.match(ignored.stderr, /WARNING: isolation flag is deprecated with BuildKit\./);
   assert.match(ignored.stderr, /WARNING: security-opt flag is deprecated\. "RUN --security=insecure" should be used with BuildKit\./);
   assert.match(ignored.stderr, /WARNING: experimental flag squash is removed with BuildKit\./);
