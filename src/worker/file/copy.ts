@@ -130,6 +130,26 @@ export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: Cop
 
 let copiedSinceYield = 0;
 
+/**
+ * Where an archive's folder goes when the destination has a non-directory in its place, as
+ * Docker's extractor does it: a folder the archive names replaces it; one it only implies (a
+ * parent of its entries) is followed when it is a symbolic link to a folder, as MkdirAll follows
+ * it (so `lib/x` lands in `usr/lib/` of a merged-/usr image). The link is resolved inside the
+ * image; Docker's resolves absolute links inside the ADD destination, which is the same for `/`.
+ */
+async function archiveDirTarget(node: SelectedNode, target: string, w: DiffWriter, namedDirs: ReadonlySet<string>, meta: EntryMeta): Promise<string> {
+  const cur = await w.at(target);
+  if (!cur || cur.type === 'dir') return target;
+  if (namedDirs.has(node.sub)) {
+    await w.replaceWithDir(target, meta);
+    return target;
+  }
+  if (cur.type !== 'symlink') return target; // ensureDir says what is in the way
+  const resolved = await w.mergedView().locate(target, true);
+  if (resolved.entry?.type !== 'dir') throw new KilnError(`cannot extract into ${target}: a symbolic link to ${resolved.path}, which is not a directory`);
+  return resolved.path;
+}
+
 /** Copies one selected node (and what is below it) to canonical path `target` in the stage. */
 export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWriter, opts: CopyOptions, links: Map<string, string>): Promise<void> {
   opts.signal.throwIfAborted();
@@ -142,12 +162,13 @@ export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWr
   const meta = metaOf(node, opts);
   switch (e.type) {
     case 'dir': {
+      const at = opts.namedDirs && node.sub !== '' ? await archiveDirTarget(node, target, w, opts.namedDirs, meta) : target;
       // An existing directory keeps its own metadata (but for an archive's, see namedDirs); new
       // ones take the source's, except the destination folder itself, which is made like the
       // parents on the way (BuildKit).
-      const made = await w.ensureDir(target, node.sub === '' ? parentMeta(opts) : meta);
-      if (made === 'existing' && opts.namedDirs?.has(node.sub)) w.restampDir(target, meta);
-      for (const c of node.children) await copyTreeNode(c, joinPath(target, c.name), w, opts, links);
+      const made = await w.ensureDir(at, node.sub === '' ? parentMeta(opts) : meta);
+      if (made === 'existing' && opts.namedDirs?.has(node.sub)) w.restampDir(at, meta);
+      for (const c of node.children) await copyTreeNode(c, joinPath(at, c.name), w, opts, links);
       return;
     }
     case 'symlink':

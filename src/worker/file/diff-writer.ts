@@ -151,6 +151,26 @@ export class DiffWriter {
     this.wrote = true;
   }
 
+  /**
+   * A new directory at `p` in place of the non-directory there (its parents are in the stage):
+   * an archive's folder replaces what is in its way, as Docker's extractor does.
+   */
+  async replaceWithDir(p: string, meta: EntryMeta): Promise<void> {
+    const cur = await this.at(p);
+    const h = this.host(p);
+    if (cur?.inStage) {
+      rmSync(h, { force: true });
+      this.reuse?.forget(p);
+    }
+    this.written.delete(p);
+    mkdirSync(h);
+    this.applyMeta(h, 'dir', meta);
+    this.dirTimes.set(h, this.mtime);
+    // Nothing of the lower layers is below it: they hold a non-directory here.
+    this.createdDirs.add(p);
+    this.wrote = true;
+  }
+
   /** Clears the place for a non-directory at `p` (its parents must exist in the stage). */
   private async clearFor(p: string, what: string): Promise<string> {
     const cur = await this.at(p);

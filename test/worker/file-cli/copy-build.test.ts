@@ -310,3 +310,22 @@ test('kiln build: ADD extracts absolute names under the destination and gives a 
   assert.equal(tree['etc']!.mode, '0700');
   assert.equal(tree['etc/motd']!.content, 'from an absolute name\n');
 });
+
+test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x through the lib link, as docker build does', async () => {
+  const work = await tempDir('kiln-mergedusr-');
+  const ctx = join(work, 'ctx');
+  await mkdir(join(ctx, 'root', 'usr', 'lib'), { recursive: true });
+  await writeFile(join(ctx, 'root', 'usr', 'lib', 'keep'), 'k');
+  await symlink('usr/lib', join(ctx, 'root', 'lib'));
+  await mkdir(join(work, 'payload', 'lib'), { recursive: true });
+  await writeFile(join(work, 'payload', 'lib', 'x'), 'x');
+  execFileSync('tar', ['-cf', join(ctx, 'implied.tar'), '-C', join(work, 'payload'), 'lib/x']);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY root/ /\nADD implied.tar /\n');
+  const out = join(work, 'rootfs');
+  const r = await build(ctx, ['--root', join(work, 'store'), '-o', `type=local,dest=${out}`]);
+  assert.equal(r.code, 0, r.stderr);
+  const tree = await listTree(out);
+  assert.equal(tree['lib']!.type, 'symlink');
+  assert.equal(tree['usr/lib/x']!.content, 'x');
+  assert.equal(tree['usr/lib/keep']!.content, 'k');
+});

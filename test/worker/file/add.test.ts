@@ -88,6 +88,28 @@ test('ADD: a folder the archive names takes its entry\'s owner and mode where th
   assert.equal(both!['x/srv']!.owner, '5:5');
 });
 
+test('ADD onto a symbolic link to a folder (merged /usr): an implied folder is followed, a named one replaces the link, as in Docker', async () => {
+  const dir = await tempDir('kiln-addlink-');
+  await mkdir(join(dir, 'src', 'lib'), { recursive: true });
+  await writeFile(join(dir, 'src', 'lib', 'x'), 'x');
+  await writeFile(join(dir, 'src', 'file'), 'f');
+  execFileSync('tar', ['-cf', join(dir, 'implied.tar'), '--owner=0', '--group=0', '--numeric-owner', '-C', join(dir, 'src'), 'lib/x']);
+  execFileSync('tar', ['-cf', join(dir, 'named.tar'), '--owner=0', '--group=0', '--numeric-owner', '-C', join(dir, 'src'), 'lib']);
+  execFileSync('tar', ['-cf', join(dir, 'intofile.tar'), '--owner=0', '--group=0', '--numeric-owner', '-C', join(dir, 'src'), '--transform', 's,^lib/,file/,', 'lib/x']);
+  const lower = await makeSnapshot(store, { 'usr/lib/keep': 'k', lib: '->usr/lib' });
+  const addInputs: ResolvedInput[] = [{ kind: 'state', layers: [lower] }, { kind: 'context', dir, excludePatterns: [] }];
+  const followed = await runAndList(store, fileOp(copyAction({ src: ['implied.tar'], dest: '/', add: true })), addInputs);
+  assert.deepEqual(Object.keys(followed!).sort(), ['usr', 'usr/lib', 'usr/lib/x']);
+  assert.equal(followed!['usr/lib/x']!.content, 'x');
+  const replaced = await runAndList(store, fileOp(copyAction({ src: ['named.tar'], dest: '/', add: true })), addInputs);
+  assert.deepEqual(replaced, { lib: D('0755', '0:0', replaced!['lib']!.mtime), 'lib/x': F('x', '0644', '0:0', replaced!['lib/x']!.mtime) });
+  const toFile = runAndList(store, fileOp(copyAction({ src: ['intofile.tar'], dest: '/', add: true })), [
+    { kind: 'state', layers: [await makeSnapshot(store, { 'usr/lib/keep': 'k', file: '->usr/lib/keep' })] },
+    { kind: 'context', dir, excludePatterns: [] },
+  ]);
+  await assert.rejects(toFile, /cannot extract into \/file: a symbolic link to \/usr\/lib\/keep, which is not a directory/);
+});
+
 async function evilTar(file: string, entries: Array<{ name: string; type?: 'file' | 'symlink'; linkname?: string; body?: string }>): Promise<void> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
