@@ -4,7 +4,7 @@
 
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Digest, ExecOp, FileOp, GraphNode } from '../graph/ops.js';
+import type { Digest, ExecOp, FileOp, GraphNode, RunMount } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
 import type { ResolvedInput, WorkerContext } from '../worker/types.js';
 import { canonicalJson, hexOf, sha256 } from '../util/digest.js';
@@ -196,11 +196,35 @@ function opDifferences(label: string, a: ExecOp | FileOp, b: ExecOp | FileOp, bu
   if (a.user !== b.user) out.push(`${label}: user changed ${a.user || 'root'} -> ${b.user || 'root'}`);
   if (a.network !== b.network) out.push(`${label}: network changed ${a.network} -> ${b.network}`);
   if (a.security !== b.security) out.push(`${label}: security changed ${a.security} -> ${b.security}`);
-  if (canonicalJson(a.mounts) !== canonicalJson(b.mounts)) out.push(`${label}: mounts changed`);
+  if (canonicalJson(a.mounts) !== canonicalJson(b.mounts)) out.push(...mountDifferences(a.mounts, b.mounts).map((d) => `${label}: ${d}`));
   if (canonicalJson(a.files) !== canonicalJson(b.files)) out.push(`${label}: heredoc script changed`);
   const hosts = (op: ExecOp) => (op.extraHosts ?? []).map((h) => `${h.host}:${h.ip}`).join(' ') || 'none';
   if (hosts(a) !== hosts(b)) out.push(`${label}: --add-host changed ${hosts(a)} -> ${hosts(b)}`);
+  const hostname = (op: ExecOp) => op.hostname ?? 'buildkitsandbox';
+  if (hostname(a) !== hostname(b)) out.push(`${label}: BUILDKIT_SANDBOX_HOSTNAME changed ${hostname(a)} -> ${hostname(b)}`);
   return out;
+}
+
+/** `cache mount /c: id /c -> ns//c`, `bind mount /src added`: what changed in a RUN's --mount list. */
+function mountDifferences(a: RunMount[], b: RunMount[]): string[] {
+  const byTarget = (ms: RunMount[]) => new Map(ms.map((m) => [m.target, m]));
+  const ma = byTarget(a);
+  const mb = byTarget(b);
+  const out: string[] = [];
+  for (const [target, m] of ma) if (!mb.has(target)) out.push(`${m.type} mount ${target} removed`);
+  for (const [target, m] of mb) {
+    const old = ma.get(target);
+    if (!old) out.push(`${m.type} mount ${target} added`);
+    else if (old.type !== m.type) out.push(`mount ${target} changed ${old.type} -> ${m.type}`);
+    else {
+      const fields = Object.keys({ ...old, ...m }).sort() as Array<keyof RunMount>;
+      for (const f of fields) {
+        const [va, vb] = [old[f], m[f]].map((v) => (v === undefined ? 'none' : typeof v === 'object' ? canonicalJson(v) : String(v)));
+        if (va !== vb) out.push(`${m.type} mount ${target}: ${String(f)} ${va} -> ${vb}`);
+      }
+    }
+  }
+  return out.length ? out : ['mounts changed'];
 }
 
 function envMap(env: string[]): Map<string, string> {

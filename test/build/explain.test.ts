@@ -100,6 +100,24 @@ test('--explain: an edited RUN line, and every step below a changed one', async 
   ]);
 });
 
+test('--explain: a RUN\'s mounts and host name, field by field', async () => {
+  const ctx = await tempDir('kiln-explain-mounts-');
+  const dockerfile = (mounts: string) => `FROM ${BASE_REF}\nRUN ${mounts} true\n`;
+  await writeTree(ctx, { Dockerfile: dockerfile('--mount=type=cache,target=/c --mount=type=tmpfs,target=/t') });
+  assertOk(await buildJson(root, ctx));
+  await writeFile(join(ctx, 'Dockerfile'), dockerfile('--mount=type=cache,target=/c,uid=5 --mount=type=secret,id=s'));
+  const changed = await buildJson(root, ctx, ['--explain', '--build-arg', 'BUILDKIT_CACHE_MOUNT_NS=ns', '--build-arg', 'BUILDKIT_SANDBOX_HOSTNAME=box']);
+  assertOk(changed);
+  const label = 'RUN --mount=type=cache,target=/c,uid=5 --mount=type=secret,id=s true';
+  assert.deepEqual(reasons(changed), [
+    `${label}: tmpfs mount /t removed`,
+    `${label}: cache mount /c: id /c -> ns//c`,
+    `${label}: cache mount /c: uid 0 -> 5`,
+    `${label}: secret mount /run/secrets/s added`,
+    `${label}: BUILDKIT_SANDBOX_HOSTNAME changed buildkitsandbox -> box`,
+  ]);
+});
+
 test('a record keeps its file list beside it (a cached rebuild reads only keys); a record of an older kiln, with the list inside, still explains', async () => {
   const ctx = await project();
   assertOk(await buildJson(root, ctx, ['--explain']));
