@@ -160,17 +160,19 @@ export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWr
   }
   const e = node.entry;
   const meta = metaOf(node, opts);
+  if (e.type === 'dir') {
+    const at = opts.namedDirs && node.sub !== '' ? await archiveDirTarget(node, target, w, opts.namedDirs, meta) : target;
+    // An existing directory keeps its own metadata (but for an archive's, see namedDirs); new
+    // ones take the source's, except the destination folder itself, which is made like the
+    // parents on the way (BuildKit).
+    const made = await w.ensureDir(at, node.sub === '' ? parentMeta(opts) : meta);
+    if (made === 'existing' && opts.namedDirs?.has(node.sub)) w.restampDir(at, meta);
+    for (const c of node.children) await copyTreeNode(c, joinPath(at, c.name), w, opts, links);
+    return;
+  }
+  // An archive's entry replaces a folder in its way, as Docker's extractor does (a copy never does).
+  if (opts.namedDirs && (await w.at(target))?.type === 'dir') await w.removeDir(target);
   switch (e.type) {
-    case 'dir': {
-      const at = opts.namedDirs && node.sub !== '' ? await archiveDirTarget(node, target, w, opts.namedDirs, meta) : target;
-      // An existing directory keeps its own metadata (but for an archive's, see namedDirs); new
-      // ones take the source's, except the destination folder itself, which is made like the
-      // parents on the way (BuildKit).
-      const made = await w.ensureDir(at, node.sub === '' ? parentMeta(opts) : meta);
-      if (made === 'existing' && opts.namedDirs?.has(node.sub)) w.restampDir(at, meta);
-      for (const c of node.children) await copyTreeNode(c, joinPath(at, c.name), w, opts, links);
-      return;
-    }
     case 'symlink':
       await w.writeSymlink(target, await readlink(e.host), meta);
       return;

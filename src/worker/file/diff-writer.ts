@@ -45,6 +45,8 @@ export class DiffWriter {
   private readonly createdDirs = new Set<string>();
   /** Canonical paths of everything but directories written here. */
   private readonly written = new Set<string>();
+  /** Directories an archive's non-directory entry took the place of (removeDir). */
+  private readonly removedDirs = new Set<string>();
   private wrote = false;
 
   /**
@@ -171,11 +173,31 @@ export class DiffWriter {
     this.wrote = true;
   }
 
+  /**
+   * Takes the directory at `p` away, for an archive's non-directory entry of that name (Docker's
+   * extractor replaces it). What this op put below it goes; a lower layer's directory is hidden
+   * by the entry written next, as overlayfs hides a lower directory under an upper file.
+   */
+  async removeDir(p: string): Promise<void> {
+    await this.settle();
+    const h = this.host(p);
+    rmSync(h, { recursive: true, force: true });
+    const below = (q: string) => q === p || q.startsWith(p === '/' ? '/' : `${p}/`);
+    for (const q of [...this.createdDirs]) if (below(q)) this.createdDirs.delete(q);
+    for (const q of [...this.written]) if (below(q)) this.written.delete(q);
+    for (const q of [...this.dirTimes.keys()]) if (q === h || q.startsWith(`${h}/`)) this.dirTimes.delete(q);
+    this.reuse?.forgetUnder(p);
+    this.removedDirs.add(p);
+    this.wrote = true;
+  }
+
   /** Clears the place for a non-directory at `p` (its parents must exist in the stage). */
   private async clearFor(p: string, what: string): Promise<string> {
     const cur = await this.at(p);
     const h = this.host(p);
-    if (cur?.type === 'dir') throw new KilnError(`cannot replace directory ${p} with a ${what}`);
+    // Only an archive's entries replace a directory, after removeDir; from the lower layers it may
+    // still show here: the entry written now hides it.
+    if (cur?.type === 'dir' && (cur.inStage || !this.removedDirs.has(p))) throw new KilnError(`cannot replace directory ${p} with a ${what}`);
     if (cur?.inStage) {
       rmSync(h, { force: true });
       this.reuse?.forget(p);

@@ -63,6 +63,12 @@ export class CopyReuse {
     delete this.lent[target];
   }
 
+  /** Forgets `dir` and everything lent below it. */
+  forgetUnder(dir: string): void {
+    const prefix = dir === '/' ? '/' : `${dir}/`;
+    for (const target of Object.keys(this.lent)) if (target === dir || target.startsWith(prefix)) delete this.lent[target];
+  }
+
   manifest(): string {
     const body: CopyManifest = { v: 1, files: this.lent, ...(this.linked > 0 && this.previousId ? { from: this.previousId } : {}) };
     return JSON.stringify(body);

@@ -110,6 +110,24 @@ test('ADD onto a symbolic link to a folder (merged /usr): an implied folder is f
   await assert.rejects(toFile, /cannot extract into \/file: a symbolic link to \/usr\/lib\/keep, which is not a directory/);
 });
 
+test('ADD: an archive\'s file replaces a folder of that name, the image\'s or one an earlier archive made, as in Docker', async () => {
+  const dir = await tempDir('kiln-addoverdir-');
+  await mkdir(join(dir, 'a', 'item'), { recursive: true });
+  await writeFile(join(dir, 'a', 'item', 'inner'), 'i');
+  await mkdir(join(dir, 'b'));
+  await writeFile(join(dir, 'b', 'item'), 'file now');
+  execFileSync('tar', ['-cf', join(dir, 'folder.tar'), '--owner=0', '--group=0', '--numeric-owner', '-C', join(dir, 'a'), 'item']);
+  execFileSync('tar', ['-cf', join(dir, 'file.tar'), '--owner=0', '--group=0', '--numeric-owner', '-C', join(dir, 'b'), 'item']);
+  const lower = await makeSnapshot(store, { 't/item/old': 'o' });
+  const addInputs: ResolvedInput[] = [{ kind: 'state', layers: [lower] }, { kind: 'context', dir, excludePatterns: [] }];
+  const overImage = await runAndList(store, fileOp(copyAction({ src: ['file.tar'], dest: '/t/', add: true })), addInputs);
+  assert.deepEqual(Object.keys(overImage!).sort(), ['t', 't/item']);
+  assert.equal(overImage!['t/item']!.content, 'file now');
+  const overOwn = await runAndList(store, fileOp(copyAction({ src: ['folder.tar', 'file.tar'], dest: '/n/', add: true })), addInputs);
+  assert.deepEqual(Object.keys(overOwn!).sort(), ['n', 'n/item']);
+  assert.equal(overOwn!['n/item']!.content, 'file now');
+});
+
 async function evilTar(file: string, entries: Array<{ name: string; type?: 'file' | 'symlink'; linkname?: string; body?: string }>): Promise<void> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
