@@ -311,7 +311,7 @@ test('kiln build: ADD extracts absolute names under the destination and gives a 
   assert.equal(tree['etc/motd']!.content, 'from an absolute name\n');
 });
 
-test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x through the lib link, as docker build does', async () => {
+test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x through the lib link, and a file of the archive replaces a folder, as docker build does', async () => {
   const work = await tempDir('kiln-mergedusr-');
   const ctx = join(work, 'ctx');
   await mkdir(join(ctx, 'root', 'usr', 'lib'), { recursive: true });
@@ -320,7 +320,11 @@ test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x throug
   await mkdir(join(work, 'payload', 'lib'), { recursive: true });
   await writeFile(join(work, 'payload', 'lib', 'x'), 'x');
   execFileSync('tar', ['-cf', join(ctx, 'implied.tar'), '-C', join(work, 'payload'), 'lib/x']);
-  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY root/ /\nADD implied.tar /\n');
+  // And a file in the archive where the image has a folder: the file takes its place.
+  await mkdir(join(ctx, 'root', 'data', 'old'), { recursive: true });
+  await writeFile(join(work, 'payload', 'data'), 'a file now');
+  execFileSync('tar', ['-cf', join(ctx, 'over.tar'), '-C', join(work, 'payload'), 'data']);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY root/ /\nADD implied.tar /\nADD over.tar /\n');
   const out = join(work, 'rootfs');
   const r = await build(ctx, ['--root', join(work, 'store'), '-o', `type=local,dest=${out}`]);
   assert.equal(r.code, 0, r.stderr);
@@ -328,4 +332,6 @@ test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x throug
   assert.equal(tree['lib']!.type, 'symlink');
   assert.equal(tree['usr/lib/x']!.content, 'x');
   assert.equal(tree['usr/lib/keep']!.content, 'k');
+  assert.equal(tree['data']!.content, 'a file now');
+  assert.equal(tree['data/old'], undefined);
 });
