@@ -30,6 +30,8 @@ export interface ExtractStats {
   entries: number;
   /** Relative paths of the directories the archive names (not those made only as parents). */
   dirs: Set<string>;
+  /** 'apply' mode: what the archive's whiteouts name, for a caller applying it onto more than `destDir`. */
+  whiteouts: { removed: string[]; opaque: string[] };
 }
 
 /**
@@ -58,6 +60,7 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   const label = opts.label ?? 'archive';
   const knownDirs = new Set<string>(['']);
   const namedDirs = new Set<string>();
+  const whiteouts: ExtractStats['whiteouts'] = { removed: [], opaque: [] };
   /** Paths this archive created, so an opaque marker in apply mode spares them. */
   const written = new Set<string>();
   const dirTimes: Array<{ path: string; mtime: Date }> = [];
@@ -144,6 +147,12 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     const parentRel = cleaned.slice(0, -1).join('/');
 
     if (base.startsWith(WHITEOUT_PREFIX)) {
+      if (opts.whiteouts === 'apply') {
+        if (base === OPAQUE_MARKER) whiteouts.opaque.push(parentRel);
+        else if (![WHITEOUT_PREFIX, `${WHITEOUT_PREFIX}.`, `${WHITEOUT_PREFIX}..`].includes(base)) {
+          whiteouts.removed.push(parentRel === '' ? base.slice(WHITEOUT_PREFIX.length) : `${parentRel}/${base.slice(WHITEOUT_PREFIX.length)}`);
+        }
+      }
       if (!(await ensureParents(entry, cleaned, opts.whiteouts === 'overlay'))) return;
       if (base === OPAQUE_MARKER) {
         if (opts.whiteouts === 'overlay') {
@@ -279,5 +288,5 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   }
   // Creating children changed the directories' mtimes: restore them, deepest first.
   for (const { path, mtime } of dirTimes.reverse()) await utimes(path, mtime, mtime);
-  return { entries, dirs: namedDirs };
+  return { entries, dirs: namedDirs, whiteouts };
 }

@@ -42,6 +42,14 @@ export async function isArchiveFile(host: string): Promise<boolean> {
   }
 }
 
+/** `p` with the links among its parents followed inside the image, as writing through them would. */
+async function resolveParents(w: DiffWriter, p: string): Promise<string> {
+  const i = p.lastIndexOf('/');
+  if (i <= 0) return p;
+  const parent = await w.mergedView().locate(p.slice(0, i), true);
+  return `${parent.path === '/' ? '' : parent.path}/${p.slice(i + 1)}`;
+}
+
 /** Extracts the archive at `host` into the destination folder `target` of the stage. */
 export async function extractArchiveInto(
   host: string,
@@ -54,7 +62,7 @@ export async function extractArchiveInto(
   const scratch = await opts.tempDir();
   try {
     const input = await openDecompressed(createReadStream(host));
-    const { dirs } = await extractTar(input, scratch, { whiteouts: 'apply', label: `ADD archive ${host.slice(host.lastIndexOf('/') + 1)}` });
+    const { dirs, whiteouts } = await extractTar(input, scratch, { whiteouts: 'apply', label: `ADD archive ${host.slice(host.lastIndexOf('/') + 1)}` });
     const view = new RootfsView([scratch]);
     const build = async (dir: SelectedNode): Promise<void> => {
       for (const e of await view.readdir(dir.entry)) {
@@ -67,7 +75,14 @@ export async function extractArchiveInto(
     const root: SelectedNode = { entry: await view.root(), sub: '', name: '', children: [] };
     await build(root);
     await w.ensureDir(target, parents);
-    for (const c of root.children) await copyTree(c, target === '/' ? `/${c.name}` : `${target}/${c.name}`, dirs);
+    const under = (rel: string) => (rel === '' ? target : target === '/' ? `/${rel}` : `${target}/${rel}`);
+    for (const c of root.children) await copyTree(c, under(c.name), dirs);
+    // Whiteouts (an image layer's tar, say) delete from the image what the archive itself does
+    // not hold in the end; the extraction already carried them out on its own entries.
+    for (const rel of whiteouts.opaque) await w.makeOpaque(await resolveParents(w, under(rel)));
+    for (const rel of whiteouts.removed) {
+      if (!(await view.lstat(`/${rel}`))) await w.whiteout(await resolveParents(w, under(rel)));
+    }
     await w.settle(); // the copies read from the scratch folder
   } finally {
     await w.settle().catch(() => undefined); // reported by the step; the scratch folder goes either way

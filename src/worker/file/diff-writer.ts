@@ -10,9 +10,9 @@ import {
   chmodSync, copyFileSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, utimesSync, type Stats,
 } from 'node:fs';
 import { entryType, RootfsView, type EntryType, type ViewStat } from '../../store/rootfs-view.js';
-import { isWhiteout } from '../../util/overlay-format.js';
+import { isWhiteout, OVERLAY_OPAQUE_XATTR } from '../../util/overlay-format.js';
 import { KilnError } from '../../util/errors.js';
-import { getXattr, listXattrs, mknod, setXattr } from '../../util/syscalls.js';
+import { getXattr, listXattrs, makeWhiteout, mknod, setXattr } from '../../util/syscalls.js';
 import type { Digest } from '../../graph/ops.js';
 import type { CopyReuse } from './reuse.js';
 
@@ -179,6 +179,44 @@ export class DiffWriter {
    * by the entry written next, as overlayfs hides a lower directory under an upper file.
    */
   async removeDir(p: string): Promise<void> {
+    await this.dropFromStage(p);
+    this.removedDirs.add(p);
+    this.wrote = true;
+  }
+
+  /**
+   * Deletes `p` from the image, for an archive's whiteout entry: what this op wrote there goes,
+   * and a whiteout hides what the lower layers hold (as the `.wh.` file Docker's extractor
+   * leaves in the layer does for every reader of the image).
+   */
+  async whiteout(p: string): Promise<void> {
+    const cur = await this.at(p);
+    if (!cur) return;
+    if (cur.inStage) await this.dropFromStage(p);
+    const lower = this.createdDirs.has(parentOf(p)) ? undefined : await this.lower.lstat(p);
+    if (lower) {
+      await this.ensureParents(p, { uid: 0, gid: 0, mode: 0o755 });
+      makeWhiteout(this.host(p));
+      this.written.add(p);
+    }
+    this.wrote = true;
+  }
+
+  /**
+   * Hides what the lower layers hold below the directory `p` (an archive's opaque marker);
+   * what this op writes there stays, as the same layer's entries do below Docker's marker.
+   */
+  async makeOpaque(p: string): Promise<void> {
+    const cur = await this.at(p);
+    if (cur?.type !== 'dir' || this.createdDirs.has(p)) return;
+    await this.ensureDir(p, { uid: 0, gid: 0, mode: 0o755 });
+    setXattr(this.host(p), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
+    this.createdDirs.add(p);
+    this.wrote = true;
+  }
+
+  /** Forgets `p` and everything below it that this op wrote, and removes it from the stage. */
+  private async dropFromStage(p: string): Promise<void> {
     await this.settle();
     const h = this.host(p);
     rmSync(h, { recursive: true, force: true });
@@ -187,8 +225,6 @@ export class DiffWriter {
     for (const q of [...this.written]) if (below(q)) this.written.delete(q);
     for (const q of [...this.dirTimes.keys()]) if (q === h || q.startsWith(`${h}/`)) this.dirTimes.delete(q);
     this.reuse?.forgetUnder(p);
-    this.removedDirs.add(p);
-    this.wrote = true;
   }
 
   /** Clears the place for a non-directory at `p` (its parents must exist in the stage). */

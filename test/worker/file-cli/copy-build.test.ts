@@ -311,7 +311,7 @@ test('kiln build: ADD extracts absolute names under the destination and gives a 
   assert.equal(tree['etc/motd']!.content, 'from an absolute name\n');
 });
 
-test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x through the lib link, and a file of the archive replaces a folder, as docker build does', async () => {
+test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x through the lib link, carries out its whiteouts, and a file of the archive replaces a folder, as docker build does', async () => {
   const work = await tempDir('kiln-mergedusr-');
   const ctx = join(work, 'ctx');
   await mkdir(join(ctx, 'root', 'usr', 'lib'), { recursive: true });
@@ -319,7 +319,10 @@ test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x throug
   await symlink('usr/lib', join(ctx, 'root', 'lib'));
   await mkdir(join(work, 'payload', 'lib'), { recursive: true });
   await writeFile(join(work, 'payload', 'lib', 'x'), 'x');
-  execFileSync('tar', ['-cf', join(ctx, 'implied.tar'), '-C', join(work, 'payload'), 'lib/x']);
+  // A whiteout, as an image layer's tar holds them: it deletes usr/lib/drop (through the link).
+  await writeFile(join(ctx, 'root', 'usr', 'lib', 'drop'), 'd');
+  await writeFile(join(work, 'payload', 'lib', '.wh.drop'), '');
+  execFileSync('tar', ['-cf', join(ctx, 'implied.tar'), '-C', join(work, 'payload'), 'lib/x', 'lib/.wh.drop']);
   // And a file in the archive where the image has a folder: the file takes its place.
   await mkdir(join(ctx, 'root', 'data', 'old'), { recursive: true });
   await writeFile(join(work, 'payload', 'data'), 'a file now');
@@ -334,4 +337,5 @@ test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x throug
   assert.equal(tree['usr/lib/keep']!.content, 'k');
   assert.equal(tree['data']!.content, 'a file now');
   assert.equal(tree['data/old'], undefined);
+  assert.deepEqual(Object.keys(tree).filter((p) => p.startsWith('usr/lib/')).sort(), ['usr/lib/keep', 'usr/lib/x']);
 });

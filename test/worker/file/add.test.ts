@@ -13,9 +13,10 @@ import tar from 'tar-stream';
 import type { ResolvedInput } from '../../../src/worker/types.js';
 import type { Digest } from '../../../src/graph/ops.js';
 import { sha256 } from '../../../src/util/digest.js';
-import { fileOpContentKey } from '../../../src/worker/file/index.js';
+import { fileOpContentKey, runFile } from '../../../src/worker/file/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { openTestStore, makeSnapshot, runAndList, copyAction, fileOp, testCtx, F, D, L } from './helpers.js';
+import { RootfsView } from '../../../src/store/rootfs-view.js';
 
 const store = await openTestStore();
 const base = await makeSnapshot(store, { 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', 'etc/group': 'root:x:0:\n' });
@@ -126,6 +127,40 @@ test('ADD: an archive\'s file replaces a folder of that name, the image\'s or on
   const overOwn = await runAndList(store, fileOp(copyAction({ src: ['folder.tar', 'file.tar'], dest: '/n/', add: true })), addInputs);
   assert.deepEqual(Object.keys(overOwn!).sort(), ['n', 'n/item']);
   assert.equal(overOwn!['n/item']!.content, 'file now');
+});
+
+test('ADD of a layer-like archive: its whiteouts delete from the image, its opaque marker hides the folder\'s old contents', async () => {
+  const dir = await tempDir('kiln-addwh-');
+  const layer = tar.pack();
+  const chunks: Buffer[] = [];
+  layer.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
+  const done = new Promise<void>((res) => layer.on('end', () => res()));
+  layer.entry({ name: 'd/.wh.gone', mode: 0o644 }, '');
+  layer.entry({ name: 'lib/.wh.old', mode: 0o644 }, '');
+  layer.entry({ name: 'o/', type: 'directory', mode: 0o755 });
+  layer.entry({ name: 'o/.wh..wh..opq', mode: 0o644 }, '');
+  layer.entry({ name: 'o/new', mode: 0o644 }, 'n');
+  layer.entry({ name: 'back', mode: 0o644 }, 'again');
+  layer.entry({ name: '.wh.back', mode: 0o644 }, '');
+  layer.entry({ name: 'kept', mode: 0o644 }, 'kept');
+  layer.finalize();
+  await done;
+  await writeFile(join(dir, 'layer.tar'), Buffer.concat(chunks));
+  const lower = await makeSnapshot(store, {
+    'd/gone': 'g', 'd/stay': 's', 'usr/lib/old': 'o', lib: '->usr/lib', 'o/x': 'x', 'o/sub/y': 'y', back: 'b', kept: 'k',
+  });
+  const out = await runFile(fileOp(copyAction({ src: ['layer.tar'], dest: '/', add: true })), [
+    { kind: 'state', layers: [lower] }, { kind: 'context', dir, excludePatterns: [] },
+  ], testCtx(store), `wh-${Date.now()}`);
+  const merged = new RootfsView([store.snapshotFs(lower), store.snapshotFs(out.snapshot!)]);
+  const present = async (p: string) => (await merged.lstat(p)) !== undefined;
+  assert.deepEqual(
+    await Promise.all(['/d/gone', '/d/stay', '/usr/lib/old', '/lib', '/o/x', '/o/sub', '/o/new', '/back', '/kept'].map(async (p) => [p, await present(p)])),
+    [['/d/gone', false], ['/d/stay', true], ['/usr/lib/old', false], ['/lib', true], ['/o/x', false], ['/o/sub', false], ['/o/new', true], ['/back', false], ['/kept', true]],
+  );
+  assert.equal((await merged.readFile('/kept')).toString(), 'kept');
 });
 
 async function evilTar(file: string, entries: Array<{ name: string; type?: 'file' | 'symlink'; linkname?: string; body?: string }>): Promise<void> {
