@@ -140,17 +140,33 @@ export function stepLabel(node: GraphNode | undefined): string | undefined {
  * The earlier build's record for this step: the same name, else (the line was edited) the
  * latest record at the same `[stage k/n]` position whose op is of the same kind.
  */
+/** `[stage-1 2/7] WORKDIR /w` -> stage `stage-1`, step 2, text `WORKDIR /w`. */
+function stepPlace(name: string): { stage: string; step: number; text: string } | undefined {
+  const m = /^\[(.*?) *(\d+)\/\d+\]\s*(.*)$/s.exec(name);
+  return m ? { stage: m[1]!, step: Number(m[2]), text: m[3]! } : undefined;
+}
+
+/**
+ * The earlier build's record of the step now called `name`: the same name; else, as a line
+ * added or removed above renumbers the steps, the same instruction in the same stage (the
+ * nearest if it is there twice); else the step at the same place in the stage (an edited line).
+ */
 export function earlierRecord(previous: Map<string, StepRecord>, name: string, kind: string): StepRecord | undefined {
   const exact = previous.get(name);
   if (exact) return exact;
-  const position = /^\[[^\]]*\]/.exec(name)?.[0];
-  if (!position) return undefined;
-  let best: StepRecord | undefined;
+  const here = stepPlace(name);
+  if (!here) return undefined;
+  let sameText: { r: StepRecord; distance: number } | undefined;
+  let samePlace: StepRecord | undefined;
   for (const r of previous.values()) {
-    if (!r.name.startsWith(position) || r.op.kind !== kind) continue;
-    if (!best || (r.at ?? 0) > (best.at ?? 0)) best = r;
+    const there = stepPlace(r.name);
+    if (!there || there.stage !== here.stage || r.op.kind !== kind) continue;
+    if (there.text === here.text) {
+      const distance = Math.abs(there.step - here.step);
+      if (!sameText || distance < sameText.distance) sameText = { r, distance };
+    } else if (there.step === here.step && (!samePlace || (r.at ?? 0) > (samePlace.at ?? 0))) samePlace = r;
   }
-  return best;
+  return sameText?.r ?? samePlace;
 }
 
 /** Reasons a step missed the cache, or undefined when there is no earlier build to compare with. */
@@ -178,6 +194,7 @@ export function explainDifference(prev: StepRecord | undefined, cur: StepRecord,
 }
 
 function opDifferences(label: string, a: ExecOp | FileOp, b: ExecOp | FileOp, buildArgNames: Set<string>): string[] {
+  if (a.kind === 'file' && b.kind === 'file') return [`${label}: ${fileOpDifference(a, b)}`];
   if (a.kind !== 'exec' || b.kind !== 'exec') return [`${label}: instruction changed`];
   const out: string[] = [];
   const envA = envMap(a.env);
@@ -203,6 +220,15 @@ function opDifferences(label: string, a: ExecOp | FileOp, b: ExecOp | FileOp, bu
   const hostname = (op: ExecOp) => op.hostname ?? 'buildkitsandbox';
   if (hostname(a) !== hostname(b)) out.push(`${label}: BUILDKIT_SANDBOX_HOSTNAME changed ${hostname(a)} -> ${hostname(b)}`);
   return out;
+}
+
+/** A COPY, ADD or WORKDIR whose only change is the owner (its --chown, or WORKDIR's USER) says so. */
+function fileOpDifference(a: FileOp, b: FileOp): string {
+  const owner = (c: { chown?: { user: string; group?: string } }) => (c.chown ? `${c.chown.user || 'root'}${c.chown.group ? `:${c.chown.group}` : ''}` : 'root');
+  const withoutOwner = (op: FileOp) => canonicalJson(op.actions.map(({ chown: _chown, ...rest }) => rest));
+  if (a.actions.length !== b.actions.length || withoutOwner(a) !== withoutOwner(b)) return 'instruction changed';
+  const changed = a.actions.map((x, i) => [owner(x), owner(b.actions[i]!)] as const).filter(([x, y]) => x !== y);
+  return changed.length ? `owner changed ${changed.map(([x, y]) => `${x} -> ${y}`).join(', ')}` : 'instruction changed';
 }
 
 /** `cache mount /c: id /c -> ns//c`, `bind mount /src added`: what changed in a RUN's --mount list. */

@@ -100,6 +100,22 @@ test('--explain: an edited RUN line, and every step below a changed one', async 
   ]);
 });
 
+test('--explain: a line added above renumbers the steps, and they are still compared with their earlier selves; an owner change says so', async () => {
+  const ctx = await tempDir('kiln-explain-moved-');
+  const dockerfile = (user: string) => `FROM ${BASE_REF}\n${user}WORKDIR /w\nCOPY f /w/f\nRUN cat /w/f\n`;
+  await writeTree(ctx, { Dockerfile: dockerfile(''), f: 'f\n' });
+  assertOk(await buildJson(root, ctx));
+  // USER makes no step of its own but shifts every step's number ([stage-0 2/4] -> [stage-0 2/5]).
+  await writeFile(join(ctx, 'Dockerfile'), dockerfile('USER 1000:50\n'));
+  const moved = await buildJson(root, ctx, ['--explain']);
+  assertOk(moved);
+  assert.deepEqual(reasons(moved), [
+    'WORKDIR /w: owner changed root -> 1000:50',
+    'COPY f /w/f: parent step changed (WORKDIR /w)',
+    'RUN cat /w/f: parent step changed (COPY f /w/f)',
+  ]);
+});
+
 test('--explain: a RUN\'s mounts and host name, field by field', async () => {
   const ctx = await tempDir('kiln-explain-mounts-');
   const dockerfile = (mounts: string) => `FROM ${BASE_REF}\nRUN ${mounts} true\n`;
