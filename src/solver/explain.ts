@@ -35,6 +35,8 @@ export interface StepRecord {
   hasContent?: boolean;
   /** When it was recorded (ms since the epoch): the latest record wins a position. */
   at?: number;
+  /** The manifest digest of the image the step is built on, when it is the stage's first step. */
+  baseDigest?: Digest;
 }
 
 /** Optional capability of the file worker: the file list behind fileContentKey. */
@@ -136,10 +138,6 @@ export function stepLabel(node: GraphNode | undefined): string | undefined {
   return node.name.replace(/^\[[^\]]*\]\s*/, '');
 }
 
-/**
- * The earlier build's record for this step: the same name, else (the line was edited) the
- * latest record at the same `[stage k/n]` position whose op is of the same kind.
- */
 /** `[stage-1 2/7] WORKDIR /w` -> stage `stage-1`, step 2, text `WORKDIR /w`. */
 function stepPlace(name: string): { stage: string; step: number; text: string } | undefined {
   const m = /^\[(.*?) *(\d+)\/\d+\]\s*(.*)$/s.exec(name);
@@ -176,6 +174,11 @@ export function explainDifference(prev: StepRecord | undefined, cur: StepRecord,
   const label = cur.name.replace(/^\[[^\]]*\]\s*/, '');
   // A parent that changed explains everything below it; say that first and only that.
   if (prev.inputKeys[0] !== cur.inputKeys[0]) {
+    const image = cur.inputNames[0]?.replace(/^FROM /, '');
+    if (prev.baseDigest && cur.baseDigest && prev.baseDigest !== cur.baseDigest && prev.inputNames[0] === cur.inputNames[0]) {
+      const short = (d: Digest) => d.slice(0, 'sha256:'.length + 12);
+      return [`${label}: base image ${image} changed ${short(prev.baseDigest)} -> ${short(cur.baseDigest)}`];
+    }
     return [`${label}: parent step changed (${cur.inputNames[0] ?? 'base'})`];
   }
   for (let i = 1; i < cur.inputKeys.length; i++) {

@@ -219,6 +219,8 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
       inputNames: node.inputs.map((i) => stepLabel(graph.nodes[i]) ?? i),
       contentKeys,
     };
+    const parentOp = graph.nodes[node.inputs[0] ?? '']?.op;
+    if (parentOp?.kind === 'source.image') stepRecord.baseDigest = parentOp.digest;
     const finish = (own: string | null, cached: boolean): NodeResult => ({
       // A step re-run despite its cache record may give a different result: what is built on
       // it must not reuse results built on the old one (content-keyed COPYs still compare files).

@@ -116,6 +116,24 @@ test('--explain: a line added above renumbers the steps, and they are still comp
   ]);
 });
 
+test('--explain: a base image that moved to another digest is named, with both digests', async () => {
+  const baseCtx = await tempDir('kiln-explain-base-');
+  const ctx = await tempDir('kiln-explain-child-');
+  const base = (v: string) => writeTree(baseCtx, { Dockerfile: `FROM ${BASE_REF}\nRUN echo ${v} > /base\n` });
+  await base('v1');
+  assertOk(await buildJson(root, baseCtx, ['-t', 'kiln.test/moving:latest']));
+  await writeTree(ctx, { Dockerfile: 'FROM kiln.test/moving:latest\nRUN cat /base\n' });
+  assertOk(await buildJson(root, ctx));
+  await base('v2');
+  assertOk(await buildJson(root, baseCtx, ['-t', 'kiln.test/moving:latest']));
+  const moved = await buildJson(root, ctx, ['--explain']);
+  assertOk(moved);
+  assert.equal(reasons(moved).length, 1);
+  assert.match(reasons(moved)[0]!, /^RUN cat \/base: base image kiln\.test\/moving:latest changed sha256:[0-9a-f]{12} -> sha256:[0-9a-f]{12}$/);
+  const [before, after] = reasons(moved)[0]!.match(/sha256:[0-9a-f]{12}/g)!;
+  assert.notEqual(before, after);
+});
+
 test('--explain: a RUN\'s mounts and host name, field by field', async () => {
   const ctx = await tempDir('kiln-explain-mounts-');
   const dockerfile = (mounts: string) => `FROM ${BASE_REF}\nRUN ${mounts} true\n`;
