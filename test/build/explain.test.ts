@@ -134,6 +134,19 @@ test('--explain: a base image that moved to another digest is named, with both d
   assert.notEqual(before, after);
 });
 
+test('--explain: steps that --no-cache or --no-cache-filter kept from the cache say so', async () => {
+  const ctx = await tempDir('kiln-explain-nocache-');
+  await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF} AS tools\nRUN echo t > /t\nFROM ${BASE_REF}\nCOPY --from=tools /t /t\nRUN cat /t\n` });
+  assertOk(await buildJson(root, ctx));
+  const all = await buildJson(root, ctx, ['--explain', '--no-cache']);
+  assertOk(all);
+  assert.deepEqual(reasons(all), ['RUN echo t > /t: --no-cache', 'COPY --from=tools /t /t: --no-cache', 'RUN cat /t: --no-cache']);
+  const filtered = await buildJson(root, ctx, ['--explain', '--no-cache-filter', 'tools']);
+  assertOk(filtered);
+  // The COPY takes the same file again: content-keyed, it is a hit, and so is what follows.
+  assert.deepEqual(reasons(filtered), ['RUN echo t > /t: --no-cache-filter tools']);
+});
+
 test('--explain: a RUN\'s mounts and host name, field by field', async () => {
   const ctx = await tempDir('kiln-explain-mounts-');
   const dockerfile = (mounts: string) => `FROM ${BASE_REF}\nRUN ${mounts} true\n`;
