@@ -252,10 +252,14 @@ export async function solve(graph: BuildGraph, opts: SolveOptions): Promise<Solv
         if (opts.explain) {
           const earlier = earlierRecord(previous, node.name, op.kind);
           const withContent = earlier && { ...earlier, content: contentOf(opts.store, opts.buildIdentity, earlier) };
-          // A step the flags keep from the cache ran for that reason first: say which flag.
+          // A step the flags keep from the cache ran for that reason first: say which flag. The
+          // same key as before, yet no cache hit: the earlier build never finished the step (its
+          // record is written before it runs), or its result was pruned since.
           const reasons = !useCache && earlier
             ? [`${stepLabel(node)}: ${opts.noCache ? '--no-cache' : `--no-cache-filter ${graph.stages.find((st) => st.index === node.stage)?.name ?? node.stage}`}`]
-            : explainDifference(withContent, { ...stepRecord, content }, argNames(node));
+            : earlier?.key === key
+              ? [`${stepLabel(node)}: unchanged, but no result is cached (an earlier build did not finish it, or it was pruned)`]
+              : explainDifference(withContent, { ...stepRecord, content }, argNames(node));
           if (reasons) opts.emit({ type: 'explain', id: node.id, seq: seqOf.get(node.id) ?? 0, name: node.name, reasons });
         }
         await opts.workers.ensureLayers?.(inputs.flatMap((i) => (i.kind === 'state' ? i.layers : [])));

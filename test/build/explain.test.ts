@@ -147,6 +147,25 @@ test('--explain: steps that --no-cache or --no-cache-filter kept from the cache 
   assert.deepEqual(reasons(filtered), ['RUN echo t > /t: --no-cache-filter tools']);
 });
 
+test('--explain: an unchanged step with no cached result (pruned, or never finished) says so', async () => {
+  const store = await busyboxStore();
+  const ctx = await tempDir('kiln-explain-pruned-');
+  await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF}\nRUN echo one > /one\n` });
+  assertOk(await buildJson(store, ctx));
+  const prune = await runKiln(['prune', '--root', store, '--keep-storage', '0']);
+  assert.equal(prune.code, 0, prune.stderr);
+  const after = await buildJson(store, ctx, ['--explain']);
+  assertOk(after);
+  assert.deepEqual(reasons(after), ['RUN echo one > /one: unchanged, but no result is cached (an earlier build did not finish it, or it was pruned)']);
+  // A step that failed: the next build runs it again, with the same explanation.
+  await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF}\nRUN test -f /flag && echo two > /two\n` });
+  const failed = await buildJson(store, ctx);
+  assert.notEqual(failed.code, 0);
+  const again = await buildJson(store, ctx, ['--explain']);
+  assert.notEqual(again.code, 0);
+  assert.deepEqual(reasons(again), ['RUN test -f /flag && echo two > /two: unchanged, but no result is cached (an earlier build did not finish it, or it was pruned)']);
+});
+
 test('--explain: a RUN\'s mounts and host name, field by field', async () => {
   const ctx = await tempDir('kiln-explain-mounts-');
   const dockerfile = (mounts: string) => `FROM ${BASE_REF}\nRUN ${mounts} true\n`;
