@@ -6,7 +6,7 @@ import type {
 } from '../graph/ops.js';
 import type { ImageConfig, ImageConfigFile, Platform } from '../image/types.js';
 import { KilnError } from '../util/errors.js';
-import { parseCheckBuildArg, parseDockerfileText } from './parse.js';
+import { isStandardFrontend, parseCheckBuildArg, parseDockerfileText } from './parse.js';
 import { parseInstructions, parseInstruction, type StageSpec } from './instructions/parse.js';
 import type { Instruction } from './instructions/types.js';
 import { parseDockerfile } from './parser/parser.js';
@@ -405,6 +405,15 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     if (!usedBuildArgs.has(k) && !predefined.has(k) && !k.startsWith('BUILDKIT_')) {
       warnings.push({ level: 'warning', message: `build arg ${k} was given but no ARG in the stages built declares it`, rule: 'UnusedBuildArg' });
     }
+  }
+  // BuildKit runs the frontend image BUILDKIT_SYNTAX names in place of the syntax directive's.
+  const syntaxArg = input.buildArgs.get('BUILDKIT_SYNTAX');
+  if (syntaxArg && !isStandardFrontend(syntaxArg.split(/\s/)[0]!)) {
+    warnings.push({
+      level: 'warning',
+      message: `--build-arg BUILDKIT_SYNTAX names frontend image "${syntaxArg.split(/\s/)[0]}": kiln ignores it and uses its built-in Dockerfile frontend`,
+      rule: 'SyntaxDirective',
+    });
   }
   const checkArg = input.buildArgs.get('BUILDKIT_DOCKERFILE_CHECK');
   const check = checkArg === undefined ? df.check : parseCheckBuildArg(checkArg);

@@ -21,6 +21,11 @@ export interface ParsedDockerfile extends ParseResult {
 /** Frontend images that mean "the standard Dockerfile syntax": kiln's own frontend implements it. */
 const standardFrontend = /^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$/;
 
+/** Whether a frontend image reference (a syntax directive's, BUILDKIT_SYNTAX's) is one kiln stands in for. */
+export function isStandardFrontend(ref: string): boolean {
+  return standardFrontend.test(ref);
+}
+
 /** The value of a `# check=` directive, or why it is not one. */
 function checkOptions(value: string | undefined): CheckDirective | string {
   const out: CheckDirective = { skip: [], error: false };
@@ -68,7 +73,7 @@ export function parseDockerfileText(text: string, fileName: string): ParsedDocke
   })();
   if (syntax) {
     const ref = syntax.value.split(/\s/)[0]!;
-    if (!standardFrontend.test(ref)) {
+    if (!isStandardFrontend(ref)) {
       diagnostics.push({
         level: 'warning',
         message: `syntax directive names frontend image "${ref}": kiln ignores it and uses its built-in Dockerfile frontend`,

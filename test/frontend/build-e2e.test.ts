@@ -198,7 +198,7 @@ test('docker build flags with nothing to do are accepted (with buildx\'s warning
   }
 });
 
-test('--build-arg BUILDKIT_DOCKERFILE_CHECK takes the place of the # check= directive, as in BuildKit', async () => {
+test('--build-arg BUILDKIT_DOCKERFILE_CHECK takes the place of the # check= directive, and BUILDKIT_SYNTAX of the syntax one, as in BuildKit', async () => {
   const { ctx, root } = await project('# check=skip=JSONArgsRecommended\nFROM scratch AS Base\nCMD run it\n');
   const directive = await runKiln(['build', '--root', root, '--progress', 'plain', ctx]);
   assert.equal(directive.code, 0, directive.stderr);
@@ -215,6 +215,13 @@ test('--build-arg BUILDKIT_DOCKERFILE_CHECK takes the place of the # check= dire
   const bad = await runKiln(['build', '--root', root, '--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=errors=true', ctx]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--build-arg BUILDKIT_DOCKERFILE_CHECK: invalid check directive "errors=true": unknown key "errors"/);
+  // BUILDKIT_SYNTAX, another frontend option: a foreign frontend image is named in a warning.
+  const foreign = await runKiln(['build', '--root', root, '--progress', 'plain', '--build-arg', 'BUILDKIT_SYNTAX=example.com/my/frontend:1', ctx]);
+  assert.equal(foreign.code, 0, foreign.stderr);
+  assert.match(foreign.stderr, /--build-arg BUILDKIT_SYNTAX names frontend image "example\.com\/my\/frontend:1": kiln ignores it/);
+  const standard = await runKiln(['build', '--root', root, '--progress', 'plain', '--build-arg', 'BUILDKIT_SYNTAX=docker/dockerfile:1.7', ctx]);
+  assert.equal(standard.code, 0, standard.stderr);
+  assert.doesNotMatch(standard.stderr, /BUILDKIT_SYNTAX/);
 });
 
 test('--call targets lists the stages as buildx does, with the descriptions their comments give, and builds nothing', async () => {
