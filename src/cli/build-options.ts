@@ -133,8 +133,6 @@ export interface BuildOptions {
   network?: NetworkMode;
   /** --add-host: names added to every RUN step's /etc/hosts. */
   extraHosts: ExtraHost[];
-  /** `--build-arg BUILDKIT_SANDBOX_HOSTNAME=NAME`: the host name RUN steps see. */
-  sandboxHostname?: string;
   shmBytes?: number;
   ulimits: Ulimit[];
   /** --cpu-shares, --cpu-period, --cpu-quota, --cpuset-*, --memory-swap. */
@@ -150,16 +148,6 @@ export interface BuildOptions {
   cacheTo: string[];
   cacheFrom: string[];
   insecureRegistries: string[];
-}
-
-/** BuildKit's build arg naming the host name of RUN steps; the kernel takes at most 64 bytes. */
-function sandboxHostnameArg(buildArgs: Map<string, string>): string | undefined {
-  const v = buildArgs.get('BUILDKIT_SANDBOX_HOSTNAME');
-  if (v === undefined || v === '') return undefined;
-  if (Buffer.byteLength(v) > 64 || /[\s/]/.test(v)) {
-    throw new KilnError(`--build-arg BUILDKIT_SANDBOX_HOSTNAME: ${JSON.stringify(v)} is not a host name (at most 64 bytes, no spaces or slashes)`, { exitCode: 2 });
-  }
-  return v;
 }
 
 /**
@@ -245,7 +233,6 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     allowNetworkHost: parseAllow(flagList(a, 'allow')).has('network.host'),
     network: parseNetwork(flagString(a, 'network')),
     extraHosts: parseAddHosts(flagList(a, 'add-host')),
-    sandboxHostname: sandboxHostnameArg(buildArgs),
     shmBytes: parseSize(flagString(a, 'shm-size'), '--shm-size'),
     ulimits: parseUlimits(flagList(a, 'ulimit')),
     cgroupOptions: parseCgroupFlags({

@@ -143,7 +143,6 @@ async function buildIn(
   if (!o.allowNetworkHost) refuseHostNetwork(graph);
   if (o.network) applyDefaultNetwork(graph, o.network);
   if (o.extraHosts.length > 0) addHosts(graph, o.extraHosts);
-  if (o.sandboxHostname !== undefined) setHostname(graph, o.sandboxHostname);
   const noCacheStages = stagesNamed(graph, o.noCacheFilter);
   const cacheImports = await openCacheImports(store, cacheFrom, { insecureRegistries: o.insecureRegistries, signal });
 
@@ -325,13 +324,6 @@ function refuseHostNetwork(graph: BuildGraph): void {
 function applyDefaultNetwork(graph: BuildGraph, network: 'default' | 'none' | 'host'): void {
   for (const n of Object.values(graph.nodes)) {
     if (n.op.kind === 'exec' && n.op.network === 'default') n.op.network = network;
-  }
-}
-
-/** Part of each RUN's key, as in BuildKit (a step may write its host name into a file). */
-function setHostname(graph: BuildGraph, hostname: string): void {
-  for (const n of Object.values(graph.nodes)) {
-    if (n.op.kind === 'exec') n.op.hostname = hostname;
   }
 }
 

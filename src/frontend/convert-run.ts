@@ -9,6 +9,7 @@ import { withShell } from './shell-form.js';
 import type { Ctx, StageState } from './convert.js';
 import { expandInStage } from './stage-vars.js';
 import { goClean } from './gopath.js';
+import { KilnError } from '../util/errors.js';
 
 function heredocWordOf(text: string): ReturnType<typeof parseHeredocWord> {
   try {
@@ -16,6 +17,16 @@ function heredocWordOf(text: string): ReturnType<typeof parseHeredocWord> {
   } catch {
     return undefined;
   }
+}
+
+/** `--build-arg BUILDKIT_SANDBOX_HOSTNAME=NAME`, BuildKit's host name for RUN steps (the kernel takes 64 bytes). */
+function sandboxHostname(buildArgs: Map<string, string>): string | undefined {
+  const v = buildArgs.get('BUILDKIT_SANDBOX_HOSTNAME');
+  if (v === undefined || v === '') return undefined;
+  if (Buffer.byteLength(v) > 64 || /[\s/]/.test(v)) {
+    throw new KilnError(`--build-arg BUILDKIT_SANDBOX_HOSTNAME: ${JSON.stringify(v)} is not a host name (at most 64 bytes, no spaces or slashes)`, { exitCode: 2 });
+  }
+  return v;
 }
 
 /** The argv of a RUN, with BuildKit's heredoc rules, and the files the step needs. */
@@ -128,9 +139,12 @@ export async function convertRun(ctx: Ctx, st: StageState, ins: RunInstruction):
   if (!['default', 'none', 'host'].includes(network)) ctx.fail(`unsupported network mode "${network}" (default, none or host)`, loc);
   if (!['sandbox', 'insecure'].includes(security)) ctx.fail(`unsupported security mode "${security}" (sandbox or insecure)`, loc);
   const { env: execEnv, proxyEnv } = st.scope.execEnv(ctx.proxies);
+  // Part of the RUN's key, as in BuildKit (a step may write its host name into a file).
+  const hostname = sandboxHostname(ctx.input.buildArgs);
   const op: ExecOp = {
     kind: 'exec', args, env: execEnv, cwd, user: st.config.User ?? '', network, security, mounts, files,
     ...(proxyEnv.length ? { proxyEnv } : {}),
+    ...(hostname !== undefined ? { hostname } : {}),
   };
   const nodeId = st.addNode(op, inputs, ins);
   return { createdBy: `RUN ${st.scope.runHistoryPrefix()}${args.join(' ')} # buildkit`, nodeId };

@@ -407,11 +407,11 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     }
   }
   // BuildKit runs the frontend image BUILDKIT_SYNTAX names in place of the syntax directive's.
-  const syntaxArg = input.buildArgs.get('BUILDKIT_SYNTAX');
-  if (syntaxArg && !isStandardFrontend(syntaxArg.split(/\s/)[0]!)) {
+  const syntaxImage = input.buildArgs.get('BUILDKIT_SYNTAX')?.split(/\s/)[0];
+  if (syntaxImage && !isStandardFrontend(syntaxImage)) {
     warnings.push({
       level: 'warning',
-      message: `--build-arg BUILDKIT_SYNTAX names frontend image "${syntaxArg.split(/\s/)[0]}": kiln ignores it and uses its built-in Dockerfile frontend`,
+      message: `--build-arg BUILDKIT_SYNTAX names frontend image "${syntaxImage}": kiln ignores it and uses its built-in Dockerfile frontend`,
       rule: 'SyntaxDirective',
     });
   }

@@ -131,9 +131,12 @@ export interface ExecOp {
   proxyEnv?: string[];
   /** --add-host entries, added to the step's /etc/hosts (absent when there are none). */
   extraHosts?: ExtraHost[];
-  /** The step's host name, from the BUILDKIT_SANDBOX_HOSTNAME build arg (absent: the default). */
+  /** The step's host name, from the BUILDKIT_SANDBOX_HOSTNAME build arg (absent: DEFAULT_HOSTNAME). */
   hostname?: string;
 }
+
+/** BuildKit's host name for RUN steps: build scripts that look for it (to know they run in a build) find it. */
+export const DEFAULT_HOSTNAME = 'buildkitsandbox';
 
 export interface ExtraHost {
   host: string;

@@ -4,7 +4,7 @@
 
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Digest, ExecOp, FileOp, GraphNode, RunMount } from '../graph/ops.js';
+import { DEFAULT_HOSTNAME, type Digest, type ExecOp, type FileOp, type GraphNode, type RunMount } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
 import type { ResolvedInput, WorkerContext } from '../worker/types.js';
 import { canonicalJson, hexOf, sha256 } from '../util/digest.js';
@@ -220,7 +220,7 @@ function opDifferences(label: string, a: ExecOp | FileOp, b: ExecOp | FileOp, bu
   if (canonicalJson(a.files) !== canonicalJson(b.files)) out.push(`${label}: heredoc script changed`);
   const hosts = (op: ExecOp) => (op.extraHosts ?? []).map((h) => `${h.host}:${h.ip}`).join(' ') || 'none';
   if (hosts(a) !== hosts(b)) out.push(`${label}: --add-host changed ${hosts(a)} -> ${hosts(b)}`);
-  const hostname = (op: ExecOp) => op.hostname ?? 'buildkitsandbox';
+  const hostname = (op: ExecOp) => op.hostname ?? DEFAULT_HOSTNAME;
   if (hostname(a) !== hostname(b)) out.push(`${label}: BUILDKIT_SANDBOX_HOSTNAME changed ${hostname(a)} -> ${hostname(b)}`);
   return out;
 }

@@ -3,7 +3,7 @@
 
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ExecOp } from '../../graph/ops.js';
+import { DEFAULT_HOSTNAME, type ExecOp } from '../../graph/ops.js';
 import type { ResolvedInput, StepOutput, WorkerContext } from '../types.js';
 import { KilnError } from '../../util/errors.js';
 import { mountsUnder } from '../../store/mounts.js';
@@ -20,8 +20,6 @@ import { describeFailure } from './failure.js';
 export { sweepStaleSandboxes } from '../sandbox/sweep.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-/** BuildKit's: build scripts that look for it (to know they run in a build) find it here too. */
-export const SANDBOX_HOSTNAME = 'buildkitsandbox';
 /** How often a step under --pids-limit is checked for refused forks (a fork bomb never ends by itself). */
 const PIDS_POLL_MS = 100;
 
@@ -82,7 +80,7 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     const mounts = await prepareMounts(op, inputs, ctx, { dir: stepDir });
     releaseMounts = mounts.release;
 
-    const hostname = op.hostname ?? SANDBOX_HOSTNAME;
+    const hostname = op.hostname ?? DEFAULT_HOSTNAME;
     const env = [...op.env, ...mounts.env];
     if (!hasVar(env, 'PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
     if (!hasVar(env, 'HOME')) env.push(`HOME=${user.home}`);

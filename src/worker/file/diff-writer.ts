@@ -158,19 +158,11 @@ export class DiffWriter {
    * an archive's folder replaces what is in its way, as Docker's extractor does.
    */
   async replaceWithDir(p: string, meta: EntryMeta): Promise<void> {
-    const cur = await this.at(p);
-    const h = this.host(p);
-    if (cur?.inStage) {
-      rmSync(h, { force: true });
-      this.reuse?.forget(p);
-    }
-    this.written.delete(p);
-    mkdirSync(h);
-    this.applyMeta(h, 'dir', meta);
-    this.dirTimes.set(h, this.mtime);
+    await this.dropFromStage(p);
+    mkdirSync(this.host(p));
+    this.restampDir(p, meta);
     // Nothing of the lower layers is below it: they hold a non-directory here.
     this.createdDirs.add(p);
-    this.wrote = true;
   }
 
   /**
