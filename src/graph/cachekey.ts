@@ -6,8 +6,11 @@
 import type { Digest, ExecOp, Op } from './ops.js';
 import { canonicalJson, sha256 } from '../util/digest.js';
 
-/** Bump when the meaning of a key changes, so old records stop matching. */
-const KEY_VERSION = 3;
+/**
+ * Bump when the meaning of a key changes, or the results stored under it were wrong, so old
+ * records stop matching (4: layers no longer give entries without permission bits mode 0644).
+ */
+const KEY_VERSION = 4;
 
 export function cacheKey(op: Op, inputKeys: Digest[], contentKeys: Digest[] = []): Digest {
   return sha256(canonicalJson({ v: KEY_VERSION, op: keyedOp(op), inputs: inputKeys, content: contentKeys }));

@@ -9,7 +9,7 @@ import pLimit from 'p-limit';
 import type { Digest } from '../graph/ops.js';
 import type { LayerCompression, SnapshotMeta, Store, LayerBlobRecord, StreamHasher } from '../store/store.js';
 import { KilnError } from '../util/errors.js';
-import { createLayerTar } from '../util/tar/write.js';
+import { createLayerTar, LAYER_TAR_FORMAT } from '../util/tar/write.js';
 import { previousLayerOf, type PreviousLayer } from './previous-layer.js';
 import type { BlobHead } from '../store/headed-blob-file.js';
 import { compressor, openDecompressed } from '../util/tar/filter.js';
@@ -147,7 +147,7 @@ async function archive(
   const blobs = meta.diffId === diffId ? { ...meta.blobs } : {};
   blobs[compression] = rec;
   await store.updateSnapshotMeta(snapshotId, {
-    diffId, size: tarSize, empty: entries === 0, tarEpoch, blobs,
+    diffId, size: tarSize, empty: entries === 0, tarEpoch, tarFormat: LAYER_TAR_FORMAT, blobs,
     hashStates: hashStates.length > 0 ? hashStates : meta.diffId === diffId ? meta.hashStates : undefined,
   });
   if (entries > 0) await store.linkDiffId(diffId, snapshotId);

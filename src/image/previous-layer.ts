@@ -7,15 +7,15 @@
 // head of the previous blob in the kernel (util/tar/write.ts, store.ingestStream), and the hash
 // resumes from the state saved in it (util/tar/hash.ts).
 //
-// The previous tar is found through the copy manifest's `from` and must have its recorded size;
-// its bytes are trusted as the store's blobs are (`kiln store verify` checks them and the saved
-// states). Anything that does not fit leaves the writer on its ordinary path.
+// The previous tar is found through the copy manifest's `from`, must have its recorded size and
+// have been made by this writer's format; its bytes are trusted as the store's blobs are (`kiln
+// store verify` checks them and the saved states). Anything that does not fit leaves the writer on its ordinary path.
 
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import type { Store } from '../store/store.js';
 import { readCopyManifest, type CopyManifest } from '../store/copy-manifest.js';
 import type { PreviousTar } from '../util/tar/hash.js';
-import type { PreviousEntries, TarSlot } from '../util/tar/write.js';
+import { LAYER_TAR_FORMAT, type PreviousEntries, type TarSlot } from '../util/tar/write.js';
 import { decodePaxBytes, headersModule } from '../util/tar/pax.js';
 import { turn } from '../util/event-loop.js';
 import { readFullAt } from '../util/fs.js';
@@ -34,7 +34,7 @@ export async function previousLayerOf(store: Store, snapshotId: string, tarEpoch
   const mine = readCopyManifest(store, snapshotId);
   if (!mine?.from) return undefined;
   const prev = await store.getSnapshot(mine.from);
-  if (!prev?.diffId || (prev.tarEpoch ?? null) !== tarEpoch || prev.size === undefined) return undefined;
+  if (!prev?.diffId || (prev.tarEpoch ?? null) !== tarEpoch || prev.tarFormat !== LAYER_TAR_FORMAT || prev.size === undefined) return undefined;
   const theirs = readCopyManifest(store, mine.from);
   if (!theirs) return undefined;
   const digest = prev.blobs?.uncompressed?.digest ?? prev.diffId;

@@ -35,6 +35,8 @@ export interface SnapshotMeta {
   blobs?: Partial<Record<LayerCompression, LayerBlobRecord>>;
   /** The SOURCE_DATE_EPOCH the layer tar (and so diffId) was made with; null for none. */
   tarEpoch?: number | null;
+  /** The layer writer's format the tar was made with (LAYER_TAR_FORMAT); absent before format 2. */
+  tarFormat?: number;
   /** Bytes of the uncompressed layer tar. */
   size?: number;
   /** True when the layer has no entries (a RUN that changed nothing). */

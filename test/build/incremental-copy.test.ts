@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { basename, dirname, join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { previousLayerOf } from '../../src/image/previous-layer.js';
-import { createLayerTar, type LayerTarOptions } from '../../src/util/tar/write.js';
+import { createLayerTar, LAYER_TAR_FORMAT, type LayerTarOptions } from '../../src/util/tar/write.js';
+import { execFileSync } from 'node:child_process';
 import { chmod, link, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tempDir } from '../helpers/tmp.js';
 import { busyboxStore, writeTree, buildJson, ranSteps, assertOk, readIid, BASE_REF } from './fixture.js';
@@ -172,4 +173,45 @@ test('a COPY rerun because the layers below it changed links every file', async 
   const clean = join(await tempDir('kiln-iid-'), 'iid');
   assertOk(await buildJson(root, ctx, [...epoch, '--build-arg', 'SALT=2', '--no-cache', '--iidfile', clean]));
   assert.equal(await readIid(clean), await readIid(iid));
+});
+
+/** Permission strings (`tar -tv`) of `names` in the image's layers, the topmost entry winning. */
+async function layerPerms(root: string, ctx: string, names: string[]): Promise<Record<string, string>> {
+  const dir = await tempDir('kiln-perms-');
+  assertOk(await buildJson(root, ctx, ['-o', `type=docker,dest=${join(dir, 'image.tar')},compression=uncompressed`]));
+  execFileSync('tar', ['-xf', join(dir, 'image.tar'), '-C', dir]);
+  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Array<{ Layers: string[] }>;
+  const perms: Record<string, string> = {};
+  for (const layer of manifest[0]!.Layers) {
+    for (const line of execFileSync('tar', ['-tvf', join(dir, layer)], { encoding: 'utf8' }).split('\n')) {
+      const name = line.split(/\s+/).pop()!;
+      if (names.includes(name)) perms[name] = line.slice(0, 10);
+    }
+  }
+  return perms;
+}
+
+test('entries without permission bits stay mode 0 in layers; a rerun takes no entries from an older writer\'s tar', async () => {
+  const ctx = await tempDir('kiln-incr-');
+  await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF}\nCOPY small/ /data/small/\nRUN touch /shadow && chmod 000 /shadow\n`, ...smallFiles() });
+  await chmod(join(ctx, 'small/d00/f00.txt'), 0);
+  const names = ['data/small/d00/f00.txt', 'shadow'];
+  assert.deepEqual(await layerPerms(root, ctx, names), { 'data/small/d00/f00.txt': '----------', shadow: '----------' });
+
+  // Layers archived before the writer recorded its format.
+  const store = await Store.open(root);
+  const before = await lineageSnapshots(root);
+  for (const s of before) await store.updateSnapshotMeta(basename(dirname(s)), { tarFormat: undefined });
+  await writeFile(join(ctx, 'small/d02/f20.txt'), 'changed\n');
+  assert.deepEqual(await layerPerms(root, ctx, names), { 'data/small/d00/f00.txt': '----------', shadow: '----------' });
+  const reran = (await lineageSnapshots(root)).filter((s) => !before.includes(s));
+  assert.ok(reran.length > 0, 'the COPY ran again');
+  for (const s of reran) assert.equal(await previousLayerOf(store, basename(dirname(s)), null), undefined, 'an older writer\'s tar lends no entries');
+  // The same tar recorded as this writer's lends them.
+  for (const s of before) await store.updateSnapshotMeta(basename(dirname(s)), { tarFormat: LAYER_TAR_FORMAT });
+  for (const s of reran) {
+    const previous = await previousLayerOf(store, basename(dirname(s)), null);
+    assert.ok(previous?.slots.has('data/small/d00/f00.txt'));
+    previous?.close();
+  }
 });

@@ -23,9 +23,10 @@ async function tarBytes(dir: string, sourceDateEpoch?: number): Promise<Buffer> 
   return Buffer.concat(chunks);
 }
 
-// sha256 of makeEdgeCaseDir's layer tar, as kiln has always written it (with tar-stream's pack).
-const GOLDEN_PLAIN = '25a6110d9cbf42cf086090975357653cfb5ad7d534395eed47f170d7ec18cc20';
-const GOLDEN_EPOCH = '0c7ae2347f52742ee83585eb75fad1e99ba3fcadca10b2a9529395382fe4cbe7';
+// sha256 of makeEdgeCaseDir's layer tar, as kiln has written it since modes of 0 stay 0 (before,
+// with tar-stream's pack's defaults, they became 0644 and 0755).
+const GOLDEN_PLAIN = '042fd9ccc32a3bf0ac0d1d719c2a320c208f6abebeb828702136258021f4b702';
+const GOLDEN_EPOCH = '8edadf59ef13a851dc85fe78f74d5d50251817d7c74ac27aead8dc8f94f20fd6';
 
 const CAP = Buffer.from([1, 0, 0, 2, 0x80, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
@@ -117,8 +118,14 @@ test('layer tar: the bytes are pinned (image digests must not change with the wr
   const dir = await tempDir();
   await makeEdgeCaseDir(join(dir, 'src'));
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-  assert.equal(sha(await tarBytes(join(dir, 'src'))), GOLDEN_PLAIN);
+  const plain = await tarBytes(join(dir, 'src'));
+  assert.equal(sha(plain), GOLDEN_PLAIN);
   assert.equal(sha(await tarBytes(join(dir, 'src'), 1_000_000)), GOLDEN_EPOCH);
+  // No permission bits stay none (tar-stream's pack would have written 0644 and 0755).
+  await writeFile(join(dir, 'layer.tar'), plain);
+  const listing = execFileSync('tar', ['-tvf', join(dir, 'layer.tar'), '--numeric-owner'], { encoding: 'utf8' });
+  assert.match(listing, /^---------- 0\/0 +1 .* mode0$/m);
+  assert.match(listing, /^d--------- 0\/0 +0 .* dir0\/$/m);
 });
 
 test('extract overlay: round trip keeps types, modes, links, binary xattrs, whiteouts and opaque dirs', async () => {

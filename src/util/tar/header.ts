@@ -30,14 +30,13 @@ export function padding(size: number): Buffer | undefined {
 }
 
 /**
- * The header block(s) tar-stream's pack writes for `header`: its defaults applied (a missing
- * size, mode, uid or gid; a mode of 0 becomes 0644, or 0755 for a directory), and its own PAX
- * fallback when the codec cannot fit the name.
+ * The header block(s) tar-stream's pack writes for `header`, with its PAX fallback when the
+ * codec cannot fit the name. Unlike pack, a mode of 0 stays 0: an entry with no permission bits
+ * (Fedora's /etc/shadow) must not become world-readable.
  */
 export function headerBlocks(header: TarHeader): Buffer[] {
   const h = { ...header };
   if (!h.size || h.type === 'symlink') h.size = 0;
-  if (!h.mode) h.mode = h.type === 'directory' ? 0o755 : 0o644;
   if (!h.uid) h.uid = 0;
   if (!h.gid) h.gid = 0;
   const codec = headersModule();

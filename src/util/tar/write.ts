@@ -16,6 +16,12 @@ import { turn } from '../event-loop.js';
 import { readFullAt } from '../fs.js';
 import { isOpaqueDir, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-format.js';
 
+/**
+ * The writer's format: bump when the same folder would give different bytes, so no layer takes
+ * entries from a tar an older writer made (image/previous-layer.ts). 2: modes of 0 stay 0.
+ */
+export const LAYER_TAR_FORMAT = 2;
+
 /** Where one entry sits in a tar: its header (and any PAX record before it) through its padding. */
 export interface TarSlot {
   offset: number;
