@@ -85,8 +85,6 @@ export async function convertCopy(ctx: Ctx, st: StageState, ins: CopyInstruction
     if (urls.length === 1 && !/^sha256:[0-9a-f]{64}$/.test(checksum)) ctx.fail(`invalid checksum "${checksum}": expected sha256:<64 hex digits>`, loc);
     if (gits.length === 1 && !/^[0-9a-f]{4,64}$/.test(checksum)) ctx.fail(`invalid checksum "${checksum}": expected the commit (hex digits)`, loc);
   }
-  const several = ins.srcs.length > 1;
-  if (several && !dest.endsWith('/')) ctx.fail(`When using ${KW} with more than one source file, the destination must be a directory and end with a /`, loc);
 
   const actions: FileAction[] = [];
   const owner = chown ? { chown } : {};

@@ -155,6 +155,34 @@ test('a stage FROM stages of config instructions only keeps their history, as Bu
   ]);
 });
 
+test('COPY of several sources to a destination without a slash works as in BuildKit: into a folder, else one after another', async () => {
+  const { d, ctx, root } = await project([
+    'FROM scratch',
+    'COPY a.txt b.txt /app/',
+    // The folder exists: both go into it.
+    'COPY a.txt b.txt /app',
+    // A new name: the files land on it one after another, the last one staying.
+    'COPY a.txt b.txt /last',
+    'COPY d? /merged',
+    '',
+  ].join('\n'), { 'a.txt': 'A', 'b.txt': 'B' });
+  await mkdir(join(ctx, 'd1'));
+  await mkdir(join(ctx, 'd2'));
+  await writeFile(join(ctx, 'd1', 'one'), '1');
+  await writeFile(join(ctx, 'd2', 'two'), '2');
+  const out = join(d, 'out');
+  const r = await runKiln(['build', '--root', root, '-o', `type=local,dest=${out}`, ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await files(out), ['app', 'app/a.txt', 'app/b.txt', 'last', 'merged', 'merged/one', 'merged/two']);
+  assert.equal(await readFile(join(out, 'last'), 'utf8'), 'B');
+
+  // A folder after a file that made the destination cannot go there.
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY a.txt d1 /x\n');
+  const bad = await runKiln(['build', '--root', root, '-o', `type=local,dest=${join(d, 'o2')}`, ctx]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /Dockerfile:2:1: .*COPY a\.txt d1 \/x: cannot copy to non-directory: \/x is a file/);
+});
+
 test('--label sets labels on the image, over the Dockerfile LABEL of the same key', async () => {
   const { ctx, root } = await project('FROM scratch\nLABEL a=dockerfile b=kept\n');
   const r = await runKiln(['build', '--root', root, '--label', 'a=flag', '--label', 'org.opencontainers.image.revision=abc123', '--label', 'empty', '-t', 'labelled', ctx]);

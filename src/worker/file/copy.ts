@@ -3,7 +3,9 @@
 // - a directory source copies its CONTENTS into the destination;
 // - a file goes INTO the destination when it ends with `/` or is an existing directory
 //   (symlinks on the way resolved inside the image), else it becomes the destination;
-// - several sources need a directory destination;
+// - several sources are copied one after another, each seeing what the ones before it made: into
+//   a destination without `/` that is not a folder, files replace each other and folders merge
+//   (BuildKit has no "must end with /" rule; only Docker's legacy builder had);
 // - --parents keeps each match's path (from the `./` pivot on) under the destination.
 
 import { readlink } from 'node:fs/promises';
@@ -41,15 +43,11 @@ export async function planCopy(action: CopyAction, src: SourceRoot, w: DiffWrite
   const exclude = new IgnoreMatcher(action.exclude);
   const destSlash = action.dest.endsWith('/') || /\/\.?$/.test(action.dest) || action.dest === '.';
   const dest = await w.mergedView().locate(cleanAbsolute(action.dest), true);
-  const destIsDir = destSlash || dest.entry?.type === 'dir';
-  if (matches.length > 1 && !destIsDir) {
-    throw new KilnError(
-      `when copying more than one source (${matches.map((m) => JSON.stringify(m.rel || '.')).join(', ')}), the destination ${JSON.stringify(action.dest)} must be a directory and end with a /`,
-    );
-  }
   if (dest.entry && dest.entry.type !== 'dir' && destSlash) {
     throw new KilnError(`destination ${JSON.stringify(action.dest)} is not a directory`);
   }
+  // What the destination is once the matches before this one are copied.
+  let destIsDir = destSlash || dest.entry?.type === 'dir';
   const plan: CopyPlanItem[] = [];
   for (const m of matches) {
     const tree = await selectTree(src, m, exclude);
@@ -58,8 +56,10 @@ export async function planCopy(action: CopyAction, src: SourceRoot, w: DiffWrite
     let target: string;
     if (action.parents) {
       target = m.keep === '' ? dest.path : cleanAbsolute(`${dest.path}/${m.keep}`);
-    } else if (m.entry.type === 'dir' || extract) target = dest.path;
-    else target = destIsDir ? joinPath(dest.path, m.name) : dest.path;
+    } else if (m.entry.type === 'dir' || extract) {
+      target = dest.path;
+      destIsDir = true;
+    } else target = destIsDir ? joinPath(dest.path, m.name) : dest.path;
     plan.push({ match: m, tree, target, extract });
   }
   return plan;

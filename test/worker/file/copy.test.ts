@@ -90,7 +90,29 @@ const cases: Case[] = [
     actions: [copyAction({ src: ['a.txt', 'b.txt'], dest: '/app' })],
     expect: { app, 'app/a.txt': F('A'), 'app/b.txt': F('B') },
   },
-  { name: 'several sources to a non-directory is an error', actions: [copyAction({ src: ['a.txt', 'b.txt'], dest: '/d' })], error: /more than one source.*"\/d" must be a directory/ },
+  // BuildKit copies the sources one after another: without a slash, the last file wins...
+  { name: 'several files to a new name without a slash: the last one wins', actions: [copyAction({ src: ['a.txt', 'b.txt'], dest: '/d' })], expect: { d: F('B') } },
+  { name: 'a wildcard matching several files to a new name', actions: [copyAction({ src: ['[ab].txt'], dest: '/d' })], expect: { d: F('B') } },
+  // ...folders merge, and a file after a folder goes into it...
+  {
+    name: 'several folders to a new name without a slash merge',
+    context: { 'd1/': { dir: true }, 'd1/x': 'X1', 'd1/only1': 'O', 'd2/': { dir: true }, 'd2/x': 'X2' },
+    actions: [copyAction({ src: ['d?'], dest: '/m' })],
+    expect: { m: D(), 'm/only1': F('O'), 'm/x': F('X2') },
+  },
+  {
+    name: 'a file after a folder goes into the folder it made',
+    context: { 'd1/': { dir: true }, 'd1/x': 'X1', 'a.txt': 'A' },
+    actions: [copyAction({ src: ['d1', 'a.txt'], dest: '/m' })],
+    expect: { m: D(), 'm/a.txt': F('A'), 'm/x': F('X1') },
+  },
+  // ...and a folder after a file fails, as it does in BuildKit.
+  {
+    name: 'a folder after a file made the destination fails',
+    context: { 'd1/': { dir: true }, 'd1/x': 'X1', 'a.txt': 'A' },
+    actions: [copyAction({ src: ['a.txt', 'd1'], dest: '/m' })],
+    error: /\/m/,
+  },
   { name: 'wildcard', actions: [copyAction({ src: ['*.txt'], dest: '/w/' })], expect: { w: D(), 'w/a.txt': F('A'), 'w/b.txt': F('B') } },
   { name: 'wildcard with one match to a file name', actions: [copyAction({ src: ['[a]?txt'], dest: '/one' })], expect: { one: F('A') } },
   { name: 'wildcard in a middle component', actions: [copyAction({ src: ['s*/*.txt'], dest: '/m/' })], expect: { m: D(), 'm/x.txt': F('X') } },
