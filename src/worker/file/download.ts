@@ -82,7 +82,7 @@ async function fetchOnce(url: string, ctx: WorkerContext, expected?: Digest): Pr
   return digest;
 }
 
-/** The file name a URL downloads to: the last component of its path. */
+/** The file name a URL downloads to: the last component of its path, else BuildKit's `__unnamed__`. */
 export function fileNameFromUrl(url: string): string {
   let path: string;
   try {
@@ -91,5 +91,5 @@ export function fileNameFromUrl(url: string): string {
     throw new KilnError(`ADD: invalid URL ${url}`);
   }
   const base = decodeURIComponent(path.replace(/\/+$/, '').split('/').pop() ?? '');
-  return base === '' || base === '.' || base === '..' ? 'download' : base;
+  return base === '' || base === '.' || base === '..' ? '__unnamed__' : base;
 }

@@ -202,6 +202,7 @@ test('evil archives are refused and nothing lands outside', async () => {
 const served = new Map<string, Buffer>([
   ['/files/tool.sh', Buffer.from('echo tool\n')],
   ['/dl/pkg.tgz', await readFile(join(ctxDir, 'archive.tgz'))],
+  ['/', Buffer.from('index\n')],
 ]);
 let hits = 0;
 const server: Server = createServer((req, res) => {
@@ -222,6 +223,11 @@ test('ADD of a URL into a dir/ takes the name from the URL, mode 0600', async ()
   assert.deepEqual(await runAndList(store, op, inputs), {
     usr: D(), 'usr/local': D(), 'usr/local/bin': D(), 'usr/local/bin/tool.sh': F('echo tool\n', '0600'),
   });
+});
+
+test('ADD of a URL whose path names no file: BuildKit\'s __unnamed__', async () => {
+  const op = fileOp({ action: 'download', url: `${origin}/`, dest: '/www/' });
+  assert.deepEqual(await runAndList(store, op, inputs), { www: D(), 'www/__unnamed__': F('index\n', '0600') });
 });
 
 test('ADD of a URL to a file name, with --chmod and a verified --checksum', async () => {
