@@ -2,7 +2,7 @@
 // same: one place for every reader and writer of either form.
 
 import type { Stats } from 'node:fs';
-import { getXattr } from './syscalls.js';
+import { getXattr, type HostPath } from './syscalls.js';
 
 /** A deleted name in a layer tar: `.wh.<name>`. */
 export const WHITEOUT_PREFIX = '.wh.';
@@ -16,7 +16,7 @@ export function isWhiteout(st: Pick<Stats, 'mode' | 'rdev'>): boolean {
   return (st.mode & 0o170000) === 0o020000 && st.rdev === 0;
 }
 
-export function isOpaqueDir(hostPath: string): boolean {
+export function isOpaqueDir(hostPath: HostPath): boolean {
   const v = getXattr(hostPath, OVERLAY_OPAQUE_XATTR);
   return v !== undefined && v.toString() === 'y';
 }

@@ -86,21 +86,33 @@ export class SyscallError extends Error {
 }
 
 /** Throws for a call that returned -errno. */
-function fail(syscall: string, negErrno: number, path: string): never {
-  throw new SyscallError(syscall, -negErrno, path);
+function fail(syscall: string, negErrno: number, path: HostPath): never {
+  throw new SyscallError(syscall, -negErrno, String(path));
+}
+
+/**
+ * A path as Node's fs takes it: a string, or the bytes of one that is not UTF-8 (a file a RUN
+ * step named in Latin-1, say), which no JavaScript string can stand for.
+ */
+export type HostPath = string | Buffer;
+
+/** The path as a C string argument: koffi takes a Buffer as the bytes, so it needs its NUL. */
+function cPath(path: HostPath): string | Buffer {
+  return typeof path === 'string' ? path : Buffer.concat([path, Buffer.alloc(1)]);
 }
 
 /** Names of the extended attributes on `path` itself (a symlink is not followed). */
-export function listXattrs(path: string): string[] {
+export function listXattrs(path: HostPath): string[] {
+  const c = cPath(path);
   for (;;) {
-    const size = call(native().llistxattr, path, null, 0);
+    const size = call(native().llistxattr, c, null, 0);
     if (size < 0) {
       if (size === -95) return []; // the filesystem has no xattrs at all
       fail('llistxattr', size, path);
     }
     if (size === 0) return [];
     const buf = Buffer.alloc(size);
-    const got = call(native().llistxattr, path, buf, size);
+    const got = call(native().llistxattr, c, buf, size);
     if (got < 0) {
       if (got === -34) continue; // grew between the two calls
       fail('llistxattr', got, path);
@@ -114,16 +126,17 @@ export function listXattrs(path: string): string[] {
 }
 
 /** The attribute's raw bytes, or undefined when it is not set. */
-export function getXattr(path: string, name: string): Buffer | undefined {
+export function getXattr(path: HostPath, name: string): Buffer | undefined {
+  const c = cPath(path);
   for (;;) {
-    const size = call(native().lgetxattr, path, name, null, 0);
+    const size = call(native().lgetxattr, c, name, null, 0);
     if (size < 0) {
       if (size === -61 || size === -95) return undefined;
       fail('lgetxattr', size, path);
     }
     const buf = Buffer.alloc(size);
     if (size === 0) return buf;
-    const got = call(native().lgetxattr, path, name, buf, size);
+    const got = call(native().lgetxattr, c, name, buf, size);
     if (got < 0) {
       if (got === -34) continue;
       fail('lgetxattr', got, path);
@@ -132,8 +145,8 @@ export function getXattr(path: string, name: string): Buffer | undefined {
   }
 }
 
-export function setXattr(path: string, name: string, value: Uint8Array): void {
-  const r = call(native().lsetxattr, path, name, value, value.byteLength, 0);
+export function setXattr(path: HostPath, name: string, value: Uint8Array): void {
+  const r = call(native().lsetxattr, cPath(path), name, value, value.byteLength, 0);
   if (r < 0) fail('lsetxattr', r, path);
 }
 
@@ -163,13 +176,13 @@ export function devMinor(dev: number): number {
   return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
 }
 
-export function mknod(path: string, mode: number, major = 0, minor = 0): void {
-  const r = call(native().mknod, path, mode, makedev(major, minor));
+export function mknod(path: HostPath, mode: number, major = 0, minor = 0): void {
+  const r = call(native().mknod, cPath(path), mode, makedev(major, minor));
   if (r < 0) fail('mknod', r, path);
 }
 
 /** An overlayfs whiteout: a character device 0/0. */
-export function makeWhiteout(path: string): void {
+export function makeWhiteout(path: HostPath): void {
   mknod(path, S_IFCHR | 0o000, 0, 0);
 }
 

@@ -148,6 +148,28 @@ test('extract overlay: round trip keeps types, modes, links, binary xattrs, whit
   assert.deepEqual(await tarBytes(out), bytes);
 });
 
+test('names and link targets that are not UTF-8 go into PAX records as their bytes and come back out', async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  const raw = (name: string) => Buffer.from(`${src}/${name}`, 'latin1');
+  await writeFile(raw('caf\xe9'), 'c');
+  await mkdir(raw('d\xff'));
+  await writeFile(raw('d\xff/in\xe8'), 'i');
+  await symlink(Buffer.from('caf\xe9', 'latin1'), join(src, 'lnk'));
+  await link(raw('caf\xe9'), join(src, 'hard'));
+  await writeFile(join(src, 'plain'), 'p');
+  const bytes = await tarBytes(src, 1);
+  const names = execFileSync('tar', ['-tf', '-', '--quoting-style=literal'], { input: bytes }).toString('latin1').trim().split('\n');
+  assert.deepEqual(names, ['caf\xe9', 'd\xff/', 'd\xff/in\xe8', 'hard', 'lnk', 'plain'], 'byte order, raw names');
+  const out = join(dir, 'out');
+  await mkdir(out);
+  await extractTar(Readable.from([bytes]), out, { whiteouts: 'overlay' });
+  assert.ok(readlinkSync(join(out, 'lnk'), { encoding: 'buffer' }).equals(Buffer.from('caf\xe9', 'latin1')));
+  assert.equal(lstatSync(join(out, 'hard')).ino, lstatSync(Buffer.from(`${out}/caf\xe9`, 'latin1')).ino);
+  assert.deepEqual(await tarBytes(out, 1), bytes, 're-archived, the same tar');
+});
+
 test('extract apply: whiteouts delete, opaque markers clear lower contents but keep this layer', async () => {
   const dir = await tempDir();
   const out = join(dir, 'out');

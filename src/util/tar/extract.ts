@@ -5,6 +5,10 @@
 //
 // Whiteouts: 'overlay' keeps them as overlayfs does (char device 0/0, opaque xattr) for snapshot
 // folders; 'apply' carries them out (deletes the named paths) for ADD and filesystem exports.
+//
+// Names are bytes, which need not be UTF-8 (a file a RUN step named in Latin-1): they are read
+// as latin1 strings, one char per byte, and every path handed to the file system is a Buffer of
+// those bytes. What the extractor returns is UTF-8 again.
 
 import { constants as fsc, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rm, symlink, link, lchown, chmod, lutimes, utimes } from 'node:fs/promises';
@@ -63,16 +67,18 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   const whiteouts: ExtractStats['whiteouts'] = { removed: [], opaque: [] };
   /** Paths this archive created, so an opaque marker in apply mode spares them. */
   const written = new Set<string>();
-  const dirTimes: Array<{ path: string; mtime: Date }> = [];
+  const dirTimes: Array<{ path: Buffer; mtime: Date }> = [];
   let entries = 0;
 
   const refuse = (entry: string, why: string): never => {
-    throw new KilnError(`${label}: refusing to extract "${entry}": ${why}`);
+    throw new KilnError(`${label}: refusing to extract "${utf8(entry)}": ${utf8(why)}`);
   };
 
-  const abs = (rel: string) => (rel === '' ? root : `${root}/${rel}`);
+  const rootBytes = Buffer.from(root);
+  /** The host path of `rel` (a latin1 byte string). */
+  const abs = (rel: string): Buffer => (rel === '' ? rootBytes : Buffer.concat([rootBytes, Buffer.from(`/${rel}`, 'latin1')]));
 
-  const lstatOrNull = async (p: string): Promise<Stats | null> => {
+  const lstatOrNull = async (p: Buffer): Promise<Stats | null> => {
     try {
       return await lstat(p);
     } catch (err) {
@@ -113,7 +119,7 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     for (const d of knownDirs) if (d === rel || d.startsWith(rel + '/')) knownDirs.delete(d);
   };
 
-  const setOwner = async (p: string, uid: number, gid: number) => {
+  const setOwner = async (p: Buffer, uid: number, gid: number) => {
     try {
       await lchown(p, uid, gid);
     } catch (err) {
@@ -121,7 +127,7 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     }
   };
 
-  const setXattrs = (p: string, pax: Record<string, string> | null | undefined) => {
+  const setXattrs = (p: Buffer, pax: Record<string, string> | null | undefined) => {
     if (!pax) return;
     for (const [k, v] of Object.entries(pax)) {
       if (!k.startsWith(XATTR_PREFIX)) continue;
@@ -158,8 +164,8 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
         if (opts.whiteouts === 'overlay') {
           setXattr(abs(parentRel), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
         } else {
-          for (const child of await readdir(abs(parentRel))) {
-            const childRel = parentRel === '' ? child : `${parentRel}/${child}`;
+          for (const child of await readdir(abs(parentRel), { encoding: 'buffer' })) {
+            const childRel = parentRel === '' ? child.toString('latin1') : `${parentRel}/${child.toString('latin1')}`;
             if (!written.has(childRel)) await removeExisting(childRel);
           }
         }
@@ -222,7 +228,7 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
           const resolved = posix.normalize(posix.join(parentRel === '' ? '.' : parentRel, target));
           if (resolved === '..' || resolved.startsWith('../')) return refuse(entry, `symlink to ${target} points outside the destination`);
         }
-        await symlink(target, path);
+        await symlink(Buffer.from(target, 'latin1'), path);
         await setOwner(path, h.uid, h.gid);
         setXattrs(path, h.pax as Record<string, string> | null);
         await lutimes(path, mtime, mtime);
@@ -254,7 +260,8 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     }
   };
 
-  const extract = tar.extract();
+  // Names as bytes: tar-stream takes the option, which its type declarations leave out.
+  const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
   const done = (async () => {
     for await (const stream of extract) {
       const h = stream.header;
@@ -288,5 +295,14 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   }
   // Creating children changed the directories' mtimes: restore them, deepest first.
   for (const { path, mtime } of dirTimes.reverse()) await utimes(path, mtime, mtime);
-  return { entries, dirs: namedDirs, whiteouts };
+  return {
+    entries,
+    dirs: new Set([...namedDirs].map(utf8)),
+    whiteouts: { removed: whiteouts.removed.map(utf8), opaque: whiteouts.opaque.map(utf8) },
+  };
+}
+
+/** A latin1 byte string (see the top of this file) as the UTF-8 text it holds. */
+function utf8(bytes: string): string {
+  return Buffer.from(bytes, 'latin1').toString('utf8');
 }

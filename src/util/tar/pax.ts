@@ -23,9 +23,10 @@ export const XATTR_PREFIX = 'SCHILY.xattr.';
 
 /**
  * Parses a PAX body. Values of xattr records come back as latin1 strings (one char per byte) so
- * Buffer.from(v, 'latin1') restores the exact bytes; every other value is UTF-8.
+ * Buffer.from(v, 'latin1') restores the exact bytes, and so do `path` and `linkpath` with
+ * `rawNames` (names need not be UTF-8); every other value is UTF-8.
  */
-export function decodePaxBytes(buf: Buffer): Record<string, string> {
+export function decodePaxBytes(buf: Buffer, rawNames = false): Record<string, string> {
   const out: Record<string, string> = {};
   let off = 0;
   while (off < buf.length) {
@@ -38,7 +39,8 @@ export function decodePaxBytes(buf: Buffer): Record<string, string> {
     if (eq >= 0) {
       const key = rec.subarray(0, eq).toString('utf8');
       const val = rec.subarray(eq + 1);
-      out[key] = key.startsWith(XATTR_PREFIX) ? val.toString('latin1') : val.toString('utf8');
+      const bytes = key.startsWith(XATTR_PREFIX) || (rawNames && (key === 'path' || key === 'linkpath'));
+      out[key] = val.toString(bytes ? 'latin1' : 'utf8');
     }
     off += len;
   }
@@ -86,12 +88,14 @@ export function paxHeaderBlocks(body: Buffer, mtime: Date): Buffer {
 let patched = false;
 
 /**
- * Makes tar-stream's extractor use decodePaxBytes. Its extractor calls headers.decodePax through
- * the shared CommonJS module object at run time, so replacing the export takes effect everywhere.
+ * Makes tar-stream's extractor use decodePaxBytes, with names as bytes (the extractor in
+ * extract.ts, its only user, reads ustar names as latin1 too). Its extractor calls
+ * headers.decodePax through the shared CommonJS module object at run time, so replacing the
+ * export takes effect everywhere.
  */
 export function patchTarStreamPax(): void {
   if (patched) return;
   const headers = headersModule();
-  headers.decodePax = (buf: Buffer) => decodePaxBytes(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+  headers.decodePax = (buf: Buffer) => decodePaxBytes(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), true);
   patched = true;
 }

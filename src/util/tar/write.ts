@@ -7,9 +7,8 @@
 // leave the snapshot.
 
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { devMajor, devMinor, getXattr, listXattrs } from '../syscalls.js';
+import { devMajor, devMinor, getXattr, listXattrs, type HostPath } from '../syscalls.js';
 import { encodePax, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
 import { BLOCK, END_OF_ARCHIVE, headerBlocks, padding, type TarHeader } from './header.js';
 import { turn } from '../event-loop.js';
@@ -62,10 +61,28 @@ function xattrKept(name: string): boolean {
 }
 
 interface Child {
-  /** Name as it appears in the tar (a whiteout's `.wh.` form). */
+  /** Name as it appears in the tar (a whiteout's `.wh.` form); Latin-1, one char a byte, when raw. */
   tarName: string;
-  diskName: string;
+  path: HostPath;
   st: Stats;
+  /** The name, or its folder's, is not UTF-8: its tar name and path are bytes (see `latin1`). */
+  raw: boolean;
+}
+
+/**
+ * Names that are not UTF-8 travel as Latin-1 strings, one char per byte, which give the bytes back
+ * exactly; the tar carries them in PAX records as those bytes, as Go's archive/tar (BuildKit) does.
+ */
+function latin1(utf8: string): string {
+  return Buffer.from(utf8).toString('latin1');
+}
+
+const SLASH = Buffer.from('/');
+
+/** Raw bytes stand behind a name or link target written as Latin-1 (see `latin1`). */
+interface RawNames {
+  path?: boolean;
+  link?: boolean;
 }
 
 const MAX_USTAR_ID = 0o7777777;
@@ -89,15 +106,15 @@ function fitsUstarLink(link: string): boolean {
 }
 
 /**
- * Sorts by the names' UTF-8 bytes. JavaScript compares UTF-16 units, which is the same order
- * unless a name has a character from U+D800 on (surrogates sort below U+E000..U+FFFF there).
+ * Sorts by the names' bytes. JavaScript compares UTF-16 units, which is the same order unless a
+ * name has a character from U+D800 on (surrogates sort below U+E000..U+FFFF there), or is raw.
  */
 function sortByBytes(children: Child[]): void {
-  if (children.every((c) => !/[\uD800-\uFFFF]/.test(c.tarName))) {
+  if (children.every((c) => !c.raw && !/[\uD800-\uFFFF]/.test(c.tarName))) {
     children.sort((a, b) => (a.tarName < b.tarName ? -1 : a.tarName > b.tarName ? 1 : 0));
     return;
   }
-  const keys = new Map(children.map((c) => [c, Buffer.from(c.tarName)]));
+  const keys = new Map(children.map((c) => [c, Buffer.from(c.tarName, c.raw ? 'latin1' : 'utf8')]));
   children.sort((a, b) => Buffer.compare(keys.get(a)!, keys.get(b)!));
 }
 
@@ -167,7 +184,7 @@ class ChunkBuilder {
 }
 
 async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions, head: SharedHead): AsyncGenerator<Buffer, number> {
-  const hardlinks = new Map<string, string>();
+  const hardlinks = new Map<string, { name: string; raw: boolean }>();
   let entries = 0;
   let sinceBreak = 0;
   const previous = opts.previous;
@@ -201,23 +218,23 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
    * Whether `name` is the first of its inode's names in this walk (and so not a hard link
    * entry); remembers it. A file with one link always is.
    */
-  const firstName = (st: Stats, name: string): boolean => {
+  const firstName = (st: Stats, name: string, raw = false): boolean => {
     if (st.nlink <= 1) return true;
     const key = `${st.dev}:${st.ino}`;
     if (hardlinks.has(key)) return false;
-    hardlinks.set(key, name);
+    hardlinks.set(key, { name, raw });
     return true;
   };
 
   /** Header (and any PAX record) of one entry; the caller adds the body. */
-  const put = (header: TarHeader, pax: Array<[string, Buffer | string]>): void => {
+  const put = (header: TarHeader, pax: Array<[string, Buffer | string]>, raw: RawNames = {}): void => {
     const name = header.name;
-    const needPath = !fitsUstarName(name);
-    const needLink = header.linkname !== undefined && !fitsUstarLink(header.linkname);
+    const needPath = raw.path === true || !fitsUstarName(name);
+    const needLink = header.linkname !== undefined && (raw.link === true || !fitsUstarLink(header.linkname));
     const big = header.uid > MAX_USTAR_ID || header.gid > MAX_USTAR_ID;
     const records: Array<[string, Buffer | string]> = [];
-    if (needPath) records.push(['path', name]);
-    if (needLink) records.push(['linkpath', header.linkname!]);
+    if (needPath) records.push(['path', raw.path ? Buffer.from(name, 'latin1') : name]);
+    if (needLink) records.push(['linkpath', raw.link ? Buffer.from(header.linkname!, 'latin1') : header.linkname!]);
     if (big) {
       records.push(['gid', String(header.gid)]);
       records.push(['uid', String(header.uid)]);
@@ -238,7 +255,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
     if (sharing) settleShared(); // only headers come here while sharing: a file stops it first
   };
 
-  const xattrRecords = (path: string): Array<[string, Buffer]> => {
+  const xattrRecords = (path: HostPath): Array<[string, Buffer]> => {
     const names = listXattrs(path);
     if (names.length === 0) return [];
     const out: Array<[string, Buffer]> = [];
@@ -251,7 +268,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
 
   // Bodies are read synchronously at their known size. A small one in one read (the extra
   // byte would show a file that grew), without a generator per file.
-  const smallBody = (path: string, size: number): void => {
+  const smallBody = (path: HostPath, size: number): void => {
     const fd = openSync(path, 'r');
     try {
       const buf = Buffer.allocUnsafe(size + 1);
@@ -267,7 +284,7 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
   };
 
   // A big one in chunks, handed on as they come.
-  async function* bigBody(path: string, size: number): AsyncGenerator<Buffer> {
+  async function* bigBody(path: HostPath, size: number): AsyncGenerator<Buffer> {
     const fd = openSync(path, 'r');
     try {
       for (let done = 0; done < size; ) {
@@ -287,18 +304,43 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
     if (pad) out.add(pad);
   }
 
-  async function* walk(rel: string): AsyncGenerator<Buffer> {
-    const abs = rel === '' ? root : join(root, rel);
-    // Synchronous: for a layer of many small files, the thread pool's round trips cost more
-    // than the calls themselves.
-    const names = readdirSync(abs);
+  /**
+   * The entries of folder `abs`. Synchronous: for a layer of many small files, the thread pool's
+   * round trips cost more than the calls themselves.
+   */
+  const childrenOf = (abs: HostPath): Child[] => {
     const children: Child[] = [];
-    for (const diskName of names) {
-      const st = lstatSync(`${abs}/${diskName}`);
-      if (st.isSocket()) continue; // tar cannot carry a socket
-      const tarName = isWhiteout(st) ? WHITEOUT_PREFIX + diskName : diskName;
-      children.push({ diskName, st, tarName });
+    const add = (diskName: string, path: HostPath, raw: boolean): void => {
+      const st = lstatSync(path);
+      if (st.isSocket()) return; // tar cannot carry a socket
+      children.push({ tarName: isWhiteout(st) ? WHITEOUT_PREFIX + diskName : diskName, path, st, raw });
+    };
+    const names = typeof abs === 'string' ? readdirSync(abs) : [];
+    // U+FFFD stands in for bytes that are not UTF-8: then the names are read again, as bytes.
+    if (typeof abs === 'string' && !names.some((n) => n.includes('\uFFFD'))) {
+      for (const n of names) add(n, `${abs}/${n}`, false);
+      return children;
     }
+    const absBytes = typeof abs === 'string' ? Buffer.from(abs) : abs;
+    for (const b of readdirSync(abs, { encoding: 'buffer' })) {
+      const text = b.toString();
+      if (typeof abs === 'string' && Buffer.from(text).equals(b)) add(text, `${abs}/${text}`, false);
+      else add(b.toString('latin1'), Buffer.concat([absBytes, SLASH, b]), true);
+    }
+    return children;
+  };
+
+  /** A link's target, as Latin-1 when it is not UTF-8 (see `latin1`). */
+  const linkTarget = (path: HostPath): { target: string; raw: boolean } => {
+    const target = readlinkSync(path);
+    if (!target.includes('\uFFFD')) return { target, raw: false };
+    const bytes = readlinkSync(path, { encoding: 'buffer' });
+    return Buffer.from(target).equals(bytes) ? { target, raw: false } : { target: bytes.toString('latin1'), raw: true };
+  };
+
+  /** Writes the entries below folder `abs`, whose tar name is `rel` (Latin-1 when `rawRel`). */
+  async function* walk(abs: HostPath, rel: string, rawRel: boolean): AsyncGenerator<Buffer> {
+    const children = childrenOf(abs);
     sortByBytes(children);
     for (const ch of children) {
       if (out.full) yield out.take();
@@ -308,10 +350,15 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
         sinceBreak = 0;
         await turn();
       }
-      const path = `${abs}/${ch.diskName}`;
-      const name = rel === '' ? ch.tarName : `${rel}/${ch.tarName}`;
+      const path = ch.path;
+      const raw = ch.raw;
+      const parent = raw && !rawRel ? latin1(rel) : rel;
+      const name = rel === '' ? ch.tarName : `${parent}/${ch.tarName}`;
+      const rawName: RawNames = { path: raw };
       const st = ch.st;
-      if (previous && st.isFile()) {
+      // A previous tar's entries are found by UTF-8 names: a raw one is written afresh.
+      if (previous && st.isFile() && raw && sharing) stopSharing();
+      if (previous && st.isFile() && !raw) {
         const slot = previous.slot(name);
         const fits = slot !== undefined && slot.length >= BLOCK + st.size;
         if (sharing && fits && slot.offset === offset && firstName(st, name)) {
@@ -331,39 +378,42 @@ async function* writeAll(out: ChunkBuilder, root: string, opts: LayerTarOptions,
       }
       const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: mtimeOf(st) };
       if (isWhiteout(st)) {
-        put({ name, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, []);
+        put({ name, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, [], rawName);
         continue;
       }
       if (st.isDirectory()) {
-        put({ ...base, name: name + '/', type: 'directory', size: 0 }, xattrRecords(path));
+        put({ ...base, name: name + '/', type: 'directory', size: 0 }, xattrRecords(path), rawName);
         if (isOpaqueDir(path)) {
-          put({ name: `${name}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, []);
+          put({ name: `${name}/${OPAQUE_MARKER}`, type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: mtimeOf(st) }, [], rawName);
         }
-        yield* walk(rel === '' ? ch.diskName : `${rel}/${ch.diskName}`);
+        yield* walk(path, name, raw);
         continue;
       }
-      if (!firstName(st, name)) {
-        put({ ...base, name, type: 'link', size: 0, linkname: hardlinks.get(`${st.dev}:${st.ino}`)! }, []);
+      if (!firstName(st, name, raw)) {
+        const first = hardlinks.get(`${st.dev}:${st.ino}`)!;
+        put({ ...base, name, type: 'link', size: 0, linkname: first.name }, [], { path: raw, link: first.raw });
         continue;
       }
       if (st.isSymbolicLink()) {
-        put({ ...base, name, type: 'symlink', size: 0, linkname: readlinkSync(path) }, xattrRecords(path));
+        const link = linkTarget(path);
+        put({ ...base, name, type: 'symlink', size: 0, linkname: link.target }, xattrRecords(path), { path: raw, link: link.raw });
       } else if (st.isFile()) {
-        put({ ...base, name, type: 'file', size: st.size }, xattrRecords(path));
+        put({ ...base, name, type: 'file', size: st.size }, xattrRecords(path), rawName);
         if (st.size >= CHUNK) yield* bigBody(path, st.size);
         else if (st.size > 0) smallBody(path, st.size);
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         put(
           { ...base, name, type: st.isCharacterDevice() ? 'character-device' : 'block-device', size: 0, devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev) },
           xattrRecords(path),
+          rawName,
         );
       } else if (st.isFIFO()) {
-        put({ ...base, name, type: 'fifo', size: 0 }, xattrRecords(path));
+        put({ ...base, name, type: 'fifo', size: 0 }, xattrRecords(path), rawName);
       }
     }
   }
 
-  yield* walk('');
+  yield* walk(root, '', false);
   if (sharing) stopSharing();
   return entries;
 }
