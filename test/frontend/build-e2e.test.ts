@@ -183,6 +183,27 @@ test('COPY of several sources to a destination without a slash works as in Build
   assert.match(bad.stderr, /Dockerfile:2:1: .*COPY a\.txt d1 \/x: cannot copy to non-directory: \/x is a file/);
 });
 
+test('ADD of a sparse archive (tar --sparse --format=posix) gives the whole file; a GNU-format sparse entry fails the step, as in docker build', async () => {
+  const { d, ctx, root } = await project('FROM scratch\nADD sparse.tar /x/\n');
+  const src = join(d, 'src');
+  await mkdir(src);
+  execFileSync('sh', ['-c', 'printf data | dd of=holey bs=1 seek=700000 conv=notrunc 2>/dev/null && truncate -s 1M holey'], { cwd: src });
+  execFileSync('tar', ['--sparse', '--format=posix', '-cf', join(ctx, 'sparse.tar'), '-C', src, 'holey']);
+  execFileSync('tar', ['--sparse', '--format=gnu', '-cf', join(ctx, 'gnu.tar'), '-C', src, 'holey']);
+  const out = join(d, 'out');
+  const r = await runKiln(['build', '--root', root, '-o', `type=local,dest=${out}`, ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const got = await readFile(join(out, 'x', 'holey'));
+  assert.equal(got.length, 1 << 20);
+  assert.equal(got.subarray(700_000, 700_004).toString(), 'data');
+  assert.equal(got.subarray(0, 700_000).some((b) => b !== 0), false);
+
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nADD gnu.tar /x/\n');
+  const bad = await runKiln(['build', '--root', root, '-o', `type=local,dest=${join(d, 'o2')}`, ctx]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /Dockerfile:2:1: .*ADD gnu\.tar \/x\/: .*refusing to extract "holey": an entry of a type that is not extracted/);
+});
+
 test('--label sets labels on the image, over the Dockerfile LABEL of the same key', async () => {
   const { ctx, root } = await project('FROM scratch\nLABEL a=dockerfile b=kept\n');
   const r = await runKiln(['build', '--root', root, '--label', 'a=flag', '--label', 'org.opencontainers.image.revision=abc123', '--label', 'empty', '-t', 'labelled', ctx]);

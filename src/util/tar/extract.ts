@@ -20,6 +20,7 @@ import { KilnError } from '../errors.js';
 import { makeWhiteout, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO, SyscallError } from '../syscalls.js';
 import { patchTarStreamPax, XATTR_PREFIX } from './pax.js';
 import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX } from '../overlay-format.js';
+import { sparseEntry, writeSparse } from './sparse.js';
 
 export type WhiteoutMode = 'overlay' | 'apply';
 
@@ -144,7 +145,8 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   };
 
   const handle = async (h: tar.Header, body: Readable): Promise<void> => {
-    const entry = h.name;
+    const sparse = sparseEntry(h.pax as Record<string, string> | null, (why) => refuse(h.name, why));
+    const entry = sparse?.name ?? h.name;
     const cleaned = cleanEntryPath(entry);
     if (typeof cleaned === 'string') return refuse(entry, cleaned);
     if (cleaned.length === 0) return; // the root itself: its attributes belong to the destination
@@ -208,8 +210,11 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
         const fh = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
         try {
           // tar-stream's entry streams are streamx streams: iterate them rather than pipe.
-          for await (const chunk of body as AsyncIterable<Buffer>) {
-            for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+          if (sparse) await writeSparse(fh, body as AsyncIterable<Buffer>, sparse, (why) => refuse(entry, why));
+          else {
+            for await (const chunk of body as AsyncIterable<Buffer>) {
+              for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+            }
           }
           await fh.chown(h.uid, h.gid).catch((err: unknown) => {
             if (isRoot) throw err;
@@ -255,8 +260,12 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
         await utimes(path, mtime, mtime);
         return;
       }
+      case null:
+        // A type tar-stream does not know: a GNU sparse file ('S'), a volume label, ... (Docker's
+        // extractor refuses them too).
+        return refuse(entry, 'an entry of a type that is not extracted (a GNU sparse file? use --format=posix)');
       default:
-        return; // other kinds (global headers, sockets) carry nothing to write
+        return; // other kinds (global headers) carry nothing to write
     }
   };
 

@@ -23,11 +23,14 @@ export const XATTR_PREFIX = 'SCHILY.xattr.';
 
 /**
  * Parses a PAX body. Values of xattr records come back as latin1 strings (one char per byte) so
- * Buffer.from(v, 'latin1') restores the exact bytes, and so do `path` and `linkpath` with
- * `rawNames` (names need not be UTF-8); every other value is UTF-8.
+ * Buffer.from(v, 'latin1') restores the exact bytes, and so do `path`, `linkpath` and
+ * `GNU.sparse.name` with `rawNames` (names need not be UTF-8); every other value is UTF-8.
  */
 export function decodePaxBytes(buf: Buffer, rawNames = false): Record<string, string> {
   const out: Record<string, string> = {};
+  // A sparse file of format 0.0 repeats these two, one pair per piece (util/tar/sparse.ts).
+  const sparsePieces: string[] = [];
+  let sparseInOrder = true;
   let off = 0;
   while (off < buf.length) {
     const sp = buf.indexOf(0x20, off);
@@ -39,11 +42,16 @@ export function decodePaxBytes(buf: Buffer, rawNames = false): Record<string, st
     if (eq >= 0) {
       const key = rec.subarray(0, eq).toString('utf8');
       const val = rec.subarray(eq + 1);
-      const bytes = key.startsWith(XATTR_PREFIX) || (rawNames && (key === 'path' || key === 'linkpath'));
+      const bytes = key.startsWith(XATTR_PREFIX) || (rawNames && (key === 'path' || key === 'linkpath' || key === 'GNU.sparse.name'));
       out[key] = val.toString(bytes ? 'latin1' : 'utf8');
+      if (key === 'GNU.sparse.offset' || key === 'GNU.sparse.numbytes') {
+        sparseInOrder &&= (key === 'GNU.sparse.offset') === (sparsePieces.length % 2 === 0);
+        sparsePieces.push(out[key]);
+      }
     }
     off += len;
   }
+  if (sparsePieces.length > 0) out['GNU.sparse.map'] = sparseInOrder ? sparsePieces.join(',') : 'out of order';
   return out;
 }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile, readdir, readFile } from 'node:fs/promises';
+import { mkdir, open, writeFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tar from 'tar-stream';
 import type { ResolvedInput } from '../../../src/worker/types.js';
@@ -178,6 +178,31 @@ async function evilTar(file: string, entries: Array<{ name: string; type?: 'file
   await done;
   await writeFile(file, Buffer.concat(chunks));
 }
+
+test('ADD of a sparse file (tar --sparse --format=posix, maps 0.0, 0.1 and 1.0) gives the file at its real size; GNU\'s own sparse entries are refused, as by Docker', async () => {
+  const dir = await tempDir('kiln-sparse-');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  // 1 MiB with two pieces of data, one mid-way and one at the end, written around holes.
+  const whole = Buffer.alloc(1 << 20);
+  whole.write('middle', 300_000);
+  whole.write('end', whole.length - 3);
+  const fh = await open(join(src, 'holey'), 'w');
+  await fh.write(whole, 300_000, 6, 300_000);
+  await fh.write(whole, whole.length - 3, 3, whole.length - 3);
+  await fh.close();
+  for (const v of ['0.0', '0.1', '1.0']) {
+    execFileSync('tar', ['--sparse', '--format=posix', `--sparse-version=${v}`, '--owner=0', '--group=0', '-cf', join(dir, `sparse-${v}.tar`), '-C', src, 'holey']);
+    assert.ok((await readFile(join(dir, `sparse-${v}.tar`))).includes('GNU.sparse.'), `tar wrote a sparse entry (${v})`);
+  }
+  execFileSync('tar', ['--sparse', '--format=gnu', '-cf', join(dir, 'gnu.tar'), '-C', src, 'holey']);
+  const ins: ResolvedInput[] = [{ kind: 'state', layers: [base] }, { kind: 'context', dir, excludePatterns: [] }];
+  for (const v of ['0.0', '0.1', '1.0']) {
+    const listed = await runAndList(store, fileOp(copyAction({ src: [`sparse-${v}.tar`], dest: '/x/', add: true })), ins);
+    assert.deepEqual(listed, { x: D(), 'x/holey': F(whole.toString('utf8')) }, `format ${v}`);
+  }
+  await assert.rejects(runAndList(store, fileOp(copyAction({ src: ['gnu.tar'], dest: '/x/', add: true })), ins), /refusing to extract "holey": an entry of a type that is not extracted/);
+});
 
 test('evil archives are refused and nothing lands outside', async () => {
   const dir = await tempDir('kiln-evil-');
