@@ -170,6 +170,27 @@ test('names and link targets that are not UTF-8 go into PAX records as their byt
   assert.deepEqual(await tarBytes(out, 1), bytes, 're-archived, the same tar');
 });
 
+test('owner ids too big for the codec\'s ustar fields go in PAX records and come back out of them', async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  const ids: Array<[string, number, number]> = [['edge', 262_143, 5], ['mid', 300_000, 262_144], ['ldap', 1_000_001, 2_000_000], ['huge', 3_000_000, 99_999_999]];
+  for (const [name, uid, gid] of ids) {
+    await writeFile(join(src, name), name);
+    await chown(join(src, name), uid, gid);
+  }
+  const bytes = await tarBytes(src, 1);
+  const listing = execFileSync('tar', ['-tvf', '-', '--numeric-owner'], { input: bytes }).toString();
+  for (const [name, uid, gid] of ids) assert.match(listing, new RegExp(`^-rw-r--r-- ${uid}/${gid} .* ${name}$`, 'm'));
+  const out = join(dir, 'out');
+  await mkdir(out);
+  await extractTar(Readable.from([bytes]), out, { whiteouts: 'overlay' });
+  for (const [name, uid, gid] of ids) {
+    const st = lstatSync(join(out, name));
+    assert.deepEqual([st.uid, st.gid], [uid, gid], name);
+  }
+});
+
 test('extract apply: whiteouts delete, opaque markers clear lower contents but keep this layer', async () => {
   const dir = await tempDir();
   const out = join(dir, 'out');

@@ -145,7 +145,8 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   };
 
   const handle = async (h: tar.Header, body: Readable): Promise<void> => {
-    const sparse = sparseEntry(h.pax as Record<string, string> | null, (why) => refuse(h.name, why));
+    const pax = h.pax as Record<string, string> | null | undefined;
+    const sparse = sparseEntry(pax, (why) => refuse(h.name, why));
     const entry = sparse?.name ?? h.name;
     const cleaned = cleanEntryPath(entry);
     if (typeof cleaned === 'string') return refuse(entry, cleaned);
@@ -193,15 +194,18 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     written.add(rel);
     const mode = h.mode & 0o7777;
     const mtime = h.mtime ?? new Date(0);
+    // Ids too big for the ustar fields are in PAX records, which tar-stream leaves to its caller.
+    const uid = paxId(pax, 'uid') ?? h.uid;
+    const gid = paxId(pax, 'gid') ?? h.gid;
 
     switch (h.type) {
       case 'directory': {
         if (!existing || !existing.isDirectory()) await mkdir(path, { mode: 0o700 });
         knownDirs.add(rel);
         namedDirs.add(rel);
-        await setOwner(path, h.uid, h.gid);
+        await setOwner(path, uid, gid);
         await chmod(path, mode);
-        setXattrs(path, h.pax as Record<string, string> | null);
+        setXattrs(path, pax);
         dirTimes.push({ path, mtime });
         return;
       }
@@ -216,11 +220,11 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
               for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
             }
           }
-          await fh.chown(h.uid, h.gid).catch((err: unknown) => {
+          await fh.chown(uid, gid).catch((err: unknown) => {
             if (isRoot) throw err;
           });
           await fh.chmod(mode); // after chown, which clears setuid/setgid
-          setXattrs(path, h.pax as Record<string, string> | null);
+          setXattrs(path, pax);
           await fh.utimes(mtime, mtime);
         } finally {
           await fh.close();
@@ -234,8 +238,8 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
           if (resolved === '..' || resolved.startsWith('../')) return refuse(entry, `symlink to ${target} points outside the destination`);
         }
         await symlink(Buffer.from(target, 'latin1'), path);
-        await setOwner(path, h.uid, h.gid);
-        setXattrs(path, h.pax as Record<string, string> | null);
+        await setOwner(path, uid, gid);
+        setXattrs(path, pax);
         await lutimes(path, mtime, mtime);
         return;
       }
@@ -254,9 +258,9 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
       case 'fifo': {
         const kind = h.type === 'fifo' ? S_IFIFO : h.type === 'block-device' ? S_IFBLK : S_IFCHR;
         mknod(path, kind | mode, h.devmajor ?? 0, h.devminor ?? 0);
-        await setOwner(path, h.uid, h.gid);
+        await setOwner(path, uid, gid);
         await chmod(path, mode);
-        setXattrs(path, h.pax as Record<string, string> | null);
+        setXattrs(path, pax);
         await utimes(path, mtime, mtime);
         return;
       }
@@ -309,6 +313,12 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     dirs: new Set([...namedDirs].map(utf8)),
     whiteouts: { removed: whiteouts.removed.map(utf8), opaque: whiteouts.opaque.map(utf8) },
   };
+}
+
+/** A PAX record's owner id, when the entry has a valid one. */
+function paxId(pax: Record<string, string> | null | undefined, key: 'uid' | 'gid'): number | undefined {
+  const v = pax?.[key];
+  return v !== undefined && /^\d{1,10}$/.test(v) && Number(v) <= 0xffffffff ? Number(v) : undefined;
 }
 
 /** A latin1 byte string (see the top of this file) as the UTF-8 text it holds. */

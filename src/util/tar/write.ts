@@ -17,7 +17,8 @@ import { isOpaqueDir, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../over
 
 /**
  * The writer's format: bump when the same folder would give different bytes, so no layer takes
- * entries from a tar an older writer made (image/previous-layer.ts). 2: modes of 0 stay 0.
+ * entries from a tar an older writer made (image/previous-layer.ts). 2: modes of 0 stay 0, and
+ * owner ids from 262144 to 2097151 get PAX records (they were written as 262143).
  */
 export const LAYER_TAR_FORMAT = 2;
 
@@ -85,7 +86,11 @@ interface RawNames {
   link?: boolean;
 }
 
-const MAX_USTAR_ID = 0o7777777;
+/**
+ * The largest owner id tar-stream's header codec writes (six octal digits; ustar has room for
+ * seven, but the codec writes 262143 for anything bigger). Bigger ids go in PAX records.
+ */
+const MAX_USTAR_ID = 0o777777;
 /** Bodies below this are read in one call; bigger ones in chunks of this size. */
 const CHUNK = 1 << 20;
 /** Entries bigger than this are read from their files rather than copied from a previous tar. */
