@@ -273,8 +273,9 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     }
   };
 
-  // Names as bytes: tar-stream takes the option, which its type declarations leave out.
-  const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
+  // Names as bytes, and old (v7) headers without the ustar magic, which Go's reader (Docker's
+  // extractor) takes too: tar-stream has both options, which its type declarations leave out.
+  const extract = tar.extract({ filenameEncoding: 'latin1', allowUnknownFormat: true } as Parameters<typeof tar.extract>[0]);
   const done = (async () => {
     for await (const stream of extract) {
       const h = stream.header;

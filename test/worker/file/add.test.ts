@@ -31,6 +31,8 @@ async function archiveContext(): Promise<string> {
   execFileSync('ln', ['-s', 'bin/tool', join(payload, 'pkg', 'tool')]);
   const tarArgs = ['--owner=0', '--group=0', '--numeric-owner', '-C', payload];
   execFileSync('tar', ['-cf', join(dir, 'plain.tar'), ...tarArgs, 'pkg']);
+  // Old (v7) headers, without the ustar magic: Docker's extractor takes them.
+  execFileSync('tar', ['--format=v7', '-cf', join(dir, 'v7.tar'), ...tarArgs, 'pkg']);
   execFileSync('tar', ['-czf', join(dir, 'archive.tgz'), ...tarArgs, 'pkg']);
   execFileSync('tar', ['-cjf', join(dir, 'archive.tar.bz2'), ...tarArgs, 'pkg']);
   execFileSync('tar', ['-cJf', join(dir, 'archive.tar.xz'), ...tarArgs, 'pkg']);
@@ -53,7 +55,7 @@ const extracted = {
   'opt/pkg/tool': L('bin/tool'),
 };
 
-for (const name of ['plain.tar', 'archive.tgz', 'archive.tar.bz2', 'archive.tar.xz', 'archive.tar.zst', 'no-extension']) {
+for (const name of ['plain.tar', 'v7.tar', 'archive.tgz', 'archive.tar.bz2', 'archive.tar.xz', 'archive.tar.zst', 'no-extension']) {
   test(`ADD extracts ${name}`, async () => {
     assert.deepEqual(await runAndList(store, fileOp(copyAction({ src: [name], dest: '/opt/', add: true })), inputs), extracted);
   });
