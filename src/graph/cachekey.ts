@@ -8,7 +8,8 @@ import { canonicalJson, sha256 } from '../util/digest.js';
 
 /**
  * Bump when the meaning of a key changes, or the results stored under it were wrong, so old
- * records stop matching (4: layers no longer give entries without permission bits mode 0644).
+ * records stop matching (4: layers keep modes of 0, owner ids over 262143 and mtimes after
+ * 2038, which they wrote wrong).
  */
 const KEY_VERSION = 4;
 

@@ -191,6 +191,26 @@ test('owner ids too big for the codec\'s ustar fields go in PAX records and come
   }
 });
 
+test('mtimes after January 2038 are written and read back whole (the codec cut them to 32 bits)', async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  const times: Array<[string, number]> = [['y2038', 2_147_483_648], ['y2040', 2_209_086_245], ['y2100', 4_115_491_200]];
+  for (const [name, t] of times) {
+    await writeFile(join(src, name), name);
+    await utimes(join(src, name), t, t);
+  }
+  const bytes = await tarBytes(src);
+  const listing = execFileSync('tar', ['-tvf', '-', '--full-time', '--utc'], { input: bytes }).toString();
+  assert.match(listing, / 2038-01-19 03:14:08 y2038$/m);
+  assert.match(listing, / 2040-01-02 03:04:05 y2040$/m);
+  assert.match(listing, / 2100-06-01 00:00:00 y2100$/m);
+  const out = join(dir, 'out');
+  await mkdir(out);
+  await extractTar(Readable.from([bytes]), out, { whiteouts: 'overlay' });
+  for (const [name, t] of times) assert.equal(lstatSync(join(out, name)).mtimeMs, t * 1000, name);
+});
+
 test('extract apply: whiteouts delete, opaque markers clear lower contents but keep this layer', async () => {
   const dir = await tempDir();
   const out = join(dir, 'out');

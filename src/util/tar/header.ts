@@ -1,7 +1,7 @@
 // One tar entry's header blocks and padding, as tar-stream's pack would write them: shared by
 // the layer writer (write.ts) and the named-file archives of exports (archive.ts).
 
-import { headersModule } from './pax.js';
+import { encodeUstar, headersModule } from './pax.js';
 
 export const BLOCK = 512;
 const ZEROS = Buffer.alloc(2 * BLOCK);
@@ -40,13 +40,13 @@ export function headerBlocks(header: TarHeader): Buffer[] {
   if (!h.uid) h.uid = 0;
   if (!h.gid) h.gid = 0;
   const codec = headersModule();
-  const plain = codec.encode(h as unknown as Record<string, unknown>);
+  const plain = encodeUstar(h as unknown as Record<string, unknown>);
   if (plain) return [plain];
   const body = codec.encodePax({ name: h.name, linkname: h.linkname });
   const paxHeader = { ...h, name: 'PaxHeader', size: body.length, type: 'pax-header', linkname: h.linkname && 'PaxHeader' };
-  const out = [codec.encode(paxHeader)!, body];
+  const out = [encodeUstar(paxHeader)!, body];
   const pad = padding(body.length);
   if (pad) out.push(pad);
-  out.push(codec.encode({ ...paxHeader, size: h.size, type: h.type })!);
+  out.push(encodeUstar({ ...paxHeader, size: h.size, type: h.type })!);
   return out;
 }

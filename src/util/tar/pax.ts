@@ -83,11 +83,28 @@ export function headersModule(): HeadersModule {
 }
 
 /**
+ * tar-stream's codec's encode, with the mtime field mended: the codec truncates seconds to 32
+ * bits, so a time after January 2038 came out negative (garbage digits) or clamped to 2242. The
+ * field takes eleven octal digits (to 2242); the checksum is computed again, as the codec does.
+ */
+export function encodeUstar(header: Record<string, unknown>): Buffer | null {
+  const buf = headersModule().encode(header);
+  if (!buf) return null;
+  const secs = Math.floor((header.mtime as Date).getTime() / 1000);
+  if (secs <= 0x7fffffff) return buf;
+  buf.write(`${Math.min(secs, 0o77777777777).toString(8).padStart(11, '0')} `, 136, 'ascii');
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : buf[i]!;
+  buf.write(`${sum.toString(8).padStart(6, '0')} `, 148, 'ascii');
+  return buf;
+}
+
+/**
  * The 512-byte header, body and padding of a PAX extended header, for pushing straight into a
  * tar-stream pack between two entries (tar-stream's pack gives a `pax-header` entry no body).
  */
 export function paxHeaderBlocks(body: Buffer, mtime: Date): Buffer {
-  const header = headersModule().encode({ name: 'PaxHeader', type: 'pax-header', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime });
+  const header = encodeUstar({ name: 'PaxHeader', type: 'pax-header', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime });
   if (!header) throw new Error('cannot encode a PAX header');
   const pad = (512 - (body.length % 512)) % 512;
   return Buffer.concat([header, body, Buffer.alloc(pad)]);
