@@ -211,6 +211,19 @@ test('mtimes after January 2038 are written and read back whole (the codec cut t
   for (const [name, t] of times) assert.equal(lstatSync(join(out, name)).mtimeMs, t * 1000, name);
 });
 
+test('device numbers above 262143 keep their seven octal digits', async () => {
+  const dir = await tempDir();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  execFileSync('mknod', [join(src, 'dev'), 'c', '300', '1000000']);
+  const bytes = await tarBytes(src);
+  assert.match(execFileSync('tar', ['-tvf', '-'], { input: bytes }).toString(), /^c.* 300,1000000 .* dev$/m);
+  const out = join(dir, 'out');
+  await mkdir(out);
+  await extractTar(Readable.from([bytes]), out, { whiteouts: 'overlay' });
+  assert.equal(lstatSync(join(out, 'dev')).rdev, lstatSync(join(src, 'dev')).rdev);
+});
+
 test('extract apply: whiteouts delete, opaque markers clear lower contents but keep this layer', async () => {
   const dir = await tempDir();
   const out = join(dir, 'out');
