@@ -9,7 +9,8 @@
 //
 // The previous tar is found through the copy manifest's `from`, must have its recorded size and
 // have been made by this writer's format; its bytes are trusted as the store's blobs are (`kiln
-// store verify` checks them and the saved states). Anything that does not fit leaves the writer on its ordinary path.
+// store verify` checks them and the saved states). Anything that does not fit leaves the writer
+// on its ordinary path.
 
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import type { Store } from '../store/store.js';

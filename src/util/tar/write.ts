@@ -19,7 +19,7 @@ import { isOpaqueDir, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../over
  * The writer's format: bump when the same folder would give different bytes, so no layer takes
  * entries from a tar an older writer made (image/previous-layer.ts). 2: modes of 0 stay 0,
  * owner ids from 262144 to 2097151 get PAX records (they were written as 262143), and mtimes
- * after January 2038 are whole.
+ * after January 2038 and device numbers above 262143 are whole.
  */
 export const LAYER_TAR_FORMAT = 2;
 
