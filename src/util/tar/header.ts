@@ -1,7 +1,8 @@
-// One tar entry's header blocks and padding, as tar-stream's pack would write them: shared by
-// the layer writer (write.ts) and the named-file archives of exports (archive.ts).
+// One tar entry's header blocks and padding, as tar-stream's pack would write them (with the
+// fields its codec gets wrong mended): shared by the layer writer (write.ts) and the named-file
+// archives of exports (archive.ts).
 
-import { encodeUstar, headersModule } from './pax.js';
+import { headersModule } from './pax.js';
 
 export const BLOCK = 512;
 const ZEROS = Buffer.alloc(2 * BLOCK);
@@ -27,6 +28,46 @@ export interface TarHeader {
 export function padding(size: number): Buffer | undefined {
   const rest = size % BLOCK;
   return rest === 0 ? undefined : ZEROS.subarray(0, BLOCK - rest);
+}
+
+/** A header block's checksum: the sum of its bytes, the checksum field counted as spaces. */
+export function headerChecksum(block: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
+  return sum;
+}
+
+/**
+ * tar-stream's codec's encode, with two kinds of field mended. The codec truncates the mtime's
+ * seconds to 32 bits, so a time after January 2038 came out negative (garbage digits) or clamped
+ * to 2242: the field takes eleven octal digits (to 2242). And it writes device numbers in six
+ * digits (262143 at most) where ustar has room for seven (a Linux minor has 20 bits). The
+ * checksum is then computed again, as the codec does.
+ */
+export function encodeUstar(header: Record<string, unknown>): Buffer | null {
+  const buf = headersModule().encode(header);
+  if (!buf) return null;
+  const secs = Math.floor((header.mtime as Date).getTime() / 1000);
+  const major = Number(header.devmajor ?? 0);
+  const minor = Number(header.devminor ?? 0);
+  const SIX_DIGITS = 0o777777;
+  if (secs <= 0x7fffffff && major <= SIX_DIGITS && minor <= SIX_DIGITS) return buf;
+  if (secs > 0x7fffffff) buf.write(`${Math.min(secs, 0o77777777777).toString(8).padStart(11, '0')} `, 136, 'ascii');
+  for (const [off, v] of [[329, major], [337, minor]] as const) {
+    if (v > SIX_DIGITS) buf.write(`${Math.min(v, 0o7777777).toString(8).padStart(7, '0')}\0`, off, 'ascii');
+  }
+  buf.write(`${headerChecksum(buf).toString(8).padStart(6, '0')} `, 148, 'ascii');
+  return buf;
+}
+
+/**
+ * The 512-byte header, body and padding of a PAX extended header, for pushing straight into a
+ * tar-stream pack between two entries (tar-stream's pack gives a `pax-header` entry no body).
+ */
+export function paxHeaderBlocks(body: Buffer, mtime: Date): Buffer {
+  const header = encodeUstar({ name: 'PaxHeader', type: 'pax-header', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime });
+  if (!header) throw new Error('cannot encode a PAX header');
+  return Buffer.concat([header, body, padding(body.length) ?? Buffer.alloc(0)]);
 }
 
 /**

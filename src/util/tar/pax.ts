@@ -82,39 +82,6 @@ export function headersModule(): HeadersModule {
   return headers;
 }
 
-/**
- * tar-stream's codec's encode, with two kinds of field mended. The codec truncates the mtime's
- * seconds to 32 bits, so a time after January 2038 came out negative (garbage digits) or clamped
- * to 2242: the field takes eleven octal digits (to 2242). And it writes device numbers in six
- * digits (262143 at most) where ustar has room for seven (a Linux minor has 20 bits). The
- * checksum is then computed again, as the codec does.
- */
-export function encodeUstar(header: Record<string, unknown>): Buffer | null {
-  const buf = headersModule().encode(header);
-  if (!buf) return null;
-  const secs = Math.floor((header.mtime as Date).getTime() / 1000);
-  const devs: Array<[number, number]> = [[329, Number(header.devmajor ?? 0)], [337, Number(header.devminor ?? 0)]];
-  const bigDevs = devs.filter(([, v]) => v > 0o777777);
-  if (secs <= 0x7fffffff && bigDevs.length === 0) return buf;
-  if (secs > 0x7fffffff) buf.write(`${Math.min(secs, 0o77777777777).toString(8).padStart(11, '0')} `, 136, 'ascii');
-  for (const [off, v] of bigDevs) buf.write(`${Math.min(v, 0o7777777).toString(8).padStart(7, '0')}\0`, off, 'ascii');
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : buf[i]!;
-  buf.write(`${sum.toString(8).padStart(6, '0')} `, 148, 'ascii');
-  return buf;
-}
-
-/**
- * The 512-byte header, body and padding of a PAX extended header, for pushing straight into a
- * tar-stream pack between two entries (tar-stream's pack gives a `pax-header` entry no body).
- */
-export function paxHeaderBlocks(body: Buffer, mtime: Date): Buffer {
-  const header = encodeUstar({ name: 'PaxHeader', type: 'pax-header', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime });
-  if (!header) throw new Error('cannot encode a PAX header');
-  const pad = (512 - (body.length % 512)) % 512;
-  return Buffer.concat([header, body, Buffer.alloc(pad)]);
-}
-
 let patched = false;
 
 /**

@@ -9,8 +9,8 @@
 import { closeSync, lstatSync, openSync, readSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import { devMajor, devMinor, getXattr, listXattrs, type HostPath } from '../syscalls.js';
-import { encodePax, paxHeaderBlocks, XATTR_PREFIX } from './pax.js';
-import { BLOCK, END_OF_ARCHIVE, headerBlocks, padding, type TarHeader } from './header.js';
+import { encodePax, XATTR_PREFIX } from './pax.js';
+import { BLOCK, END_OF_ARCHIVE, headerBlocks, padding, paxHeaderBlocks, type TarHeader } from './header.js';
 import { turn } from '../event-loop.js';
 import { readFullAt } from '../fs.js';
 import { isOpaqueDir, isWhiteout, OPAQUE_MARKER, WHITEOUT_PREFIX } from '../overlay-format.js';

@@ -8,6 +8,7 @@ import { rm } from 'node:fs/promises';
 import { RootfsView } from '../../store/rootfs-view.js';
 import { extractTar } from '../../util/tar/extract.js';
 import { openDecompressed, peek, sniffDecompressed } from '../../util/tar/filter.js';
+import { headerChecksum } from '../../util/tar/header.js';
 import type { DiffWriter, EntryMeta } from './diff-writer.js';
 import type { CopyOptions } from './copy.js';
 import type { SelectedNode } from './sources.js';
@@ -19,9 +20,7 @@ function isTarHeader(block: Buffer): boolean {
   // A v7 tar has no magic: accept it when the header checksum adds up.
   const stored = parseInt(block.subarray(148, 156).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
   if (!Number.isFinite(stored)) return false;
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i]!;
-  return sum === stored && block[0] !== 0;
+  return headerChecksum(block) === stored && block[0] !== 0;
 }
 
 export async function isArchiveFile(host: string): Promise<boolean> {
