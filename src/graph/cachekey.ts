@@ -3,7 +3,7 @@
 // Identical keys mean identical results, so anything that does not change the result stays
 // out: secret contents, resource limits, proxy variables, mtimes.
 
-import type { Digest, ExecOp, Op } from './ops.js';
+import type { Digest, ExecOp, FileOp, Op } from './ops.js';
 import { canonicalJson, sha256 } from '../util/digest.js';
 
 /**
@@ -12,6 +12,13 @@ import { canonicalJson, sha256 } from '../util/digest.js';
  * 2038, which they wrote wrong).
  */
 const KEY_VERSION = 4;
+
+/**
+ * Bump when what kiln extracts from an archive changes: only steps that extract one (ADD, ADD
+ * --unpack of a URL) and those after them stop matching, not every step of every build (1: an
+ * archive ends at its two zero blocks, as in Docker; before, what followed was read on).
+ */
+const ARCHIVE_READER_VERSION = 1;
 
 export function cacheKey(op: Op, inputKeys: Digest[], contentKeys: Digest[] = []): Digest {
   return sha256(canonicalJson({ v: KEY_VERSION, op: keyedOp(op), inputs: inputKeys, content: contentKeys }));
@@ -27,6 +34,8 @@ export function keyedOp(op: Op): unknown {
       return { kind: op.kind, digest: op.digest, platform: op.platform };
     case 'source.context':
       return { kind: op.kind, name: op.name };
+    case 'file':
+      return extractsArchives(op) ? { ...op, archiveReader: ARCHIVE_READER_VERSION } : op;
     default:
       return op;
   }
@@ -37,4 +46,8 @@ function keyedExec(op: ExecOp): unknown {
   const env = op.env.filter((e) => !proxy.has(e.slice(0, e.indexOf('=') >>> 0)));
   const { proxyEnv: _omit, ...rest } = op;
   return { ...rest, env };
+}
+
+function extractsArchives(op: FileOp): boolean {
+  return op.actions.some((a) => (a.action === 'copy' && a.add && a.unpack !== false) || (a.action === 'download' && a.unpack === true));
 }

@@ -21,6 +21,7 @@ import { makeWhiteout, mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO, SyscallError 
 import { patchTarStreamPax, XATTR_PREFIX } from './pax.js';
 import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX } from '../overlay-format.js';
 import { sparseEntry, writeSparse } from './sparse.js';
+import { ArchiveEnd } from './archive-end.js';
 
 export type WhiteoutMode = 'overlay' | 'apply';
 
@@ -288,7 +289,11 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     }
   })();
 
-  const piped = pipeline(input, extract);
+  // Settled at once: the pipeline may fail (a bad archive's end) before `done` does.
+  const piped = pipeline(input, new ArchiveEnd(), extract).then(
+    () => undefined,
+    (err: unknown) => ({ err }),
+  );
   let failure: unknown;
   try {
     await done;
@@ -297,11 +302,8 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     extract.destroy();
     input.destroy();
   }
-  try {
-    await piped;
-  } catch (err) {
-    failure ??= err;
-  }
+  const pipeFailure = await piped;
+  if (pipeFailure) failure ??= pipeFailure.err;
   if (failure !== undefined) {
     if (failure instanceof KilnError) throw failure;
     const msg = failure instanceof Error ? failure.message : String(failure);

@@ -339,3 +339,31 @@ test('kiln build: ADD of an archive onto a merged-/usr image writes lib/x throug
   assert.equal(tree['data/old'], undefined);
   assert.deepEqual(Object.keys(tree).filter((p) => p.startsWith('usr/lib/')).sort(), ['usr/lib/keep', 'usr/lib/x']);
 });
+
+test('kiln build: ADD reads an archive up to its end blocks, as docker build does: a second archive appended is ignored; a header after a single zero block fails the step, naming its line', async () => {
+  const work = await tempDir('kiln-tarendcli-');
+  const ctx = join(work, 'ctx');
+  await mkdir(join(work, 'a'), { recursive: true });
+  await mkdir(join(work, 'b'));
+  await mkdir(ctx);
+  await writeFile(join(work, 'a', 'first'), 'first');
+  await writeFile(join(work, 'b', 'second'), 'second');
+  execFileSync('tar', ['-cf', join(work, 'a.tar'), '-C', join(work, 'a'), 'first']);
+  execFileSync('tar', ['-cf', join(work, 'b.tar'), '-C', join(work, 'b'), 'second']);
+  const a = await readFile(join(work, 'a.tar'));
+  const b = await readFile(join(work, 'b.tar'));
+  await writeFile(join(ctx, 'appended.tar'), Buffer.concat([a, b]));
+  // first's header and one body block, one zero block, then b's entries.
+  await writeFile(join(ctx, 'one-zero.tar'), Buffer.concat([a.subarray(0, 1024), Buffer.alloc(512), b]));
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nADD appended.tar /x/\n');
+  const out = join(work, 'rootfs');
+  const r = await build(ctx, ['--root', join(work, 'store'), '-o', `type=local,dest=${out}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await readdir(join(out, 'x')), ['first']);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nADD appended.tar /x/\nADD one-zero.tar /y/\n');
+  const bad = await build(ctx, ['--root', join(work, 'store'), '-t', 'onezero:1']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /Dockerfile:3:1: .*ADD one-zero\.tar \/y\/: .*one-zero\.tar.*follows a single zero block/);
+  const images = await runKiln(['images', '--root', join(work, 'store')]);
+  assert.doesNotMatch(images.stdout, /onezero/);
+});

@@ -17,6 +17,7 @@ import { fileOpContentKey, runFile } from '../../../src/worker/file/index.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { openTestStore, makeSnapshot, runAndList, copyAction, fileOp, testCtx, F, D, L } from './helpers.js';
 import { RootfsView } from '../../../src/store/rootfs-view.js';
+import { headerChecksum } from '../../../src/util/tar/header.js';
 
 const store = await openTestStore();
 const base = await makeSnapshot(store, { 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', 'etc/group': 'root:x:0:\n' });
@@ -165,6 +166,20 @@ test('ADD of a layer-like archive: its whiteouts delete from the image, its opaq
   assert.equal((await merged.readFile('/kept')).toString(), 'kept');
 });
 
+/** A tar archive of regular files made by tar-stream, with its two end blocks. */
+async function packed(entries: Array<{ name: string; body: string | Buffer; pax?: Record<string, string> }>): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
+  const done = new Promise<void>((res) => pack.on('end', () => res()));
+  for (const e of entries) pack.entry({ name: e.name, mode: 0o644, mtime: new Date(0), pax: e.pax }, e.body);
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
 async function evilTar(file: string, entries: Array<{ name: string; type?: 'file' | 'symlink'; linkname?: string; body?: string }>): Promise<void> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
@@ -204,6 +219,35 @@ test('ADD of a sparse file (tar --sparse --format=posix, maps 0.0, 0.1 and 1.0) 
     assert.deepEqual(listed, { x: D(), 'x/holey': F(whole.toString('utf8')) }, `format ${v}`);
   }
   await assert.rejects(runAndList(store, fileOp(copyAction({ src: ['gnu.tar'], dest: '/x/', add: true })), ins), /refusing to extract "holey": an entry of a type that is not extracted/);
+});
+
+test('ADD stops at the two zero blocks that end an archive, as Docker does: what follows them is ignored; a header after a single zero block is refused', async () => {
+  const dir = await tempDir('kiln-tarend-');
+  const plain = await readFile(join(ctxDir, 'plain.tar'));
+  const other = await packed([{ name: 'other', body: 'second archive' }]);
+  const zeros = (blocks: number) => Buffer.alloc(512 * blocks);
+  const small = await packed([{ name: 'only', body: 'first' }]);
+  await writeFile(join(dir, 'appended.tar'), Buffer.concat([plain, other]));
+  await writeFile(join(dir, 'garbage.tar'), Buffer.concat([plain, Buffer.from('garbage after the end\n')]));
+  await writeFile(join(dir, 'garbage-block.tar'), Buffer.concat([small, Buffer.alloc(512, 'x')]));
+  await writeFile(join(dir, 'one-zero.tar'), Buffer.concat([small.subarray(0, small.length - 1024), zeros(1), other]));
+  await writeFile(join(dir, 'no-end.tar'), small.subarray(0, small.length - 1024));
+  execFileSync('sh', ['-c', 'cat "$1" "$2" | gzip > "$3"', 'sh', join(ctxDir, 'plain.tar'), join(dir, 'garbage.tar'), join(dir, 'appended.tgz')]);
+  // A PAX `size` decides where the body ends: here the header says 0 and the body is 1024 zero
+  // bytes, which read as headers would be taken for the end, losing the entry after them.
+  const paxSized = await packed([{ name: 'zeros', body: zeros(2), pax: { size: '1024' } }, { name: 'after', body: 'after the zeros' }]);
+  const zerosHeader = 1024; // after the PAX header and its one-block body
+  assert.equal(paxSized.toString('latin1', zerosHeader + 156, zerosHeader + 157), '0');
+  paxSized.write('00000000000\0', zerosHeader + 124, 'ascii');
+  paxSized.write(`${headerChecksum(paxSized.subarray(zerosHeader, zerosHeader + 512)).toString(8).padStart(6, '0')}\0 `, zerosHeader + 148, 'ascii');
+  await writeFile(join(dir, 'pax-size.tar'), paxSized);
+  const ins: ResolvedInput[] = [{ kind: 'state', layers: [base] }, { kind: 'context', dir, excludePatterns: [] }];
+  const add = (src: string) => runAndList(store, fileOp(copyAction({ src: [src], dest: '/opt/', add: true })), ins);
+  for (const name of ['appended.tar', 'garbage.tar', 'appended.tgz']) assert.deepEqual(await add(name), extracted, name);
+  assert.deepEqual(await add('garbage-block.tar'), { opt: D(), 'opt/only': F('first') });
+  assert.deepEqual(await add('no-end.tar'), { opt: D(), 'opt/only': F('first') });
+  assert.deepEqual(await add('pax-size.tar'), { opt: D(), 'opt/zeros': F(zeros(2).toString('utf8')), 'opt/after': F('after the zeros') });
+  await assert.rejects(add('one-zero.tar'), /one-zero\.tar.*a header at byte 1536 follows a single zero block/);
 });
 
 test('evil archives are refused and nothing lands outside', async () => {
