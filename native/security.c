@@ -1,5 +1,8 @@
-/* The step's privileges: Docker's default capability set, its user and groups, no_new_privs,
- * and a seccomp filter refusing (EPERM) every syscall Docker's default profile refuses. */
+/* The step's privileges: Docker's default capability set, its user and groups, and a seccomp
+ * filter refusing (EPERM) every syscall Docker's default profile refuses. no_new_privs stays off,
+ * as in BuildKit (which asks for new privileges explicitly): with it, setuid programs such as sudo
+ * or su cannot work in a step run as another user. A setuid program reaches no more than the
+ * step's root already has: the bounding set and the filter hold for every process of the step. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
@@ -70,14 +73,15 @@ static void install_seccomp(void) {
 
 void apply_security(const struct spec *s) {
   if (!s->insecure) drop_bounding_set(last_cap());
+  /* Before the user changes: without no_new_privs, loading a filter takes CAP_SYS_ADMIN. The
+   * filter allows what follows (Docker's profile does too). */
+  if (!s->insecure) install_seccomp();
   if (setgroups((size_t)s->ngroups, s->groups) < 0) fail(errno, "setgroups");
   if (setresgid(s->gid, s->gid, s->gid) < 0) fail(errno, "setgid %u", (unsigned)s->gid);
   if (setresuid(s->uid, s->uid, s->uid) < 0) fail(errno, "setuid %u", (unsigned)s->uid);
   /* A non-root uid has already lost every capability with setuid. */
   if (s->uid == 0 && !s->insecure) set_caps();
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "no_new_privs");
   timing("creds");
-  if (!s->insecure) install_seccomp();
   /* Credentials changed above, which clears the parent-death signal: set it again. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail(errno, "pdeathsig");
 }

@@ -122,6 +122,21 @@ test('WORKDIR under a USER the image lacks makes root folders and builds, as Bui
   assert.equal(r.code, 0, r.stderr);
 });
 
+test('a setuid program works in a step run as another user (sudo, su), as in BuildKit, which leaves no_new_privs off', async () => {
+  const r = await build('setuid', [
+    // A setuid-root busybox, reached as `su`, and a root account without a password.
+    'RUN mkdir /suid && cp /bin/busybox /suid/busybox && chmod 4755 /suid/busybox && ln -s busybox /suid/su && sed -i "s/^root:x:/root::/" /etc/passwd',
+    'USER app',
+    'RUN /suid/su -c "id -u > /tmp/su-uid && touch /made-by-root" root && grep NoNewPrivs /proc/self/status > /tmp/nnp',
+    // The step's root is still bounded: nothing outside Docker's capability set.
+    'RUN /suid/su -c "grep CapEff /proc/self/status" root > /tmp/su-caps',
+    'USER root',
+    'RUN test "$(cat /tmp/su-uid)" = 0 && test "$(stat -c %u /made-by-root)" = 0 && test "$(cat /tmp/su-caps)" = "$(printf "CapEff:\\t00000000a80425fb")" && grep -q "NoNewPrivs:.0" /tmp/nnp',
+    '',
+  ].join('\n'));
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test('RUN steps are named buildkitsandbox, or what --build-arg BUILDKIT_SANDBOX_HOSTNAME says, as in BuildKit', async () => {
   const check = (name: string) => `RUN test "$(hostname) $HOSTNAME $(cat /etc/hostname) $(grep -c "localhost ${name}$" /etc/hosts)" = "${name} ${name} ${name} 1"\n`;
   const plain = await build('hostname-default', check('buildkitsandbox'));

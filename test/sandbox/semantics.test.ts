@@ -37,7 +37,7 @@ test('WORKDIR is created when missing and is the working directory', async () =>
   assert.deepEqual(await describeTree(fx.store.snapshotFs(r.snapshot)), ['srv/', 'srv/app/']);
 });
 
-test('environment: the op env, PATH when unset, HOME, HOSTNAME', async () => {
+test('environment: the op env, PATH when unset, HOME; not HOSTNAME, which BuildKit leaves to the shell', async () => {
   const r = await fx.run('', {
     op: { args: ['/bin/env'], env: ['FOO=bar baz'] },
   });
@@ -45,7 +45,6 @@ test('environment: the op env, PATH when unset, HOME, HOSTNAME', async () => {
   assert.deepEqual(lines, [
     'FOO=bar baz',
     'HOME=/root',
-    'HOSTNAME=buildkitsandbox',
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
   ]);
 });

@@ -84,7 +84,6 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     const env = [...op.env, ...mounts.env];
     if (!hasVar(env, 'PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
     if (!hasVar(env, 'HOME')) env.push(`HOME=${user.home}`);
-    if (!hasVar(env, 'HOSTNAME')) env.push(`HOSTNAME=${hostname}`);
 
     const spec = new SandboxSpec()
       .add('private', privateDir)
