@@ -102,9 +102,14 @@ export async function convertRun(ctx: Ctx, st: StageState, ins: RunInstruction):
         // WORKDIR), and BUILDKIT_CACHE_MOUNT_NS puts every id of the build in a namespace.
         const id = o.get('id') || goClean(o.get('target')!);
         const ns = ctx.input.buildArgs.get('BUILDKIT_CACHE_MOUNT_NS');
+        // BuildKit's seed: with a source, that folder of `from` as it is (uid, gid and mode are
+        // ignored); else, with uid, gid or mode, a new empty folder with them; else all of `from`.
+        const source = o.get('source') ?? '/';
+        const perms = o.has('uid') || o.has('gid') || o.has('mode');
+        const seed = from !== undefined && (goClean(`/${source}`) !== '/' || !perms) ? { from } : {};
         mounts.push({
           type: 'cache', target: target!, id: ns ? `${ns}/${id}` : id, sharing: (o.get('sharing') ?? 'shared') as 'shared',
-          ...(from !== undefined ? { from } : {}), source: o.get('source') ?? '/', readonly: bool('readonly', false),
+          ...seed, source, readonly: bool('readonly', false),
           mode: num('mode', 0o755, 8), uid: num('uid', 0), gid: num('gid', 0),
         });
         break;

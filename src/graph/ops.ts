@@ -67,7 +67,10 @@ export interface CacheMount {
   target: string;
   id: string;
   sharing: 'shared' | 'private' | 'locked';
-  /** Seed the cache folder from this input's `source` path the first time. */
+  /**
+   * Seed the cache folder from this input's `source` path the first time; the folder then takes
+   * that path's owner and mode, not `mode`, `uid` and `gid`, which are for a folder that starts empty.
+   */
   from?: InputIndex;
   source: string;
   readonly: boolean;

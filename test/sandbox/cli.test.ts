@@ -149,6 +149,19 @@ test('RUN steps are named buildkitsandbox, or what --build-arg BUILDKIT_SANDBOX_
   assert.match(bad.stderr, /--build-arg BUILDKIT_SANDBOX_HOSTNAME: "x{65}" is not a host name/);
 });
 
+test('a cache mount seeded from a stage starts as BuildKit starts it: the source folder as it is, else an empty folder with uid/gid/mode, else the whole stage', async () => {
+  const r = await build('cache-seed', [
+    'RUN mkdir -p /pre/inner && echo pre > /pre/inner/p && chown -R 7:8 /pre && chmod 750 /pre',
+    `FROM ${BASE}`,
+    'RUN --mount=type=cache,target=/c1,id=seed-src,from=0,source=/pre,uid=9,mode=0700 stat -c "%u:%g %a" /c1 /c1/inner/p > /c1.txt',
+    'RUN --mount=type=cache,target=/c2,id=seed-perms,from=0,uid=9,mode=0700 sh -c \'stat -c "%u:%g %a" /c2; ls -A /c2\' > /c2.txt',
+    'RUN --mount=type=cache,target=/c3,id=seed-root,from=0 stat -c "%u:%g %a" /c3/pre > /c3.txt',
+    'RUN test "$(cat /c1.txt)" = "$(printf "7:8 750\\n7:8 644")" && test "$(cat /c2.txt)" = "9:0 700" && test "$(cat /c3.txt)" = "7:8 750"',
+    '',
+  ].join('\n'));
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test('--build-arg BUILDKIT_CACHE_MOUNT_NS gives the build cache mounts of its own, as in BuildKit', async () => {
   const dockerfile = 'RUN --mount=type=cache,target=/c echo run >> /c/runs && wc -l < /c/runs > /runs\n';
   let n = 0;

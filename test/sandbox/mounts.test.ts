@@ -16,7 +16,7 @@ let stage: string;
 let contextDir: string;
 before(async () => {
   fx = await makeFixture();
-  stage = (await fx.run('mkdir -p /out && echo built > /out/artifact && rm /etc/group'))!.snapshot!;
+  stage = (await fx.run('mkdir -p /out && echo built > /out/artifact && chown 7:8 /out && chmod 750 /out && rm /etc/group'))!.snapshot!;
   contextDir = fx.store.path('ctx');
   await mkdir(join(contextDir, 'sub'), { recursive: true });
   await writeFile(join(contextDir, 'sub', 'file.txt'), 'from context\n');
@@ -215,12 +215,12 @@ test('bind from the context hides what the ignore patterns exclude', async () =>
   }
 });
 
-test('a new cache mount with from= starts as a copy of that input\'s source folder', async () => {
-  const r = await fx.run('cat /c/artifact; echo more > /c/added', {
-    op: { mounts: [cache({ id: 'seeded', target: '/c', from: 1, source: '/out' })] },
+test('a new cache mount with from= starts as a copy of that input\'s source folder, whose owner and mode it takes', async () => {
+  const r = await fx.run('cat /c/artifact; stat -c "%u:%g %a" /c; echo more > /c/added', {
+    op: { mounts: [cache({ id: 'seeded', target: '/c', from: 1, source: '/out', uid: 9, mode: 0o700 })] },
     inputs: stageInputs(),
   });
-  assert.equal(r.output, 'built\n');
+  assert.equal(r.output, 'built\n7:8 750\n');
   const again = await fx.run('ls /c', { op: { mounts: [cache({ id: 'seeded', target: '/c', from: 1, source: '/out' })] }, inputs: stageInputs() });
   assert.equal(again.output, 'added\nartifact\n');
 });

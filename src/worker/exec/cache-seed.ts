@@ -1,5 +1,6 @@
 // RUN --mount=type=cache,from=X,source=P: a new cache folder starts as a copy of P in X (a stage,
-// an image, or the context), as BuildKit bases the cache on that input.
+// an image, or the context), P's own owner and mode included, as BuildKit bases the cache on
+// that input.
 
 import { copyFile, lchown, chmod, mkdir, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -33,4 +34,6 @@ export async function seedCacheDir(dir: string, input: ResolvedInput, source: st
     if (e === start) continue;
     await copyEntry(e, join(dir, e.path.slice(prefix.length)), view);
   }
+  // The folder itself is the source's too: its owner, mode and time (BuildKit mounts that folder).
+  await copyEntry(start, dir, view);
 }

@@ -216,8 +216,10 @@ async function openCacheDir(ctx: WorkerContext, mnt: Extract<RunMount, { type: '
     const from = mnt.from !== undefined ? inputs[mnt.from] : undefined;
     if (mnt.from !== undefined && !from) throw new KilnError(`cache mount from input ${mnt.from} is missing`);
     if (from) await seedCacheDir(fresh, from, mnt.source, ctx);
-    await chown(fresh, mnt.uid, mnt.gid);
-    await chmod(fresh, mnt.mode);
+    else {
+      await chown(fresh, mnt.uid, mnt.gid);
+      await chmod(fresh, mnt.mode);
+    }
     await renameIntoPlace(fresh, dir); // false: another step made it first
   } finally {
     await rm(staged, { recursive: true, force: true });
