@@ -16,9 +16,10 @@ const KEY_VERSION = 4;
 /**
  * Bump when what kiln extracts from an archive changes: only steps that extract one (ADD, ADD
  * --unpack of a URL) and those after them stop matching, not every step of every build (1: an
- * archive ends at its two zero blocks, as in Docker; before, what followed was read on).
+ * archive ends at its two zero blocks, as in Docker; before, what followed was read on. 2:
+ * --chmod leaves an archive's modes alone, as in BuildKit).
  */
-const ARCHIVE_READER_VERSION = 1;
+const ARCHIVE_READER_VERSION = 2;
 
 export function cacheKey(op: Op, inputKeys: Digest[], contentKeys: Digest[] = []): Digest {
   return sha256(canonicalJson({ v: KEY_VERSION, op: keyedOp(op), inputs: inputKeys, content: contentKeys }));

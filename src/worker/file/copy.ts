@@ -115,10 +115,12 @@ export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: Cop
     // Hard links are kept within one source tree, as a tar of it would keep them.
     const links = new Map<string, string>();
     if (item.extract) {
-      // An archive's own owners stay unless --chown says otherwise.
+      // An archive's own owners stay unless --chown says otherwise, and its modes stay whatever
+      // --chmod says: BuildKit's unpacking takes an owner only, and makes missing folders 0755.
       // (Its files are not the source's: nothing to look up digests of.)
-      const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, digestOf: undefined, knownDigest: undefined };
-      await extractArchiveInto(item.match.entry.host, item.target, w, archOpts, parents, (n, t, namedDirs) =>
+      const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, mode: undefined, digestOf: undefined, knownDigest: undefined };
+      const archParents = parentMeta({ ...opts, mode: undefined });
+      await extractArchiveInto(item.match.entry.host, item.target, w, archOpts, archParents, (n, t, namedDirs) =>
         copyTreeNode(n, t, w, { ...archOpts, namedDirs }, links),
       );
       continue;

@@ -367,3 +367,19 @@ test('kiln build: ADD reads an archive up to its end blocks, as docker build doe
   const images = await runKiln(['images', '--root', join(work, 'store')]);
   assert.doesNotMatch(images.stdout, /onezero/);
 });
+
+test('kiln build: ADD --chmod of an archive keeps the archive\'s modes and makes the destination 0755, as BuildKit unpacks', async () => {
+  const work = await tempDir('kiln-addchmodcli-');
+  const ctx = join(work, 'ctx');
+  await mkdir(join(work, 'payload', 'd'), { recursive: true });
+  await mkdir(ctx);
+  await writeFile(join(work, 'payload', 'd', 'a'), 'a');
+  await chmod(join(work, 'payload', 'd', 'a'), 0o640);
+  execFileSync('tar', ['-cf', join(ctx, 'a.tar'), '-C', join(work, 'payload'), 'd']);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nADD --chmod=0700 a.tar /x/\n');
+  const out = join(work, 'rootfs');
+  const r = await build(ctx, ['--root', join(work, 'store'), '-o', `type=local,dest=${out}`]);
+  assert.equal(r.code, 0, r.stderr);
+  const tree = await listTree(out);
+  assert.deepEqual([tree['x']!.mode, tree['x/d']!.mode, tree['x/d/a']!.mode], ['0755', '0755', '0640']);
+});

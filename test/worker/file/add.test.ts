@@ -67,6 +67,11 @@ test('ADD --unpack=false copies the archive as a file', async () => {
   assert.deepEqual(Object.keys(out!), ['opt', 'opt/archive.tgz']);
 });
 
+test('ADD --chmod leaves an archive\'s modes, and the folder made for it, alone, as BuildKit unpacks; a plain file beside it takes the mode', async () => {
+  const out = await runAndList(store, fileOp(copyAction({ src: ['plain.tar', 'notes.tar.gz'], dest: '/opt/', add: true, chmod: '0700' })), inputs);
+  assert.deepEqual(out, { ...extracted, 'opt/notes.tar.gz': F('not really an archive', '0700') });
+});
+
 test('COPY never extracts; ADD of a non-archive with an archive name copies it', async () => {
   const copied = await runAndList(store, fileOp(copyAction({ src: ['plain.tar'], dest: '/opt/' })), inputs);
   assert.deepEqual(Object.keys(copied!), ['opt', 'opt/plain.tar']);
