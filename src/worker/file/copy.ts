@@ -115,19 +115,26 @@ export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: Cop
     // Hard links are kept within one source tree, as a tar of it would keep them.
     const links = new Map<string, string>();
     if (item.extract) {
-      // An archive's own owners stay unless --chown says otherwise, and its modes stay whatever
-      // --chmod says: BuildKit's unpacking takes an owner only, and makes missing folders 0755.
-      // (Its files are not the source's: nothing to look up digests of.)
-      const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, mode: undefined, digestOf: undefined, knownDigest: undefined };
-      const archParents = parentMeta({ ...opts, mode: undefined });
-      await extractArchiveInto(item.match.entry.host, item.target, w, archOpts, archParents, (n, t, namedDirs) =>
-        copyTreeNode(n, t, w, { ...archOpts, namedDirs }, links),
-      );
+      await unpackArchive(item.match.entry.host, item.target, w, opts);
       continue;
     }
     await w.ensureParents(item.target, parents);
     await copyTreeNode(item.tree, item.target, w, opts, links);
   }
+}
+
+/**
+ * ADD's extraction of an archive (local, or downloaded with --unpack=true) into `target`. Its own
+ * owners stay unless --chown says otherwise, and its modes stay whatever --chmod says: BuildKit's
+ * unpacking takes an owner only, and makes missing folders 0755.
+ */
+export async function unpackArchive(archive: string, target: string, w: DiffWriter, opts: CopyOptions): Promise<void> {
+  // (Its files are not the source's: nothing to look up digests of.)
+  const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, mode: undefined, digestOf: undefined, knownDigest: undefined };
+  const links = new Map<string, string>();
+  await extractArchiveInto(archive, target, w, archOpts, parentMeta({ ...opts, mode: undefined }), (n, t, namedDirs) =>
+    copyTreeNode(n, t, w, { ...archOpts, namedDirs }, links),
+  );
 }
 
 let copiedSinceYield = 0;
@@ -153,7 +160,7 @@ async function archiveDirTarget(node: SelectedNode, target: string, w: DiffWrite
 }
 
 /** Copies one selected node (and what is below it) to canonical path `target` in the stage. */
-export async function copyTreeNode(node: SelectedNode, target: string, w: DiffWriter, opts: CopyOptions, links: Map<string, string>): Promise<void> {
+async function copyTreeNode(node: SelectedNode, target: string, w: DiffWriter, opts: CopyOptions, links: Map<string, string>): Promise<void> {
   opts.signal.throwIfAborted();
   // Most calls below are synchronous; let timers (progress, Ctrl-C) run now and then.
   if (++copiedSinceYield >= 256) {

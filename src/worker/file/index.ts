@@ -19,12 +19,12 @@ import { DiffWriter, joinPath } from './diff-writer.js';
 import { openSource, expandSources, selectTree, flatten, type SourceRoot } from './sources.js';
 import type { ViewEntry } from '../../store/rootfs-view.js';
 import { IgnoreMatcher } from './patterns.js';
-import { planCopy, runCopyPlan, resolveCopyOptions, parentMeta, copyTreeNode } from './copy.js';
+import { planCopy, runCopyPlan, resolveCopyOptions, parentMeta, unpackArchive } from './copy.js';
 import { parseChmod, resolveChown } from './owner-mode.js';
 import { downloadToBlob, fileNameFromUrl } from './download.js';
 import { gitCommit, runGit } from './git-action.js';
 import { GIT_REF, redactRemote } from '../git/ref.js';
-import { extractArchiveInto, isArchiveFile } from './archive.js';
+import { isArchiveFile } from './archive.js';
 import { CopyReuse } from './reuse.js';
 import { openTreeMemo } from './tree-memo.js';
 import { REUSE_MANIFEST } from '../../store/copy-manifest.js';
@@ -128,20 +128,17 @@ async function runDownload(action: DownloadAction, ctx: WorkerContext, w: DiffWr
   const digest = await downloadToBlob(action.url, ctx, action.checksum);
   const blob = ctx.store.blobPath(digest);
   const opts = await resolveCopyOptions(action, true, w, ctx.signal, tempDir);
-  const parents = parentMeta(opts);
   const loc = await w.mergedView().locate(action.dest, true);
   const intoDir = action.dest.endsWith('/') || loc.entry?.type === 'dir';
   if (action.unpack === true && (await isArchiveFile(blob))) {
-    const archOpts = { ...opts, owner: action.chown ? opts.owner : undefined };
-    const links = new Map<string, string>();
-    await extractArchiveInto(blob, loc.path, w, archOpts, parents, (n, t) => copyTreeNode(n, t, w, archOpts, links));
+    await unpackArchive(blob, loc.path, w, opts);
     return;
   }
   const target = intoDir ? joinPath(loc.path, fileNameFromUrl(action.url)) : loc.path;
   if (loc.entry && loc.entry.type !== 'dir' && action.dest.endsWith('/')) {
     throw new KilnError(`ADD ${action.url}: destination ${action.dest} is not a directory`);
   }
-  await w.ensureParents(target, parents);
+  await w.ensureParents(target, parentMeta(opts));
   // Downloads are private to their owner unless --chmod says otherwise (Docker's 0600).
   const mode = opts.mode ? opts.mode(0o600, false) : 0o600;
   await w.writeFileFrom(target, blob, { uid: opts.owner?.uid ?? 0, gid: opts.owner?.gid ?? 0, mode });

@@ -333,6 +333,9 @@ test('a URL archive is not extracted unless --unpack=true', async () => {
   assert.deepEqual(Object.keys(plain!), ['opt', 'opt/pkg.tgz']);
   const unpacked = await runAndList(store, fileOp({ action: 'download', url: `${origin}/dl/pkg.tgz`, dest: '/opt/', unpack: true }), inputs);
   assert.deepEqual(unpacked, extracted);
+  // As a local archive: --chmod leaves its modes alone.
+  const chmodded = await runAndList(store, fileOp({ action: 'download', url: `${origin}/dl/pkg.tgz`, dest: '/opt/', unpack: true, chmod: '0700' }), inputs);
+  assert.deepEqual(chmodded, extracted);
 });
 
 test('without --checksum the key follows the downloaded content', async () => {
