@@ -10,24 +10,12 @@
 
 import { Transform, type TransformCallback } from 'node:stream';
 import { BLOCK, END_OF_ARCHIVE } from './header.js';
-import { decodePaxBytes } from './pax.js';
+import { decodePaxBytes, headersModule, type HeadersModule } from './pax.js';
 
 const enum At {
   Header,
   Body,
   End,
-}
-
-/** The header's size field: octal digits, or base-256 when its first byte has the high bit. */
-function sizeField(block: Buffer): number {
-  const field = block.subarray(124, 136);
-  if (field[0]! & 0x80) {
-    let n = field[0]! & 0x7f;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
-    return n;
-  }
-  const digits = field.toString('latin1').replace(/[\0 ]+$/, '').trim();
-  return digits === '' ? 0 : parseInt(digits, 8);
 }
 
 const ZERO_BLOCK = END_OF_ARCHIVE.subarray(0, BLOCK);
@@ -100,14 +88,20 @@ export class ArchiveEnd extends Transform {
     }
     if (this.zeroBlocks > 0) return new Error(`a header at byte ${this.offset} follows a single zero block (invalid tar header)`);
     this.push(block);
-    const type = String.fromCharCode(block[156]!);
-    let size = sizeField(block);
-    if (!Number.isSafeInteger(size) || size < 0) return undefined; // tar-stream reports it
-    if (type === 'x' || type === 'g') {
+    let header: ReturnType<HeadersModule['decode']>;
+    try {
+      // tar-stream's own codec, as its extractor will read this block.
+      header = headersModule().decode(block, 'latin1', true);
+    } catch {
+      return undefined; // a bad checksum: tar-stream reports it on this very block
+    }
+    const type = header!.type;
+    let size = header!.size;
+    if (type === 'pax-header' || type === 'pax-global-header') {
       this.paxBody = [];
       this.paxBodyBytes = 0;
-    } else if (type !== 'L' && type !== 'K') {
-      size = type === '5' ? 0 : (this.paxSize ?? size);
+    } else if (type !== 'gnu-long-path' && type !== 'gnu-long-link-path') {
+      size = type === 'directory' ? 0 : (this.paxSize ?? size);
       this.paxSize = undefined;
     }
     this.bodyType = type;
@@ -124,7 +118,7 @@ export class ArchiveEnd extends Transform {
     this.paxBody = undefined;
     const size = records.size !== undefined && /^\d+$/.test(records.size) ? Number(records.size) : undefined;
     // tar-stream takes a global header's size only into an entry that has a PAX header of its own.
-    if (this.bodyType === 'g') this.globalPaxSize = size ?? this.globalPaxSize;
+    if (this.bodyType === 'pax-global-header') this.globalPaxSize = size ?? this.globalPaxSize;
     else this.paxSize = size ?? this.globalPaxSize;
   }
 }

@@ -112,14 +112,13 @@ function metaOf(node: SelectedNode, opts: CopyOptions): EntryMeta {
 export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: CopyOptions): Promise<void> {
   const parents = parentMeta(opts);
   for (const item of plan) {
-    // Hard links are kept within one source tree, as a tar of it would keep them.
-    const links = new Map<string, string>();
     if (item.extract) {
       await unpackArchive(item.match.entry.host, item.target, w, opts);
       continue;
     }
     await w.ensureParents(item.target, parents);
-    await copyTreeNode(item.tree, item.target, w, opts, links);
+    // Hard links are kept within one source tree, as a tar of it would keep them.
+    await copyTreeNode(item.tree, item.target, w, opts, new Map());
   }
 }
 
