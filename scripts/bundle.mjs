@@ -17,11 +17,9 @@ const cacheFile = `${outfile}.cache`;
 /** The global through which the bundle hands src/util/tar/pax.ts tar-stream's header codec. */
 const TAR_HEADERS_KEY = 'kiln.tar-stream.headers';
 
-// pax.ts replaces the PAX decoder of tar-stream's header codec, and tar-stream's extractor must
-// see that. The codec is not in tar-stream's package exports, so pax.ts loads it by path at run
-// time: outside the bundle that is the very module the extractor uses, inside it a second copy
-// (the bundle has its own), which left the extractor decoding binary xattr values as UTF-8. The
-// bundled codec announces itself instead, and pax.ts takes that one when it is there.
+// The codec is not in tar-stream's package exports, so pax.ts loads it by path at run time:
+// inside the bundle that would be a second copy, read from node_modules, of a module the bundle
+// already holds. The bundled codec announces itself instead, and pax.ts takes that one.
 const exposeTarHeaders = {
   name: 'expose-tar-stream-headers',
   setup(b) {

@@ -30,8 +30,7 @@ import {
 import { cacheMountPath } from '../worker/exec/mounts.js';
 import { createLayerTar } from '../util/tar/write.js';
 import { extractTar } from '../util/tar/extract.js';
-import { openDecompressed } from '../util/tar/filter.js';
-import { zlib } from '../util/lazy-modules.js';
+import { compressor, openDecompressed } from '../util/tar/filter.js';
 import { hashingPassThrough } from '../util/tar/hash.js';
 import { parseKeyValues } from './args.js';
 import { KilnError } from '../util/errors.js';
@@ -265,7 +264,7 @@ async function mountLayers(store: Store, ids: string[]): Promise<CacheMountOut[]
       const file = join(staging, 'layer.tar.gz');
       const tar = createLayerTar(dir);
       const hash = hashingPassThrough();
-      await pipeline(tar.stream, hash.stream, zlib().createGzip(), createWriteStream(file));
+      await pipeline(tar.stream, hash.stream, compressor('gzip'), createWriteStream(file));
       const blob = await store.ingestFile(file);
       out.push({ id, layer: { digest: blob.digest, size: blob.size, mediaType: MediaType.ociLayerGzip, diffId: hash.digest() } });
     } finally {

@@ -17,9 +17,11 @@ const KEY_VERSION = 4;
  * Bump when what kiln extracts from an archive changes: only steps that extract one (ADD, ADD
  * --unpack of a URL) and those after them stop matching, not every step of every build (1: an
  * archive ends at its two zero blocks, as in Docker; before, what followed was read on. 2:
- * --chmod leaves an archive's modes alone, as in BuildKit).
+ * --chmod leaves an archive's modes alone, as in BuildKit. 3: the reader reads as Go's does:
+ * global PAX headers ignored, links and folders without a body, PAX mtimes, GNU long names
+ * over PAX paths).
  */
-const ARCHIVE_READER_VERSION = 2;
+const ARCHIVE_READER_VERSION = 3;
 
 export function cacheKey(op: Op, inputKeys: Digest[], contentKeys: Digest[] = []): Digest {
   return sha256(canonicalJson({ v: KEY_VERSION, op: keyedOp(op), inputs: inputKeys, content: contentKeys }));

@@ -3,7 +3,6 @@
 // every blob is checked against its digest on the way in, and every layer is unpacked (and its
 // diffID checked) before any name is set, so a bad archive leaves no image behind.
 
-import { createReadStream } from 'node:fs';
 import { readFile, stat, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Digest } from '../graph/ops.js';
@@ -15,7 +14,7 @@ import { openDecompressed, peek, detectCompression } from '../util/tar/filter.js
 import { layerMediaType } from './layers.js';
 import { loadImage } from './load.js';
 import { MediaType, type Descriptor, type ImageConfigFile, type ImageIndex, type ImageManifest } from './types.js';
-import { pathExists } from '../util/fs.js';
+import { fileStream, pathExists } from '../util/fs.js';
 import { layoutBlobPath } from './oci-layout.js';
 
 export interface ImportedImage {
@@ -41,7 +40,7 @@ export async function importImages(store: Store, source: string, opts: { name?: 
   try {
     const dir = join(staging, 'archive');
     await mkdir(dir);
-    await extractTar(await openDecompressed(createReadStream(source)), dir, { whiteouts: 'apply', label: source });
+    await extractTar(await openDecompressed(fileStream(source)), dir, { whiteouts: 'apply', label: source });
     return await importFromDir(store, dir, source, true, opts);
   } finally {
     await removeTree(staging);
@@ -80,7 +79,7 @@ function member(dir: string, rel: string, label: string): string {
 async function ingest(store: Store, path: string, owned: boolean, expected: Digest | undefined, label: string): Promise<{ digest: Digest; size: number }> {
   try {
     if (owned) return await store.ingestFile(path, expected);
-    return await store.ingestStream(createReadStream(path), expected);
+    return await store.ingestStream(fileStream(path), expected);
   } catch (err) {
     if (err instanceof KilnError) throw new KilnError(`${label}: ${err.message}`);
     throw new KilnError(`${label}: cannot read ${path.slice(path.lastIndexOf('/') + 1)}: ${(err as Error).message}`, { cause: err });
@@ -114,7 +113,7 @@ async function importDockerArchive(store: Store, dir: string, label: string, own
         continue;
       }
       const path = member(dir, l, label);
-      const { head, stream } = await peek(createReadStream(path), 6);
+      const { head, stream } = await peek(fileStream(path), 6);
       stream.destroy();
       const kind = detectCompression(head);
       const compression = kind === 'none' ? 'uncompressed' : kind === 'gzip' ? 'gzip' : kind === 'zstd' ? 'zstd' : undefined;

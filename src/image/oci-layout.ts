@@ -4,13 +4,13 @@
 // checked against its digest, the first time a build needs them; nothing is ever pulled.
 
 import pLimit from 'p-limit';
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
 import { hexOf, isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { pathExists } from '../util/fs.js';
+import { fileStream, pathExists } from '../util/fs.js';
 import { formatPlatform, normalizePlatform, platformMatches, selectPlatform } from '../registry/platform.js';
 import { isIndex, type ResolvedImage } from '../registry/pull.js';
 import type { Descriptor, ImageConfigFile, ImageIndex, ImageManifest, Platform } from './types.js';
@@ -98,7 +98,7 @@ export async function loadLayoutImage(store: Store, layout: LayoutImage, platfor
     if (await store.hasBlob(digest as Digest)) return;
     if (!(await pathExists(path))) throw new KilnError(`blob ${digest} is missing from the layout`);
     try {
-      await store.ingestStream(createReadStream(path), digest as Digest);
+      await store.ingestStream(fileStream(path), digest as Digest);
     } catch (err) {
       throw new KilnError(`the layout's ${(err as Error).message}`, { cause: err });
     }

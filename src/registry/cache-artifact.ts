@@ -10,7 +10,6 @@
 //   config    { version: 1, diffIds: [per layer], records: [{ key, layer: index | null }],
 //               mounts: [{ id, layer: index }] }   (mounts: RUN --mount=type=cache contents)
 
-import { createReadStream } from 'node:fs';
 import { copyFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '../graph/ops.js';
@@ -23,7 +22,7 @@ import { parseReference, formatReference, referenceTarget } from './reference.js
 import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { recordBlobSource } from './blob-sources.js';
 import type { PullOptions } from './pull.js';
-import { makeDirs, pathExists } from '../util/fs.js';
+import { fileStream, makeDirs, pathExists } from '../util/fs.js';
 
 export const CACHE_ARTIFACT_TYPE = 'application/vnd.kiln.build-cache.v1';
 export const CACHE_CONFIG_TYPE = 'application/vnd.kiln.build-cache.config.v1+json';
@@ -292,7 +291,7 @@ export async function openLocalCache(store: Store, dir: string, tag = DEFAULT_LA
   const importBlob = async (digest: Digest) => {
     if (await store.hasBlob(digest)) return;
     try {
-      await store.ingestStream(createReadStream(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length))), digest);
+      await store.ingestStream(fileStream(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length))), digest);
     } catch (err) {
       throw new KilnError(`cache ${origin}: blob ${digest}: ${errorMessage(err)}`);
     }

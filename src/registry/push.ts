@@ -2,13 +2,13 @@
 // another repository of the same registry holds are mounted, the rest are uploaded; the
 // manifest goes last, so the tag never names something incomplete.
 
-import { createReadStream } from 'node:fs';
 import pLimit from 'p-limit';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../image/types.js';
 import { MediaType } from '../image/types.js';
 import { KilnError } from '../util/errors.js';
+import { fileStream } from '../util/fs.js';
 import { clientFor, type RegistryClient, type UploadOptions } from './client.js';
 import { formatReference, parseReference, repositoryName, type ImageReference } from './reference.js';
 import { blobSources, recordBlobSource } from './blob-sources.js';
@@ -105,7 +105,7 @@ async function pushBlob(store: Store, client: RegistryClient, ref: ImageReferenc
     repo,
     digest,
     size,
-    (start, end) => createReadStream(path, start === undefined ? {} : { start, end: (end ?? size) - 1 }),
+    (start, end) => fileStream(path, start === undefined ? {} : { start, end: (end ?? size) - 1 }),
     opts.upload,
   );
   counters.uploaded++;

@@ -12,7 +12,7 @@
 // loop, on the path of the step. The whole table is written again once the appended rows are
 // many.
 
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { appendFile, readFile, mkdir, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import type { LRUCache } from 'lru-cache';
@@ -20,6 +20,7 @@ import type { Digest } from '../graph/ops.js';
 import type { Store } from './store.js';
 import { ResumableSha256 } from '../util/sha256-resumable.js';
 import { hashSmallFile } from './file-hash-batch.js';
+import { fileStream } from '../util/fs.js';
 
 export interface HashableStat {
   size: number;
@@ -81,7 +82,7 @@ export async function hashFile(host: string, size = Infinity): Promise<Digest> {
   // Small files in native batches (or one read each): a stream costs several thread-pool round
   // trips per file.
   if (size < BIG_FILE) return hashSmallFile(host, size);
-  const chunks = createReadStream(host, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+  const chunks = fileStream(host) as AsyncIterable<Buffer>;
   // Big ones hashed on a thread-pool thread: several at once, and the event loop stays free.
   const off = ResumableSha256.start();
   if (off) {

@@ -4,7 +4,6 @@
 // least recently used first. Everything is deleted by first renaming it into tmp/, so a reader
 // never sees half a snapshot, and a crash mid-prune leaves only tmp/ debris for the next sweep.
 
-import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lstat, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
@@ -13,7 +12,7 @@ import { join } from 'node:path';
 import type { Digest } from '../graph/ops.js';
 import { isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { namesIn } from '../util/fs.js';
+import { fileStream, namesIn } from '../util/fs.js';
 import { removeTree, type SnapshotMeta, type Store } from './store.js';
 import { sweepStaleTemp } from './sweep.js';
 import { hashFile } from './filehash-cache.js';
@@ -146,7 +145,7 @@ export interface VerifyReport {
 async function digestCheckingStates(path: string, recorded: HashCheckpoint[]): Promise<{ digest: string; wrong: number[] }> {
   const h = layerHasher();
   if (!h) return { digest: await hashFile(path), wrong: [] };
-  await pipeline(createReadStream(path), h.stream, new Writable({ write: (_chunk, _enc, cb) => cb() }));
+  await pipeline(fileStream(path), h.stream, new Writable({ write: (_chunk, _enc, cb) => cb() }));
   const mine = new Map((await h.checkpoints()).map((c) => [c.offset, c.state]));
   return { digest: await h.digest(), wrong: recorded.filter((c) => mine.get(c.offset) !== c.state).map((c) => c.offset) };
 }

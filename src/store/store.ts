@@ -2,7 +2,7 @@
 // Every write is staged in tmp/ and renamed into place, so a kill -9 at any moment leaves
 // the store valid, and several kiln processes can share one root.
 
-import { closeSync, createReadStream, createWriteStream, fsync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, fsync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, readFile, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +14,7 @@ import ssri from 'ssri';
 import type { Digest } from '../graph/ops.js';
 import { hexOf, isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
-import { makeDirs } from '../util/fs.js';
+import { fileStream, makeDirs } from '../util/fs.js';
 import { packageRoot } from '../util/package-root.js';
 import { hashingPassThrough, type HashCheckpoint } from '../util/tar/hash.js';
 import { sweepStaleTemp } from './sweep.js';
@@ -217,7 +217,7 @@ export class Store {
         },
       });
       count.on('error', () => undefined);
-      const raw = createReadStream(this.blobPath(d), { highWaterMark: 1 << 20 });
+      const raw = fileStream(this.blobPath(d));
       raw.on('error', (err) => count.destroy(new KilnError(`blob ${d} is not in the store`, { cause: err })));
       return raw.pipe(count);
     }
@@ -235,7 +235,7 @@ export class Store {
     // Consumers see the error through their own listeners; this one keeps a consumer that has
     // already stopped reading (say, a tar writer that failed first) from crashing the process.
     verify.on('error', () => undefined);
-    const src = createReadStream(this.blobPath(d), { highWaterMark: 1 << 20 });
+    const src = fileStream(this.blobPath(d));
     src.on('error', (err) => verify.destroy(new KilnError(`blob ${d} is not in the store`, { cause: err })));
     return src.pipe(verify);
   }
@@ -276,7 +276,7 @@ export class Store {
   async ingestFile(tmpFile: string, expected?: Digest): Promise<BlobInfo> {
     const hash = createHash('sha256');
     let size = 0;
-    for await (const chunk of createReadStream(tmpFile) as AsyncIterable<Buffer>) {
+    for await (const chunk of fileStream(tmpFile) as AsyncIterable<Buffer>) {
       hash.update(chunk);
       size += chunk.length;
     }

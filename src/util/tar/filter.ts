@@ -6,6 +6,7 @@
 import { Duplex, PassThrough, Readable } from 'node:stream';
 import { KilnError } from '../errors.js';
 import { childProcess, zlib } from '../lazy-modules.js';
+import { STREAM_PIECE } from '../fs.js';
 
 export type CompressionFormat = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
 
@@ -50,7 +51,7 @@ export function spawnFilter(program: string, args: string[]): Duplex {
 export function decompressor(format: CompressionFormat): Duplex {
   switch (format) {
     case 'gzip':
-      return zlib().createGunzip();
+      return zlib().createGunzip({ chunkSize: STREAM_PIECE });
     case 'bzip2':
       return spawnFilter('bzip2', ['-dc']);
     case 'xz':
@@ -69,7 +70,7 @@ export type LayerCompressor = 'gzip' | 'zstd';
  * name and a zero mtime; zstd's multi-threaded mode gives the same bytes for any thread count.
  */
 export function compressor(kind: LayerCompressor, level?: number): Duplex {
-  if (kind === 'gzip') return zlib().createGzip({ level: level ?? zlib().constants.Z_DEFAULT_COMPRESSION });
+  if (kind === 'gzip') return zlib().createGzip({ level: level ?? zlib().constants.Z_DEFAULT_COMPRESSION, chunkSize: STREAM_PIECE });
   const lvl = level ?? 3;
   const args = ['-c', '-q', '-T0', `-${lvl}`];
   if (lvl > 19) args.unshift('--ultra');

@@ -55,10 +55,23 @@ export function decodePaxBytes(buf: Buffer, rawNames = false): Record<string, st
   return out;
 }
 
+/** A header block as the codec reads it; `type` is null for a type flag it does not know. */
+export interface DecodedHeader {
+  name: string;
+  type: string | null;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: Date;
+  linkname: string | null;
+  devmajor: number;
+  devminor: number;
+}
+
 export interface HeadersModule {
   /** null for an all-zero block (the end of the archive); throws on a bad checksum. */
-  decode: (buf: Buffer, filenameEncoding: string, allowUnknownFormat: boolean) => { name: string; size: number; type: string } | null;
-  decodePax: (buf: Buffer) => Record<string, string>;
+  decode: (buf: Buffer, filenameEncoding: string, allowUnknownFormat: boolean) => DecodedHeader | null;
   encode: (header: Record<string, unknown>) => Buffer | null;
   encodePax: (opts: { name?: string; linkname?: string | null }) => Buffer;
 }
@@ -69,9 +82,9 @@ let headers: HeadersModule | undefined;
 const BUNDLED_HEADERS = Symbol.for('kiln.tar-stream.headers');
 
 /**
- * The header codec tar-stream's extractor and pack use: the bundle's own copy in the bundle,
- * else the module file (not in tar-stream's package exports, so loaded by path), which is then
- * the one tar-stream loaded too. Either way patchTarStreamPax reaches the extractor.
+ * tar-stream's header codec, which kiln's reader (reader.ts) and writers use: the bundle's own
+ * copy in the bundle, else the module file (not in tar-stream's package exports, so loaded by
+ * path).
  */
 export function headersModule(): HeadersModule {
   if (headers) return headers;
@@ -80,19 +93,4 @@ export function headersModule(): HeadersModule {
   const require = createRequire(import.meta.url);
   headers = require(join(dirname(require.resolve('tar-stream')), 'headers.js')) as HeadersModule;
   return headers;
-}
-
-let patched = false;
-
-/**
- * Makes tar-stream's extractor use decodePaxBytes, with names as bytes (the extractor in
- * extract.ts, its only user, reads ustar names as latin1 too). Its extractor calls
- * headers.decodePax through the shared CommonJS module object at run time, so replacing the
- * export takes effect everywhere.
- */
-export function patchTarStreamPax(): void {
-  if (patched) return;
-  const headers = headersModule();
-  headers.decodePax = (buf: Buffer) => decodePaxBytes(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength), true);
-  patched = true;
 }

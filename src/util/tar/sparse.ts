@@ -9,7 +9,7 @@
 // The pieces' data follows, in map order. GNU's own sparse entries (type 'S') are not read:
 // docker build refuses them too.
 
-import type { FileHandle } from 'node:fs/promises';
+import { ftruncateSync, writeSync } from 'node:fs';
 
 export interface SparseEntry {
   /** The file's real name, when the header's is GNU tar's `GNUSparseFile.PID/...` stand-in. */
@@ -61,66 +61,74 @@ export function sparseEntry(pax: Record<string, string> | null | undefined, fail
   return { name, realSize, map };
 }
 
-/** Reads a body in pieces of the sizes asked for. */
-class BodyReader {
-  private rest: Buffer = Buffer.alloc(0);
-  private ended = false;
-  private readonly it: AsyncIterator<Buffer>;
+/**
+ * Writes a sparse entry's body into the file `fd` as the reader hands it over, piece by piece:
+ * each piece of data at its offset, then the real size.
+ */
+export class SparseWriter {
+  private map: Array<[number, number]> | undefined;
+  /** 1.0: the map's text so far, read a block at a time. */
+  private mapText = '';
+  private mapHead: Buffer[] = [];
+  private mapHeadBytes = 0;
+  private piece = 0;
+  private doneInPiece = 0;
 
-  constructor(body: AsyncIterable<Buffer>) {
-    this.it = body[Symbol.asyncIterator]();
+  constructor(
+    private readonly fd: number,
+    private readonly entry: SparseEntry,
+    private readonly fail: (why: string) => never,
+  ) {
+    this.map = entry.map;
   }
 
-  /** At most `max` bytes; an empty buffer once the body is over. */
-  async upTo(max: number): Promise<Buffer> {
-    while (this.rest.length === 0 && !this.ended) {
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else this.rest = r.value;
+  data(chunk: Buffer): void {
+    let pos = 0;
+    if (!this.map) pos = this.readMap(chunk);
+    const map = this.map;
+    if (!map) return;
+    while (pos < chunk.length) {
+      while (this.piece < map.length && map[this.piece]![1] === this.doneInPiece) this.nextPiece();
+      if (this.piece >= map.length) this.fail('sparse file with more data than its map holds');
+      const [off, len] = map[this.piece]!;
+      const n = Math.min(len - this.doneInPiece, chunk.length - pos);
+      for (let w = 0; w < n; ) w += writeSync(this.fd, chunk, pos + w, n - w, off + this.doneInPiece + w);
+      pos += n;
+      this.doneInPiece += n;
     }
-    const out = this.rest.subarray(0, max);
-    this.rest = this.rest.subarray(out.length);
-    return out;
   }
-}
 
-/** Writes a sparse entry's body into `fh`: each piece at its offset, then the real size. */
-export async function writeSparse(fh: FileHandle, body: AsyncIterable<Buffer>, entry: SparseEntry, fail: (why: string) => never): Promise<void> {
-  const reader = new BodyReader(body);
-  const exactly = async (n: number): Promise<Buffer> => {
-    const parts: Buffer[] = [];
-    for (let got = 0; got < n; ) {
-      const b = await reader.upTo(n - got);
-      if (b.length === 0) fail('sparse file whose data ends before its map does');
-      parts.push(b);
-      got += b.length;
-    }
-    return Buffer.concat(parts);
-  };
-  let map = entry.map;
-  if (!map) {
-    // 1.0: whole blocks of decimal lines, until the count and its pairs are read.
-    let text = '';
-    for (;;) {
-      text += (await exactly(512)).toString('latin1');
-      const lines = text.split('\n');
-      const n = count(lines[0], 'piece count', fail);
-      if (n > MAX_PIECES) fail(`sparse file of ${n} pieces`);
-      if (lines.length - 1 >= 1 + 2 * n) {
-        map = pieces(lines.slice(1, 1 + 2 * n), entry.realSize, fail);
-        break;
-      }
-      if (text.length >= MAX_PIECES * 8) fail('sparse file whose map does not end');
-    }
+  end(): void {
+    const map = this.map;
+    if (!map) this.fail('sparse file whose data ends before its map does');
+    while (this.piece < map.length && map[this.piece]![1] === this.doneInPiece) this.nextPiece();
+    if (this.piece < map.length) this.fail('sparse file whose data ends before its map does');
+    ftruncateSync(this.fd, this.entry.realSize);
   }
-  for (const [off, len] of map) {
-    for (let done = 0; done < len; ) {
-      const b = await reader.upTo(len - done);
-      if (b.length === 0) fail('sparse file whose data ends before its map does');
-      for (let w = 0; w < b.length; ) w += (await fh.write(b, w, b.length - w, off + done + w)).bytesWritten;
-      done += b.length;
-    }
+
+  private nextPiece(): void {
+    this.piece++;
+    this.doneInPiece = 0;
   }
-  if ((await reader.upTo(1)).length > 0) fail('sparse file with more data than its map holds');
-  await fh.truncate(entry.realSize);
+
+  /** 1.0: takes whole blocks of decimal lines until the count and its pairs are read; returns where data starts in `chunk`. */
+  private readMap(chunk: Buffer): number {
+    let pos = 0;
+    while (!this.map && pos < chunk.length) {
+      const n = Math.min(512 - this.mapHeadBytes, chunk.length - pos);
+      this.mapHead.push(chunk.subarray(pos, pos + n));
+      this.mapHeadBytes += n;
+      pos += n;
+      if (this.mapHeadBytes < 512) break;
+      this.mapText += Buffer.concat(this.mapHead).toString('latin1');
+      this.mapHead = [];
+      this.mapHeadBytes = 0;
+      const lines = this.mapText.split('\n');
+      const n1 = count(lines[0], 'piece count', this.fail);
+      if (n1 > MAX_PIECES) this.fail(`sparse file of ${n1} pieces`);
+      if (lines.length - 1 >= 1 + 2 * n1) this.map = pieces(lines.slice(1, 1 + 2 * n1), this.entry.realSize, this.fail);
+      else if (this.mapText.length >= MAX_PIECES * 8) this.fail('sparse file whose map does not end');
+    }
+    return pos;
+  }
 }

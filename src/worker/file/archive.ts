@@ -3,11 +3,11 @@
 // is extracted with the store's safe extractor into a scratch folder first (so a zip-slip or
 // symlink escape is refused before anything reaches the diff), then copied into the stage.
 
-import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { RootfsView } from '../../store/rootfs-view.js';
 import { extractTar } from '../../util/tar/extract.js';
 import { openDecompressed, peek, sniffDecompressed } from '../../util/tar/filter.js';
+import { fileStream } from '../../util/fs.js';
 import { headerChecksum } from '../../util/tar/header.js';
 import type { DiffWriter, EntryMeta } from './diff-writer.js';
 import type { CopyOptions } from './copy.js';
@@ -24,7 +24,7 @@ function isTarHeader(block: Buffer): boolean {
 }
 
 export async function isArchiveFile(host: string): Promise<boolean> {
-  const file = createReadStream(host);
+  const file = fileStream(host);
   try {
     const { stream } = await sniffDecompressed(file);
     try {
@@ -60,7 +60,7 @@ export async function extractArchiveInto(
 ): Promise<void> {
   const scratch = await opts.tempDir();
   try {
-    const input = await openDecompressed(createReadStream(host));
+    const input = await openDecompressed(fileStream(host));
     const { dirs, whiteouts } = await extractTar(input, scratch, { whiteouts: 'apply', label: `ADD archive ${host.slice(host.lastIndexOf('/') + 1)}` });
     const view = new RootfsView([scratch]);
     const build = async (dir: SelectedNode): Promise<void> => {

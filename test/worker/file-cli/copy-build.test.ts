@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chmod, link, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { testdataDir } from '../../helpers/paths.js';
 import { tempDir } from '../../helpers/tmp.js';
 import { sha256 } from '../../../src/util/digest.js';
 import { listTree, F, D, type Listed } from '../file/helpers.js';
+import { goSemanticsArchive } from '../../helpers/tar-blocks.js';
 
 /** A private copy of testdata/copy/basic plus the parts git cannot hold. */
 async function basicContext(): Promise<string> {
@@ -366,6 +368,24 @@ test('kiln build: ADD reads an archive up to its end blocks, as docker build doe
   assert.match(bad.stderr, /Dockerfile:3:1: .*ADD one-zero\.tar \/y\/: .*one-zero\.tar.*follows a single zero block/);
   const images = await runKiln(['images', '--root', join(work, 'store')]);
   assert.doesNotMatch(images.stdout, /onezero/);
+});
+
+test('kiln build: ADD reads an archive as docker build\'s Go reader does: global PAX headers ignored, a symlink\'s counted body absent, the GNU long name over the PAX path, a NUL-typed name ending in / a folder', async () => {
+  const work = await tempDir('kiln-goreadcli-');
+  const ctx = join(work, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'go.tar'), goSemanticsArchive());
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nADD go.tar /g/\n');
+  const out = join(work, 'rootfs');
+  const r = await build(ctx, ['--root', join(work, 'store'), '-o', `type=local,dest=${out}`]);
+  assert.equal(r.code, 0, r.stderr);
+  const tree = await listTree(out);
+  assert.deepEqual(Object.keys(tree).sort(), ['g', 'g/from-pax', 'g/gnu-wins', 'g/last', 'g/link', 'g/olddir']);
+  assert.equal(tree['g/from-pax']!.content, 'pax file');
+  assert.equal(tree['g/link']!.type, 'symlink');
+  assert.equal(readlinkSync(join(out, 'g/link')), 'from-pax');
+  assert.equal(tree['g/gnu-wins']!.content, 'named by GNU');
+  assert.equal(tree['g/olddir']!.type, 'dir');
 });
 
 test('kiln build: ADD --chmod of an archive keeps the archive\'s modes and makes the destination 0755, as BuildKit unpacks', async () => {
