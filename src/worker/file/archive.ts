@@ -1,7 +1,7 @@
 // ADD of a local archive: recognised by content (a tar, plain or compressed with gzip, bzip2,
 // xz or zstd), never by name; anything else is copied as a file, as BuildKit does. The archive
 // is extracted with the store's safe extractor into a scratch folder first (so a zip-slip or
-// symlink escape is refused before anything reaches the diff), then copied into the stage.
+// symlink escape is refused before anything reaches the diff), then moved into the stage.
 
 import { rm } from 'node:fs/promises';
 import { RootfsView } from '../../store/rootfs-view.js';
@@ -73,15 +73,16 @@ export async function extractArchiveInto(
     };
     const root: SelectedNode = { entry: await view.root(), sub: '', name: '', children: [] };
     await build(root);
+    // Whiteouts (an image layer's tar, say) delete from the image what the archive itself does
+    // not hold in the end; the extraction already carried them out on its own entries. Which
+    // those are is asked before the copy, which moves the archive's files out of the scratch folder.
+    const removed: string[] = [];
+    for (const rel of whiteouts.removed) if (!(await view.lstat(`/${rel}`))) removed.push(rel);
     await w.ensureDir(target, parents);
     const under = (rel: string) => (rel === '' ? target : target === '/' ? `/${rel}` : `${target}/${rel}`);
     for (const c of root.children) await copyTree(c, under(c.name), dirs);
-    // Whiteouts (an image layer's tar, say) delete from the image what the archive itself does
-    // not hold in the end; the extraction already carried them out on its own entries.
     for (const rel of whiteouts.opaque) await w.makeOpaque(await resolveParents(w, under(rel)));
-    for (const rel of whiteouts.removed) {
-      if (!(await view.lstat(`/${rel}`))) await w.whiteout(await resolveParents(w, under(rel)));
-    }
+    for (const rel of removed) await w.whiteout(await resolveParents(w, under(rel)));
     await w.settle(); // the copies read from the scratch folder
   } finally {
     await w.settle().catch(() => undefined); // reported by the step; the scratch folder goes either way

@@ -82,6 +82,8 @@ export interface CopyOptions {
    * folder into one the destination has by giving it the entry's owner and mode.
    */
   namedDirs?: ReadonlySet<string>;
+  /** The source is kiln's own scratch folder (an extracted archive): its files are moved, not copied. */
+  moveFiles?: boolean;
 }
 
 export async function resolveCopyOptions(
@@ -129,7 +131,7 @@ export async function runCopyPlan(plan: CopyPlanItem[], w: DiffWriter, opts: Cop
  */
 export async function unpackArchive(archive: string, target: string, w: DiffWriter, opts: CopyOptions): Promise<void> {
   // (Its files are not the source's: nothing to look up digests of.)
-  const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, mode: undefined, digestOf: undefined, knownDigest: undefined };
+  const archOpts: CopyOptions = { ...opts, owner: opts.chownGiven ? opts.owner : undefined, mode: undefined, digestOf: undefined, knownDigest: undefined, moveFiles: true };
   const links = new Map<string, string>();
   await extractArchiveInto(archive, target, w, archOpts, parentMeta({ ...opts, mode: undefined }), (n, t, namedDirs) =>
     copyTreeNode(n, t, w, { ...archOpts, namedDirs }, links),
@@ -193,6 +195,10 @@ async function copyTreeNode(node: SelectedNode, target: string, w: DiffWriter, o
           return;
         }
         links.set(key, target);
+      }
+      if (opts.moveFiles) {
+        await w.moveFile(target, e.host, meta, e.stats.size);
+        return;
       }
       const digest = w.reuse && opts.digestOf ? (opts.knownDigest?.(e) ?? (await opts.digestOf(e))) : undefined;
       if (digest !== undefined && w.lendSync(target, e.host, meta, digest)) return;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { execFileSync } from 'node:child_process';
+import { lstatSync, readFileSync } from 'node:fs';
 import { mkdir, open, writeFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tar from 'tar-stream';
@@ -18,6 +19,9 @@ import { tempDir } from '../../helpers/tmp.js';
 import { openTestStore, makeSnapshot, runAndList, copyAction, fileOp, testCtx, F, D, L } from './helpers.js';
 import { RootfsView } from '../../../src/store/rootfs-view.js';
 import { headerChecksum } from '../../../src/util/tar/header.js';
+import { getXattr } from '../../../src/util/syscalls.js';
+import { entry } from '../../helpers/tar-blocks.js';
+import { encodePax } from '../../../src/util/tar/pax.js';
 
 const store = await openTestStore();
 const base = await makeSnapshot(store, { 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', 'etc/group': 'root:x:0:\n' });
@@ -153,11 +157,14 @@ test('ADD of a layer-like archive: its whiteouts delete from the image, its opaq
   layer.entry({ name: 'back', mode: 0o644 }, 'again');
   layer.entry({ name: '.wh.back', mode: 0o644 }, '');
   layer.entry({ name: 'kept', mode: 0o644 }, 'kept');
+  // Deleted from the image, then given again by the archive: the new file stays.
+  layer.entry({ name: '.wh.again', mode: 0o644 }, '');
+  layer.entry({ name: 'again', mode: 0o644 }, 'new');
   layer.finalize();
   await done;
   await writeFile(join(dir, 'layer.tar'), Buffer.concat(chunks));
   const lower = await makeSnapshot(store, {
-    'd/gone': 'g', 'd/stay': 's', 'usr/lib/old': 'o', lib: '->usr/lib', 'o/x': 'x', 'o/sub/y': 'y', back: 'b', kept: 'k',
+    'd/gone': 'g', 'd/stay': 's', 'usr/lib/old': 'o', lib: '->usr/lib', 'o/x': 'x', 'o/sub/y': 'y', back: 'b', kept: 'k', again: 'old',
   });
   const out = await runFile(fileOp(copyAction({ src: ['layer.tar'], dest: '/', add: true })), [
     { kind: 'state', layers: [lower] }, { kind: 'context', dir, excludePatterns: [] },
@@ -169,6 +176,43 @@ test('ADD of a layer-like archive: its whiteouts delete from the image, its opaq
     [['/d/gone', false], ['/d/stay', true], ['/usr/lib/old', false], ['/lib', true], ['/o/x', false], ['/o/sub', false], ['/o/new', true], ['/back', false], ['/kept', true]],
   );
   assert.equal((await merged.readFile('/kept')).toString(), 'kept');
+  assert.equal((await merged.readFile('/again')).toString(), 'new');
+});
+
+test('ADD moves the extracted files into the layer: hard links stay linked, a file capability survives (its file is copied), owners and modes are the archive\'s', async () => {
+  const dir = await tempDir('kiln-addmove-');
+  const cap = Buffer.from([1, 0, 0, 2, 0x00, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
+  const done = new Promise<void>((res) => pack.on('end', () => res()));
+  pack.entry({ name: 'bin/', type: 'directory', mode: 0o755 });
+  pack.entry({ name: 'bin/tool', mode: 0o4750, uid: 7, gid: 8 }, 'tool');
+  pack.entry({ name: 'bin/alias', type: 'link', linkname: 'bin/tool' });
+  pack.finalize();
+  await done;
+  // The capability's bytes go in a PAX record made here: tar-stream would encode them as UTF-8.
+  const archive = Buffer.concat(chunks);
+  const withCap = Buffer.concat([
+    archive.subarray(0, 512), // bin/
+    entry({ name: 'PaxHeaders/ping', type: 'x' }, encodePax([['SCHILY.xattr.security.capability', cap]])),
+    entry({ name: 'bin/ping', type: '0', mode: 0o755 }, 'ping'),
+    archive.subarray(512),
+  ]);
+  await writeFile(join(dir, 'move.tar'), withCap);
+  const out = await runFile(fileOp(copyAction({ src: ['move.tar'], dest: '/', add: true })), [
+    { kind: 'state', layers: [base] }, { kind: 'context', dir, excludePatterns: [] },
+  ], testCtx(store), `move-${Date.now()}`);
+  const fs = store.snapshotFs(out.snapshot!);
+  const tool = lstatSync(join(fs, 'bin/tool'));
+  assert.equal(tool.ino, lstatSync(join(fs, 'bin/alias')).ino, 'hard links stay hard links');
+  assert.equal(tool.nlink, 2);
+  assert.deepEqual([tool.mode & 0o7777, tool.uid, tool.gid], [0o4750, 7, 8]);
+  assert.equal(readFileSync(join(fs, 'bin/tool'), 'utf8'), 'tool');
+  assert.deepEqual(getXattr(join(fs, 'bin/ping'), 'security.capability'), cap);
+  assert.equal(readFileSync(join(fs, 'bin/ping'), 'utf8'), 'ping');
 });
 
 /** A tar archive of regular files made by tar-stream, with its two end blocks. */
