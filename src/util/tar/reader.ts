@@ -13,21 +13,10 @@
 // Names are latin1 strings, one char per byte (see extract.ts).
 
 import { BLOCK, END_OF_ARCHIVE } from './header.js';
-import { decodePaxBytes, headersModule } from './pax.js';
+import { decodePaxBytes, headersModule, type DecodedHeader } from './pax.js';
 
-export interface TarEntryHeader {
-  name: string;
-  /** tar-stream's type names; null for a type flag it does not know (GNU sparse 'S', a volume label). */
-  type: string | null;
-  mode: number;
-  uid: number;
-  gid: number;
-  /** Bytes of body that follow. */
-  size: number;
-  mtime: Date;
-  linkname: string | null;
-  devmajor: number;
-  devminor: number;
+/** A header as the codec reads it, with what PAX and GNU headers before it say; `size` is the body's. */
+export interface TarEntryHeader extends DecodedHeader {
   /** The entry's own PAX records, when it has a PAX header. */
   pax: Record<string, string> | null;
 }
@@ -144,19 +133,7 @@ export class TarReader {
       this.startBody(h.size);
       return;
     }
-    const header: TarEntryHeader = {
-      name: h.name,
-      type: h.type,
-      mode: h.mode,
-      uid: h.uid,
-      gid: h.gid,
-      size: h.size,
-      mtime: h.mtime,
-      linkname: h.linkname,
-      devmajor: h.devmajor,
-      devminor: h.devminor,
-      pax: this.pax,
-    };
+    const header: TarEntryHeader = { ...h, pax: this.pax };
     if (this.pax) applyPax(header, this.pax, at);
     if (this.longName !== undefined) header.name = this.longName;
     if (this.longLink !== undefined) header.linkname = this.longLink;
