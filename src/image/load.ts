@@ -5,15 +5,16 @@
 import { arch } from 'node:os';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import type { Digest } from '../graph/ops.js';
 import { normalizeReference } from '../registry/reference.js';
-import { removeTree, type Store } from '../store/store.js';
+import { removeTree, type SnapshotMeta, type Store } from '../store/store.js';
 import { hexOf, isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { extractTar } from '../util/tar/extract.js';
 import { openDecompressed } from '../util/tar/filter.js';
-import { hashingPassThrough } from '../util/tar/hash.js';
+import { offThreadHashingPassThrough } from '../util/tar/hash.js';
 import { compressionOfMediaType, layerMediaType } from './layers.js';
 import type { Descriptor, ImageConfigFile, ImageManifest, Platform } from './types.js';
 
@@ -162,13 +163,33 @@ export async function materializeLayer(store: Store, diffId: Digest, desc: Descr
   try {
     const fs = join(staging, 'fs');
     await mkdir(fs);
-    const raw = await openDecompressed(store.blobStream(blobRec.digest));
-    const hash = hashingPassThrough();
+    // The diffID check below covers the blob's bytes too: a corrupt blob cannot unpack to it.
+    const raw = await openDecompressed(store.blobStream(blobRec.digest, { sizeOnly: desc.size }));
+    const hash = offThreadHashingPassThrough();
     raw.on('error', (err) => hash.stream.destroy(err));
-    await extractTar(raw.pipe(hash.stream), fs, { whiteouts: 'overlay', label: `layer ${desc.digest}` });
-    if (hash.digest() !== diffId) throw new KilnError(`layer ${desc.digest} unpacks to ${hash.digest()}, but the image config says ${diffId}`);
+    // Images in the store refer to their layers uncompressed (cli/build.ts): the tar is kept as a
+    // blob on its way through, instead of being decompressed and hashed again when an image
+    // built on this one is written (1 s of a 2.9 s build FROM a 64 MB gzip Debian layer).
+    const tee = compression !== 'uncompressed' && !(await store.hasBlob(diffId)) ? store.blobTee() : undefined;
+    let tar: Readable = raw.pipe(hash.stream);
+    if (tee) {
+      hash.stream.on('error', (err) => tee.stream.destroy(err));
+      tar = tar.pipe(tee.stream);
+    }
+    const blobs: SnapshotMeta['blobs'] = { [compression]: blobRec };
+    try {
+      await extractTar(tar, fs, { whiteouts: 'overlay', label: `layer ${desc.digest}` });
+      const unpacked = await hash.digest();
+      if (unpacked !== diffId) throw new KilnError(`layer ${desc.digest} unpacks to ${unpacked}, but the image config says ${diffId}`);
+      if (tee) {
+        await tee.commit(diffId);
+        blobs.uncompressed = { digest: diffId, size: hash.size(), mediaType: layerMediaType('uncompressed') };
+      }
+    } finally {
+      tee?.discard();
+    }
     // An image's layer stays in images built on it even when it holds no entries.
-    await store.commitSnapshot(id, fs, { source: 'layer', diffId, size: hash.size(), empty: false, blobs: { [compression]: blobRec } });
+    await store.commitSnapshot(id, fs, { source: 'layer', diffId, size: hash.size(), empty: false, blobs });
     // Exports find the layer's blobs by diffID: an image pushed again keeps the bytes it was pulled with.
     await store.linkDiffId(diffId, id);
     return id;

@@ -2,7 +2,7 @@
 // Every write is staged in tmp/ and renamed into place, so a kill -9 at any moment leaves
 // the store valid, and several kiln processes can share one root.
 
-import { closeSync, createWriteStream, fsync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, fsync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, readFile, rename, rm, stat, writeFile, readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +16,7 @@ import { hexOf, isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { fileStream, makeDirs } from '../util/fs.js';
 import { packageRoot } from '../util/package-root.js';
-import { hashingPassThrough, type HashCheckpoint } from '../util/tar/hash.js';
+import { offThreadHashingPassThrough, type HashCheckpoint } from '../util/tar/hash.js';
 import { sweepStaleTemp } from './sweep.js';
 import { unmountAllUnder } from './mounts.js';
 import { markTopDirectory } from '../util/syscalls.js';
@@ -52,6 +52,13 @@ export interface StreamHasher {
   stream: Transform;
   digest(): Digest | Promise<Digest>;
   size(): number;
+}
+
+/** See Store.blobTee. */
+export interface BlobTee {
+  stream: Transform;
+  commit(digest: Digest): Promise<void>;
+  discard(): void;
 }
 
 export interface LayerBlobRecord {
@@ -253,11 +260,11 @@ export class Store {
   }
 
   /**
-   * Streams into tmp/ while hashing (with `counter`, by default Node's sha256 on the event
-   * loop); renamed in only when the digest matches `expected` (if given). With `head`, the blob
+   * Streams into tmp/ while hashing (with `counter`, by default on a thread-pool thread when
+   * OpenSSL's SHA-256 is reachable); renamed in only when the digest matches `expected` (if given). With `head`, the blob
    * starts with that blob's head and `source` is the rest (see HeadedBlobFile).
    */
-  async ingestStream(source: Readable, expected?: Digest, counter: StreamHasher = hashingPassThrough(), head?: BlobHead): Promise<BlobInfo> {
+  async ingestStream(source: Readable, expected?: Digest, counter: StreamHasher = offThreadHashingPassThrough(), head?: BlobHead): Promise<BlobInfo> {
     const tmp = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-ingest`);
     try {
       await pipeline(source, counter.stream, head ? new HeadedBlobFile(tmp, head) : createWriteStream(tmp));
@@ -270,6 +277,48 @@ export class Store {
     } finally {
       await rm(tmp, { force: true });
     }
+  }
+
+  /**
+   * A pass-through that also writes what flows through it to a file under tmp/, for bytes whose
+   * digest the caller computes anyway: `commit(digest)` moves the file into blobs/ under that
+   * digest (which must be its content's), `discard()` drops it. Writes are synchronous: they go
+   * to the page cache, and a thread-pool round trip per piece would cost more.
+   */
+  blobTee(): BlobTee {
+    const path = join(this.root, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}-tee`);
+    let fd: number | undefined = openSync(path, 'wx');
+    const close = () => {
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
+    };
+    const stream = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        try {
+          for (let off = 0; off < chunk.length; ) off += writeSync(fd!, chunk, off, chunk.length - off);
+        } catch (err) {
+          cb(err as Error);
+          return;
+        }
+        cb(null, chunk);
+      },
+      flush(cb) {
+        close();
+        cb();
+      },
+    });
+    stream.on('close', close);
+    return {
+      stream,
+      commit: async (digest) => {
+        close();
+        await rename(path, this.blobPath(digest));
+      },
+      discard: () => {
+        close();
+        rmSync(path, { force: true });
+      },
+    };
   }
 
   /** Moves a file that is already under tmp/ into blobs/, hashing it first. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile, mkdir, symlink, readFile } from 'node:fs/promises';
+import { writeFile, mkdir, symlink, readFile, readdir } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
 import { ensureLayer } from '../../src/image/layers.js';
@@ -138,6 +139,36 @@ test('loadImage: tag resolution, layers materialised once per diffID, diffID che
   const m = await fresh.writeBlob(JSON.stringify({ ...img.manifest, config: { ...img.manifest.config, digest: cfg.digest, size: cfg.size } }));
   await assert.rejects(loadImage(fresh, m.digest), /unpacks to sha256:.*but the image config says/);
   assert.deepEqual((await fresh.listSnapshots()).filter((s) => s.startsWith('layer-')).length <= 1, true);
+});
+
+test('loadImage keeps each gzip layer\'s tar as a blob while unpacking it (the local image needs it uncompressed); a layer that fails its diffID leaves neither blob nor scratch file', async () => {
+  const store = await Store.open(await tempDir());
+  const layers = await twoLayerImage(store, 1_600_000_000);
+  const img = await writeImage(store, { layers, config, history });
+  const fresh = await Store.open(await tempDir());
+  for (const l of img.manifest.layers) await fresh.writeBlob(await store.readBlob(l.digest as `sha256:${string}`));
+  await fresh.writeBlob(await store.readBlob(img.configDigest));
+  await fresh.writeBlob(await store.readBlob(img.manifestDigest));
+  const tmpFiles = async () => (await readdir(fresh.path('tmp'))).filter((n) => n.endsWith('-tee'));
+
+  const loaded = await loadImage(fresh, img.manifestDigest);
+  for (const [i, snap] of loaded.layerSnapshots.entries()) {
+    const diffId = img.config.rootfs.diff_ids[i]! as `sha256:${string}`;
+    const meta = await fresh.getSnapshot(snap);
+    assert.deepEqual(meta?.blobs?.uncompressed, { digest: diffId, size: meta?.size, mediaType: MediaType.ociLayer });
+    const gunzipped = gunzipSync(await fresh.readBlob(img.manifest.layers[i]!.digest as `sha256:${string}`));
+    assert.ok((await fresh.readBlob(diffId)).equals(gunzipped), `layer ${i}: the kept tar is the gzip blob's content`);
+  }
+  assert.deepEqual(await tmpFiles(), []);
+
+  const other = await Store.open(await tempDir());
+  for (const l of img.manifest.layers) await other.writeBlob(await store.readBlob(l.digest as `sha256:${string}`));
+  const swapped: ImageConfigFile = { ...img.config, rootfs: { type: 'layers', diff_ids: [img.config.rootfs.diff_ids[1]!, img.config.rootfs.diff_ids[0]!] } };
+  const cfg = await other.writeBlob(JSON.stringify(swapped));
+  const m = await other.writeBlob(JSON.stringify({ ...img.manifest, config: { ...img.manifest.config, digest: cfg.digest, size: cfg.size } }));
+  await assert.rejects(loadImage(other, m.digest), /unpacks to sha256:.*but the image config says/);
+  for (const d of img.config.rootfs.diff_ids) assert.equal(await other.hasBlob(d as `sha256:${string}`), false);
+  assert.deepEqual((await readdir(other.path('tmp'))).filter((n) => n.endsWith('-tee')), []);
 });
 
 test('recompressing at export keeps the diffIDs of layers made under SOURCE_DATE_EPOCH', async () => {
