@@ -4,6 +4,7 @@
 
 import { copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import pLimit from 'p-limit';
 import type { Digest } from '../graph/ops.js';
 import { normalizeReference, parseReference, familiarReference } from '../registry/reference.js';
 import { removeTree, type LayerCompression, type Store } from '../store/store.js';
@@ -12,7 +13,7 @@ import { KilnError } from '../util/errors.js';
 import type { ArchiveFile } from '../util/tar/archive.js';
 import { createLayerTar } from '../util/tar/write.js';
 import { extractTar } from '../util/tar/extract.js';
-import { compressionOfMediaType, ensureLayer, transcodeBlob } from '../image/layers.js';
+import { compressionOfMediaType, ensureLayer, LAYER_JOBS, transcodeBlob } from '../image/layers.js';
 import { materializeLayer, readJsonBlob, resolveManifest } from '../image/load.js';
 import { MediaType, type Descriptor, type ImageConfigFile, type ImageIndex, type ImageManifest } from '../image/types.js';
 import { writeArchiveAtomic, writeDirAtomic, writeStreamAtomic } from './atomic.js';
@@ -131,33 +132,40 @@ function defaultCompression(spec: OutputSpec): LayerCompression | undefined {
   return spec.type === 'oci' || spec.type === 'registry' || (spec.type === 'image' && spec.push) ? 'gzip' : undefined;
 }
 
+/** One layer of adaptImage: recompressed when `want` says so, with the media types the spec asks for. */
+async function adaptLayer(store: Store, l: Descriptor, diffId: Digest, want: LayerCompression | undefined, spec: OutputSpec): Promise<Descriptor> {
+  let next: Descriptor = { mediaType: l.mediaType, digest: l.digest, size: l.size };
+  const have = compressionOfMediaType(l.mediaType);
+  if (want && (want !== have || (spec.forceCompression && spec.compressionLevel !== undefined))) {
+    const snap = await store.snapshotForDiffId(diffId);
+    const meta = snap ? await store.getSnapshot(snap) : undefined;
+    // The snapshot's tar is remade with the epoch it was first made with, so its diffID holds.
+    const rec = snap && meta
+      ? (await ensureLayer(store, snap, want, spec.compressionLevel, { sourceDateEpoch: meta.tarEpoch ?? undefined })).descriptor
+      : await transcodeBlob(store, l.digest as Digest, diffId, want, spec.compressionLevel);
+    next = { mediaType: rec.mediaType, digest: rec.digest, size: rec.size };
+    if (snap && (await store.getSnapshot(snap))?.diffId !== diffId) {
+      throw new KilnError(`layer ${diffId} changed while being recompressed`);
+    }
+  }
+  next.mediaType = spec.ociMediaTypes === false ? (DOCKER_TYPES[next.mediaType] ?? next.mediaType) : (OCI_TYPES[next.mediaType] ?? next.mediaType);
+  return next;
+}
+
 /** Applies compression= and oci-mediatypes= to the image, writing a new manifest when anything changes. */
 async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec): Promise<ImageDocs> {
   const want: LayerCompression | undefined = defaultCompression(spec);
   const docker = spec.ociMediaTypes === false;
   const diffIds = docs.config.rootfs.diff_ids as Digest[];
-  let changed = false;
-  const layers: Descriptor[] = [];
-  for (let i = 0; i < docs.manifest.layers.length; i++) {
-    const l = docs.manifest.layers[i]!;
-    let next: Descriptor = { mediaType: l.mediaType, digest: l.digest, size: l.size };
-    const have = compressionOfMediaType(l.mediaType);
-    if (want && (want !== have || (spec.forceCompression && spec.compressionLevel !== undefined))) {
-      const snap = await store.snapshotForDiffId(diffIds[i]!);
-      const meta = snap ? await store.getSnapshot(snap) : undefined;
-      // The snapshot's tar is remade with the epoch it was first made with, so its diffID holds.
-      const rec = snap && meta
-        ? (await ensureLayer(store, snap, want, spec.compressionLevel, { sourceDateEpoch: meta.tarEpoch ?? undefined })).descriptor
-        : await transcodeBlob(store, l.digest as Digest, diffIds[i]!, want, spec.compressionLevel);
-      next = { mediaType: rec.mediaType, digest: rec.digest, size: rec.size };
-      if (snap && (await store.getSnapshot(snap))?.diffId !== diffIds[i]) {
-        throw new KilnError(`layer ${diffIds[i]} changed while being recompressed`);
-      }
-    }
-    next.mediaType = docker ? (DOCKER_TYPES[next.mediaType] ?? next.mediaType) : (OCI_TYPES[next.mediaType] ?? next.mediaType);
-    if (next.mediaType !== l.mediaType || next.digest !== l.digest) changed = true;
-    layers.push(next);
-  }
+  // Layers are recompressed side by side: compression takes a CPU each.
+  const limit = pLimit(LAYER_JOBS);
+  // All settle before a failure is reported: none is left writing into the store behind it.
+  const settled = await Promise.allSettled(docs.manifest.layers.map((l, i) => limit(() => adaptLayer(store, l, diffIds[i]!, want, spec))));
+  const layers = settled.map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  });
+  let changed = layers.some((n, i) => n.mediaType !== docs.manifest.layers[i]!.mediaType || n.digest !== docs.manifest.layers[i]!.digest);
   const manifestType = docker ? MediaType.dockerManifest : MediaType.ociManifest;
   const configType = docker ? MediaType.dockerConfig : MediaType.ociConfig;
   if (docs.manifest.mediaType !== manifestType || docs.manifest.config.mediaType !== configType) changed = true;

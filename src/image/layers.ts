@@ -13,7 +13,7 @@ import { createLayerTar, LAYER_TAR_FORMAT } from '../util/tar/write.js';
 import { previousLayerOf, type PreviousLayer } from './previous-layer.js';
 import type { BlobHead } from '../store/headed-blob-file.js';
 import { compressor, openDecompressed } from '../util/tar/filter.js';
-import { hashingPassThrough, layerHasher } from '../util/tar/hash.js';
+import { hashingPassThrough, layerHasher, offThreadHashingPassThrough } from '../util/tar/hash.js';
 import { resumableSha256Available } from '../util/sha256-resumable.js';
 import { MediaType, type Descriptor } from './types.js';
 
@@ -154,6 +154,9 @@ async function archive(
   return result(diffId, rec, entries === 0);
 }
 
+/** How many layers are archived or recompressed at once: compression is most of it, a CPU each. */
+export const LAYER_JOBS = Math.max(1, Math.min(4, availableParallelism()));
+
 /** Several layers at once, compressed in parallel; results in input order. */
 export async function ensureLayers(
   store: Store,
@@ -162,7 +165,7 @@ export async function ensureLayers(
   level?: number,
   opts: LayerOptions = {},
 ): Promise<LayerResult[]> {
-  const limit = pLimit(Math.max(1, Math.min(4, availableParallelism())));
+  const limit = pLimit(LAYER_JOBS);
   // A snapshot listed twice is archived once.
   const byId = new Map<string, Promise<LayerResult>>();
   for (const id of snapshotIds) if (!byId.has(id)) byId.set(id, limit(() => ensureLayer(store, id, compression, level, opts)));
@@ -211,12 +214,21 @@ async function transcode(store: Store, meta: SnapshotMeta, source: LayerBlobReco
  */
 export async function transcodeBlob(store: Store, source: Digest, diffId: Digest, compression: LayerCompression, level?: number): Promise<LayerBlobRecord> {
   const meta = { diffId };
-  const raw = await openDecompressed(store.blobStream(source));
-  const check = hashingPassThrough();
+  // The blob's own digest is not checked on the way in: the diffID check covers its bytes (a
+  // corrupt blob cannot decompress to it), and is hashed off the event loop.
+  const size = await store.blobSize(source).catch((err: unknown) => {
+    throw new KilnError(`blob ${source} is not in the store`, { cause: err });
+  });
+  const raw = await openDecompressed(store.blobStream(source, { sizeOnly: size }));
+  const check = offThreadHashingPassThrough();
   raw.on('error', (err) => check.stream.destroy(err));
-  const blob = await ingestThrough(store, raw.pipe(check.stream), compression, level, raw);
-  if (check.digest() !== meta.diffId) {
-    throw new KilnError(`layer blob ${source} does not decompress to diffID ${meta.diffId} (got ${check.digest()})`);
+  const blob = await ingestThrough(store, raw.pipe(check.stream), compression, level, raw).catch((err: unknown) => {
+    if (err instanceof KilnError) throw err;
+    throw new KilnError(`blob ${source} in the store is corrupt (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+  });
+  const got = await check.digest();
+  if (got !== meta.diffId) {
+    throw new KilnError(`layer blob ${source} does not decompress to diffID ${meta.diffId} (got ${got})`);
   }
   return { digest: blob.digest, size: blob.size, mediaType: layerMediaType(compression), ...(level !== undefined ? { level } : {}) };
 }

@@ -4,7 +4,8 @@ import { writeFile, mkdir, symlink, readFile, readdir } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { Store } from '../../src/store/store.js';
-import { ensureLayer } from '../../src/image/layers.js';
+import { ensureLayer, transcodeBlob } from '../../src/image/layers.js';
+import { KilnError } from '../../src/util/errors.js';
 import { writeImage } from '../../src/image/assemble.js';
 import { loadImage, resolveLocal } from '../../src/image/load.js';
 import { MediaType, type ImageConfigFile, type ImageManifest } from '../../src/image/types.js';
@@ -169,6 +170,31 @@ test('loadImage keeps each gzip layer\'s tar as a blob while unpacking it (the l
   await assert.rejects(loadImage(other, m.digest), /unpacks to sha256:.*but the image config says/);
   for (const d of img.config.rootfs.diff_ids) assert.equal(await other.hasBlob(d as `sha256:${string}`), false);
   assert.deepEqual((await readdir(other.path('tmp'))).filter((n) => n.endsWith('-tee')), []);
+});
+
+test('recompressing a layer blob that has no snapshot checks its content against the diffID: a corrupt blob of the right length is refused, and nothing is stored', async () => {
+  const store = await Store.open(await tempDir());
+  const layers = await twoLayerImage(store, 1_600_000_000);
+  const img = await writeImage(store, { layers, config, history, compression: 'uncompressed' });
+  const gz = await writeImage(store, { layers, config, history });
+  const blobsBefore = new Set(await store.listBlobs());
+  for (const [source, diffId] of [
+    [img.manifest.layers[0]!.digest, img.config.rootfs.diff_ids[0]!],
+    [gz.manifest.layers[0]!.digest, gz.config.rootfs.diff_ids[0]!],
+  ] as Array<[`sha256:${string}`, `sha256:${string}`]>) {
+    const bytes = await readFile(store.blobPath(source));
+    const good = await transcodeBlob(store, source, diffId, 'zstd');
+    assert.ok(await store.hasBlob(good.digest));
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(store.blobPath(source), bytes);
+    await assert.rejects(transcodeBlob(store, source, diffId, 'gzip', 9), (err: unknown) => {
+      assert.ok(err instanceof KilnError);
+      assert.match(err.message, new RegExp(`blob ${source} in the store is corrupt|${source} does not decompress to diffID ${diffId}`));
+      return true;
+    });
+  }
+  const added = (await store.listBlobs()).filter((d) => !blobsBefore.has(d));
+  assert.equal(added.length, 2, 'only the two good zstd blobs were stored');
 });
 
 test('recompressing at export keeps the diffIDs of layers made under SOURCE_DATE_EPOCH', async () => {
