@@ -157,7 +157,7 @@ async function buildIn(
   };
   const workers: Workers = {
     loadImage: async (digest) => {
-      const img = await loadImage(store, digest);
+      const img = await loadImage(store, digest, { signal });
       return { layers: img.layerSnapshots, history: img.config.history ?? [] };
     },
     runExec: async (op, inputs, ctx, snapshotId) => archiveEarly(op, await runExec(op, inputs, ctx, snapshotId)),

@@ -8,6 +8,7 @@ import type { ImageConfigFile, Platform } from '../image/types.js';
 import type { EventSink } from '../solver/events.js';
 import { resolveImage } from '../registry/pull.js';
 import { loadLayoutImage, type LayoutImage } from '../image/oci-layout.js';
+import { unpackAhead } from '../image/load.js';
 
 export interface ImageResolverOptions {
   pull: boolean;
@@ -34,6 +35,8 @@ export function makeImageResolver(store: Store, opts: ImageResolverOptions): Ima
         onEvent: (e) => {
           if (e.type === 'resolve') opts.emit({ type: 'message', level: 'info', text: `resolved ${e.ref} to ${e.digest}` });
         },
+        // Only images a build stage needs are resolved: each layer is unpacked as it arrives.
+        onLayer: (layer, diffId) => unpackAhead(store, diffId, layer, opts.signal),
       })).then((r) => ({ ref: r.ref, digest: r.digest, config: r.config }));
       seen.set(key, p);
     }

@@ -126,7 +126,7 @@ export async function resolveManifest(store: Store, digest: Digest, platform: Pl
   return { digest, manifest: doc as ImageManifest };
 }
 
-export async function loadImage(store: Store, refOrDigest: string, opts: { platform?: Platform } = {}): Promise<LoadedImage> {
+export async function loadImage(store: Store, refOrDigest: string, opts: { platform?: Platform; signal?: AbortSignal } = {}): Promise<LoadedImage> {
   const { digest } = await resolveLocal(store, refOrDigest);
   const { digest: manifestDigest, manifest } = await resolveManifest(store, digest, opts.platform);
   const configDigest = manifest.config.digest as Digest;
@@ -135,15 +135,40 @@ export async function loadImage(store: Store, refOrDigest: string, opts: { platf
   if (diffIds.length !== manifest.layers.length) {
     throw new KilnError(`image ${manifestDigest}: the config lists ${diffIds.length} layers, the manifest ${manifest.layers.length}`);
   }
-  const limit = pLimit(2);
-  const layerSnapshots = await Promise.all(
-    manifest.layers.map((desc, i) => limit(() => materializeLayer(store, diffIds[i]! as Digest, desc))),
-  );
+  const layerSnapshots = await Promise.all(manifest.layers.map((desc, i) => materializeLayer(store, diffIds[i]! as Digest, desc, opts.signal)));
   return { manifestDigest, manifest, configDigest, config, layerSnapshots };
 }
 
-/** The snapshot of one image layer, extracted from its blob the first time it is needed. */
-export async function materializeLayer(store: Store, diffId: Digest, desc: Descriptor): Promise<string> {
+/** Layers unpacked at once: two keep the disk busy while one waits on its decompression. */
+const unpackLimit = pLimit(2);
+/** Unpackings under way, by store and diffID: a layer asked for twice is unpacked once. */
+const unpacking = new Map<string, Promise<string>>();
+
+/**
+ * The snapshot of one image layer, extracted from its blob the first time it is needed. A call
+ * while the same layer is being unpacked (in this process) waits for that unpacking.
+ */
+export function materializeLayer(store: Store, diffId: Digest, desc: Descriptor, signal?: AbortSignal): Promise<string> {
+  const key = `${store.root}\0${diffId}`;
+  let p = unpacking.get(key);
+  if (!p) {
+    p = unpackLimit(() => unpackLayer(store, diffId, desc, signal));
+    unpacking.set(key, p);
+    const forget = () => void unpacking.delete(key);
+    p.then(forget, forget);
+  }
+  return p;
+}
+
+/**
+ * Starts unpacking a layer whose blob has just arrived, for a build that will need it: the
+ * build's own materializeLayer then finds it done or under way, and reports its failure.
+ */
+export function unpackAhead(store: Store, diffId: Digest, desc: Descriptor, signal?: AbortSignal): void {
+  materializeLayer(store, diffId, desc, signal).catch(() => undefined);
+}
+
+async function unpackLayer(store: Store, diffId: Digest, desc: Descriptor, signal: AbortSignal | undefined): Promise<string> {
   if (!isDigest(diffId)) throw new KilnError(`bad diffID ${diffId}`);
   const id = layerSnapshotId(diffId);
   const compression = compressionOfMediaType(desc.mediaType);
@@ -178,7 +203,7 @@ export async function materializeLayer(store: Store, diffId: Digest, desc: Descr
     }
     const blobs: SnapshotMeta['blobs'] = { [compression]: blobRec };
     try {
-      await extractTar(tar, fs, { whiteouts: 'overlay', label: `layer ${desc.digest}` });
+      await extractTar(tar, fs, { whiteouts: 'overlay', label: `layer ${desc.digest}`, signal });
       const unpacked = await hash.digest();
       if (unpacked !== diffId) throw new KilnError(`layer ${desc.digest} unpacks to ${unpacked}, but the image config says ${diffId}`);
       if (tee) {

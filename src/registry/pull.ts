@@ -28,6 +28,11 @@ export interface PullOptions extends RegistryOptions {
   /** Also fetch layer blobs (default true); false stops at manifest + config. */
   layers?: boolean;
   onEvent?: (e: RegistryEvent) => void;
+  /**
+   * While layers are fetched: called for each as soon as its blob is in the store (downloaded, or
+   * there already), with its diffID from the config: a build unpacks it while others download.
+   */
+  onLayer?: (layer: Descriptor, diffId: Digest) => void;
 }
 
 export interface ResolveOptions extends PullOptions {
@@ -179,7 +184,14 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions = {
   const config = parseJson<ImageConfigFile>(await store.readBlob(manifest.config.digest as Digest), `${name}: config ${manifest.config.digest}`);
   if (opts.layers ?? true) {
     const limit = pLimit(opts.concurrency ?? 4);
-    const jobs = manifest.layers.map((l) => limit(() => fetchOne(l)));
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    const jobs = manifest.layers.map((l, i) =>
+      limit(async () => {
+        await fetchOne(l);
+        // A config that does not match the manifest is loadImage's to report.
+        if (diffIds.length === manifest.layers.length) opts.onLayer?.(l, diffIds[i] as Digest);
+      }),
+    );
     const settled = await Promise.allSettled(jobs);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;

@@ -11,7 +11,8 @@ import { startRegistry, completedUploads, blobDownloads, freePort, type TestRegi
 import { Store } from '../../src/store/store.js';
 import { pushImage } from '../../src/registry/push.js';
 import { pullImage, resolveImage } from '../../src/registry/pull.js';
-import type { ImageIndex } from '../../src/image/types.js';
+import type { ImageIndex, ImageManifest } from '../../src/image/types.js';
+import { materializeLayer } from '../../src/image/load.js';
 import { allBlobs, busyboxLayer, fileLayer, imageOf, indexOf, storeImage, writeOciLayout, type ImageBlobs, type Layer } from './fixtures.js';
 
 // Top level, not before(): helpers tie cleanup to the test context they start in.
@@ -109,6 +110,41 @@ test('kiln pulls an image skopeo pushed; a second pull downloads nothing', async
   assert.equal(local.digest, pushedDigest);
   assert.equal(local.downloaded, 0);
   assert.equal(reg.requests().length, reqs);
+});
+
+test('a build\'s pull hands over each layer as soon as its blob is stored, with its diffID; unpacking one layer twice at once unpacks it once', async () => {
+  const own = imageOf([bb, await fileLayer('etc/early', 'unpacked early\n'), await fileLayer('etc/late', 'late\n')]);
+  const src = await storeWith(own, `${reg.host}/early/unpack:1`);
+  await pushImage(src.store, own.manifest.digest, `${reg.host}/early/unpack:1`);
+  const store = await Store.open(await tempDir('kiln-store-'));
+  const handed: Array<{ digest: string; diffId: string; stored: Promise<boolean> }> = [];
+  const pulled = await pullImage(store, `${reg.host}/early/unpack:1`, {
+    onLayer: (layer, diffId) => handed.push({ digest: layer.digest, diffId, stored: store.hasBlob(layer.digest as `sha256:${string}`) }),
+  });
+  assert.deepEqual(handed.map((h) => h.digest).sort(), pulled.manifest.layers.map((l) => l.digest).sort());
+  for (const h of handed) {
+    assert.equal(await h.stored, true, 'the blob is in the store when its layer is handed over');
+    const i = pulled.manifest.layers.findIndex((l) => l.digest === h.digest);
+    assert.equal(h.diffId, pulled.config.rootfs.diff_ids[i]);
+  }
+  const [layer, diffId] = [pulled.manifest.layers[1]!, pulled.config.rootfs.diff_ids[1]! as `sha256:${string}`];
+  const first = materializeLayer(store, diffId, layer);
+  assert.equal(materializeLayer(store, diffId, layer), first, 'a second ask waits for the unpacking under way');
+  const snap = await first;
+  assert.equal(await readFile(join(store.snapshotFs(snap), 'etc/early'), 'utf8'), 'unpacked early\n');
+});
+
+test('an unpacking stopped by the build\'s signal leaves no snapshot and no scratch folder; asked again, it unpacks', async () => {
+  const own = imageOf([bb]);
+  const { store } = await storeWith(own);
+  const aborted = AbortSignal.abort(new Error('build cancelled (SIGINT)'));
+  const layer = (JSON.parse(own.manifest.bytes.toString()) as ImageManifest).layers[0]!;
+  const diffId = own.layers[0]!.diffId;
+  await assert.rejects(materializeLayer(store, diffId, layer, aborted), /build cancelled \(SIGINT\)/);
+  assert.deepEqual((await store.listSnapshots()).filter((s) => s.startsWith('layer-')), []);
+  assert.deepEqual(await readdir(store.path('tmp')), []);
+  const snap = await materializeLayer(store, diffId, layer);
+  assert.ok((await readdir(join(store.snapshotFs(snap), 'bin'))).includes('busybox'));
 });
 
 test('a multi-platform index: --platform picks the image, the default is this machine', async () => {

@@ -45,6 +45,8 @@ export interface ExtractOptions {
   whiteouts: WhiteoutMode;
   /** Shown in errors: which archive this was. */
   label?: string;
+  /** Stops the extraction between pieces of the archive (what is written stays, for the caller to remove). */
+  signal?: AbortSignal;
 }
 
 export interface ExtractStats {
@@ -290,7 +292,10 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   try {
     // Leaving the loop on an error destroys the input. Bytes after the end blocks are read and
     // dropped (as Docker's extractor ignores them), not left to a writer that would get EPIPE.
-    for await (const chunk of input as AsyncIterable<Buffer>) reader.push(chunk);
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      opts.signal?.throwIfAborted();
+      reader.push(chunk);
+    }
     reader.finish();
   } catch (err) {
     reader.abort();
