@@ -8,7 +8,7 @@ import type { ImageConfigFile, Platform } from '../image/types.js';
 import type { EventSink } from '../solver/events.js';
 import { resolveImage } from '../registry/pull.js';
 import { loadLayoutImage, type LayoutImage } from '../image/oci-layout.js';
-import { unpackAhead } from '../image/load.js';
+import { unpackAhead, unpackWhileDownloading } from '../image/load.js';
 
 export interface ImageResolverOptions {
   pull: boolean;
@@ -35,7 +35,9 @@ export function makeImageResolver(store: Store, opts: ImageResolverOptions): Ima
         onEvent: (e) => {
           if (e.type === 'resolve') opts.emit({ type: 'message', level: 'info', text: `resolved ${e.ref} to ${e.digest}` });
         },
-        // Only images a build stage needs are resolved: each layer is unpacked as it arrives.
+        // Only images a build stage needs are resolved: each layer is unpacked as it downloads
+        // (or, when its blob was there already or came on a retry, once it is stored).
+        onLayerDownload: (layer, diffId, bytes, stored) => unpackWhileDownloading(store, diffId, layer, bytes, stored, opts.signal),
         onLayer: (layer, diffId) => unpackAhead(store, diffId, layer, opts.signal),
       })).then((r) => ({ ref: r.ref, digest: r.digest, config: r.config }));
       seen.set(key, p);

@@ -168,7 +168,39 @@ export function unpackAhead(store: Store, diffId: Digest, desc: Descriptor, sign
   materializeLayer(store, diffId, desc, signal).catch(() => undefined);
 }
 
-async function unpackLayer(store: Store, diffId: Digest, desc: Descriptor, signal: AbortSignal | undefined): Promise<string> {
+/**
+ * unpackAhead for a layer still downloading: unpacks `bytes` (the blob as it arrives), and
+ * commits the snapshot only once `stored` says the blob is in the store, checked against its
+ * digest. When the layer is already being unpacked or this fails, a later materializeLayer
+ * unpacks from the stored blob as usual.
+ */
+export function unpackWhileDownloading(store: Store, diffId: Digest, desc: Descriptor, bytes: Readable, stored: Promise<void>, signal?: AbortSignal): void {
+  const key = `${store.root}\0${diffId}`;
+  if (unpacking.has(key)) {
+    bytes.destroy();
+    return;
+  }
+  // Not bound by unpackLimit: the downloads bound these, and one waiting for a slot would hold
+  // its download back.
+  const p = unpackLayer(store, diffId, desc, signal, { bytes, stored });
+  unpacking.set(key, p);
+  const forget = () => void unpacking.delete(key);
+  p.then(forget, forget);
+}
+
+async function unpackLayer(
+  store: Store, diffId: Digest, desc: Descriptor, signal: AbortSignal | undefined, arriving?: { bytes: Readable; stored: Promise<void> },
+): Promise<string> {
+  try {
+    return await unpackLayerFrom(store, diffId, desc, signal, arriving);
+  } finally {
+    arriving?.bytes.destroy(); // read to its end, or given up: the download goes on without it
+  }
+}
+
+async function unpackLayerFrom(
+  store: Store, diffId: Digest, desc: Descriptor, signal: AbortSignal | undefined, arriving: { bytes: Readable; stored: Promise<void> } | undefined,
+): Promise<string> {
   if (!isDigest(diffId)) throw new KilnError(`bad diffID ${diffId}`);
   const id = layerSnapshotId(diffId);
   const compression = compressionOfMediaType(desc.mediaType);
@@ -183,13 +215,13 @@ async function unpackLayer(store: Store, diffId: Digest, desc: Descriptor, signa
     await store.linkDiffId(diffId, id);
     return id;
   }
-  if (!(await store.hasBlob(blobRec.digest))) throw new KilnError(`layer blob ${desc.digest} is not in the store`);
+  if (!arriving && !(await store.hasBlob(blobRec.digest))) throw new KilnError(`layer blob ${desc.digest} is not in the store`);
   const staging = await store.tempDir('layer');
   try {
     const fs = join(staging, 'fs');
     await mkdir(fs);
     // The diffID check below covers the blob's bytes too: a corrupt blob cannot unpack to it.
-    const raw = await openDecompressed(store.blobStream(blobRec.digest, { sizeOnly: desc.size }));
+    const raw = await openDecompressed(arriving?.bytes ?? store.blobStream(blobRec.digest, { sizeOnly: desc.size }));
     const hash = offThreadHashingPassThrough();
     raw.on('error', (err) => hash.stream.destroy(err));
     // Images in the store refer to their layers uncompressed (cli/build.ts): the tar is kept as a
@@ -206,6 +238,8 @@ async function unpackLayer(store: Store, diffId: Digest, desc: Descriptor, signa
       await extractTar(tar, fs, { whiteouts: 'overlay', label: `layer ${desc.digest}`, signal });
       const unpacked = await hash.digest();
       if (unpacked !== diffId) throw new KilnError(`layer ${desc.digest} unpacks to ${unpacked}, but the image config says ${diffId}`);
+      // The snapshot records the blob: it must be in the store first.
+      await arriving?.stored;
       if (tee) {
         await tee.commit(diffId);
         blobs.uncompressed = { digest: diffId, size: hash.size(), mediaType: layerMediaType('uncompressed') };

@@ -4,6 +4,7 @@
 
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
+import { branch } from '../util/stream-branch.js';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
 import type { Descriptor, ImageConfigFile, ImageIndex, ImageManifest, Platform } from '../image/types.js';
@@ -33,6 +34,12 @@ export interface PullOptions extends RegistryOptions {
    * there already), with its diffID from the config: a build unpacks it while others download.
    */
   onLayer?: (layer: Descriptor, diffId: Digest) => void;
+  /**
+   * Called as a layer's download starts, with its bytes as they arrive (the first attempt's
+   * only) and a promise that settles once the blob is in the store, checked against its digest,
+   * or fails: a build unpacks the layer on the way. The bytes must be read, or destroyed.
+   */
+  onLayerDownload?: (layer: Descriptor, diffId: Digest, bytes: Readable, stored: Promise<void>) => void;
 }
 
 export interface ResolveOptions extends PullOptions {
@@ -164,7 +171,7 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions = {
   opts.onEvent?.({ type: 'resolve', ref: name, digest: manifestDigest });
 
   let downloaded = 0;
-  const fetchOne = async (d: Descriptor): Promise<void> => {
+  const fetchOne = async (d: Descriptor, diffId?: Digest): Promise<void> => {
     const digest = d.digest as Digest;
     if (await store.hasBlob(digest)) {
       opts.onEvent?.({ type: 'blob-skip', ref: name, digest, reason: 'present' });
@@ -174,7 +181,8 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions = {
       throw new KilnError(`${name}: layer ${digest} is a foreign layer (hosted at ${d.urls[0]}); kiln does not fetch those`);
     }
     opts.onEvent?.({ type: 'blob-start', ref: name, digest, size: d.size });
-    await downloadBlob(store, client, repo, digest, name);
+    const tap = diffId && opts.onLayerDownload ? (bytes: Readable, stored: Promise<void>) => opts.onLayerDownload!(d, diffId, bytes, stored) : undefined;
+    await downloadBlob(store, client, repo, digest, name, tap);
     downloaded++;
     opts.onEvent?.({ type: 'blob-done', ref: name, digest, size: d.size });
   };
@@ -187,9 +195,10 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions = {
     const diffIds = config.rootfs?.diff_ids ?? [];
     const jobs = manifest.layers.map((l, i) =>
       limit(async () => {
-        await fetchOne(l);
         // A config that does not match the manifest is loadImage's to report.
-        if (diffIds.length === manifest.layers.length) opts.onLayer?.(l, diffIds[i] as Digest);
+        const diffId = diffIds.length === manifest.layers.length ? (diffIds[i] as Digest) : undefined;
+        await fetchOne(l, diffId);
+        if (diffId) opts.onLayer?.(l, diffId);
       }),
     );
     const settled = await Promise.allSettled(jobs);
@@ -218,15 +227,29 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions = {
  * Streams one blob into the store, verified against its digest; a mismatch stores nothing and
  * is final. A connection that breaks mid-stream is retried (registries behind CDNs do that).
  */
-async function downloadBlob(store: Store, client: RegistryClient, repo: string, digest: Digest, name: string): Promise<void> {
+async function downloadBlob(
+  store: Store, client: RegistryClient, repo: string, digest: Digest, name: string, tap?: (bytes: Readable, stored: Promise<void>) => void,
+): Promise<void> {
   const attempts = 3;
   for (let attempt = 1; ; attempt++) {
     let body: Readable | undefined;
+    let outcome: { stored: () => void; failed: (err: unknown) => void } | undefined;
     try {
       body = await client.fetchBlob(repo, digest);
-      await store.ingestStream(body, digest);
+      let source: Readable = body;
+      if (attempt === 1 && tap) {
+        const b = branch();
+        body.on('error', (err) => b.stream.destroy(err));
+        source = body.pipe(b.stream);
+        const stored = new Promise<void>((resolve, reject) => (outcome = { stored: resolve, failed: reject }));
+        stored.catch(() => undefined); // the tap's to see; the download reports its own failure
+        tap(b.side, stored);
+      }
+      await store.ingestStream(source, digest);
+      outcome?.stored();
       return;
     } catch (err) {
+      outcome?.failed(err);
       body?.destroy();
       if (err instanceof KilnError && err.message.includes('does not match')) {
         throw new KilnError(`${name}: blob ${digest} from ${client.registry} is corrupt: ${err.message}`);

@@ -3,13 +3,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runKiln } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/tmp.js';
 import { startRegistry, startProxy } from '../helpers/registry.js';
 import { Store } from '../../src/store/store.js';
 import { pushImage } from '../../src/registry/push.js';
+import { layerSnapshotId } from '../../src/image/load.js';
 import { fileLayer, imageOf, storeImage } from './fixtures.js';
 
 const reg = await startRegistry();
@@ -50,4 +51,31 @@ test('a connection cut in the middle of a blob is retried and the pull completes
   const store = await Store.open(root);
   assert.equal(await store.hasBlob(bad.digest), true);
   assert.deepEqual(await readdir(join(root, 'tmp')), []);
+});
+
+// A build unpacks each layer while it downloads (image/load.ts unpackWhileDownloading): the
+// unpacking must neither commit a layer the download then refuses, nor leave anything behind.
+test('kiln build FROM an image whose layer arrives corrupt fails naming the blob, with no layer snapshot or scratch left; a cut download is retried and the build sees the whole layer', async () => {
+  const ctx = await tempDir('kiln-ctx-');
+  const build = async (host: string, root: string) => {
+    await writeFile(join(ctx, 'Dockerfile'), `FROM ${host}/corrupt/img:1\nCOPY Dockerfile /copied\n`);
+    return runKiln(['build', '--root', root, '--progress', 'plain', '-o', `type=local,dest=${join(root, '..', 'out')}`, ctx]);
+  };
+  const root = join(await tempDir('kiln-bstore-'), 'store');
+  const r = await build(proxy.host, root);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`blob ${bad.digest} from ${proxy.host} is corrupt`));
+  const store = await Store.open(root);
+  assert.equal((await store.listSnapshots()).includes(layerSnapshotId(bad.diffId)), false);
+  assert.equal(await store.hasBlob(bad.digest), false);
+  assert.deepEqual(await readdir(join(root, 'tmp')), []);
+
+  breaks = 0;
+  const root2 = join(await tempDir('kiln-bstore-'), 'store');
+  const ok = await build(flaky.host, root2);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(breaks, 2, 'the first GET of the big layer was cut');
+  assert.equal(await readFile(join(root2, '..', 'out', 'bad'), 'utf8'), 'x'.repeat(200_000));
+  assert.equal(await readFile(join(root2, '..', 'out', 'good'), 'utf8'), 'fine\n');
+  assert.deepEqual(await readdir(join(root2, 'tmp')), []);
 });

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { runKiln, runProgram } from '../helpers/kiln.js';
@@ -12,7 +12,7 @@ import { Store } from '../../src/store/store.js';
 import { pushImage } from '../../src/registry/push.js';
 import { pullImage, resolveImage } from '../../src/registry/pull.js';
 import type { ImageIndex, ImageManifest } from '../../src/image/types.js';
-import { materializeLayer } from '../../src/image/load.js';
+import { materializeLayer, unpackWhileDownloading } from '../../src/image/load.js';
 import { allBlobs, busyboxLayer, fileLayer, imageOf, indexOf, storeImage, writeOciLayout, type ImageBlobs, type Layer } from './fixtures.js';
 
 // Top level, not before(): helpers tie cleanup to the test context they start in.
@@ -132,6 +132,24 @@ test('a build\'s pull hands over each layer as soon as its blob is stored, with 
   assert.equal(materializeLayer(store, diffId, layer), first, 'a second ask waits for the unpacking under way');
   const snap = await first;
   assert.equal(await readFile(join(store.snapshotFs(snap), 'etc/early'), 'utf8'), 'unpacked early\n');
+});
+
+test('a build\'s pull unpacks each layer from its download: the layer is unpacked without reading the stored blob, and records both of its blobs', async () => {
+  const own = imageOf([bb, await fileLayer('etc/streamed', 'unpacked on the way\n')]);
+  const src = await storeWith(own, `${reg.host}/stream/unpack:1`);
+  await pushImage(src.store, own.manifest.digest, `${reg.host}/stream/unpack:1`);
+  const store = await Store.open(await tempDir('kiln-store-'));
+  const pulled = await pullImage(store, `${reg.host}/stream/unpack:1`, {
+    onLayerDownload: (layer, diffId, bytes, stored) => unpackWhileDownloading(store, diffId, layer, bytes, stored),
+  });
+  // Gone from the store: only an unpacking from the download can still give the layers.
+  for (const l of pulled.manifest.layers) await rm(store.blobPath(l.digest as `sha256:${string}`));
+  const snaps = await Promise.all(pulled.manifest.layers.map((l, i) => materializeLayer(store, pulled.config.rootfs.diff_ids[i]! as `sha256:${string}`, l)));
+  assert.equal(await readFile(join(store.snapshotFs(snaps[1]!), 'etc/streamed'), 'utf8'), 'unpacked on the way\n');
+  const meta = await store.getSnapshot(snaps[1]!);
+  assert.equal(meta?.blobs?.gzip?.digest, pulled.manifest.layers[1]!.digest);
+  assert.equal(meta?.blobs?.uncompressed?.digest, pulled.config.rootfs.diff_ids[1]);
+  assert.deepEqual(await readdir(store.path('tmp')), []);
 });
 
 test('an unpacking stopped by the build\'s signal leaves no snapshot and no scratch folder; asked again, it unpacks', async () => {
