@@ -2,6 +2,7 @@
 // the small servers registry tests put around it: a token server for bearer auth, and a proxy
 // that counts requests and can corrupt blobs on their way through.
 
+import { Transform } from 'node:stream';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createServer, get as httpGet, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { get as httpsGet } from 'node:https';
@@ -306,6 +307,8 @@ export interface ProxyOptions {
   corruptBlob?: (digest: string) => boolean;
   /** Cut the connection after the first chunk of a blob GET whose digest this returns true for. */
   breakBlob?: (digest: string) => boolean;
+  /** Send the body of a blob GET at most this many bytes a second (undefined: at full speed). */
+  throttleBlob?: (digest: string) => number | undefined;
 }
 
 /** An HTTP proxy in front of `target` (`127.0.0.1:PORT`) that records requests and can corrupt blobs. */
@@ -329,6 +332,20 @@ export async function startProxy(target: string, opts: ProxyOptions = {}): Promi
             upRes.destroy();
             res.destroy();
           });
+          return;
+        }
+        const rate = req.method === 'GET' && blob !== null ? opts.throttleBlob?.(blob[1]!) : undefined;
+        if (rate !== undefined) {
+          const start = Date.now();
+          let sent = 0;
+          const slow = new Transform({
+            transform(chunk: Buffer, _enc, cb) {
+              sent += chunk.length;
+              setTimeout(() => cb(null, chunk), Math.max(0, start + (sent / rate) * 1000 - Date.now()));
+            },
+          });
+          upRes.pipe(slow).pipe(res);
+          res.on('close', () => upRes.destroy());
           return;
         }
         if (!corrupt) {

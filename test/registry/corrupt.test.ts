@@ -11,7 +11,10 @@ import { startRegistry, startProxy } from '../helpers/registry.js';
 import { Store } from '../../src/store/store.js';
 import { pushImage } from '../../src/registry/push.js';
 import { layerSnapshotId } from '../../src/image/load.js';
-import { fileLayer, imageOf, storeImage } from './fixtures.js';
+import { busyboxLayer, fileLayer, imageOf, storeImage } from './fixtures.js';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { kilnBin } from '../helpers/paths.js';
 
 const reg = await startRegistry();
 const good = await fileLayer('good', 'fine\n');
@@ -78,4 +81,33 @@ test('kiln build FROM an image whose layer arrives corrupt fails naming the blob
   assert.equal(await readFile(join(root2, '..', 'out', 'bad'), 'utf8'), 'x'.repeat(200_000));
   assert.equal(await readFile(join(root2, '..', 'out', 'good'), 'utf8'), 'fine\n');
   assert.deepEqual(await readdir(join(root2, 'tmp')), []);
+});
+
+test('Ctrl-C while a base image downloads and unpacks: exit 130 at once, no layer snapshot, nothing in tmp/, the store verifies', async () => {
+  const big = await busyboxLayer();
+  const slowImg = imageOf([big, good]);
+  await storeImage(src, slowImg);
+  await pushImage(src, slowImg.manifest.digest, `${reg.host}/slow/img:1`);
+  // About 4 s to send the busybox layer.
+  const slow = await startProxy(reg.host, { throttleBlob: (d) => (d === big.digest ? Math.ceil(big.bytes.length / 4) : undefined) });
+  const ctx = await tempDir('kiln-ctx-');
+  await writeFile(join(ctx, 'Dockerfile'), `FROM ${slow.host}/slow/img:1\nCOPY Dockerfile /copied\n`);
+  const root = join(await tempDir('kiln-slow-'), 'store');
+  const child = spawn(kilnBin, ['build', '--root', root, '--progress', 'plain', ctx], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for (let i = 0; i < 200 && !slow.requests.some((q) => q.url.endsWith(`/blobs/${big.digest}`)); i++) await sleep(25);
+  await sleep(800); // part of the layer is in, and unpacked
+  const pressed = Date.now();
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, stderr);
+  assert.ok(Date.now() - pressed < 2500, `kiln took ${Date.now() - pressed} ms to stop`);
+  assert.match(stderr, /build cancelled \(SIGINT\)/);
+  const store = await Store.open(root);
+  assert.equal((await store.listSnapshots()).includes(layerSnapshotId(big.diffId)), false);
+  assert.equal(await store.hasBlob(big.digest), false);
+  assert.deepEqual(await readdir(join(root, 'tmp')), []);
+  const verify = await runKiln(['store', 'verify', '--root', root]);
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
 });
