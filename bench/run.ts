@@ -20,7 +20,7 @@ import { KilnError, errorMessage } from '../src/util/errors.js';
 import { buildTable, renderTable, parseSamples } from './peers/table.js';
 
 /** Benchmarks other issues asked for: module (dist/bench/NAME.js) exporting `bench*()` functions. */
-const OWN_BENCHES = ['parse', 'export', 'run-overhead', 'rebuild', 'registry'];
+const OWN_BENCHES = ['parse', 'export', 'run-overhead', 'rebuild', 'registry', 'from-image'];
 const KILN_CASES = 'runsteps copyheavy multistage runtrue50 largecontext layers200 unpackrootfs';
 const PEER_BUILDERS = 'docker_buildkit buildah_oci podman';
 

@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { branch } from '../util/stream-branch.js';
+import { coalesce } from '../util/coalesce.js';
 import type { Digest } from '../graph/ops.js';
 import type { Store } from '../store/store.js';
 import type { Descriptor, ImageConfigFile, ImageIndex, ImageManifest, Platform } from '../image/types.js';
@@ -236,11 +237,13 @@ async function downloadBlob(
     let outcome: { stored: () => void; failed: (err: unknown) => void } | undefined;
     try {
       body = await client.fetchBlob(repo, digest);
-      let source: Readable = body;
+      const pieces = coalesce();
+      body.on('error', (err) => pieces.destroy(err));
+      let source: Readable = body.pipe(pieces);
       if (attempt === 1 && tap) {
         const b = branch();
-        body.on('error', (err) => b.stream.destroy(err));
-        source = body.pipe(b.stream);
+        pieces.on('error', (err) => b.stream.destroy(err));
+        source = pieces.pipe(b.stream);
         const stored = new Promise<void>((resolve, reject) => (outcome = { stored: resolve, failed: reject }));
         stored.catch(() => undefined); // the tap's to see; the download reports its own failure
         tap(b.side, stored);
