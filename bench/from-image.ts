@@ -13,9 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { launchRegistry } from '../test/helpers/registry.js';
+import { launchRegistry, throttle } from '../test/helpers/registry.js';
 import { kilnBin } from '../test/helpers/paths.js';
 import { Store } from '../src/store/store.js';
 import { MediaType, type ImageConfigFile, type ImageManifest } from '../src/image/types.js';
@@ -63,15 +62,7 @@ async function throttlingProxy(target: string, rate: number): Promise<{ host: st
     const up = request({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
       if (!/\/blobs\/sha256:/.test(req.url ?? '')) return void upRes.pipe(res);
-      const start = Date.now();
-      let sent = 0;
-      const slow = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          sent += chunk.length;
-          setTimeout(() => cb(null, chunk), Math.max(0, start + (sent / rate) * 1000 - Date.now()));
-        },
-      });
-      upRes.pipe(slow).pipe(res);
+      upRes.pipe(throttle(rate)).pipe(res);
     });
     up.on('error', () => res.destroy());
     req.pipe(up);

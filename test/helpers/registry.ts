@@ -311,6 +311,18 @@ export interface ProxyOptions {
   throttleBlob?: (digest: string) => number | undefined;
 }
 
+/** A pass-through that lets at most `rate` bytes a second through (a registry across a network). */
+export function throttle(rate: number): Transform {
+  const start = Date.now();
+  let sent = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      sent += chunk.length;
+      setTimeout(() => cb(null, chunk), Math.max(0, start + (sent / rate) * 1000 - Date.now()));
+    },
+  });
+}
+
 /** An HTTP proxy in front of `target` (`127.0.0.1:PORT`) that records requests and can corrupt blobs. */
 export async function startProxy(target: string, opts: ProxyOptions = {}): Promise<TestProxy> {
   const [thost, tport] = target.split(':');
@@ -336,15 +348,7 @@ export async function startProxy(target: string, opts: ProxyOptions = {}): Promi
         }
         const rate = req.method === 'GET' && blob !== null ? opts.throttleBlob?.(blob[1]!) : undefined;
         if (rate !== undefined) {
-          const start = Date.now();
-          let sent = 0;
-          const slow = new Transform({
-            transform(chunk: Buffer, _enc, cb) {
-              sent += chunk.length;
-              setTimeout(() => cb(null, chunk), Math.max(0, start + (sent / rate) * 1000 - Date.now()));
-            },
-          });
-          upRes.pipe(slow).pipe(res);
+          upRes.pipe(throttle(rate)).pipe(res);
           res.on('close', () => upRes.destroy());
           return;
         }
