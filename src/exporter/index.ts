@@ -142,7 +142,7 @@ async function adaptLayer(store: Store, l: Descriptor, diffId: Digest, want: Lay
     // The snapshot's tar is remade with the epoch it was first made with, so its diffID holds.
     const rec = snap && meta
       ? (await ensureLayer(store, snap, want, spec.compressionLevel, { sourceDateEpoch: meta.tarEpoch ?? undefined })).descriptor
-      : await transcodeBlob(store, l.digest as Digest, diffId, want, spec.compressionLevel);
+      : await transcodeBlob(store, { digest: l.digest as Digest, size: l.size }, diffId, want, spec.compressionLevel);
     next = { mediaType: rec.mediaType, digest: rec.digest, size: rec.size };
     if (snap && (await store.getSnapshot(snap))?.diffId !== diffId) {
       throw new KilnError(`layer ${diffId} changed while being recompressed`);

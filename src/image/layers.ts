@@ -98,7 +98,7 @@ async function makeLayer(
     }
     const source = await anyStoredBlob(store, meta);
     if (source) {
-      const rec = await transcode(store, meta, source, compression, level);
+      const rec = await transcodeBlob(store, source, meta.diffId!, compression, level);
       await recordBlob(store, meta, compression, rec, {});
       return result(meta.diffId!, rec, meta.empty ?? false);
     }
@@ -203,32 +203,25 @@ async function ingestThrough(
   return store.ingestStream(tarStream.pipe(z));
 }
 
-/** Decompresses a stored blob and compresses it again, checking the tar against the diffID. */
-async function transcode(store: Store, meta: SnapshotMeta, source: LayerBlobRecord, compression: LayerCompression, level?: number): Promise<LayerBlobRecord> {
-  return transcodeBlob(store, source.digest, meta.diffId!, compression, level);
-}
-
 /**
  * A layer blob in another compression, made from the stored blob `source` (whose uncompressed
  * form must hash to `diffId`). Prefer ensureLayer when the layer has a snapshot: it remembers.
  */
-export async function transcodeBlob(store: Store, source: Digest, diffId: Digest, compression: LayerCompression, level?: number): Promise<LayerBlobRecord> {
-  const meta = { diffId };
-  // The blob's own digest is not checked on the way in: the diffID check covers its bytes (a
+export async function transcodeBlob(
+  store: Store, source: { digest: Digest; size: number }, diffId: Digest, compression: LayerCompression, level?: number,
+): Promise<LayerBlobRecord> {
+  // Only the blob's length is checked on the way in: the diffID check covers its bytes (a
   // corrupt blob cannot decompress to it), and is hashed off the event loop.
-  const size = await store.blobSize(source).catch((err: unknown) => {
-    throw new KilnError(`blob ${source} is not in the store`, { cause: err });
-  });
-  const raw = await openDecompressed(store.blobStream(source, { sizeOnly: size }));
+  const raw = await openDecompressed(store.blobStream(source.digest, { sizeOnly: source.size }));
   const check = offThreadHashingPassThrough();
   raw.on('error', (err) => check.stream.destroy(err));
   const blob = await ingestThrough(store, raw.pipe(check.stream), compression, level, raw).catch((err: unknown) => {
     if (err instanceof KilnError) throw err;
-    throw new KilnError(`blob ${source} in the store is corrupt (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    throw new KilnError(`blob ${source.digest} in the store is corrupt (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   });
   const got = await check.digest();
-  if (got !== meta.diffId) {
-    throw new KilnError(`layer blob ${source} does not decompress to diffID ${meta.diffId} (got ${got})`);
+  if (got !== diffId) {
+    throw new KilnError(`layer blob ${source.digest} does not decompress to diffID ${diffId} (got ${got})`);
   }
   return { digest: blob.digest, size: blob.size, mediaType: layerMediaType(compression), ...(level !== undefined ? { level } : {}) };
 }

@@ -149,14 +149,20 @@ const unpacking = new Map<string, Promise<string>>();
  * while the same layer is being unpacked (in this process) waits for that unpacking.
  */
 export function materializeLayer(store: Store, diffId: Digest, desc: Descriptor, signal?: AbortSignal): Promise<string> {
-  const key = `${store.root}\0${diffId}`;
-  let p = unpacking.get(key);
-  if (!p) {
-    p = unpackLimit(() => unpackLayer(store, diffId, desc, signal));
-    unpacking.set(key, p);
-    const forget = () => void unpacking.delete(key);
-    p.then(forget, forget);
-  }
+  return unpacking.get(unpackingKey(store, diffId)) ?? track(store, diffId, unpackLimit(() => unpackLayer(store, diffId, desc, signal)));
+}
+
+const unpackingKey = (store: Store, diffId: Digest) => `${store.root}\0${diffId}`;
+
+/** Records `p` as the unpacking under way of the layer until it settles; `done` runs then too. */
+function track(store: Store, diffId: Digest, p: Promise<string>, done?: () => void): Promise<string> {
+  const key = unpackingKey(store, diffId);
+  unpacking.set(key, p);
+  const forget = () => {
+    unpacking.delete(key);
+    done?.();
+  };
+  p.then(forget, forget);
   return p;
 }
 
@@ -175,31 +181,18 @@ export function unpackAhead(store: Store, diffId: Digest, desc: Descriptor, sign
  * unpacks from the stored blob as usual.
  */
 export function unpackWhileDownloading(store: Store, diffId: Digest, desc: Descriptor, bytes: Readable, stored: Promise<void>, signal?: AbortSignal): void {
-  const key = `${store.root}\0${diffId}`;
-  if (unpacking.has(key)) {
+  if (unpacking.has(unpackingKey(store, diffId))) {
     bytes.destroy();
     return;
   }
   // Not bound by unpackLimit: the downloads bound these, and one waiting for a slot would hold
-  // its download back.
-  const p = unpackLayer(store, diffId, desc, signal, { bytes, stored });
-  unpacking.set(key, p);
-  const forget = () => void unpacking.delete(key);
-  p.then(forget, forget);
+  // its download back. Once it settles, the bytes are read to their end or given up: the
+  // download goes on without them.
+  track(store, diffId, unpackLayer(store, diffId, desc, signal, { bytes, stored }), () => bytes.destroy());
 }
 
 async function unpackLayer(
   store: Store, diffId: Digest, desc: Descriptor, signal: AbortSignal | undefined, arriving?: { bytes: Readable; stored: Promise<void> },
-): Promise<string> {
-  try {
-    return await unpackLayerFrom(store, diffId, desc, signal, arriving);
-  } finally {
-    arriving?.bytes.destroy(); // read to its end, or given up: the download goes on without it
-  }
-}
-
-async function unpackLayerFrom(
-  store: Store, diffId: Digest, desc: Descriptor, signal: AbortSignal | undefined, arriving: { bytes: Readable; stored: Promise<void> } | undefined,
 ): Promise<string> {
   if (!isDigest(diffId)) throw new KilnError(`bad diffID ${diffId}`);
   const id = layerSnapshotId(diffId);

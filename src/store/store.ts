@@ -16,7 +16,9 @@ import { hexOf, isDigest } from '../util/digest.js';
 import { KilnError } from '../util/errors.js';
 import { fileStream, makeDirs } from '../util/fs.js';
 import { packageRoot } from '../util/package-root.js';
-import { offThreadHashingPassThrough, type HashCheckpoint } from '../util/tar/hash.js';
+import { offThreadHashingPassThrough, type HashCheckpoint, type StreamHasher } from '../util/tar/hash.js';
+
+export type { StreamHasher } from '../util/tar/hash.js';
 import { sweepStaleTemp } from './sweep.js';
 import { unmountAllUnder } from './mounts.js';
 import { markTopDirectory } from '../util/syscalls.js';
@@ -46,13 +48,6 @@ export interface SnapshotMeta {
 }
 
 export type LayerCompression = 'gzip' | 'zstd' | 'uncompressed';
-
-/** A pass-through that hashes and counts a blob on its way into the store. */
-export interface StreamHasher {
-  stream: Transform;
-  digest(): Digest | Promise<Digest>;
-  size(): number;
-}
 
 /** See Store.blobTee. */
 export interface BlobTee {

@@ -3,6 +3,7 @@
 // fails or is destroyed is dropped, and the main flow goes on without it.
 
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { STREAM_PIECE } from './fs.js';
 
 export interface Branch {
   /** Put this in the main flow. */
@@ -11,7 +12,7 @@ export interface Branch {
   side: PassThrough;
 }
 
-export function branch(highWaterMark = 1 << 20): Branch {
+export function branch(highWaterMark = STREAM_PIECE): Branch {
   const side = new PassThrough({ highWaterMark });
   let dropped = false;
   let waiting: (() => void) | undefined;

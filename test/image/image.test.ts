@@ -178,16 +178,17 @@ test('recompressing a layer blob that has no snapshot checks its content against
   const img = await writeImage(store, { layers, config, history, compression: 'uncompressed' });
   const gz = await writeImage(store, { layers, config, history });
   const blobsBefore = new Set(await store.listBlobs());
-  for (const [source, diffId] of [
-    [img.manifest.layers[0]!.digest, img.config.rootfs.diff_ids[0]!],
-    [gz.manifest.layers[0]!.digest, gz.config.rootfs.diff_ids[0]!],
-  ] as Array<[`sha256:${string}`, `sha256:${string}`]>) {
+  for (const [layer, diffId] of [
+    [img.manifest.layers[0]!, img.config.rootfs.diff_ids[0]!],
+    [gz.manifest.layers[0]!, gz.config.rootfs.diff_ids[0]!],
+  ] as Array<[{ digest: `sha256:${string}`; size: number }, `sha256:${string}`]>) {
+    const source = layer.digest;
     const bytes = await readFile(store.blobPath(source));
-    const good = await transcodeBlob(store, source, diffId, 'zstd');
+    const good = await transcodeBlob(store, layer, diffId, 'zstd');
     assert.ok(await store.hasBlob(good.digest));
     bytes[bytes.length >> 1] ^= 0xff;
     await writeFile(store.blobPath(source), bytes);
-    await assert.rejects(transcodeBlob(store, source, diffId, 'gzip', 9), (err: unknown) => {
+    await assert.rejects(transcodeBlob(store, layer, diffId, 'gzip', 9), (err: unknown) => {
       assert.ok(err instanceof KilnError);
       assert.match(err.message, new RegExp(`blob ${source} in the store is corrupt|${source} does not decompress to diffID ${diffId}`));
       return true;

@@ -7,6 +7,13 @@ import type { Digest } from '../../graph/ops.js';
 import { ResumableSha256, resumableSha256Available } from '../sha256-resumable.js';
 import { readFullAt } from '../fs.js';
 
+/** A pass-through that hashes and counts a blob or tar on its way (into the store, or an extractor). */
+export interface StreamHasher {
+  stream: Transform;
+  digest(): Digest | Promise<Digest>;
+  size(): number;
+}
+
 /** A pass-through that hashes and counts what flows through it (a layer's diffID and size). */
 export function hashingPassThrough(): { stream: Transform; digest(): Digest; size(): number } {
   const hash = createHash('sha256');
@@ -31,7 +38,7 @@ export function hashingPassThrough(): { stream: Transform; digest(): Digest; siz
  * that hashing a blob being pulled, or a layer being unpacked, overlaps the main thread's work
  * (unpacking a 170 MB Debian layer spent 0.55 s hashing on the event loop).
  */
-export function offThreadHashingPassThrough(): { stream: Transform; digest(): Digest | Promise<Digest>; size(): number } {
+export function offThreadHashingPassThrough(): StreamHasher {
   return layerHasher() ?? hashingPassThrough();
 }
 
