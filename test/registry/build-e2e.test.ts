@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runKiln, runProgram } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -106,16 +106,19 @@ test('a registry output is its own export: compression, annotations, push-by-dig
   assert.match(images.stdout, /app\/options/);
   assert.doesNotMatch(images.stdout, /bydigest/);
 
+  // Outputs go in a folder of their own: a refused output must leave nothing there.
+  const outDir = await tempDir('kiln-out-');
   for (const [flags, message] of [
     [['--annotation', 'index:k=v'], /--annotation: index annotations are not supported/],
     [['--annotation', 'manifest[linux/amd64]:k=v'], /--annotation: kiln builds one platform/],
     [['--annotation', 'manifest-descriptor:k=v', '-t', 'x'], /only an OCI layout output .* has a manifest descriptor/],
     [['--output', `type=registry,name=${tagged},annotation-manifest-descriptor.k=v`], /type=registry pushes or stores one manifest/],
-    [['--output', 'type=local,dest=out,annotation.k=v'], /type=local has no option "annotation\.k"/],
-    [['--output', 'type=oci,dest=o.tar,oci-mediatypes=false,annotation.k=v'], /annotations need OCI media types/],
+    [['--output', `type=local,dest=${join(outDir, 'out')},annotation.k=v`], /type=local has no option "annotation\.k"/],
+    [['--output', `type=oci,dest=${join(outDir, 'o.tar')},oci-mediatypes=false,annotation.k=v`], /annotations need OCI media types/],
   ] as const) {
     const bad = await runKiln(['build', '--root', root, '--progress', 'plain', ...flags, ctx]);
     assert.equal(bad.code, 2, `${flags.join(' ')}: ${bad.stderr}`);
     assert.match(bad.stderr, message);
   }
+  assert.deepEqual(await readdir(outDir), []);
 });
