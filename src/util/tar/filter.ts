@@ -7,6 +7,7 @@ import { Duplex, PassThrough, Readable } from 'node:stream';
 import { KilnError } from '../errors.js';
 import { childProcess, zlib } from '../lazy-modules.js';
 import { STREAM_PIECE } from '../fs.js';
+import { parallelGzip } from './parallel-gzip.js';
 
 export type CompressionFormat = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'none';
 
@@ -66,11 +67,11 @@ export function decompressor(format: CompressionFormat): Duplex {
 export type LayerCompressor = 'gzip' | 'zstd';
 
 /**
- * A compressor whose output depends only on its input and level: Node's gzip writes no file
- * name and a zero mtime; zstd's multi-threaded mode gives the same bytes for any thread count.
+ * A compressor on every CPU whose output depends only on its input and level: fixed gzip blocks
+ * (parallel-gzip.ts); zstd's multi-threaded mode gives the same bytes for any thread count.
  */
 export function compressor(kind: LayerCompressor, level?: number): Duplex {
-  if (kind === 'gzip') return zlib().createGzip({ level: level ?? zlib().constants.Z_DEFAULT_COMPRESSION, chunkSize: STREAM_PIECE });
+  if (kind === 'gzip') return parallelGzip(level ?? -1);
   const lvl = level ?? 3;
   const args = ['-c', '-q', '-T0', `-${lvl}`];
   if (lvl > 19) args.unshift('--ultra');
