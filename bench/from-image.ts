@@ -8,13 +8,12 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchRegistry, throttle } from '../test/helpers/registry.js';
+import { launchRegistry } from '../test/helpers/registry.js';
+import { throttlingProxy, type ThrottlingProxy } from './throttling-proxy.js';
 import { kilnBin } from '../test/helpers/paths.js';
 import { Store } from '../src/store/store.js';
 import { MediaType, type ImageConfigFile, type ImageManifest } from '../src/image/types.js';
@@ -55,22 +54,6 @@ async function makeLayer(dir: string, files: number, blobMb: number): Promise<{ 
   return { tar, gz };
 }
 
-/** An HTTP proxy to `target` sending every blob body at most `rate` bytes a second. */
-async function throttlingProxy(target: string, rate: number): Promise<{ host: string; server: Server }> {
-  const [host, port] = target.split(':');
-  const server = createServer((req, res) => {
-    const up = request({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      if (!/\/blobs\/sha256:/.test(req.url ?? '')) return void upRes.pipe(res);
-      upRes.pipe(throttle(rate)).pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, server };
-}
-
 /** Seconds `kiln args` took. Asynchronous: the throttling proxy runs in this process. */
 async function timed(args: string[]): Promise<number> {
   const t0 = process.hrtime.bigint();
@@ -90,7 +73,7 @@ export async function benchFromImage(opts: { rateMb?: number; runs?: number } = 
   const runs = opts.runs ?? 3;
   const work = await mkdtemp(join(tmpdir(), 'kiln-bench-from-'));
   const reg = await launchRegistry();
-  let proxy: Server | undefined;
+  let proxy: ThrottlingProxy | undefined;
   try {
     const specs = [
       { files: 8000, blobMb: 16 },
@@ -116,8 +99,8 @@ export async function benchFromImage(opts: { rateMb?: number; runs?: number } = 
     execFileSync(kilnBin, ['push', '--root', join(work, 'src'), ref], { stdio: 'ignore' });
     await rm(join(work, 'src'), { recursive: true });
 
-    const throttled = await throttlingProxy(reg.host, rate);
-    proxy = throttled.server;
+    proxy = await throttlingProxy(reg.host, { blobRate: rate });
+    const throttled = proxy;
     const ctx = join(work, 'ctx');
     await mkdir(ctx);
     const sources = [
@@ -149,7 +132,6 @@ export async function benchFromImage(opts: { rateMb?: number; runs?: number } = 
     };
   } finally {
     proxy?.close();
-    proxy?.closeAllConnections();
     await reg.stop();
     await rm(work, { recursive: true, force: true });
   }

@@ -29,7 +29,7 @@ import { distributable, exportImage, parseOutputSpec, writeIidFile, writeMetadat
 import { normalizeReference, parseReference, repositoryName } from '../registry/reference.js';
 import { runExec, sweepStaleSandboxes } from '../worker/exec/index.js';
 import { runFile, fileOpContentKey, listFileOpContent } from '../worker/file/index.js';
-import { pushImage } from '../registry/push.js';
+import { startPush, type PushSession } from '../registry/push.js';
 import { openCacheImports, exportCache, inlineCacheField, parseCacheSpec, type CacheExportContext } from './cache-transfer.js';
 
 /** Layers are stored uncompressed, as a local image store does: pushes and OCI exports compress once. */
@@ -218,27 +218,39 @@ async function buildIn(
     await exportImage(store, written.manifestDigest, spec, { signal, names: [...names] });
   }
   for (const t of o.tags) await store.setRef(t, written.manifestDigest);
-  // An image or registry output is its own export (compression, media types, annotations).
-  const pushes: { ref: string; digest: Digest; insecure: string[] }[] = [];
-  if (o.push && o.tags.length > 0) {
-    const digest = await distributable(store, written.manifestDigest);
-    pushes.push(...o.tags.map((ref) => ({ ref, digest, insecure: [] })));
-  }
-  for (const spec of images) {
-    const r = await exportImage(store, written.manifestDigest, spec, { signal, names: [] });
-    if (!spec.store) for (const n of r.names) if (!o.tags.includes(n)) names.delete(n);
-    if (spec.type !== 'registry' && !spec.push) continue;
-    for (const n of r.names) {
-      const ref = parseReference(n);
-      pushes.push({
-        ref: spec.pushByDigest ? `${repositoryName(ref)}@${r.manifestDigest}` : n,
-        digest: r.manifestDigest,
-        insecure: spec.insecure ? [ref.registry] : [],
-      });
+  // An image or registry output is its own export (compression, media types, annotations). A
+  // push uploads each layer as soon as it is compressed; tags are put only once every output is
+  // written, so an output that fails tags nothing.
+  const pushes: { session: PushSession; digest: Digest }[] = [];
+  const started: PushSession[] = [];
+  const begin = (ref: string, insecure: string[]): PushSession => {
+    const session = startPush(store, ref, { insecureRegistries: [...o.insecureRegistries, ...insecure], signal });
+    started.push(session);
+    return session;
+  };
+  try {
+    if (o.push && o.tags.length > 0) {
+      const sessions = o.tags.map((ref) => begin(ref, []));
+      const digest = await distributable(store, written.manifestDigest, 'gzip', (layer) => sessions[0]!.upload(layer));
+      pushes.push(...sessions.map((session) => ({ session, digest })));
     }
-  }
-  for (const p of pushes) {
-    await pushImage(store, p.digest, p.ref, { insecureRegistries: [...o.insecureRegistries, ...p.insecure], signal });
+    for (const spec of images) {
+      const pushing = spec.type === 'registry' || spec.push;
+      const insecure = (n: string) => (spec.insecure ? [parseReference(n).registry] : []);
+      // A push by digest has no reference before its manifest exists; it uploads afterwards.
+      const first = pushing && !spec.pushByDigest && spec.names[0] !== undefined ? normalizeReference(spec.names[0], '--output name') : undefined;
+      const early = first === undefined ? undefined : begin(first, insecure(first));
+      const r = await exportImage(store, written.manifestDigest, spec, { signal, names: [], ...(early ? { onLayer: (layer) => early.upload(layer) } : {}) });
+      if (!spec.store) for (const n of r.names) if (!o.tags.includes(n)) names.delete(n);
+      if (!pushing) continue;
+      for (const n of r.names) {
+        const ref = spec.pushByDigest ? `${repositoryName(parseReference(n))}@${r.manifestDigest}` : n;
+        pushes.push({ session: early && n === first ? early : begin(ref, insecure(n)), digest: r.manifestDigest });
+      }
+    }
+    for (const p of pushes) await p.session.finish(p.digest);
+  } finally {
+    await Promise.allSettled(started.map((session) => session.settle()));
   }
   const pushed = pushes[0]?.digest;
   await exportCache(store, cacheTo, cacheContext, { insecureRegistries: o.insecureRegistries, signal });

@@ -4,7 +4,7 @@ import { REGISTRY_FLAGS, insecureRegistries, printRegistryEvent } from './regist
 import { openStore } from './open-store.js';
 import { KilnError } from '../util/errors.js';
 import { isDigest } from '../util/digest.js';
-import { pushImage } from '../registry/push.js';
+import { startPush } from '../registry/push.js';
 import { distributable } from '../exporter/index.js';
 import { normalizeReference } from '../registry/reference.js';
 
@@ -34,11 +34,15 @@ const cmd: Command = {
       if (!rec) throw new KilnError(`push: no image named ${name} in the store (build it with -t, or kiln pull it)`);
       digest = rec.digest;
     }
-    // Stored layers may be uncompressed (kiln build); registries get gzip.
-    const r = await pushImage(store, await distributable(store, digest), target ?? source, {
-      insecureRegistries: insecureRegistries(a),
-      onEvent: printRegistryEvent,
-    });
+    // Stored layers may be uncompressed (kiln build); registries get gzip, each layer uploaded
+    // as soon as it is compressed.
+    const session = startPush(store, target ?? source, { insecureRegistries: insecureRegistries(a), onEvent: printRegistryEvent });
+    let r;
+    try {
+      r = await session.finish(await distributable(store, digest, 'gzip', (layer) => session.upload(layer)));
+    } finally {
+      await session.settle();
+    }
     process.stderr.write(`pushed ${r.ref}: ${r.uploaded} uploaded, ${r.mounted} mounted, ${r.skipped} already there\n`);
     process.stdout.write(`${r.digest}\n`);
     return 0;

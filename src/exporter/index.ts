@@ -28,6 +28,8 @@ export interface ExportOptions {
   signal?: AbortSignal;
   /** Names for the image when the spec has no `name=` (the build's -t tags). */
   names?: string[];
+  /** Called with each layer of the image written out as soon as its blob is stored (a push uploads it meanwhile). */
+  onLayer?: (layer: Descriptor) => void;
 }
 
 export interface ExportResult {
@@ -49,7 +51,7 @@ export async function exportImage(store: Store, manifestDigest: Digest, spec: Ou
   const names = (spec.names.length > 0 ? spec.names : (opts.names ?? [])).map((n) => normalizeReference(n, `--output name`));
   let docs = await readImage(store, manifestDigest);
   if (spec.type === 'oci' || spec.type === 'docker' || spec.type === 'image' || spec.type === 'registry') {
-    docs = await adaptImage(store, docs, spec);
+    docs = await adaptImage(store, docs, spec, opts.onLayer);
   }
   const descriptor: Descriptor = { mediaType: docs.manifest.mediaType ?? MediaType.ociManifest, digest: docs.manifestDigest, size: docs.manifestBytes.length };
   const result: ExportResult = { manifestDigest: docs.manifestDigest, configDigest: docs.manifest.config.digest as Digest, descriptor, names };
@@ -106,7 +108,9 @@ const OCI_TYPES: Record<string, string> = Object.fromEntries(Object.entries(DOCK
  * `kiln build` stores images with uncompressed layers (as a local image store does), so
  * compression is paid once, by the first push or OCI export, and its blobs are then reused.
  */
-export async function distributable(store: Store, manifestDigest: Digest, compression: LayerCompression = 'gzip'): Promise<Digest> {
+export async function distributable(
+  store: Store, manifestDigest: Digest, compression: LayerCompression = 'gzip', onLayer?: (layer: Descriptor) => void,
+): Promise<Digest> {
   const docs = await readImage(store, manifestDigest);
   const spec: OutputSpec = {
     type: 'registry',
@@ -123,7 +127,7 @@ export async function distributable(store: Store, manifestDigest: Digest, compre
     annotations: noAnnotations(),
     attrs: {},
   };
-  return (await adaptImage(store, docs, spec)).manifestDigest;
+  return (await adaptImage(store, docs, spec, onLayer)).manifestDigest;
 }
 
 /** What a spec without compression= gets: gzip where images travel (OCI archives, registries), else as stored. */
@@ -153,14 +157,24 @@ async function adaptLayer(store: Store, l: Descriptor, diffId: Digest, want: Lay
 }
 
 /** Applies compression= and oci-mediatypes= to the image, writing a new manifest when anything changes. */
-async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec): Promise<ImageDocs> {
+async function adaptImage(store: Store, docs: ImageDocs, spec: OutputSpec, onLayer?: (layer: Descriptor) => void): Promise<ImageDocs> {
   const want: LayerCompression | undefined = defaultCompression(spec);
   const docker = spec.ociMediaTypes === false;
   const diffIds = docs.config.rootfs.diff_ids as Digest[];
-  // Layers are recompressed side by side: compression takes a CPU each.
+  // Layers are recompressed side by side, the smallest first: a push uploads each layer as soon
+  // as it is stored, so the sooner the first is ready the longer uploads overlap compression.
   const limit = pLimit(LAYER_JOBS);
+  const order = docs.manifest.layers.map((l, i) => ({ l, i })).sort((a, b) => a.l.size - b.l.size || a.i - b.i);
+  const adapted = new Array<Promise<Descriptor>>(order.length);
+  for (const { l, i } of order) {
+    adapted[i] = limit(async () => {
+      const layer = await adaptLayer(store, l, diffIds[i]!, want, spec);
+      onLayer?.(layer);
+      return layer;
+    });
+  }
   // All settle before a failure is reported: none is left writing into the store behind it.
-  const settled = await Promise.allSettled(docs.manifest.layers.map((l, i) => limit(() => adaptLayer(store, l, diffIds[i]!, want, spec))));
+  const settled = await Promise.allSettled(adapted);
   const layers = settled.map((r) => {
     if (r.status === 'rejected') throw r.reason;
     return r.value;

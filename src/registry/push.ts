@@ -39,15 +39,52 @@ interface Counters {
  * `ref`. A reference with a tag is tagged; one with only a digest must match `manifestDigest`.
  */
 export async function pushImage(store: Store, manifestDigest: Digest, ref: string, opts: PushOptions = {}): Promise<PushResult> {
+  return startPush(store, ref, opts).finish(manifestDigest);
+}
+
+/**
+ * A push whose blobs may be uploaded before its manifest exists: an exporter compressing the
+ * image's layers hands each to `upload` as soon as it is stored, so uploads overlap compression.
+ * Nothing is tagged before `finish`; `settle` waits for uploads already started (after a failure
+ * elsewhere, before giving up).
+ */
+export interface PushSession {
+  upload(d: Descriptor): void;
+  finish(manifestDigest: Digest): Promise<PushResult>;
+  settle(): Promise<void>;
+}
+
+export function startPush(store: Store, ref: string, opts: PushOptions = {}): PushSession {
   if (ref === '') throw new KilnError('push: no image name given (type=registry needs name=REF)', { exitCode: 2 });
   const parsed = parseReference(ref, 'push');
-  if (parsed.digest && parsed.digest !== manifestDigest) {
-    throw new KilnError(`push ${formatReference(parsed)}: the image's digest is ${manifestDigest}, not ${parsed.digest}`);
-  }
   const client = clientFor(parsed.registry, opts);
   const counters: Counters = { uploaded: 0, mounted: 0, skipped: 0 };
-  await pushManifestTree(store, client, parsed, manifestDigest, parsed.digest ?? parsed.tag ?? 'latest', counters, opts);
-  return { ref: formatReference(parsed), digest: manifestDigest, ...counters };
+  const limit = pLimit(opts.concurrency ?? 4);
+  const blobs = new Map<Digest, Promise<void>>();
+  const push = (d: Descriptor): Promise<void> => {
+    const digest = d.digest as Digest;
+    let done = blobs.get(digest);
+    if (!done) {
+      done = limit(() => pushBlob(store, client, parsed, d, counters, opts));
+      // Reported by finish (or dropped by settle), not left unhandled meanwhile.
+      done.catch(() => {});
+      blobs.set(digest, done);
+    }
+    return done;
+  };
+  return {
+    upload: (d) => void push(d),
+    settle: async () => {
+      await Promise.allSettled(blobs.values());
+    },
+    finish: async (manifestDigest) => {
+      if (parsed.digest && parsed.digest !== manifestDigest) {
+        throw new KilnError(`push ${formatReference(parsed)}: the image's digest is ${manifestDigest}, not ${parsed.digest}`);
+      }
+      await pushManifestTree(store, client, parsed, manifestDigest, parsed.digest ?? parsed.tag ?? 'latest', push);
+      return { ref: formatReference(parsed), digest: manifestDigest, ...counters };
+    },
+  };
 }
 
 async function pushManifestTree(
@@ -56,8 +93,7 @@ async function pushManifestTree(
   ref: ImageReference,
   digest: Digest,
   tagOrDigest: string,
-  counters: Counters,
-  opts: PushOptions,
+  push: (d: Descriptor) => Promise<void>,
 ): Promise<void> {
   if (!(await store.hasBlob(digest))) throw new KilnError(`push ${formatReference(ref)}: manifest ${digest} is not in the store`);
   const bytes = await store.readBlob(digest);
@@ -65,11 +101,10 @@ async function pushManifestTree(
   const isIndex = Array.isArray(doc.manifests);
   const mediaType = doc.mediaType ?? (isIndex ? MediaType.ociIndex : MediaType.ociManifest);
   if (isIndex) {
-    for (const m of doc.manifests) await pushManifestTree(store, client, ref, m.digest as Digest, m.digest, counters, opts);
+    for (const m of doc.manifests) await pushManifestTree(store, client, ref, m.digest as Digest, m.digest, push);
   } else {
-    const blobs = [doc.config, ...doc.layers];
-    const limit = pLimit(opts.concurrency ?? 4);
-    const settled = await Promise.allSettled(blobs.map((d) => limit(() => pushBlob(store, client, ref, d, counters, opts))));
+    // All settle before a failure is reported: no upload is left running behind it.
+    const settled = await Promise.allSettled([doc.config, ...doc.layers].map(push));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
   }

@@ -298,8 +298,8 @@ export async function startTokenServer(users: Record<string, string>): Promise<T
 
 export interface TestProxy {
   host: string;
-  /** Requests that went through, in order. */
-  requests: { method: string; url: string; status: number }[];
+  /** Requests that went through, in the order answered; `at` is when each arrived (ms since the epoch). */
+  requests: { method: string; url: string; status: number; at: number }[];
 }
 
 export interface ProxyOptions {
@@ -311,14 +311,23 @@ export interface ProxyOptions {
   throttleBlob?: (digest: string) => number | undefined;
 }
 
-/** A pass-through that lets at most `rate` bytes a second through (a registry across a network). */
-export function throttle(rate: number): Transform {
-  const start = Date.now();
-  let sent = 0;
+/** Bytes counted since `start`, for pass-throughs that share one rate. */
+export interface Link {
+  start: number;
+  sent: number;
+}
+
+/**
+ * A pass-through that lets at most `rate` bytes a second through (a registry across a network);
+ * pass-throughs given the same `link` share that rate, as uploads share an uplink.
+ */
+export function throttle(rate: number, link: Link = { start: Date.now(), sent: 0 }): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      sent += chunk.length;
-      setTimeout(() => cb(null, chunk), Math.max(0, start + (sent / rate) * 1000 - Date.now()));
+      // A link idle for a while does not bank the time for a later burst.
+      link.start = Math.max(link.start, Date.now() - (link.sent / rate) * 1000);
+      link.sent += chunk.length;
+      setTimeout(() => cb(null, chunk), Math.max(0, link.start + (link.sent / rate) * 1000 - Date.now()));
     },
   });
 }
@@ -328,6 +337,7 @@ export async function startProxy(target: string, opts: ProxyOptions = {}): Promi
   const [thost, tport] = target.split(':');
   const requests: TestProxy['requests'] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const at = Date.now();
     const blob = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '');
     const corrupt = req.method === 'GET' && blob !== null && (opts.corruptBlob?.(blob[1]!) ?? false);
     const cut = req.method === 'GET' && blob !== null && !corrupt && (opts.breakBlob?.(blob[1]!) ?? false);
@@ -336,7 +346,7 @@ export async function startProxy(target: string, opts: ProxyOptions = {}): Promi
       // upload sessions keep going through the proxy.
       { host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers },
       (upRes) => {
-        requests.push({ method: req.method ?? '', url: req.url ?? '', status: upRes.statusCode ?? 0 });
+        requests.push({ method: req.method ?? '', url: req.url ?? '', status: upRes.statusCode ?? 0, at });
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
         if (cut) {
           upRes.once('data', (chunk: Buffer) => {

@@ -2,12 +2,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { runKiln, runProgram } from '../helpers/kiln.js';
 import { tempDir } from '../helpers/tmp.js';
-import { startRegistry, completedUploads, blobDownloads, freePort, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, startProxy, completedUploads, blobDownloads, freePort, type TestRegistry } from '../helpers/registry.js';
 import { Store } from '../../src/store/store.js';
 import { pushImage } from '../../src/registry/push.js';
 import { pullImage, resolveImage } from '../../src/registry/pull.js';
@@ -205,6 +205,37 @@ test('a second repository on the same registry gets blobs by cross-repository mo
   assert.equal(completedUploads(reg.requests()).length - before1, 0);
   const s = await runProgram('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/mount/dst:2`]);
   assert.equal(sha(Buffer.from(s.stdout)), img.manifest.digest);
+});
+
+test('kiln push uploads each layer as soon as it is compressed, the smallest first, and tags once all are up', async () => {
+  // kiln build stores layers uncompressed, so the push compresses them: four COPY layers of
+  // random bytes, the small one in the middle.
+  const ctx = await tempDir('kiln-ctx-');
+  const sizes = { big1: 12, small: 1, big2: 12, big3: 12 };
+  for (const [name, mb] of Object.entries(sizes)) await writeFile(join(ctx, name), randomBytes(mb << 20));
+  await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\n${Object.keys(sizes).map((n) => `COPY ${n} /${n}\n`).join('')}`);
+  const root = await tempDir('kiln-store-');
+  const built = await runKiln(['build', '--root', root, '--progress', 'quiet', '-t', 'overlap:1', ctx]);
+  assert.equal(built.code, 0, built.stderr);
+  const proxy = await startProxy(reg.host);
+  const r = await runKiln(['push', '--root', root, 'overlap:1', `${proxy.host}/overlap/img:1`]);
+  assert.equal(r.code, 0, r.stderr);
+
+  const store = await Store.open(root);
+  const manifest = JSON.parse((await store.readBlob(r.stdout.trim() as `sha256:${string}`)).toString()) as ImageManifest;
+  assert.equal(manifest.layers.length, 4);
+  assert.ok(manifest.layers.every((l) => l.mediaType.endsWith('+gzip')));
+  // Each compressed blob's mtime is when its compression ended.
+  const compressed = await Promise.all(manifest.layers.map(async (l) => (await stat(store.blobPath(l.digest as `sha256:${string}`))).mtimeMs));
+  const uploads = proxy.requests.filter((q) => q.method === 'POST' && q.url.includes('/blobs/uploads/'));
+  const puts = proxy.requests.filter((q) => q.method === 'PUT' && q.url.includes('/blobs/uploads/'));
+  assert.equal(puts.length, 5, 'config and four layers');
+  assert.ok(Math.min(...uploads.map((q) => q.at)) < Math.max(...compressed), 'the first upload began before the last layer was compressed');
+  assert.ok(puts[0]!.url.includes(encodeURIComponent(manifest.layers[1]!.digest)) || puts[0]!.url.includes(manifest.layers[1]!.digest), `the small layer went first: ${puts[0]!.url}`);
+  const tagged = proxy.requests.find((q) => q.method === 'PUT' && q.url.includes('/manifests/'));
+  assert.ok(tagged && puts.every((q) => q.at < tagged.at), 'the manifest goes last');
+  const s = await runProgram('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/overlap/img:1`]);
+  assert.equal(sha(Buffer.from(s.stdout)), r.stdout.trim());
 });
 
 test('chunked uploads reassemble to the same blob', async () => {
