@@ -67,7 +67,7 @@ test('the mount point shared by every step\'s private tmpfs is made again when a
   await fx.run('true');
   assert.ok(existsSync(shared));
   rmSync(shared, { recursive: true });
-  const r = await fx.run('cat /etc/hostname');
+  const r = await fx.run('hostname');
   assert.equal(r.output, 'buildkitsandbox\n');
   assert.ok(existsSync(shared));
   assert.deepEqual(readdirSync(shared), [], 'nothing of a step is left on the host folder');

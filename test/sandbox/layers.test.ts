@@ -56,13 +56,23 @@ test('creates, changes, deletes, renames, replaces and hard-links as an overlay 
 });
 
 test('mount points the sandbox made are not in the layer; /etc/hosts and /etc/resolv.conf are read-only, as BuildKit binds them', async () => {
-  // busybox has no /proc, /dev, /sys, /etc/hosts, /etc/resolv.conf, /etc/hostname, /run.
+  // busybox has no /proc, /dev, /sys, /etc/hosts, /etc/resolv.conf, /run.
   const writes = '! (echo 10.0.0.1 extra >> /etc/hosts) 2>/dev/null && ! (echo nameserver 10.0.0.1 > /etc/resolv.conf) 2>/dev/null';
-  const r = await fx.run(`${writes} && cat /etc/hostname && ls /proc/self/ >/dev/null && echo ok > /root/f`, {
+  const r = await fx.run(`${writes} && ls /proc/self/ >/dev/null && echo ok > /root/f`, {
     op: { mounts: [{ type: 'tmpfs', target: '/run/scratch/deep' }] },
   });
   assert.ok(r.snapshot);
   assert.deepEqual(await describeTree(fx.store.snapshotFs(r.snapshot)), ['root/', 'root/f = "ok\\n"']);
+});
+
+test('/etc/hostname is the image\'s own file, as in BuildKit: a step writes it into its layer, the next deletes it', async () => {
+  const w = await fx.run('test ! -e /etc/hostname && echo myhost > /etc/hostname');
+  assert.ok(w.snapshot);
+  assert.deepEqual(await describeTree(fx.store.snapshotFs(w.snapshot)), ['etc/', 'etc/hostname = "myhost\\n"']);
+  const d = await fx.run('cat /etc/hostname && rm /etc/hostname', { layers: ['busybox', w.snapshot] });
+  assert.equal(d.output, 'myhost\n');
+  assert.ok(d.snapshot);
+  assert.deepEqual(await describeTree(fx.store.snapshotFs(d.snapshot)), ['etc/', 'etc/hostname whiteout']);
 });
 
 test('a deleted lower file that the sandbox mounts over stays deleted', async () => {

@@ -98,12 +98,12 @@ export async function runExec(op: ExecOp, inputs: ResolvedInput[], ctx: WorkerCo
     if (ctx.limits.shmBytes !== undefined) spec.add('shm-size', String(ctx.limits.shmBytes));
     for (const u of ctx.limits.ulimits ?? []) spec.add('rlimit', u.name, String(u.soft), String(u.hard));
     // Generated per step and bound over the image's files: never part of the layer. Read-only,
-    // as BuildKit binds them: a step that writes them fails there too.
+    // as BuildKit binds them: a step that writes them fails there too. /etc/hostname is the
+    // image's own, as in BuildKit (the name is the UTS namespace's): a step may write or delete it.
     const extraHosts = (op.extraHosts ?? []).map((h) => `${h.ip}\t${h.host}\n`).join('');
     spec.add('file', '/etc/hosts', '644', '0', '0', 'ro',
       Buffer.from(`127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n${extraHosts}`));
     spec.add('file', '/etc/resolv.conf', '644', '0', '0', 'ro', hostResolvConf());
-    spec.add('file', '/etc/hostname', '644', '0', '0', 'rw', Buffer.from(`${hostname}\n`));
     for (const r of mounts.records) spec.add(...r);
     // For the helper's cleanup after the step (mount stubs out of the upperdir, scaffolding gone).
     spec.add('upper', upper);

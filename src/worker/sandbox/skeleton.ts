@@ -1,5 +1,5 @@
 // The bottom layer of every RUN's overlay: empty /proc, /dev, /sys and /etc/hosts,
-// /etc/resolv.conf, /etc/hostname for the sandbox to mount on. With the mount targets already
+// /etc/resolv.conf for the sandbox to mount on. With the mount targets already
 // in a lower layer, the sandbox creates nothing in the upperdir for them (no stub to clean up,
 // no copy-up of /etc). Being the bottom layer it hides nothing of the image: every image layer
 // sits above it, and an image folder's owner and mode win over the skeleton's.
@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { Store } from '../../store/store.js';
 import { renameIntoPlace } from '../../util/fs.js';
 
-const NAME = 'sandbox-skeleton-v1';
+// v2: no /etc/hostname, which v1 had and the sandbox no longer mounts on.
+const NAME = 'sandbox-skeleton-v2';
 const PRIVATE_NAME = 'sandbox-private-v1';
 const known = new Map<string, string>();
 const knownPrivate = new Map<string, string>();
@@ -41,7 +42,7 @@ export async function ensureSkeleton(store: Store): Promise<string> {
   const fs = join(staging, 'fs');
   for (const d of ['proc', 'dev', 'sys', 'etc']) await mkdir(join(fs, d), { recursive: true });
   for (const d of ['', 'proc', 'dev', 'sys', 'etc']) await chmod(join(fs, d), 0o755);
-  for (const f of ['hosts', 'resolv.conf', 'hostname']) await writeFile(join(fs, 'etc', f), '', { mode: 0o644 });
+  for (const f of ['hosts', 'resolv.conf']) await writeFile(join(fs, 'etc', f), '', { mode: 0o644 });
   try {
     await renameIntoPlace(fs, dir); // false: another kiln made it first
   } finally {
