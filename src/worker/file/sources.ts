@@ -150,7 +150,11 @@ function baseName(p: string): string {
   return p.slice(p.lastIndexOf('/') + 1);
 }
 
-/** Expands every source of the action; a source that matches nothing is an error naming it. */
+/**
+ * Expands every source of the action. A path that is not found is an error naming it; a
+ * wildcard that matches nothing adds nothing, as in BuildKit (`COPY requirements.* ./` copies
+ * what there is), so a COPY whose every source is such a wildcard copies nothing.
+ */
 export async function expandSources(action: CopyAction, root: SourceRoot): Promise<SourceMatch[]> {
   const out: SourceMatch[] = [];
   for (const src of action.src) {
@@ -169,9 +173,6 @@ export async function expandSources(action: CopyAction, root: SourceRoot): Promi
         const target = await readlink(link.host).catch(() => '?');
         throw new KilnError(`source pattern ${JSON.stringify(src)} matched ${JSON.stringify(match)}, a symbolic link to ${JSON.stringify(target)}, which is not found in ${root.label}`);
       });
-      if (found.length === 0) {
-        throw new KilnError(`source pattern ${JSON.stringify(src)} matched no files in ${root.label}`);
-      }
     } else {
       let entry: ViewEntry | undefined;
       try {
