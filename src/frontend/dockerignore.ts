@@ -30,10 +30,16 @@ export class Pattern {
     return (this.exclusion ? '!' : '') + this.cleaned;
   }
 
+  /** Compiles the pattern now: a pattern the reference's regexp would refuse throws PatternError. */
+  validate(): void {
+    if (!this.matchType) this.compile();
+  }
+
   private compile(): void {
     const cps = [...this.cleaned];
     let re = '^';
     let type: MatchType = 'exact';
+    let inClass = false;
     for (let i = 0; i < cps.length; i++) {
       const ch = cps[i]!;
       if (ch === '*') {
@@ -63,11 +69,16 @@ export class Pattern {
         re += '\\' + ch;
       } else if (ch === '\\') {
         if (i + 1 < cps.length) {
-          re += '\\' + cps[++i]!;
+          const esc = goRegexpEscape(cps, i + 1, inClass);
+          re += esc.re;
+          i = esc.end - 1;
           type = 'regexp';
         } else re += '\\\\';
       } else if (ch === '[' || ch === ']') {
-        re += ch;
+        // The reference hands brackets to Go's regexp as they are; there a `]` outside a class
+        // is a literal, which JavaScript's Unicode mode wants escaped.
+        re += ch === ']' && !inClass ? '\\]' : ch;
+        inClass = ch === '[';
         type = 'regexp';
       } else re += ch;
     }
@@ -97,6 +108,95 @@ export class Pattern {
         return this.re!.test(path);
     }
   }
+}
+
+const literal = (c: string) => `\\u{${c.codePointAt(0)!.toString(16)}}`;
+const isOctal = (c: string | undefined) => c !== undefined && c >= '0' && c <= '7';
+const isHex = (c: string | undefined) => c !== undefined && /^[0-9a-fA-F]$/.test(c);
+/** RE2's \\s: space, tab, newline, form feed, carriage return (JavaScript's also has \\v and Unicode spaces). */
+const RE2_SPACE = '\\t\\n\\f\\r ';
+/** One-letter Unicode general categories and those of two letters, as \\p{...} takes them unqualified. */
+const GENERAL_CATEGORY = /^(?:[CLMNPSZ]|C[cfnos]|L[lmotu]|M[cen]|N[dlo]|P[cdefios]|S[ckmo]|Z[lps])$/;
+
+/**
+ * The escape at `cps[at]` (just after a backslash) as Go's regexp reads it, written for
+ * JavaScript's: patternmatcher passes `\\c` to Go's regexp as it is, so `\\#` is a literal
+ * `#`, `\\d` a digit, `\\t` a tab, and `\\q` a syntax error (BuildKit's behaviour, checked).
+ */
+function goRegexpEscape(cps: string[], at: number, inClass: boolean): { re: string; end: number } {
+  const c = cps[at]!;
+  const code = c.codePointAt(0)!;
+  if (code < 0x80 && !/[0-9A-Za-z]/.test(c)) return { re: literal(c), end: at + 1 };
+  switch (c) {
+    case 'a':
+      return { re: '\\x07', end: at + 1 };
+    case 'f': case 'n': case 'r': case 't': case 'v':
+    case 'd': case 'D': case 'w': case 'W':
+      return { re: '\\' + c, end: at + 1 };
+    case 's':
+      return { re: inClass ? RE2_SPACE : `[${RE2_SPACE}]`, end: at + 1 };
+    case 'S':
+      if (inClass) break;
+      return { re: `[^${RE2_SPACE}]`, end: at + 1 };
+    case 'b': case 'B':
+      if (inClass) break;
+      return { re: '\\' + c, end: at + 1 };
+    case 'A':
+      if (inClass) break;
+      return { re: '^', end: at + 1 };
+    case 'z':
+      if (inClass) break;
+      return { re: '$', end: at + 1 };
+    case 'Q': {
+      if (inClass) break;
+      let end = at + 1;
+      let text = '';
+      while (end < cps.length && !(cps[end] === '\\' && cps[end + 1] === 'E')) text += literal(cps[end++]!);
+      return { re: text, end: end < cps.length ? end + 2 : end };
+    }
+    case 'x': {
+      if (cps[at + 1] === '{') {
+        let end = at + 2;
+        while (isHex(cps[end])) end++;
+        if (end === at + 2 || cps[end] !== '}') break;
+        const value = parseInt(cps.slice(at + 2, end).join(''), 16);
+        if (value > 0x10ffff) break;
+        return { re: `\\u{${value.toString(16)}}`, end: end + 1 };
+      }
+      if (!isHex(cps[at + 1]) || !isHex(cps[at + 2])) break;
+      return { re: `\\u{${cps[at + 1]}${cps[at + 2]}}`, end: at + 3 };
+    }
+    case 'p': case 'P': {
+      let name: string;
+      let end: number;
+      if (cps[at + 1] === '{') {
+        end = at + 2;
+        while (end < cps.length && cps[end] !== '}') end++;
+        if (end >= cps.length) break;
+        name = cps.slice(at + 2, end).join('');
+        end++;
+      } else {
+        if (at + 1 >= cps.length) break;
+        name = cps[at + 1]!;
+        end = at + 2;
+      }
+      let negated = c === 'P';
+      if (name.startsWith('^')) {
+        negated = !negated;
+        name = name.slice(1);
+      }
+      const property = name === 'Any' ? 'Any' : GENERAL_CATEGORY.test(name) ? name : `Script=${name}`;
+      return { re: `\\${negated ? 'P' : 'p'}{${property}}`, end };
+    }
+    default:
+      if (!isOctal(c)) break;
+      // \\1 to \\7 alone would be back-references, which Go's regexp refuses; \\0 and \\1NN are octal.
+      if (c !== '0' && !isOctal(cps[at + 1])) break;
+      let end = at + 1;
+      while (end < at + 3 && isOctal(cps[end])) end++;
+      return { re: literal(String.fromCodePoint(parseInt(cps.slice(at, end).join(''), 8))), end };
+  }
+  throw badPattern();
 }
 
 /** Syntax check of Go's filepath.Match, which the reference runs on every pattern. */
@@ -273,10 +373,19 @@ export async function readIgnorePatterns(contextDir: string, dockerfilePath?: st
       throw new KilnError(`cannot read ${file}: ${(e as Error).message}`);
     }
     const patterns = parseIgnoreFile(text);
+    let pm: PatternMatcher;
     try {
-      new PatternMatcher(patterns);
+      pm = new PatternMatcher(patterns);
     } catch (e) {
       throw new KilnError(`${file}: ${(e as Error).message}`);
+    }
+    // BuildKit fails on such a pattern only when a path reaches it; here, before the build.
+    for (const p of pm.patterns) {
+      try {
+        p.validate();
+      } catch (e) {
+        throw new KilnError(`${file}: ${(e as Error).message}: ${JSON.stringify(p.toString())}`);
+      }
     }
     return { patterns, file };
   }

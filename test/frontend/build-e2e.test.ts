@@ -417,3 +417,16 @@ test('-o type=cacheonly writes no output: the build only fills the cache and --c
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--output: type=cacheonly has no option "dest"/);
 });
+
+test('.dockerignore escapes read as BuildKit reads them; a pattern its regexp refuses fails the build, naming the file and the pattern', async () => {
+  const { d, ctx, root } = await project('FROM scratch\nCOPY . /ctx/\n', { '#b': '', '!n': '', 'a b': '', keep: '' });
+  await writeFile(join(ctx, '.dockerignore'), '\\#b\n\\!n\na\\ b\n');
+  const out = join(d, 'out');
+  const r = await runKiln(['build', '--root', root, '-o', `type=local,dest=${out}`, '--progress', 'plain', ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await files(out), ['ctx', 'ctx/.dockerignore', 'ctx/Dockerfile', 'ctx/keep']);
+  await writeFile(join(ctx, '.dockerignore'), 'keep\n\\q\n');
+  const bad = await runKiln(['build', '--root', root, '-o', `type=local,dest=${join(d, 'o2')}`, '--progress', 'plain', ctx]);
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /\.dockerignore: syntax error in pattern: "\\\\q"/);
+});

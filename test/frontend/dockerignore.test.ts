@@ -63,3 +63,34 @@ test('ignore file parsing', () => {
   for (const c of list) assert.deepEqual(parseIgnoreFile(c.input), c.expected);
   assert.deepEqual(parseIgnoreFile('\ufeffa\r\n#c\r\n'), ['a']);
 });
+
+test('a backslash escapes as in Go\'s regexp, which patternmatcher hands the pattern to (checked against BuildKit)', () => {
+  const names = ['#b', 'ab', 'a b', '!n', 'a]b', 'AB', 'é', '1', 'd', 'n', 'q', 'w', 'x', 'tt', '07', 's s', 's\ts'];
+  const cases: [string, string[]][] = [
+    ['\\#b', ['#b']],
+    ['a\\ b', ['a b']],
+    ['\\!n', ['!n']],
+    ['\\a\\b', []], // bell, then a word boundary
+    ['\\t\\t', []],
+    ['\\d', ['1']],
+    ['\\w', ['1', 'd', 'n', 'q', 'w', 'x']],
+    ['[\\d]', ['1']],
+    ['s\\ss', ['s s', 's\ts']],
+    ['a]b', ['a]b']],
+    ['\\x23b', ['#b']],
+    ['\\x{23}b', ['#b']],
+    ['\\pL', ['é', 'd', 'n', 'q', 'w', 'x']],
+    ['\\p{Latin}', ['é', 'd', 'n', 'q', 'w', 'x']],
+    ['\\QAB\\E', ['AB']],
+    ['\\060\\067', ['07']],
+  ];
+  for (const [pattern, excluded] of cases) {
+    const pm = new PatternMatcher([pattern]);
+    const got = names.filter((n) => pm.matchesOrParentMatches(n));
+    assert.deepEqual(got.sort(), [...excluded].sort(), pattern);
+  }
+  for (const bad of ['\\q', '\\7z', '\\C', '\\é', '\\x4', '[\\b]']) {
+    const p = new PatternMatcher([bad]).patterns[0]!;
+    assert.throws(() => p.validate(), { message: 'syntax error in pattern' }, bad);
+  }
+});
