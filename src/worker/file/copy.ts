@@ -18,6 +18,7 @@ import { IgnoreMatcher } from './patterns.js';
 import { expandSources, selectTree, type SelectedNode, type SourceMatch, type SourceRoot } from './sources.js';
 import { parseChmod, resolveChown, type ModeFn, type Owner } from './owner-mode.js';
 import { isArchiveFile, extractArchiveInto } from './archive.js';
+import type { WorkerContext } from '../types.js';
 
 export interface CopyPlanItem {
   match: SourceMatch;
@@ -90,11 +91,16 @@ export async function resolveCopyOptions(
   action: { chown?: CopyAction['chown']; chmod?: string },
   fromContext: boolean,
   w: DiffWriter,
-  signal: AbortSignal,
+  ctx: Pick<WorkerContext, 'signal' | 'onOutput'>,
   tempDir: () => Promise<string>,
 ): Promise<CopyOptions> {
-  const owner = action.chown ? await resolveChown(action.chown, w.names) : fromContext ? { uid: 0, gid: 0 } : undefined;
-  return { owner, chownGiven: action.chown !== undefined, mode: action.chmod ? parseChmod(action.chmod) : undefined, signal, tempDir };
+  const owner = action.chown ? await resolveChown(action.chown, w.names, warnInOutput(ctx)) : fromContext ? { uid: 0, gid: 0 } : undefined;
+  return { owner, chownGiven: action.chown !== undefined, mode: action.chmod ? parseChmod(action.chmod) : undefined, signal: ctx.signal, tempDir };
+}
+
+/** A warning as a line of the step's output (progress shows it; it is not part of any key). */
+export function warnInOutput(ctx: Pick<WorkerContext, 'onOutput'>): (message: string) => void {
+  return (message) => ctx.onOutput(Buffer.from(`warning: ${message}\n`), 'stderr');
 }
 
 /** Metadata for a directory COPY creates on the way to its destination. */

@@ -49,7 +49,7 @@ export async function runGit(action: GitAction, ctx: WorkerContext, w: DiffWrite
     };
     const src = openSource({ kind: 'context', dir: root, excludePatterns: [] }, ctx.store, 0);
     const plan = await planCopy(copy, src, w);
-    const opts = await resolveCopyOptions(copy, true, w, ctx.signal, () => ctx.store.tempDir('file-extract'));
+    const opts = await resolveCopyOptions(copy, true, w, ctx, () => ctx.store.tempDir('file-extract'));
     await runCopyPlan(plan, w, opts);
     await w.settle(); // copies finish in batches: the checkout must outlive them
   } finally {

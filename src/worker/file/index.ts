@@ -19,7 +19,7 @@ import { DiffWriter, joinPath } from './diff-writer.js';
 import { openSource, expandSources, selectTree, flatten, type SourceRoot } from './sources.js';
 import type { ViewEntry } from '../../store/rootfs-view.js';
 import { IgnoreMatcher } from './patterns.js';
-import { planCopy, runCopyPlan, resolveCopyOptions, parentMeta, unpackArchive } from './copy.js';
+import { planCopy, runCopyPlan, resolveCopyOptions, parentMeta, unpackArchive, warnInOutput } from './copy.js';
 import { parseChmod, resolveChown } from './owner-mode.js';
 import { downloadToBlob, fileNameFromUrl } from './download.js';
 import { gitCommit, runGit } from './git-action.js';
@@ -86,7 +86,7 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
     case 'copy': {
       const src = openSource(inputs[action.from], ctx.store, action.from, ctx.stepMemo);
       const plan = await planCopy(action, src, w);
-      const opts = await resolveCopyOptions(action, src.context !== undefined, w, ctx.signal, tempDir);
+      const opts = await resolveCopyOptions(action, src.context !== undefined, w, ctx, tempDir);
       const digests = sourceDigests(src, ctx.store);
       await digests.open();
       await runCopyPlan(plan, w, { ...opts, digestOf: digests.digestOf, knownDigest: digests.known });
@@ -96,7 +96,7 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
     case 'mkdir':
       return runMkdir(action, w);
     case 'mkfile':
-      return runMkfile(action, w);
+      return runMkfile(action, w, ctx);
     case 'download':
       return runDownload(action, ctx, w, tempDir);
     case 'git':
@@ -106,7 +106,7 @@ async function runAction(action: FileAction, inputs: ResolvedInput[], ctx: Worke
 
 async function runMkdir(action: MkdirAction, w: DiffWriter): Promise<void> {
   // Only WORKDIR makes folders: for the current USER, whose name the image need not know.
-  const owner = action.chown ? await resolveChown(action.chown, w.names, 'root') : { uid: 0, gid: 0 };
+  const owner = action.chown ? await resolveChown(action.chown, w.names) : { uid: 0, gid: 0 };
   const loc = await w.mergedView().locate(action.path, true);
   if (loc.entry) {
     if (loc.entry.type !== 'dir') throw new KilnError(`cannot make directory ${action.path}: a file is in the way`);
@@ -115,8 +115,8 @@ async function runMkdir(action: MkdirAction, w: DiffWriter): Promise<void> {
   await w.ensureDir(loc.path, { ...owner, mode: action.mode & 0o7777 });
 }
 
-async function runMkfile(action: MkfileAction, w: DiffWriter): Promise<void> {
-  const owner = action.chown ? await resolveChown(action.chown, w.names) : { uid: 0, gid: 0 };
+async function runMkfile(action: MkfileAction, w: DiffWriter, ctx: WorkerContext): Promise<void> {
+  const owner = action.chown ? await resolveChown(action.chown, w.names, warnInOutput(ctx)) : { uid: 0, gid: 0 };
   const mode = action.chmod ? parseChmod(action.chmod)(action.mode & 0o7777, false) : action.mode & 0o7777;
   const loc = await w.mergedView().locate(action.path, true);
   if (loc.entry?.type === 'dir') throw new KilnError(`cannot write file ${action.path}: it is a directory`);
@@ -127,7 +127,7 @@ async function runMkfile(action: MkfileAction, w: DiffWriter): Promise<void> {
 async function runDownload(action: DownloadAction, ctx: WorkerContext, w: DiffWriter, tempDir: () => Promise<string>): Promise<void> {
   const digest = await downloadToBlob(action.url, ctx, action.checksum);
   const blob = ctx.store.blobPath(digest);
-  const opts = await resolveCopyOptions(action, true, w, ctx.signal, tempDir);
+  const opts = await resolveCopyOptions(action, true, w, ctx, tempDir);
   const loc = await w.mergedView().locate(action.dest, true);
   const intoDir = action.dest.endsWith('/') || loc.entry?.type === 'dir';
   if (action.unpack === true && (await isArchiveFile(blob))) {

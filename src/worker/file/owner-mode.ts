@@ -3,9 +3,10 @@
 // through the rootfs view, so a symlinked /etc stays inside the image). Without a group, a user
 // named takes its passwd entry's group and a number is its own group (BuildKit's rule; Docker's
 // documentation gives the classic builder's, the user's number for both); an empty user is root.
-// A name found nowhere is an error for --chown, where BuildKit quietly uses root: the user asked
-// for that owner by name. The folders WORKDIR makes for the current USER follow BuildKit (root),
-// as nobody asked for their owner, and a later RUN as that user fails on it anyway.
+// A name found nowhere (or no /etc/passwd at all, as in FROM scratch) falls back as in BuildKit:
+// a user to root, a group to the user's group. Dockerfiles that build with BuildKit rely on it
+// (`COPY --chown=root:root` onto scratch); --chown says so in the step's output, since the user
+// asked for that owner by name. WORKDIR's folders for the current USER fall back silently.
 // Modes: octal sets the permission bits outright; symbolic clauses (`u+x,g-w`, `a=rX`, `g=u`)
 // apply to each entry's own mode, where `X` means "if a directory or already executable".
 
@@ -35,10 +36,10 @@ function lookup(file: string | undefined, name: string): number[] | undefined {
   return undefined;
 }
 
-/** How a name that the image's /etc/passwd or /etc/group lacks is taken. */
-export type MissingName = 'error' | 'root';
+/** Told, in words, of a name the image's /etc/passwd or /etc/group lacks, and of the fallback. */
+export type OnMissingName = (message: string) => void;
 
-export async function resolveChown(chown: Chown, dest: RootfsView, missing: MissingName = 'error'): Promise<Owner> {
+export async function resolveChown(chown: Chown, dest: RootfsView, onMissing?: OnMissingName): Promise<Owner> {
   let uid = 0;
   let gid = 0;
   const userId = parseId(chown.user);
@@ -46,9 +47,7 @@ export async function resolveChown(chown: Chown, dest: RootfsView, missing: Miss
   else if (chown.user !== '') {
     const passwd = (await dest.readFileIfExists('/etc/passwd'))?.toString('utf8');
     const found = lookup(passwd, chown.user);
-    if (found === undefined && missing === 'error') {
-      throw new KilnError(`--chown: unable to find user ${chown.user}: no matching entries in the image's /etc/passwd`);
-    }
+    if (found === undefined) onMissing?.(`--chown: no user ${JSON.stringify(chown.user)} in the image's /etc/passwd; owner 0 (root), as BuildKit does`);
     if (found) {
       uid = found[0]!;
       gid = found[1] ?? uid;
@@ -59,9 +58,9 @@ export async function resolveChown(chown: Chown, dest: RootfsView, missing: Miss
   if (groupId !== undefined) return { uid, gid: groupId };
   const group = (await dest.readFileIfExists('/etc/group'))?.toString('utf8');
   const found = lookup(group, chown.group);
-  if (found === undefined && missing === 'root') return { uid, gid };
   if (found === undefined) {
-    throw new KilnError(`--chown: unable to find group ${chown.group}: no matching entries in the image's /etc/group`);
+    onMissing?.(`--chown: no group ${JSON.stringify(chown.group)} in the image's /etc/group; group ${gid}, as BuildKit does`);
+    return { uid, gid };
   }
   return { uid, gid: found[0]! };
 }

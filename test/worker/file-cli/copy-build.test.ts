@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chmod, link, mkdir, readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, readdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runKiln } from '../../helpers/kiln.js';
 import { testdataDir } from '../../helpers/paths.js';
@@ -418,4 +418,19 @@ test('kiln build: ADD --chmod of an archive keeps the archive\'s modes and makes
   assert.equal(r.code, 0, r.stderr);
   const tree = await listTree(out);
   assert.deepEqual([tree['x']!.mode, tree['x/d']!.mode, tree['x/d/a']!.mode], ['0755', '0755', '0640']);
+});
+
+test('kiln build: COPY --chown of names the image lacks builds as with BuildKit (root, the user\'s group) and says so in the step\'s output', async () => {
+  const ctx = await tempDir('kiln-chown-missing-');
+  await writeFile(join(ctx, 'a.txt'), 'A');
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY --chown=root:root a.txt /r.txt\nCOPY --chown=ghost:7 a.txt /g.txt\n');
+  const out = join(ctx, '.out');
+  const r = await build(ctx, ['--root', join(ctx, '.store'), '--progress', 'plain', '-o', `type=local,dest=${out}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: --chown: no user "root" in the image's \/etc\/passwd; owner 0 \(root\), as BuildKit does/);
+  assert.match(r.stderr, /warning: --chown: no user "ghost" in the image's \/etc\/passwd/);
+  for (const [f, ids] of [['r.txt', [0, 0]], ['g.txt', [0, 7]]] as const) {
+    const st = await stat(join(out, f));
+    assert.deepEqual([st.uid, st.gid], ids, f);
+  }
 });

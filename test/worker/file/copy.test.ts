@@ -171,9 +171,19 @@ const cases: Case[] = [
     expect: { 'g.txt': F('A', '0644', '0:50') },
   },
   {
-    name: '--chown of a user the image lacks',
-    actions: [copyAction({ src: ['a.txt'], dest: '/n.txt', chown: { user: 'ghost' } })],
-    error: /unable to find user ghost/,
+    name: '--chown of a user or group the image lacks falls back as in BuildKit: root, the user\'s group',
+    actions: [
+      copyAction({ src: ['a.txt'], dest: '/n.txt', chown: { user: 'ghost' } }),
+      copyAction({ src: ['a.txt'], dest: '/g.txt', chown: { user: 'svc', group: 'nosuchgroup' } }),
+      copyAction({ src: ['a.txt'], dest: '/u.txt', chown: { user: 'ghost', group: 'staff' } }),
+    ],
+    expect: { 'n.txt': F('A', '0644', '0:0'), 'g.txt': F('A', '0644', '300:50'), 'u.txt': F('A', '0644', '0:50') },
+  },
+  {
+    name: '--chown=root:root onto scratch (no /etc/passwd) is root, as in BuildKit',
+    scratch: true,
+    actions: [copyAction({ src: ['a.txt'], dest: '/r.txt', chown: { user: 'root', group: 'root' } })],
+    expect: { 'r.txt': F('A', '0644', '0:0') },
   },
   {
     name: '--chmod octal applies to files and directories',
