@@ -308,6 +308,43 @@ test('absolute names and inner .. are cleaned inside the destination, as Docker 
   assert.equal(existsSync('/up/clamped'), false);
 });
 
+test('an archive that writes a path twice, or through one it made, extracts the same into an empty folder (where nothing is looked up) as into a used one', async () => {
+  const bytes = await evilTar([
+    { header: { name: 'a', type: 'file' } as tar.Header, body: 'file first' },
+    { header: { name: 'a', type: 'directory', mode: 0o750 } as tar.Header },
+    { header: { name: 'a/b', type: 'file' } as tar.Header, body: 'inside' },
+    { header: { name: 'c', type: 'file' } as tar.Header, body: 'one' },
+    { header: { name: 'c', type: 'file' } as tar.Header, body: 'two' },
+    { header: { name: 'd/e', type: 'file' } as tar.Header, body: 'e' },
+    { header: { name: 'd', type: 'file' } as tar.Header, body: 'now a file' },
+    { header: { name: 'h', type: 'link', linkname: 'c' } as tar.Header },
+    { header: { name: 'h', type: 'file' } as tar.Header, body: 'own file' },
+  ]);
+  const listings: string[][] = [];
+  for (const used of [false, true]) {
+    const dest = join(await tempDir(), 'dest');
+    await mkdir(dest);
+    if (used) await writeFile(join(dest, 'unrelated'), 'u');
+    await extractTar(Readable.from([bytes]), dest, { whiteouts: 'overlay', label: 'twice.tar' });
+    const listed = execFileSync('find', [dest, '-mindepth', '1', '-not', '-name', 'unrelated', '-printf', '%P %y %m %n\n'], { encoding: 'utf8' }).trim().split('\n').sort();
+    listings.push(listed);
+    assert.equal(readFileSync(join(dest, 'a', 'b'), 'utf8'), 'inside');
+    assert.equal(readFileSync(join(dest, 'c'), 'utf8'), 'two');
+    assert.equal(readFileSync(join(dest, 'd'), 'utf8'), 'now a file');
+    assert.equal(readFileSync(join(dest, 'h'), 'utf8'), 'own file');
+  }
+  assert.deepEqual(listings[0], ['a d 750 2', 'a/b f 644 1', 'c f 644 1', 'd f 644 1', 'h f 644 1']);
+  assert.deepEqual(listings[0], listings[1]);
+  // A link the archive made is still refused as a parent, in an empty folder too.
+  const through = await evilTar([
+    { header: { name: 'l', type: 'symlink', linkname: '/etc' } as tar.Header },
+    { header: { name: 'l/passwd', type: 'file' } as tar.Header, body: 'x' },
+  ]);
+  const dest = join(await tempDir(), 'dest');
+  await mkdir(dest);
+  await assert.rejects(extractTar(Readable.from([through]), dest, { whiteouts: 'overlay', label: 'through.tar' }), /its parent l is a symlink/);
+});
+
 test('compression is detected by content: gzip, bzip2, xz, zstd and plain all extract', async () => {
   const dir = await tempDir();
   await makeSnapshotDir(join(dir, 'src'), 1_500_000_000);

@@ -78,6 +78,14 @@ export function cleanEntryPath(name: string): string[] | string {
 
 const isRoot = process.getuid?.() === 0;
 
+function isEmptyDir(dir: string): boolean {
+  try {
+    return readdirSync(dir).length === 0;
+  } catch {
+    return false;
+  }
+}
+
 export async function extractTar(input: Readable, destDir: string, opts: ExtractOptions): Promise<ExtractStats> {
   const root = posix.resolve(destDir);
   const label = opts.label ?? 'archive';
@@ -98,6 +106,11 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
   const abs = (rel: string): Buffer => (rel === '' ? rootBytes : Buffer.concat([rootBytes, Buffer.from(`/${rel}`, 'latin1')]));
 
   const lstatOrNull = (p: Buffer): Stats | null => lstatSync(p, { throwIfNoEntry: false }) ?? null;
+  // Into a folder that started empty (a new snapshot, an ADD's scratch folder), nothing can be
+  // in an entry's way but what the archive itself wrote: its lstat is skipped (one a file,
+  // ~0.3 s of unpacking a 57,000-entry tar here).
+  const startedEmpty = isEmptyDir(root);
+  const lstatIfAny = (rel: string): Stats | null => (startedEmpty && !written.has(rel) ? null : lstatOrNull(abs(rel)));
 
   /** Makes sure every parent of `parts` is a real directory inside root, creating missing ones. */
   const ensureParents = (entry: string, parts: string[], create: boolean): boolean => {
@@ -105,7 +118,7 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
     for (const p of parts.slice(0, -1)) {
       rel = rel === '' ? p : `${rel}/${p}`;
       if (knownDirs.has(rel)) continue;
-      const st = lstatOrNull(abs(rel));
+      const st = lstatIfAny(rel);
       if (st === null) {
         if (!create) return false;
         mkdirSync(abs(rel), { mode: 0o755 });
@@ -201,7 +214,7 @@ export async function extractTar(input: Readable, destDir: string, opts: Extract
 
     ensureParents(entry, cleaned, true);
     const path = abs(rel);
-    const existing = lstatOrNull(path);
+    const existing = lstatIfAny(rel);
     if (existing && !(existing.isDirectory() && h.type === 'directory')) removeExisting(rel);
     written.add(rel);
     const mode = h.mode & 0o7777;
