@@ -430,3 +430,20 @@ test('.dockerignore escapes read as BuildKit reads them; a pattern its regexp re
   assert.equal(bad.code, 1, bad.stderr);
   assert.match(bad.stderr, /\.dockerignore: syntax error in pattern: "\\\\q"/);
 });
+
+test('an exec form followed by more text (a comment) is still the exec form, as in BuildKit', async () => {
+  const { ctx, root } = await project([
+    'FROM scratch',
+    'CMD ["/bin/echo", "hi"] # start the app',
+    'ENTRYPOINT ["/entry"] trailing',
+    'VOLUME ["/data"] # persistent',
+    '',
+  ].join('\n'));
+  const r = await runKiln(['build', '--root', root, '-t', 'execform', ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const inspect = await runKiln(['inspect', '--root', root, 'execform']);
+  const config = (JSON.parse(inspect.stdout) as { config: { Cmd: string[]; Entrypoint: string[]; Volumes: Record<string, unknown> } }).config;
+  assert.deepEqual(config.Cmd, ['/bin/echo', 'hi']);
+  assert.deepEqual(config.Entrypoint, ['/entry']);
+  assert.deepEqual(Object.keys(config.Volumes), ['/data']);
+});

@@ -116,6 +116,12 @@ test('exec-form JSON and word splitting', () => {
     assert.throws(() => parseDockerfile(`FROM a\nCMD ${c}\n`), /line 2: when using JSON array syntax/);
   }
   for (const c of j.parseWords.cases) assert.deepEqual(parseWords(c.input, '\\'), c.expected, c.input);
+  // As Go's json.Decoder in BuildKit: the first JSON value, and what follows it ignored.
+  assert.deepEqual(parseJsonArray('["/bin/echo", "hi"] # start the app'), ['/bin/echo', 'hi']);
+  assert.deepEqual(parseJsonArray('["a]", "b\\"]"] x'), ['a]', 'b"]']);
+  assert.deepEqual(parseJsonArray('["a"]]'), ['a']);
+  assert.equal(parseJsonArray('["a" junk]'), undefined);
+  assert.equal(parseJsonArray('["a"'), undefined);
 });
 
 test('directives', () => {

@@ -21,15 +21,35 @@ export const NOT_STRING_ARRAY = 'when using JSON array syntax, arrays must be co
 export function parseJsonArray(text: string): string[] | undefined {
   const rest = goTrimLeftSpace(text);
   if (!rest.startsWith('[')) return undefined;
+  // BuildKit decodes the first JSON value and ignores what follows it (Go's json.Decoder), so
+  // `CMD ["app"] # comment` is the exec form ["app"].
+  const first = firstJsonValue(rest);
+  if (first === undefined) return undefined;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(rest);
+    parsed = JSON.parse(first);
   } catch {
     return undefined;
   }
   if (!Array.isArray(parsed)) return undefined;
   if (!parsed.every((x) => typeof x === 'string')) throw new LineParseError(NOT_STRING_ARRAY);
   return parsed as string[];
+}
+
+/** The text of the JSON array or object `text` starts with, up to its closing bracket; undefined if it never closes. */
+function firstJsonValue(text: string): string | undefined {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '[' || c === '{') depth++;
+    else if ((c === ']' || c === '}') && --depth === 0) return text.slice(0, i + 1);
+  }
+  return undefined;
 }
 
 function splitWhitespace(rest: string): ParsedArgs {
