@@ -6,7 +6,7 @@ import { KilnError } from '../util/errors.js';
 
 const NODE_ARCH: Record<string, { architecture: string; variant?: string }> = {
   x64: { architecture: 'amd64' },
-  arm64: { architecture: 'arm64', variant: 'v8' },
+  arm64: { architecture: 'arm64' },
   arm: { architecture: 'arm', variant: 'v7' },
   ia32: { architecture: '386' },
   ppc64: { architecture: 'ppc64le' },
@@ -14,13 +14,14 @@ const NODE_ARCH: Record<string, { architecture: string; variant?: string }> = {
   riscv64: { architecture: 'riscv64' },
 };
 
-const ARCH_ALIASES: Record<string, string> = {
-  x86_64: 'amd64',
-  'x86-64': 'amd64',
-  aarch64: 'arm64',
-  armhf: 'arm',
-  armel: 'arm',
-  i386: '386',
+/** Other names of an architecture, with the variant each implies (containerd's normalizeArch). */
+const ARCH_ALIASES: Record<string, { architecture: string; variant?: string }> = {
+  x86_64: { architecture: 'amd64' },
+  'x86-64': { architecture: 'amd64' },
+  aarch64: { architecture: 'arm64' },
+  armhf: { architecture: 'arm', variant: 'v7' },
+  armel: { architecture: 'arm', variant: 'v6' },
+  i386: { architecture: '386' },
 };
 
 /** The platform of this machine (`linux/amd64` here). */
@@ -42,14 +43,20 @@ export function parsePlatform(text: string, flag = '--platform'): Platform {
   return normalizePlatform({ os, architecture, variant });
 }
 
-/** Canonical spelling: aliases resolved, arm64's implied v8 and arm's implied v7 filled in. */
+/**
+ * Canonical spelling, as containerd's platforms.Normalize (and so BuildKit) writes it: aliases
+ * resolved, arm64's v8 dropped (`linux/arm64`, TARGETVARIANT empty), arm's implied v7 filled in.
+ */
 export function normalizePlatform(p: Platform): Platform {
-  const architecture = ARCH_ALIASES[p.architecture] ?? p.architecture;
-  let variant = p.variant || undefined;
-  if (architecture === 'arm64' && (variant === undefined || variant === '8')) variant = 'v8';
+  const alias = ARCH_ALIASES[p.architecture];
+  const architecture = alias?.architecture ?? p.architecture;
+  let variant = alias && alias.variant !== undefined ? alias.variant : p.variant || undefined;
+  if (architecture === 'arm64' && (variant === '8' || variant === 'v8' || variant === 'v8.0')) variant = undefined;
+  if (architecture === 'arm64' && (variant === '9' || variant === '9.0' || variant === 'v9.0')) variant = 'v9';
   if (architecture === 'arm' && variant === undefined) variant = 'v7';
   if (architecture === 'arm' && variant !== undefined && /^\d$/.test(variant)) variant = `v${variant}`;
   if (architecture === 'amd64' && variant === 'v1') variant = undefined;
+  if (architecture === '386') variant = undefined;
   const out: Platform = { os: p.os, architecture };
   if (variant !== undefined) out.variant = variant;
   return out;

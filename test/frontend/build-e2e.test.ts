@@ -447,3 +447,13 @@ test('an exec form followed by more text (a comment) is still the exec form, as 
   assert.deepEqual(config.Entrypoint, ['/entry']);
   assert.deepEqual(Object.keys(config.Volumes), ['/data']);
 });
+
+test('--platform linux/arm64 is spelled as BuildKit spells it: no v8 in TARGETPLATFORM, TARGETVARIANT or the image config', async () => {
+  const { ctx, root } = await project('FROM scratch\nARG TARGETPLATFORM\nARG TARGETVARIANT\nLABEL p=$TARGETPLATFORM v=x$TARGETVARIANT\n');
+  const r = await runKiln(['build', '--root', root, '--platform', 'linux/aarch64', '-t', 'arm', ctx]);
+  assert.equal(r.code, 0, r.stderr);
+  const inspect = JSON.parse((await runKiln(['inspect', '--root', root, 'arm'])).stdout) as { architecture: string; variant?: string; config: { Labels: Record<string, string> } };
+  assert.deepEqual(inspect.config.Labels, { p: 'linux/arm64', v: 'x' });
+  assert.equal(inspect.architecture, 'arm64');
+  assert.equal(inspect.variant, undefined);
+});

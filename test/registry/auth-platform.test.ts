@@ -29,8 +29,14 @@ test('WWW-Authenticate challenges: quoted values with commas and escapes, severa
 
 test('platforms: parse, normalise, match, select', () => {
   assert.deepEqual(parsePlatform('linux/amd64'), { os: 'linux', architecture: 'amd64' });
-  assert.deepEqual(parsePlatform('linux/arm64'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
-  assert.deepEqual(parsePlatform('linux/aarch64'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
+  // As containerd normalises (BuildKit's TARGETPLATFORM, the image config): arm64 drops v8.
+  assert.deepEqual(parsePlatform('linux/arm64'), { os: 'linux', architecture: 'arm64' });
+  assert.deepEqual(parsePlatform('linux/aarch64'), { os: 'linux', architecture: 'arm64' });
+  assert.deepEqual(parsePlatform('linux/arm64/v8'), { os: 'linux', architecture: 'arm64' });
+  assert.deepEqual(parsePlatform('linux/arm64/9.0'), { os: 'linux', architecture: 'arm64', variant: 'v9' });
+  assert.deepEqual(parsePlatform('linux/armel'), { os: 'linux', architecture: 'arm', variant: 'v6' });
+  assert.deepEqual(parsePlatform('linux/i386'), { os: 'linux', architecture: '386' });
+  assert.ok(platformMatches({ os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }), 'an index entry that spells v8 out');
   assert.deepEqual(parsePlatform('linux/arm'), { os: 'linux', architecture: 'arm', variant: 'v7' });
   assert.equal(formatPlatform(parsePlatform('linux/arm/6')), 'linux/arm/v6');
   assert.throws(() => parsePlatform('linux/'), (e: unknown) => e instanceof KilnError && /--platform: "linux\/" is not a platform/.test(e.message));
