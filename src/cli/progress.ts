@@ -65,11 +65,19 @@ function plainProgress(out: NodeJS.WriteStream): Progress {
     started.add(seq);
     out.write(`\n#${seq} ${name}\n`);
   };
+  const logLine = (seq: number, line: string) => out.write(`#${seq} ${logOffset(Date.now() - (startedAt.get(seq) ?? t0))} ${line}\n`);
+  // Output that did not end in a newline is still a line once its step is over (BuildKit prints it).
+  const flushPartial = (seq: number) => {
+    const rest = partial.get(seq);
+    partial.delete(seq);
+    if (rest) logLine(seq, rest);
+  };
   const sink: EventSink = (e: BuildEvent) => {
     switch (e.type) {
       case 'step':
         if (e.state === 'waiting') return;
         header(e.seq, e.name);
+        if (e.state !== 'running') flushPartial(e.seq);
         if (e.state === 'running') startedAt.set(e.seq, Date.now());
         else if (e.state === 'cached') out.write(`#${e.seq} CACHED\n`);
         else if (e.state === 'done') out.write(`#${e.seq} DONE ${seconds(e.durationMs)}\n`);
@@ -81,8 +89,7 @@ function plainProgress(out: NodeJS.WriteStream): Progress {
         const text = (partial.get(e.seq) ?? '') + e.data;
         const lines = text.split('\n');
         partial.set(e.seq, lines.pop() ?? '');
-        const at = logOffset(Date.now() - (startedAt.get(e.seq) ?? t0));
-        for (const l of lines) out.write(`#${e.seq} ${at} ${l}\n`);
+        for (const l of lines) logLine(e.seq, l);
         return;
       }
       case 'explain':
@@ -96,7 +103,7 @@ function plainProgress(out: NodeJS.WriteStream): Progress {
         return; // the CLI says what it wrote in its own words
     }
   };
-  return { sink, close: () => {} };
+  return { sink, close: () => [...partial.keys()].forEach(flushPartial) };
 }
 
 interface Row {

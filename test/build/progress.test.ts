@@ -62,6 +62,14 @@ test('plain: a log line\'s time counts from its own step\'s start, as BuildKit p
   assert.ok(at(3, 'second') < 1, r.stderr);
 });
 
+test('plain: output that does not end in a newline still shows as the step\'s last line, before DONE', async () => {
+  const ctx = await tempDir('kiln-progress-');
+  await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF}\nRUN printf 'a\\nb'\n` });
+  const r = await runKiln(['build', '--root', root, '--progress', 'plain', ctx]);
+  assertOk(r);
+  assert.match(r.stderr, /^#2 \d+\.\d{3} a\n#2 \d+\.\d{3} b\n#2 DONE /m);
+});
+
 test('plain: a failed step\'s ERROR line is one line; the last words name the Dockerfile line and quote the output', async () => {
   const ctx = await tempDir('kiln-progress-');
   await writeTree(ctx, { Dockerfile: `FROM ${BASE_REF}\nRUN echo out; echo err >&2; exit 3\n` });
