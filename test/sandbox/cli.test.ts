@@ -175,11 +175,12 @@ test('a cache mount seeded from a stage starts as BuildKit starts it: the source
 });
 
 test('--build-arg BUILDKIT_CACHE_MOUNT_NS gives the build cache mounts of its own, as in BuildKit', async () => {
-  const dockerfile = 'RUN --mount=type=cache,target=/c echo run >> /c/runs && wc -l < /c/runs > /runs\n';
+  // N changes every build, so the step runs again (--no-cache would start its cache mount empty).
+  const dockerfile = 'ARG N\nRUN --mount=type=cache,target=/c echo run $N >> /c/runs && wc -l < /c/runs > /runs\n';
   let n = 0;
   const runs = async (ns?: string) => {
     const out = join(work, `cache-ns-${++n}`);
-    const r = await build('cache-ns', dockerfile, ['--no-cache', ...(ns ? ['--build-arg', `BUILDKIT_CACHE_MOUNT_NS=${ns}`] : []), '-o', `type=local,dest=${out}`]);
+    const r = await build('cache-ns', dockerfile, ['--build-arg', `N=${n}`, ...(ns ? ['--build-arg', `BUILDKIT_CACHE_MOUNT_NS=${ns}`] : []), '-o', `type=local,dest=${out}`]);
     assert.equal(r.code, 0, r.stderr);
     return readFileSync(join(out, 'runs'), 'utf8').trim();
   };
@@ -188,6 +189,21 @@ test('--build-arg BUILDKIT_CACHE_MOUNT_NS gives the build cache mounts of its ow
   assert.equal(await runs('team-a'), '2');
   assert.equal(await runs('team-b'), '1');
   assert.equal(await runs(), '2');
+});
+
+test('--no-cache starts a RUN\'s cache mounts empty, and what that step leaves is the cache after it, as in BuildKit', async () => {
+  const dockerfile = `FROM ${BASE} AS app\nARG N\nRUN --mount=type=cache,target=/c,id=nocache-runs echo run $N >> /c/runs && cat /c/runs > /runs\n`;
+  const runs = async (n: number, flags: string[] = []) => {
+    const out = join(work, `nocache-mount-${n}`);
+    const r = await build('nocache-mount', dockerfile, ['--build-arg', `N=${n}`, ...flags, '-o', `type=local,dest=${out}`]);
+    assert.equal(r.code, 0, r.stderr);
+    return readFileSync(join(out, 'runs'), 'utf8').trim().split('\n');
+  };
+  assert.deepEqual(await runs(1), ['run 1']);
+  assert.deepEqual(await runs(2), ['run 1', 'run 2']);
+  assert.deepEqual(await runs(3, ['--no-cache']), ['run 3']);
+  assert.deepEqual(await runs(4), ['run 3', 'run 4']);
+  assert.deepEqual(await runs(5, ['--no-cache-filter', 'app']), ['run 5']);
 });
 
 test('a relative --root works for RUN steps (the store path is made absolute)', async () => {

@@ -1,13 +1,13 @@
 // RUN --mount: turns each RunMount into sandbox spec records, and holds the cache locks the
 // step needs until it ends.
 
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, renameSync } from 'node:fs';
 import { chmod, chown, mkdir, rm, stat } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { ExecOp, RunMount } from '../../graph/ops.js';
 import type { ResolvedInput, WorkerContext } from '../types.js';
-import type { Store } from '../../store/store.js';
+import { removeTree, type Store } from '../../store/store.js';
 import { KilnError } from '../../util/errors.js';
 import { flock, LOCK_EX, LOCK_NB, LOCK_UN } from '../../util/syscalls.js';
 import type { SpecToken } from '../sandbox/spec.js';
@@ -74,7 +74,11 @@ export async function prepareMounts(
   const env: string[] = [];
   const locks: number[] = [];
   const agents: AgentServer[] = [];
+  /** --no-cache: cache folders made new for this step, to replace the old ones when it ends. */
+  const replacements: Array<{ fresh: string; dir: string }> = [];
   const release = () => {
+    // Before the locks go: a step waiting on a locked cache must find the new folder.
+    for (const r of replacements.splice(0)) replaceCacheDir(ctx.store, r.fresh, r.dir);
     for (const a of agents.splice(0)) a.close();
     for (const fd of locks.splice(0)) {
       try {
@@ -134,11 +138,16 @@ export async function prepareMounts(
           break;
         }
         case 'cache': {
-          const dir = await openCacheDir(ctx, mnt, inputs);
-          let use = dir;
+          // --no-cache ignores cache mounts too (BuildKit since 2019): the step starts from a new
+          // folder, which then becomes the cache.
+          const ignoreOld = ctx.reuseEarlierFiles === false;
+          const dir = cacheMountDir(ctx, mnt.id);
+          let use = ignoreOld ? await newCacheDir(ctx, mnt, inputs) : await openCacheDir(ctx, mnt, inputs);
+          if (ignoreOld) replacements.push({ fresh: use, dir });
           if (mnt.sharing === 'locked') {
             locks.push((await lockExclusive(`${dir}.lock`, ctx.signal, true))!);
-          } else if (mnt.sharing === 'private') {
+          } else if (mnt.sharing === 'private' && !ignoreOld) {
+            // (A new folder is this step's alone already.)
             const fd = await lockExclusive(`${dir}.lock`, ctx.signal, false);
             if (fd !== undefined) locks.push(fd);
             else {
@@ -201,7 +210,9 @@ function depth(m: RunMount): number {
   return t.split('/').filter(Boolean).length;
 }
 
-async function openCacheDir(ctx: WorkerContext, mnt: Extract<RunMount, { type: 'cache' }>, inputs: ResolvedInput[]): Promise<string> {
+type CacheMount = Extract<RunMount, { type: 'cache' }>;
+
+async function openCacheDir(ctx: WorkerContext, mnt: CacheMount, inputs: ResolvedInput[]): Promise<string> {
   const dir = cacheMountDir(ctx, mnt.id);
   try {
     await stat(dir);
@@ -209,8 +220,18 @@ async function openCacheDir(ctx: WorkerContext, mnt: Extract<RunMount, { type: '
   } catch {
     // new: made in tmp/ and renamed in, so a concurrent step never sees it half seeded
   }
-  const staged = await ctx.store.tempDir('cache-seed');
-  const fresh = join(staged, 'dir');
+  const fresh = await newCacheDir(ctx, mnt, inputs);
+  try {
+    await renameIntoPlace(fresh, dir); // false: another step made it first
+  } finally {
+    await rm(dirname(fresh), { recursive: true, force: true });
+  }
+  return dir;
+}
+
+/** A cache folder as a new one starts (seeded from `from`, or empty with the mount's owner and mode), in a folder of tmp/. */
+async function newCacheDir(ctx: WorkerContext, mnt: CacheMount, inputs: ResolvedInput[]): Promise<string> {
+  const fresh = join(await ctx.store.tempDir('cache-seed'), 'dir');
   await mkdir(fresh);
   try {
     const from = mnt.from !== undefined ? inputs[mnt.from] : undefined;
@@ -220,9 +241,32 @@ async function openCacheDir(ctx: WorkerContext, mnt: Extract<RunMount, { type: '
       await chown(fresh, mnt.uid, mnt.gid);
       await chmod(fresh, mnt.mode);
     }
-    await renameIntoPlace(fresh, dir); // false: another step made it first
-  } finally {
-    await rm(staged, { recursive: true, force: true });
+    return fresh;
+  } catch (err) {
+    await rm(dirname(fresh), { recursive: true, force: true });
+    throw err;
   }
-  return dir;
+}
+
+/**
+ * After a step run under --no-cache: its new cache folder takes the old one's place, as in
+ * BuildKit, where the next build finds what that step left. The old folder goes to tmp/ and is
+ * removed in the background (or swept by a later kiln). Synchronous: it runs in release().
+ */
+function replaceCacheDir(store: Store, fresh: string, dir: string): void {
+  const aside = store.tempDirSync('cache-old');
+  try {
+    renameSync(dir, join(aside, 'dir'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  try {
+    renameSync(fresh, dir);
+  } catch (err) {
+    // Another step made a new one in the meantime: it stays, this one goes.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+  }
+  void removeTree(aside).catch(() => {});
+  void removeTree(dirname(fresh)).catch(() => {});
 }
