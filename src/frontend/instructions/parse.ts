@@ -218,7 +218,8 @@ const signalNames = new Set([
 ]);
 function checkSignal(v: string): void {
   const name = v.toUpperCase().replace(/^SIG/, '');
-  if (/^\d+$/.test(v) && Number(v) > 0 && Number(v) < 65) return;
+  // As moby's signal.ParseSignal: any number but 0 (the runtime is the judge of it).
+  if (/^-?\d+$/.test(v) && Number(v) !== 0) return;
   if (signalNames.has(name)) return;
   if (/^RTMIN(\+\d+)?$|^RTMAX(-\d+)?$/.test(name)) return;
   fail(`STOPSIGNAL: invalid signal "${v}"`);
@@ -280,7 +281,7 @@ function parseHealthcheck(node: Node, flags: Flags, base: { location: SourceLoca
   const typ = args[0]!.toUpperCase();
   if (typ === 'NONE') {
     if (args.length > 1) fail('HEALTHCHECK NONE takes no arguments');
-    if (node.flags.length) throw new InstructionError('HEALTHCHECK NONE takes no options', node.flags[0]);
+    // BuildKit never reads the options of HEALTHCHECK NONE: they are accepted and mean nothing.
     return { location: base.location, original: base.original, kind: 'healthcheck', test: ['NONE'] };
   }
   if (typ !== 'CMD') fail(`unknown type "${args[0]}" in HEALTHCHECK (try CMD)`);

@@ -38,16 +38,20 @@ export function checkChmod(v: string): string | undefined {
 
 const port = /^(\d+)(?:-(\d+))?(?:\/([A-Za-z]+))?$/;
 
-/** `EXPOSE` item: `80`, `80/tcp`, `53/udp`, `8000-8010/tcp`. Returns the normalized `port/proto` list. */
-export function parseExposePort(v: string): string[] {
+/**
+ * `EXPOSE` item: `80`, `80/tcp`, `53/udp`, `8000-8010/tcp`, or docker run's `[IP:][HOSTPORT:]PORT`
+ * (the container's PORT is what is exposed, as in BuildKit). Returns the normalized `port/proto` list.
+ */
+export function parseExposePort(spec: string): string[] {
+  const v = spec.slice(spec.lastIndexOf(':') + 1);
   const m = port.exec(v);
-  if (!m) throw new Error(`invalid port "${v}": expected PORT[-PORT][/tcp|/udp|/sctp]`);
+  if (!m) throw new Error(`invalid port "${spec}": expected PORT[-PORT][/tcp|/udp|/sctp]`);
   const proto = (m[3] ?? 'tcp').toLowerCase();
-  if (!['tcp', 'udp', 'sctp'].includes(proto)) throw new Error(`invalid protocol "${m[3]}" in port "${v}": expected tcp, udp or sctp`);
+  if (!['tcp', 'udp', 'sctp'].includes(proto)) throw new Error(`invalid protocol "${m[3]}" in port "${spec}": expected tcp, udp or sctp`);
   const lo = Number(m[1]);
   const hi = m[2] === undefined ? lo : Number(m[2]);
-  if (lo > 65535 || hi > 65535) throw new Error(`invalid port "${v}": ports go up to 65535`);
-  if (hi < lo) throw new Error(`invalid port range "${v}": end is below start`);
+  if (lo > 65535 || hi > 65535) throw new Error(`invalid port "${spec}": ports go up to 65535`);
+  if (hi < lo) throw new Error(`invalid port range "${spec}": end is below start`);
   const out: string[] = [];
   for (let p = lo; p <= hi; p++) out.push(`${p}/${proto}`);
   return out;
