@@ -6,6 +6,7 @@ import type {
 } from '../graph/ops.js';
 import type { ImageConfig, ImageConfigFile, Platform } from '../image/types.js';
 import { KilnError } from '../util/errors.js';
+import { defaultPlatform, formatPlatform, normalizePlatform, parsePlatform } from '../registry/platform.js';
 import { isStandardFrontend, parseCheckBuildArg, parseDockerfileText } from './parse.js';
 import { parseInstructions, parseInstruction, type StageSpec } from './instructions/parse.js';
 import type { Instruction } from './instructions/types.js';
@@ -13,7 +14,7 @@ import { parseDockerfile } from './parser/parser.js';
 import { ShellLex, ShellError, type EnvLookup, type ExpandResult } from './shell/lex.js';
 import { StageScope, envGet, DEFAULT_PATH, isProxyBuildArg, proxyEnvFromBuildArgs } from './scope.js';
 import { dispatch } from './dispatch.js';
-import { applyCheckDirective } from './lint.js';
+import { applyCheckDirective, lint, lintMessages } from './lint.js';
 import { dockerfileWideWarnings } from './lint-rules.js';
 import { fromLineWarnings } from './lint-from.js';
 import { contextSourceName, namedContextKey, type FolderContext, type NamedContext } from './named-contexts.js';
@@ -39,18 +40,6 @@ export interface FrontendInput {
   resolveImage(ref: string, platform: Platform): Promise<ResolvedImage>;
 }
 
-export const formatPlatform = (p: Platform) => `${p.os}/${p.architecture}${p.variant ? '/' + p.variant : ''}`;
-
-export function parsePlatform(s: string): Platform {
-  const [os, architecture, variant] = s.split('/');
-  if (!os || !architecture) throw new Error(`invalid platform "${s}": expected os/arch[/variant]`);
-  return variant ? { os, architecture, variant } : { os, architecture };
-}
-
-export function hostPlatform(): Platform {
-  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
-  return { os: 'linux', architecture: arch };
-}
 
 /** BuildKit's predefined args: the platforms, and the name of the stage being built. */
 function predefinedArgs(target: Platform, build: Platform, targetStage: string): Map<string, string> {
@@ -140,7 +129,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   };
 
   // ---- global scope: predefined platform args, then ARGs before the first FROM
-  const predefined = predefinedArgs(input.platform, hostPlatform(), input.target ?? stages.at(-1)?.from.stageName?.toLowerCase() ?? '');
+  const predefined = predefinedArgs(input.platform, defaultPlatform(), input.target ?? stages.at(-1)?.from.stageName?.toLowerCase() ?? '');
   const meta = new Map<string, string | undefined>();
   const metaLookup: EnvLookup = { get: (n) => (meta.has(n) ? meta.get(n) : predefined.get(n)) };
   const usedBuildArgs = new Set<string>();
@@ -302,9 +291,9 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
     if (from.platform !== undefined) {
       const p = expand(from.platform, metaLookup, loc);
       try {
-        platform = parsePlatform(p);
+        platform = parsePlatform(p, 'FROM --platform');
       } catch (e) {
-        fail(`FROM --platform: ${(e as Error).message}`, loc);
+        fail((e as Error).message, loc);
       }
     }
     const base = baseRefs[spec.index]!;
@@ -325,6 +314,15 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
       baseScope = scopes.get(base.index);
     } else {
       const img = await resolveImageNode(base.ref, platform, loc);
+      // An image of one platform is used whatever --platform says (there is no other to pick);
+      // as in BuildKit, the stage and its image keep the platform the image is, with a warning.
+      const own = img.config.architecture && img.config.os
+        ? normalizePlatform({ os: img.config.os, architecture: img.config.architecture, ...(img.config.variant ? { variant: img.config.variant } : {}) })
+        : undefined;
+      if (own && formatPlatform(own) !== formatPlatform(platform)) {
+        warnings.push(lint('InvalidBaseImagePlatform', lintMessages.InvalidBaseImagePlatform(base.ref, formatPlatform(own), formatPlatform(platform)), loc));
+        platform = own;
+      }
       baseId = img.id;
       config = structuredClone(img.config.config ?? {});
       author = img.config.author;

@@ -31,6 +31,8 @@ export const lintMessages = {
   InvalidDefaultArgInFrom: (baseName: string) => `Default value for ARG ${baseName} results in empty or invalid base image name`,
   FromPlatformFlagConstDisallowed: (platform: string) => `FROM --platform flag should not use constant value ${goQuote(platform)}`,
   ExposeProtoCasing: (port: string) => `Defined protocol '${port}' in EXPOSE instruction should be lowercase`,
+  InvalidBaseImagePlatform: (image: string, have: string, want: string) =>
+    `Base image ${image} was pulled with platform "${have}", expected "${want}" for current build`,
 };
 
 export function lint(rule: keyof typeof lintMessages | string, message: string, location?: SourceLocation): Diagnostic {

@@ -5,6 +5,7 @@ import type { BuildGraph, ExecOp, FileOp, GraphNode } from '../../src/graph/ops.
 import type { Platform } from '../../src/image/types.js';
 import { KilnError } from '../../src/util/errors.js';
 import { fakeImages } from './fake-images.js';
+import { sha256 } from '../../src/util/digest.js';
 
 const amd64: Platform = { os: 'linux', architecture: 'amd64' };
 
@@ -355,6 +356,16 @@ test('FROM --platform and platform-specific image resolution', async () => {
   const fromImage = fakeImages();
   await graphOf('FROM --platform=linux/arm64 scratch\nCOPY --from=busybox /bin/sh /sh\n', {}, fromImage);
   assert.deepEqual(fromImage.calls, ['busybox linux/arm64']);
+  // An image of one platform (no index to choose from): the stage is what the image is, as in
+  // BuildKit, with its InvalidBaseImagePlatform warning; an arm64/v8 spelling is arm64.
+  const onlyAmd64: FrontendInput['resolveImage'] = async (ref) => ({
+    ref, digest: sha256(ref), config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: {} },
+  });
+  const single = await graphOf('FROM --platform=linux/arm64/v8 one AS a\nFROM --platform=linux/amd64 one\n', { target: 'a' }, { calls: [], resolveImage: onlyAmd64 });
+  assert.deepEqual(single.stages.map((s) => s.platform), [{ os: 'linux', architecture: 'amd64' }]);
+  assert.deepEqual(single.warnings.filter((w) => w.rule === 'InvalidBaseImagePlatform').map((w) => w.message), [
+    'InvalidBaseImagePlatform: Base image one was pulled with platform "linux/amd64", expected "linux/arm64" for current build',
+  ]);
 });
 
 test('lint rules and the check directive', async () => {
