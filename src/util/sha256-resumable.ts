@@ -57,12 +57,26 @@ export function resumableSha256Available(): boolean {
   return openssl() !== null;
 }
 
+/** Pieces this large go to the pool as they are; smaller ones are copied together, up to BATCH_BYTES. */
+const LARGE_UPDATE = 1 << 20;
+const BATCH_BYTES = 8 << 20;
+
+/** A state to hand over once every update queued before it is hashed. */
+interface SavePoint {
+  resolve(state: Buffer): void;
+  reject(err: Error): void;
+}
+
 export class ResumableSha256 {
-  private pending: Promise<void> = Promise.resolve();
+  /** Updates and save points, in order, not yet handed to the thread pool. */
+  private queue: Array<Uint8Array | SavePoint> = [];
+  private running = false;
   private waiting = 0;
   private drains: { bytes: number; resolve: () => void }[] = [];
-  /** An update failed: the ones queued after it never run, and `digest` rejects. */
-  private failed = false;
+  private idle: Array<() => void> = [];
+  /** An update failed: nothing queued after it runs, and `digest` rejects with this. */
+  private error: Error | undefined;
+  private scratchBuffer: Buffer | undefined;
 
   private constructor(
     private readonly f: Sha256Functions,
@@ -97,54 +111,103 @@ export class ResumableSha256 {
    * fails: `digest` reports the failure.)
    */
   queuedAtMost(bytes: number): Promise<void> {
-    if (this.failed || this.waiting <= bytes) return Promise.resolve();
+    if (this.error || this.waiting <= bytes) return Promise.resolve();
     return new Promise((resolve) => this.drains.push({ bytes, resolve }));
-  }
-
-  private hashed(bytes: number, failed: boolean): void {
-    this.waiting -= bytes;
-    this.failed ||= failed;
-    this.drains = this.drains.filter((d) => {
-      if (!this.failed && this.waiting > d.bytes) return true;
-      d.resolve();
-      return false;
-    });
   }
 
   /**
    * Queues `data` to be hashed on a thread-pool thread, after the updates queued before it.
-   * `data` must not change until `digest` resolves.
+   * `data` must not change until `digest` resolves. Small updates queued while one is on the pool
+   * go together as the next: a tar comes in 512-byte headers and small files' pieces, and each
+   * trip to the pool (one at a time) costs ~0.2 ms here, as much as hashing 300 KB.
    */
   update(data: Uint8Array): void {
     if (data.length === 0) return;
     this.length += data.length;
     this.waiting += data.length;
-    this.pending = this.pending.then(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          this.f.update.async(this.ctx, data, data.length, (err: unknown, ok: number) => {
-            this.hashed(data.length, Boolean(err) || ok !== 1);
-            if (err) reject(err instanceof Error ? err : new Error(String(err)));
-            else if (ok !== 1) reject(new Error('SHA256_Update failed'));
-            else resolve();
-          });
-        }),
-    );
-    this.pending.catch(() => undefined); // reported by digest(), which may never be asked for after another failure
+    this.queue.push(data);
+    this.pump();
   }
 
   /** The state after the updates queued so far (later ones do not wait for it), to resume from. */
   saveState(): Promise<Buffer> {
-    const saved = this.pending.then(() => Buffer.from(this.ctx));
-    this.pending = saved.then(() => undefined);
-    this.pending.catch(() => undefined);
-    return saved;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ resolve, reject });
+      this.pump();
+    });
   }
 
   async digest(): Promise<Digest> {
-    await this.pending;
+    if (this.running || this.queue.length > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    if (this.error) throw this.error;
     const md = Buffer.alloc(32);
     if (this.f.final(md, Buffer.from(this.ctx)) !== 1) throw new Error('SHA256_Final failed');
     return `sha256:${md.toString('hex')}`;
+  }
+
+  private get scratch(): Buffer {
+    return (this.scratchBuffer ??= Buffer.allocUnsafe(BATCH_BYTES));
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    // Save points at the head see the state of everything before them.
+    while (this.queue.length > 0 && !(this.queue[0] instanceof Uint8Array)) {
+      const point = this.queue.shift() as SavePoint;
+      if (this.error) point.reject(this.error);
+      else point.resolve(Buffer.from(this.ctx));
+    }
+    if (this.queue.length === 0 || this.error) {
+      this.dropQueued();
+      for (const resolve of this.idle.splice(0)) resolve();
+      return;
+    }
+    const batch = this.nextBatch();
+    this.running = true;
+    this.f.update.async(this.ctx, batch, batch.length, (err: unknown, ok: number) => {
+      this.running = false;
+      if (err || ok !== 1) this.error ??= err instanceof Error ? err : new Error(err ? String(err) : 'SHA256_Update failed');
+      this.hashed(batch.length);
+      this.pump();
+    });
+  }
+
+  /**
+   * The next update for the pool: a large piece as it is, else the small pieces at the head of
+   * the queue copied together into the one scratch buffer (free again: one update runs at a
+   * time). A trip to the pool costs about what copying a few hundred KiB does.
+   */
+  private nextBatch(): Uint8Array {
+    const head = this.queue[0] as Uint8Array;
+    if (head.length >= LARGE_UPDATE) {
+      this.queue.shift();
+      return head;
+    }
+    let used = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!;
+      if (!(next instanceof Uint8Array) || next.length >= LARGE_UPDATE || used + next.length > BATCH_BYTES) break;
+      this.scratch.set(next, used);
+      used += next.length;
+      this.queue.shift();
+    }
+    return this.scratch.subarray(0, used);
+  }
+
+  /** After a failure: what was queued is never hashed, and save points behind it fail. */
+  private dropQueued(): void {
+    for (const item of this.queue.splice(0)) {
+      if (item instanceof Uint8Array) this.hashed(item.length);
+      else item.reject(this.error!);
+    }
+  }
+
+  private hashed(bytes: number): void {
+    this.waiting -= bytes;
+    this.drains = this.drains.filter((d) => {
+      if (!this.error && this.waiting > d.bytes) return true;
+      d.resolve();
+      return false;
+    });
   }
 }

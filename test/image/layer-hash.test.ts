@@ -62,6 +62,27 @@ test('a saved state resumes to the digest of the whole', async () => {
   assert.equal(ResumableSha256.resume(state.subarray(1), 0), undefined, 'a state of the wrong size is refused');
 });
 
+test('small updates queued together, large ones alone, save points between them: every state and the digest are exact', async () => {
+  // Headers, small files and large pieces in the order a tar hands them over, queued faster than
+  // the pool hashes them, so small ones are batched; each save point sees exactly what preceded it.
+  const data = randomBytes(12 * MB + 4321);
+  const sizes = [512, 1, 700, 64 << 10, 2 * MB, 512, 3, MB, 9 * 1024, 8 * MB + 1];
+  const h = ResumableSha256.start()!;
+  const saves: Array<{ at: number; state: Promise<Buffer> }> = [];
+  for (let off = 0, i = 0; off < data.length; i++) {
+    const n = Math.min(sizes[i % sizes.length]!, data.length - off);
+    h.update(data.subarray(off, off + n));
+    off += n;
+    if (i % 3 === 0) saves.push({ at: off, state: h.saveState() });
+  }
+  assert.equal(await h.digest(), sha(data));
+  for (const { at, state } of saves) {
+    const resumed = ResumableSha256.resume(await state, at)!;
+    resumed.update(data.subarray(at));
+    assert.equal(await resumed.digest(), sha(data), `the state saved at ${at}`);
+  }
+});
+
 test('a tar is hashed whole, with a state saved at every checkpoint boundary', async () => {
   const data = randomBytes(2 * CHECKPOINT_BYTES + 5 * MB);
   const r = await hashed(data);
