@@ -225,6 +225,9 @@ MAINTAINER someone
 test('ENTRYPOINT keeps a CMD set in the same stage; inherited CMD is reset', async () => {
   const g = await graphOf('FROM base\nCMD ["c"]\nENTRYPOINT ["e"]\n', {}, fakeImages({ base: { Cmd: ['old'] } }));
   assert.deepEqual(g.stages[0]!.config.Cmd, ['c']);
+  // A bare CMD or ENTRYPOINT is the shell form of nothing, as BuildKit makes it.
+  const bare = await graphOf('FROM base\nCMD\nENTRYPOINT\n');
+  assert.deepEqual([bare.stages[0]!.config.Cmd, bare.stages[0]!.config.Entrypoint], [['/bin/sh', '-c', ''], ['/bin/sh', '-c', '']]);
 });
 
 test('ONBUILD triggers of the base run right after FROM', async () => {

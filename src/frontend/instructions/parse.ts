@@ -142,7 +142,7 @@ export function parseInstruction(node: Node, location: SourceLocation, escapeTok
     }
     case 'cmd':
     case 'entrypoint':
-      return { location, original: node.original, kind: kw, cmdLine: args, prependShell: !node.json && args.length > 0 };
+      return { location, original: node.original, kind: kw, cmdLine: args, prependShell: !node.json };
     case 'shell':
       if (!node.json) fail('SHELL requires the arguments to be in JSON form (SHELL ["executable", "parameters"])');
       atLeast(1);
