@@ -180,6 +180,8 @@ export async function prepareMounts(
           const source = ctx.sshAgents.get(mnt.id);
           if (source === undefined) {
             if (mnt.required) throw new KilnError(`ssh agent ${mnt.id} is required but was not given (--ssh ${mnt.id})`);
+            // As in BuildKit, the step is told where the agent would be, though none is there.
+            if (!env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${mnt.target}`);
             break;
           }
           if (source.kind === 'socket') {
