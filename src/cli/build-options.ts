@@ -211,7 +211,8 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     tags: flagList(a, 'tag').map((t) => normalizeReference(t, '--tag')),
     buildArgs,
     labels,
-    target: flagString(a, 'target'),
+    // An empty --target (a script's unset variable) is no target, as in docker build.
+    target: flagString(a, 'target') || undefined,
     platform: platformFlag ? parsePlatform(platformFlag, '--platform') : defaultPlatform(),
     outputs: flagList(a, 'output'),
     annotations: parseAnnotationFlags(flagList(a, 'annotation')),

@@ -1,7 +1,8 @@
 // `kiln build`, end to end: Dockerfile -> graph -> solved stages -> image -> outputs.
 // This is the one place that knows every station; each station knows only its neighbour.
 
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile, rm, stat } from 'node:fs/promises';
+import { MediaType, type Descriptor, type ImageManifest } from '../image/types.js';
 import { join } from 'node:path';
 import { STDIN_CONTEXT, STDIN_DOCKERFILE, type BuildOptions } from './build-options.js';
 import { readStdinContext } from './stdin-context.js';
@@ -36,6 +37,11 @@ import { openCacheImports, exportCache, inlineCacheField, parseCacheSpec, type C
 const LOCAL_COMPRESSION: LayerCompression = 'uncompressed';
 
 export async function runBuild(o: BuildOptions): Promise<number> {
+  // As docker and buildx: a build that fails must not leave the id of an earlier one behind.
+  // Only a file is removed: --iidfile /dev/null must stay a device.
+  for (const f of [o.iidfile, o.metadataFile]) {
+    if (f && (await lstat(f).catch(() => undefined))?.isFile()) await rm(f, { force: true });
+  }
   const progress = makeProgress(o.progress);
   for (const text of o.flagWarnings) progress.sink({ type: 'message', level: 'warning', text });
   try {
@@ -255,12 +261,21 @@ async function buildIn(
   const pushed = pushes[0]?.digest;
   await exportCache(store, cacheTo, cacheContext, { insecureRegistries: o.insecureRegistries, signal });
 
-  const digests = { manifestDigest: pushed ?? written.manifestDigest, configDigest: written.configDigest, names: [...names], pushed: pushed !== undefined };
+  // The manifest the image is known by (the pushed one, when its layers were recompressed).
+  const manifestDigest = pushed ?? written.manifestDigest;
+  const manifestBytes = pushed ? await store.readBlob(pushed) : undefined;
+  const descriptor: Descriptor = {
+    mediaType: (manifestBytes ? (JSON.parse(manifestBytes.toString('utf8')) as ImageManifest) : written.manifest).mediaType ?? MediaType.ociManifest,
+    digest: manifestDigest,
+    size: manifestBytes ? manifestBytes.length : written.manifestSize,
+  };
+  const digests = { manifestDigest, configDigest: written.configDigest, descriptor, names: [...names], pushed: pushed !== undefined };
   if (o.iidfile) await writeIidFile(o.iidfile, digests);
   if (o.metadataFile) await writeMetadataFile(o.metadataFile, digests);
   progress.sink({ type: 'result', ...digests });
   progress.close();
-  if (o.progress === 'quiet') process.stdout.write(`${written.configDigest}\n`);
+  // (Not after an archive written to standard output, as docker: it would be part of the archive.)
+  if (o.progress === 'quiet' && !outputs.some((spec) => spec.dest === '-')) process.stdout.write(`${written.configDigest}\n`);
   else if (o.progress !== 'json') {
     // As BuildKit: the image id (config digest), the same whatever the layers' compression.
     process.stderr.write(`writing image ${written.configDigest} done\n`);

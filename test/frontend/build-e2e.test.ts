@@ -1,11 +1,13 @@
 // The frontend through the real CLI: what `kiln build` makes of multi-stage Dockerfiles.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
-import { runKiln } from '../helpers/kiln.js';
+import { runKiln, runProgram } from '../helpers/kiln.js';
+import { kilnBin } from '../helpers/paths.js';
 import { tempDir } from '../helpers/tmp.js';
 import { makeBusyboxRootfs, BUSYBOX_DOCKERFILE } from '../helpers/busybox.js';
 
@@ -456,4 +458,28 @@ test('--platform linux/arm64 is spelled as BuildKit spells it: no v8 in TARGETPL
   assert.deepEqual(inspect.config.Labels, { p: 'linux/arm64', v: 'x' });
   assert.equal(inspect.architecture, 'arm64');
   assert.equal(inspect.variant, undefined);
+});
+
+test('as docker build: a failed build removes an earlier --iidfile and --metadata-file, an empty --target is no target, -q prints no id after an archive on stdout', async () => {
+  const { d, ctx, root } = await project('FROM scratch AS first\nCOPY a /a\nFROM scratch AS last\nCOPY b /b\n', { a: 'A', b: 'B' });
+  const iid = join(d, 'iid');
+  const meta = join(d, 'meta.json');
+  await writeFile(iid, 'stale');
+  await writeFile(meta, '{}');
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY missing /m\n');
+  const failed = await runKiln(['build', '--root', root, '--iidfile', iid, '--metadata-file', meta, ctx]);
+  assert.equal(failed.code, 1, failed.stderr);
+  assert.ok(!existsSync(iid) && !existsSync(meta), 'no id of an earlier build is left');
+
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch AS first\nCOPY a /a\nFROM scratch AS last\nCOPY b /b\n');
+  const out = join(d, 'out');
+  const empty = await runKiln(['build', '--root', root, '--target', '', '-o', `type=local,dest=${out}`, ctx]);
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.deepEqual(await readdir(out), ['b']);
+
+  const quiet = await runProgram('sh', ['-c', `'${kilnBin}' build --root '${root}' -q -o - '${ctx}' | tar -t`]);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.deepEqual(quiet.stdout.trim().split('\n'), ['b']);
+  const raw = await runProgram('sh', ['-c', `'${kilnBin}' build --root '${root}' -q -o - '${ctx}' | wc -c`]);
+  assert.equal(Number(raw.stdout.trim()) % 512, 0, 'nothing after the archive');
 });

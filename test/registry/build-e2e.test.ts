@@ -94,9 +94,12 @@ test('a registry output is its own export: compression, annotations, push-by-dig
 
   // push-by-digest: the manifest is in its repository under its digest (the first push, which the
   // metadata names), and no tag was made.
-  const digest = (JSON.parse(await readFile(meta, 'utf8')) as Record<string, string>)['containerimage.digest']!;
+  const metadata = JSON.parse(await readFile(meta, 'utf8')) as Record<string, unknown>;
+  const digest = metadata['containerimage.digest'] as string;
   const pinned = await runProgram('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/bydigest@${digest}`]);
   assert.equal(pinned.code, 0, pinned.stderr);
+  // As buildx writes it: the descriptor of the manifest pushed.
+  assert.deepEqual(metadata['containerimage.descriptor'], { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: Buffer.byteLength(pinned.stdout) });
   assert.match(pinned.stdout, /"org.opencontainers.image.title":"From the flag"/);
   assert.match(pinned.stdout, /tar\+gzip/);
   const tags = await runProgram('skopeo', ['list-tags', '--tls-verify=false', `docker://${reg.host}/app/bydigest`]);
