@@ -197,7 +197,8 @@ export function parseBuildOptions(argv: string[], env: NodeJS.ProcessEnv = proce
     if (key === '') throw new KilnError(`--label: expected KEY=VALUE, got "${kv}"`, { exitCode: 2 });
     labels[key] = eq < 0 ? '' : kv.slice(eq + 1);
   }
-  const sde = flagString(a, 'source-date-epoch') ?? env.SOURCE_DATE_EPOCH;
+  // buildx passes SOURCE_DATE_EPOCH as a build arg, which BuildKit (0.11 on) reads as the epoch.
+  const sde = flagString(a, 'source-date-epoch') ?? buildArgs.get('SOURCE_DATE_EPOCH') ?? env.SOURCE_DATE_EPOCH;
   const memoryBytes = parseSize(flagString(a, 'memory'), '--memory');
   const cpus = parseCpus(flagString(a, 'cpus'));
   const platformFlag = flagString(a, 'platform');
@@ -281,7 +282,7 @@ function parseCpus(v: string | undefined): number | undefined {
 }
 
 function parseEpoch(v: string): number {
-  if (!/^\d+$/.test(v)) throw new KilnError(`SOURCE_DATE_EPOCH / --source-date-epoch: expected whole seconds, got "${v}"`, { exitCode: 2 });
+  if (!/^\d+$/.test(v)) throw new KilnError(`SOURCE_DATE_EPOCH / --source-date-epoch / --build-arg SOURCE_DATE_EPOCH: expected whole seconds, got "${v}"`, { exitCode: 2 });
   return Number(v);
 }
 

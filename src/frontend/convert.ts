@@ -400,7 +400,7 @@ export async function dockerfileToGraph(input: FrontendInput): Promise<BuildGrap
   const out = await Promise.all([...needed].sort((a, b) => a - b).map((i) => convertStage(i)));
   for (const k of input.buildArgs.keys()) {
     // BUILDKIT_* args are options to the builder (BUILDKIT_INLINE_CACHE), not ARGs.
-    if (!usedBuildArgs.has(k) && !predefined.has(k) && !k.startsWith('BUILDKIT_')) {
+    if (!usedBuildArgs.has(k) && !predefined.has(k) && !k.startsWith('BUILDKIT_') && k !== 'SOURCE_DATE_EPOCH') {
       warnings.push({ level: 'warning', message: `build arg ${k} was given but no ARG in the stages built declares it`, rule: 'UnusedBuildArg' });
     }
   }

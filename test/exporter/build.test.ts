@@ -47,6 +47,13 @@ test('two fresh stores, same contents, different mtimes: the same manifest diges
   const sde = await runKiln(['inspect', 'repro:1', '--root', join(work, 'store3')]);
   assert.equal((JSON.parse(sde.stdout) as { created: string }).created, '2023-11-14T22:13:20Z');
   assert.notEqual(await digestOf(join(work, 'store3'), 'repro:1'), digests[0]);
+  // As buildx passes it, a build arg: the same image, and no warning that the arg went unused.
+  const arg = await runKiln(['build', '--root', join(work, 'store4'), '--progress', 'plain', '-t', 'repro:1', '--build-arg', 'SOURCE_DATE_EPOCH=1700000000', join(work, 'ctx1')], {
+    env: { SOURCE_DATE_EPOCH: undefined },
+  });
+  assert.equal(arg.code, 0, arg.stderr);
+  assert.doesNotMatch(arg.stderr, /SOURCE_DATE_EPOCH was given but no ARG/);
+  assert.equal(await digestOf(join(work, 'store4'), 'repro:1'), await digestOf(join(work, 'store3'), 'repro:1'));
 });
 
 test('kiln build -o type=docker: podman loads and runs the busybox image; -o type=oci,tar=false: umoci unpacks the context tree', async () => {
