@@ -38,14 +38,18 @@ export interface OutputSpec {
   attrs: Record<string, string>;
 }
 
+// rewrite-timestamp and oci-artifact are accepted as what kiln does anyway: with
+// SOURCE_DATE_EPOCH, files a RUN step wrote are already clamped to it in the layer (BuildKit's
+// rewrite-timestamp=true), and kiln makes no attestations for oci-artifact to format.
+const IMAGE_ANY = ['rewrite-timestamp', 'oci-artifact'];
 const KNOWN: Record<OutputType, string[]> = {
-  oci: ['dest', 'tar', 'compression', 'compression-level', 'force-compression', 'name', 'oci-mediatypes'],
-  docker: ['dest', 'tar', 'compression', 'compression-level', 'force-compression', 'name', 'oci-mediatypes'],
+  oci: ['dest', 'tar', 'compression', 'compression-level', 'force-compression', 'name', 'oci-mediatypes', ...IMAGE_ANY],
+  docker: ['dest', 'tar', 'compression', 'compression-level', 'force-compression', 'name', 'oci-mediatypes', ...IMAGE_ANY],
   local: ['dest', 'platform-split'],
   tar: ['dest', 'platform-split'],
-  image: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes', 'unpack', 'store'],
+  image: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes', 'unpack', 'store', ...IMAGE_ANY],
   cacheonly: [],
-  registry: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes'],
+  registry: ['name', 'push', 'push-by-digest', 'insecure', 'registry.insecure', 'compression', 'compression-level', 'force-compression', 'oci-mediatypes', ...IMAGE_ANY],
 };
 
 /** Splits one CSV record: commas separate fields except inside double quotes. */
@@ -113,7 +117,7 @@ export function parseOutputSpec(text: string): OutputSpec {
     annotations: annotationsFromAttrs(attrs),
     attrs,
   };
-  if (attrs.unpack !== undefined) bool('unpack', attrs.unpack);
+  for (const k of ['unpack', ...IMAGE_ANY]) if (attrs[k] !== undefined) bool(k, attrs[k]!);
   if ((type === 'image' || type === 'registry') && Object.keys(spec.annotations.manifestDescriptor).length > 0) {
     throw new KilnError(`--output: type=${type} pushes or stores one manifest, with no descriptor for manifest-descriptor annotations (type=oci or docker have one)`, { exitCode: 2 });
   }

@@ -20,6 +20,9 @@ const ok: Array<[string, Partial<ReturnType<typeof parseOutputSpec>>]> = [
   ['type=oci,dest=o.tar,oci-mediatypes=false', { ociMediaTypes: false }],
   ['type=registry,name=localhost:5000/x', { type: 'registry', push: true, names: ['localhost:5000/x'] }],
   ['type=image,name=x,push=true', { type: 'image', push: true }],
+  // BuildKit's reproducible-build recipe and attestation layout: what kiln does anyway.
+  ['type=registry,name=x,rewrite-timestamp=true', { type: 'registry' }],
+  ['type=docker,dest=x.tar,oci-artifact=true,rewrite-timestamp=false', { type: 'docker' }],
 ];
 
 test('parseOutputSpec accepts buildx spellings', () => {
@@ -36,6 +39,8 @@ const bad: Array<[string, RegExp]> = [
   ['type=oci,dest=x,compression=lz4', /compression must be gzip, zstd or uncompressed, not "lz4"/],
   ['type=oci,dest=x,compression=gzip,compression-level=12', /compression-level must be an integer from 0 to 9/],
   ['type=oci,dest=x,tar=maybe', /tar takes true or false/],
+  ['type=oci,dest=x,rewrite-timestamp=yes please', /rewrite-timestamp takes true or false/],
+  ['type=local,dest=x,rewrite-timestamp=true', /type=local has no option "rewrite-timestamp"/],
   ['type=local,dest=x,compression=gzip', /type=local has no option "compression"/],
   ['type=local,dest=-', /cannot write to stdout/],
   ['type=oci,dest=x,oops', /expected key=value, got "oops"/],
