@@ -263,11 +263,11 @@ async function buildIn(
 
   // The manifest the image is known by (the pushed one, when its layers were recompressed).
   const manifestDigest = pushed ?? written.manifestDigest;
-  const manifestBytes = pushed ? await store.readBlob(pushed) : undefined;
+  const manifestBytes = await store.readBlob(manifestDigest);
   const descriptor: Descriptor = {
-    mediaType: (manifestBytes ? (JSON.parse(manifestBytes.toString('utf8')) as ImageManifest) : written.manifest).mediaType ?? MediaType.ociManifest,
+    mediaType: (JSON.parse(manifestBytes.toString('utf8')) as ImageManifest).mediaType ?? MediaType.ociManifest,
     digest: manifestDigest,
-    size: manifestBytes ? manifestBytes.length : written.manifestSize,
+    size: manifestBytes.length,
   };
   const digests = { manifestDigest, configDigest: written.configDigest, descriptor, names: [...names], pushed: pushed !== undefined };
   if (o.iidfile) await writeIidFile(o.iidfile, digests);

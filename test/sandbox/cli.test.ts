@@ -204,6 +204,11 @@ test('--no-cache starts a RUN\'s cache mounts empty, and what that step leaves i
   assert.deepEqual(await runs(3, ['--no-cache']), ['run 3']);
   assert.deepEqual(await runs(4), ['run 3', 'run 4']);
   assert.deepEqual(await runs(5, ['--no-cache-filter', 'app']), ['run 5']);
+  // A --no-cache step whose mounts could not be prepared never ran: the cache is left as it was.
+  const failed = await build('nocache-mount-failed', `FROM ${BASE} AS app\nRUN --mount=type=cache,target=/c,id=nocache-runs --mount=type=secret,id=absent,required=true true\n`, ['--no-cache']);
+  assert.notEqual(failed.code, 0);
+  assert.match(failed.stderr, /secret absent is required/);
+  assert.deepEqual(await runs(6), ['run 5', 'run 6']);
 });
 
 test('a relative --root works for RUN steps (the store path is made absolute)', async () => {

@@ -23,6 +23,7 @@ import {
   lstatSync,
   lutimesSync,
   mkdirSync,
+  opendirSync,
   openSync,
   readdirSync,
   rmSync,
@@ -78,11 +79,16 @@ export function cleanEntryPath(name: string): string[] | string {
 
 const isRoot = process.getuid?.() === 0;
 
+/** Whether `dir` has no entry (one is read, not the whole listing). */
 function isEmptyDir(dir: string): boolean {
+  let d;
   try {
-    return readdirSync(dir).length === 0;
+    d = opendirSync(dir);
+    return d.readSync() === null;
   } catch {
     return false;
+  } finally {
+    d?.closeSync();
   }
 }
 

@@ -201,6 +201,8 @@ export async function prepareMounts(
       records.push(['file', f.path, f.mode.toString(8), '0', '0', 'ro', Buffer.from(f.content)]);
     }
   } catch (err) {
+    // The step never ran: its new cache folders go, and the old ones stay the cache.
+    for (const r of replacements.splice(0)) void removeTree(dirname(r.fresh)).catch(() => {});
     release();
     throw err;
   }
